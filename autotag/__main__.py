@@ -1,0 +1,149 @@
+"""Command line: `python -m autotag demo-data | fit | tag`.
+
+Each command parses its arguments and calls one library function. Bad input (options,
+data sets, audio, run folders) exits with status 2 and one clear message on stderr,
+before anything is written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+
+from autotag.config import ConfigError, TrainConfig, field_range, load_config, make_config
+
+USAGE_EXIT = 2
+
+
+class UsageError(Exception):
+    """Bad input from the user: reported in one line, exit status 2."""
+
+
+def _input_errors() -> tuple[type[BaseException], ...]:
+    from autotag.audio import AudioError
+    from autotag.formats import DataFormatError
+    from autotag.runs import RunError
+    from autotag.validation import DataSetError
+
+    return (UsageError, ConfigError, DataFormatError, DataSetError, AudioError, RunError, FileExistsError)
+
+
+def _add_config_options(parser: argparse.ArgumentParser) -> None:
+    """One `--field-name` option per config field; pydantic converts and checks values."""
+    for name, field in TrainConfig.model_fields.items():
+        lo, hi = field_range(name)
+        bounds = f" [{lo} .. {hi}]" if lo is not None or hi is not None else ""
+        default = "required" if field.is_required() else f"default {field.default}"
+        parser.add_argument(
+            f"--{name.replace('_', '-')}", dest=name, default=None, help=f"{field.description}{bounds} ({default})"
+        )
+
+
+def _cmd_demo_data(args: argparse.Namespace) -> int:
+    from autotag.demo import make_demo_dataset
+
+    try:
+        out = make_demo_dataset(args.out, clips=args.clips, seed=args.seed)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    print(out)
+    return 0
+
+
+def _config_from_args(args: argparse.Namespace) -> TrainConfig:
+    overrides = {name: getattr(args, name) for name in TrainConfig.model_fields if getattr(args, name) is not None}
+    if args.config:
+        return load_config(args.config, **overrides)
+    if "data" not in overrides:
+        raise UsageError("fit needs --data FOLDER (or --config FILE)")
+    return make_config(**overrides)
+
+
+def _cmd_fit(args: argparse.Namespace) -> int:
+    from autotag.prepare import open_dataset
+    from autotag.runs import create_run
+    from autotag.train import fit, fit_summary
+
+    config = _config_from_args(args)
+    open_dataset(config)  # refuse bad data before a run folder exists
+    run_dir = create_run(config, args.runs_dir, args.name)
+    logging.getLogger("autotag").info("run folder: %s", run_dir)
+    metrics = fit(config, run_dir)
+    print(fit_summary(metrics), file=sys.stderr)
+    print(run_dir, flush=True)
+    return 0
+
+
+def _cmd_tag(args: argparse.Namespace) -> int:
+    from autotag.audio import AudioError
+    from autotag.output import render_predictions
+    from autotag.predict import Tagger
+
+    tagger = Tagger.load(args.run)
+    results, errors = {}, []
+    for file in args.files:
+        try:
+            results[file] = tagger.predict(Path(file))
+        except AudioError as exc:
+            errors.append(str(exc))
+    if errors:
+        raise UsageError("cannot tag:\n  " + "\n  ".join(errors))
+    print(render_predictions(results, args.format, args.taggram))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m autotag", description="Train and use music auto-tagging models.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    demo = sub.add_parser("demo-data", help="synthesize the built-in demo data set (no download)")
+    demo.add_argument("out", help="new folder to write")
+    demo.add_argument("--clips", type=int, default=300, help="number of 10 s clips (default 300)")
+    demo.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    demo.set_defaults(func=_cmd_demo_data)
+
+    fit = sub.add_parser("fit", help="train in the foreground; prints the run folder last")
+    fit.add_argument("--config", help="config.yaml to start from (e.g. of an earlier run); options override it")
+    fit.add_argument("--runs-dir", default=None, help="where run folders go (default $AUTOTAG_RUNS_DIR or ./runs)")
+    fit.add_argument("--name", default=None, help="short name in the run folder's name")
+    _add_config_options(fit)
+    fit.set_defaults(func=_cmd_fit)
+
+    tag = sub.add_parser("tag", help="tag audio files with a run's best checkpoint")
+    tag.add_argument("--run", required=True, help="run folder")
+    tag.add_argument("files", nargs="+", help="audio files (wav, flac, ogg, mp3)")
+    tag.add_argument("--format", choices=("json", "csv"), default="json")
+    tag.add_argument("--taggram", action="store_true", help="also print per-chunk scores over time")
+    tag.set_defaults(func=_cmd_tag)
+    return parser
+
+
+def _setup_logging() -> None:
+    """autotag's own lines to stderr; Lightning's start-up chatter only as warnings."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    ours = logging.getLogger("autotag")
+    ours.addHandler(handler)
+    ours.setLevel(logging.INFO)
+    ours.propagate = False
+    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message=".*treespec.*", category=DeprecationWarning)
+    warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _setup_logging()
+    try:
+        return args.func(args)
+    except _input_errors() as exc:
+        print(f"autotag: error: {exc}", file=sys.stderr)
+        return USAGE_EXIT
+
+
+if __name__ == "__main__":
+    sys.exit(main())

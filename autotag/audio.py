@@ -1,0 +1,86 @@
+"""The only audio decoder: a path or bytes in, mono float32 at the model rate out.
+
+Everything that reads audio (cache building, tagging, the dashboard) goes through
+`load_audio`, so formats, down-mixing and resampling behave the same everywhere.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+import soundfile as sf
+
+AudioSource = str | Path | bytes | BinaryIO
+
+#: Extensions soundfile (libsndfile >= 1.1) decodes; used to filter uploads and folders.
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
+
+
+class AudioError(ValueError):
+    """Audio could not be decoded; the message says which file and why."""
+
+
+def _describe(source: AudioSource) -> str:
+    if isinstance(source, (str, Path)):
+        return str(source)
+    return getattr(source, "name", None) or "uploaded audio"
+
+
+def load_audio(source: AudioSource, sample_rate: int) -> np.ndarray:
+    """Decode `source` to mono float32 samples at `sample_rate`.
+
+    Args:
+        source: File path, raw file bytes, or a binary file object.
+        sample_rate: Target rate in Hz.
+
+    Returns:
+        Array of shape (samples,), float32, nominally in [-1, 1].
+
+    Raises:
+        AudioError: missing, empty, undecodable or non-finite audio.
+    """
+    name = _describe(source)
+    if isinstance(source, (str, Path)) and not Path(source).is_file():
+        raise AudioError(f"{name}: file not found")
+    stream = io.BytesIO(source) if isinstance(source, bytes) else source
+    try:
+        data, rate = sf.read(stream, dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError, EOFError) as exc:
+        raise AudioError(f"{name}: not a readable audio file ({exc})") from None
+    if data.shape[0] == 0:
+        raise AudioError(f"{name}: contains no audio samples")
+    if not np.isfinite(data).all():
+        raise AudioError(f"{name}: contains NaN or infinite samples")
+    return to_mono_resampled(data, rate, sample_rate)
+
+
+def to_mono_resampled(frames: np.ndarray, rate: int, sample_rate: int) -> np.ndarray:
+    """Down-mix (frames, channels) audio and resample it, both in torch.
+
+    Args:
+        frames: Array of shape (samples, channels), float32.
+        rate: Its sample rate in Hz.
+        sample_rate: Target rate in Hz.
+
+    Returns:
+        Array of shape (samples * sample_rate / rate,), float32.
+    """
+    import torch
+    import torchaudio.functional as AF
+
+    wave = torch.from_numpy(np.ascontiguousarray(frames)).mean(dim=1)
+    if rate != sample_rate:
+        wave = AF.resample(wave, orig_freq=int(rate), new_freq=int(sample_rate))
+    return wave.numpy().astype(np.float32, copy=False)
+
+
+def probe_duration(path: str | Path) -> float | None:
+    """Duration in seconds from the file header, or None when the header is unreadable."""
+    try:
+        info = sf.info(str(path))
+    except (sf.LibsndfileError, RuntimeError, ValueError):
+        return None
+    return info.frames / info.samplerate if info.samplerate else None

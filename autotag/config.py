@@ -1,0 +1,166 @@
+"""The one typed config schema of a training run.
+
+Defaults, allowed ranges and validation live here only: the CLI builds its options from
+these fields, the dashboard's sliders read their ranges, and `config.yaml` in every run
+folder is this model dumped with every value explicit, so loading it reproduces the run.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from autotag.model_specs import SPECS, get_spec
+
+DataFormat = Literal["auto", "csv", "mtat", "jamendo"]
+JamendoSubset = Literal["top50tags", "all", "genre", "instrument", "moodtheme"]
+
+
+class ConfigError(ValueError):
+    """A config value is invalid; the message names the field and what is allowed."""
+
+
+class TrainConfig(BaseModel):
+    """Everything that decides what a training run does.
+
+    Feature settings left empty (`n_mels`, `chunk_seconds`) take the chosen model's paper
+    values when the config is validated, so a saved config never depends on defaults.
+    """
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    # Data
+    data: str = Field(description="Data set folder (plain CSV folder, MagnaTagATune or MTG-Jamendo)")
+    format: DataFormat = Field("auto", description="Data set layout; auto detects it")
+    top_n: int = Field(50, ge=2, le=1000, description="Keep the N most frequent tags (MTAT, Jamendo)")
+    jamendo_subset: JamendoSubset = Field("top50tags", description="MTG-Jamendo tag subset")
+    split_index: int = Field(0, ge=0, le=4, description="MTG-Jamendo split-K folder to use")
+    audio_root: str | None = Field(None, description="Audio folder, when not found next to the metadata")
+
+    # Model and features
+    model: str = Field("shortchunk_cnn", description="Architecture: " + ", ".join(SPECS))
+    sample_rate: int = Field(16000, ge=8000, le=48000, description="Model sample rate in Hz")
+    n_fft: int = Field(512, ge=64, le=8192, description="STFT size in samples")
+    hop_length: int = Field(256, ge=16, le=4096, description="STFT hop in samples")
+    n_mels: int | None = Field(None, ge=8, le=256, description="Mel bands; empty = the model's paper value")
+    f_min: float = Field(0.0, ge=0.0, le=2000.0, description="Lowest mel frequency in Hz")
+    f_max: float | None = Field(None, ge=1000.0, le=24000.0, description="Highest mel frequency; empty = Nyquist")
+    chunk_seconds: float | None = Field(
+        None, ge=0.5, le=60.0, description="Training chunk length in s; empty = the model's paper value"
+    )
+    eval_chunks: int = Field(16, ge=1, le=256, description="Most chunks per clip scored in validation and test")
+
+    # Optimisation
+    lr: float = Field(1e-3, gt=0.0, le=1.0, description="Adam learning rate")
+    weight_decay: float = Field(0.0, ge=0.0, le=0.1, description="Adam weight decay")
+    batch_size: int = Field(16, ge=1, le=1024, description="Chunks per training batch")
+    max_epochs: int = Field(100, ge=1, le=10000, description="Upper bound on epochs")
+    patience: int = Field(10, ge=1, le=1000, description="Epochs without val_loss improvement before stopping")
+    seed: int = Field(42, ge=0, le=2**31 - 1, description="Random seed for splits, chunks and weights")
+    num_workers: int = Field(0, ge=0, le=64, description="DataLoader worker processes")
+
+    # Hardware
+    accelerator: Literal["auto", "cpu", "gpu"] = Field("auto", description="auto uses a GPU when there is one")
+    devices: int = Field(1, ge=1, le=64, description="Devices per node")
+    precision: Literal["32-true", "16-mixed", "bf16-mixed"] = Field("32-true", description="Numeric precision")
+
+    @model_validator(mode="after")
+    def _resolve_and_check(self) -> TrainConfig:
+        spec = get_spec(self.model)
+        # Fill paper values without re-triggering validation on assignment.
+        if self.n_mels is None:
+            object.__setattr__(self, "n_mels", spec.n_mels)
+        if self.chunk_seconds is None:
+            object.__setattr__(self, "chunk_seconds", round(spec.chunk_seconds, 6))
+        nyquist = self.sample_rate / 2
+        if self.f_max is not None and self.f_max > nyquist:
+            raise ValueError(f"f_max {self.f_max} Hz is above the Nyquist frequency {nyquist} Hz")
+        if self.f_min >= (self.f_max or nyquist):
+            raise ValueError(f"f_min {self.f_min} Hz must be below f_max {self.f_max or nyquist} Hz")
+        if self.hop_length > self.n_fft:
+            raise ValueError(f"hop_length {self.hop_length} must not exceed n_fft {self.n_fft}")
+        if self.n_mels < spec.min_mels:
+            raise ValueError(f"model {self.model} needs n_mels >= {spec.min_mels}, got {self.n_mels}")
+        if self.chunk_frames < spec.min_frames:
+            need = spec.min_frames * self.hop_length / self.sample_rate
+            raise ValueError(
+                f"model {self.model} needs chunks of at least {need:.2f} s "
+                f"({spec.min_frames} frames), got {self.chunk_seconds} s"
+            )
+        return self
+
+    @property
+    def chunk_samples(self) -> int:
+        """Training chunk length in samples at the model rate."""
+        return int(round(float(self.chunk_seconds) * self.sample_rate))
+
+    @property
+    def chunk_frames(self) -> int:
+        """Training chunk length in log-mel frames (centred STFT)."""
+        return self.chunk_samples // self.hop_length + 1
+
+    def feature_settings(self) -> dict[str, Any]:
+        """The values that decide the log-mel features, keying the feature cache."""
+        return {
+            "sample_rate": self.sample_rate,
+            "n_fft": self.n_fft,
+            "hop_length": self.hop_length,
+            "n_mels": self.n_mels,
+            "f_min": self.f_min,
+            "f_max": self.f_max if self.f_max is not None else self.sample_rate / 2,
+        }
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+
+
+def make_config(**values: Any) -> TrainConfig:
+    """Build a validated config, turning pydantic's errors into one readable ConfigError."""
+    try:
+        return TrainConfig(**values)
+    except ValidationError as exc:
+        raise ConfigError(format_errors(exc)) from None
+
+
+def load_config(path: str | Path, **overrides: Any) -> TrainConfig:
+    """Read a `config.yaml`, apply non-None overrides, and validate."""
+    path = Path(path)
+    try:
+        values = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"cannot read config {path}: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config {path} is not valid YAML: {exc}") from None
+    if not isinstance(values, dict):
+        raise ConfigError(f"config {path} must be a mapping of field: value")
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return make_config(**values)
+
+
+def save_config(config: TrainConfig, path: Path) -> None:
+    path.write_text(config.to_yaml(), encoding="utf-8")
+
+
+def format_errors(exc: ValidationError) -> str:
+    """One line per bad field: its name, what was given, and what is allowed."""
+    lines = []
+    for err in exc.errors():
+        field = ".".join(str(p) for p in err["loc"]) or "config"
+        msg = err["msg"].removeprefix("Value error, ")
+        given = err.get("input")
+        shown = "" if err["type"] in ("missing",) or isinstance(given, dict) else f" (got {given!r})"
+        lines.append(f"{field}: {msg}{shown}")
+    return "invalid config:\n  " + "\n  ".join(lines)
+
+
+def field_range(name: str) -> tuple[float | None, float | None]:
+    """(lower, upper) bounds of a numeric field, for sliders and help texts."""
+    lo = hi = None
+    for meta in TrainConfig.model_fields[name].metadata:
+        lo = getattr(meta, "ge", None) if getattr(meta, "ge", None) is not None else lo
+        lo = getattr(meta, "gt", None) if getattr(meta, "gt", None) is not None else lo
+        hi = getattr(meta, "le", None) if getattr(meta, "le", None) is not None else hi
+    return lo, hi

@@ -1,0 +1,45 @@
+"""The log-mel front end, one module used both to fill the feature cache and at tagging time.
+
+Keeping it an `nn.Module` inside the LightningModule means a checkpoint carries its own
+preprocessing and runs it on the model's device (minzwon/sota-music-tagging-models).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torchaudio.transforms import AmplitudeToDB, MelSpectrogram
+
+
+class LogMel(nn.Module):
+    """Waveform to log-mel spectrogram in dB (power, centred STFT, Hann window)."""
+
+    def __init__(
+        self,
+        sample_rate: int,
+        n_fft: int,
+        hop_length: int,
+        n_mels: int,
+        f_min: float = 0.0,
+        f_max: float | None = None,
+    ) -> None:
+        super().__init__()
+        self.sample_rate = sample_rate
+        self.hop_length = hop_length
+        self.mel = MelSpectrogram(
+            sample_rate=sample_rate,
+            n_fft=n_fft,
+            hop_length=hop_length,
+            n_mels=n_mels,
+            f_min=f_min,
+            f_max=f_max,
+        )
+        self.to_db = AmplitudeToDB(stype="power")
+
+    def forward(self, wave: torch.Tensor) -> torch.Tensor:
+        """Args: wave (batch, samples). Returns: (batch, n_mels, samples // hop + 1) in dB."""
+        return self.to_db(self.mel(wave))
+
+    def num_frames(self, samples: int) -> int:
+        """Frames the centred STFT yields for `samples` samples."""
+        return samples // self.hop_length + 1

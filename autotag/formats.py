@@ -1,0 +1,243 @@
+"""Readers for the three data set layouts, all producing one `TaggedDataset`.
+
+- csv: audio files + `tags.csv` with columns `path,tags[,split]`, tags joined by `;`.
+- mtat: MagnaTagATune `annotations_final.csv` as published (TAB separated, quoted, maybe
+  CRLF; `clip_id`, one 0/1 column per tag, `mp3_path`), audio in folders `0`..`f`.
+- jamendo: MTG-Jamendo `autotagging*.tsv` and `splits/split-K/autotagging*-{train,...}.tsv`.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+SPLITS = ("train", "valid", "test")
+_SPLIT_ALIASES = {"train": "train", "valid": "valid", "validation": "valid", "val": "valid", "test": "test"}
+MTAT_FILE = "annotations_final.csv"
+CSV_FILE = "tags.csv"
+
+
+class DataFormatError(ValueError):
+    """The folder is not a data set of the requested or any known format."""
+
+
+@dataclass(frozen=True)
+class Clip:
+    """One annotated audio file. `path` is absolute; `tags` are label strings."""
+
+    id: str
+    path: Path
+    tags: tuple[str, ...]
+    split: str
+
+
+@dataclass
+class TaggedDataset:
+    """A data set in memory: its clips, label vocabulary, and what the reader dropped.
+
+    Attributes:
+        labels: Tag vocabulary in model output order.
+        dropped: Reader-level problems, one human-readable line each.
+    """
+
+    root: Path
+    format: str
+    clips: list[Clip]
+    labels: list[str]
+    dropped: list[str] = field(default_factory=list)
+
+    def split(self, name: str) -> list[Clip]:
+        return [c for c in self.clips if c.split == name]
+
+
+def detect_format(root: Path) -> str:
+    """Name the layout of `root`, or raise DataFormatError saying what was looked for."""
+    if not root.is_dir():
+        raise DataFormatError(f"data folder {root} does not exist or is not a folder")
+    if (root / CSV_FILE).is_file():
+        return "csv"
+    if (root / MTAT_FILE).is_file():
+        return "mtat"
+    if _jamendo_meta_dir(root) is not None:
+        return "jamendo"
+    raise DataFormatError(
+        f"{root} is not a known data set: expected {CSV_FILE} (plain folder), "
+        f"{MTAT_FILE} (MagnaTagATune) or autotagging*.tsv (MTG-Jamendo)"
+    )
+
+
+def assign_splits(keys: list[str]) -> dict[str, str]:
+    """80/10/10 train/valid/test split, independent of row order and machine."""
+    order = sorted(keys, key=lambda k: hashlib.sha1(k.encode("utf-8")).hexdigest())
+    n_train = round(len(order) * 0.8)
+    n_valid = round(len(order) * 0.1)
+    return {
+        k: "train" if i < n_train else "valid" if i < n_train + n_valid else "test" for i, k in enumerate(order)
+    }
+
+
+def top_labels(tag_lists: list[tuple[str, ...]], top_n: int) -> list[str]:
+    """The `top_n` most frequent tags, ties broken alphabetically so the order is stable."""
+    counts = Counter(t for tags in tag_lists for t in tags)
+    return [t for t, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:top_n]]
+
+
+def read_csv_folder(root: Path) -> TaggedDataset:
+    path = root / CSV_FILE
+    with path.open(newline="", encoding="utf-8-sig") as fh:
+        reader = csv.DictReader(fh)
+        columns = [c.strip() for c in reader.fieldnames or []]
+        if "path" not in columns or "tags" not in columns:
+            raise DataFormatError(f"{path} must have columns path,tags[,split]; found {','.join(columns) or 'none'}")
+        rows = [{k.strip(): (v or "").strip() for k, v in row.items() if k} for row in reader]
+    dropped: list[str] = []
+    split_of: dict[str, str] = {}
+    if "split" in columns:
+        for row in rows:
+            split = _SPLIT_ALIASES.get(row.get("split", "").lower())
+            if split is None:
+                dropped.append(f"{row['path']}: unknown split {row.get('split')!r} (use train, valid or test)")
+            else:
+                split_of[row["path"]] = split
+    else:
+        split_of = assign_splits([r["path"] for r in rows])
+    clips = [
+        Clip(r["path"], (root / r["path"]).resolve(), _split_tags(r["tags"]), split_of[r["path"]])
+        for r in rows
+        if r["path"] in split_of
+    ]
+    labels = sorted({t for c in clips for t in c.tags})
+    return TaggedDataset(root, "csv", clips, labels, dropped)
+
+
+def _split_tags(text: str) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(t.strip() for t in text.split(";") if t.strip()))
+
+
+def read_mtat(root: Path, top_n: int, audio_root: Path | None = None) -> TaggedDataset:
+    """MagnaTagATune with the usual folder split: `0`-`b` train, `c` valid, `d`-`f` test."""
+    path = root / MTAT_FILE
+    with path.open(newline="", encoding="utf-8") as fh:
+        rows = list(csv.reader(fh, delimiter="\t", quotechar='"'))
+    if not rows or "clip_id" not in rows[0] or "mp3_path" not in rows[0]:
+        raise DataFormatError(f"{path} must be TAB separated with clip_id, tag columns and mp3_path")
+    header = rows[0]
+    id_col, path_col = header.index("clip_id"), header.index("mp3_path")
+    tag_cols = [i for i in range(len(header)) if i not in (id_col, path_col)]
+    audio = audio_root or _first_dir(root, ["", "mp3", "audio"], probe="0")
+    entries, dropped = [], []
+    for line_no, row in enumerate(rows[1:], start=2):
+        if len(row) != len(header):
+            dropped.append(f"{MTAT_FILE} line {line_no}: {len(row)} fields, expected {len(header)}")
+            continue
+        folder = row[path_col].split("/", 1)[0].lower()
+        if len(folder) != 1 or folder not in "0123456789abcdef":
+            dropped.append(f"clip {row[id_col]}: mp3_path {row[path_col]!r} is not under a folder 0..f")
+            continue
+        split = "train" if folder in "0123456789ab" else "valid" if folder == "c" else "test"
+        tags = tuple(header[i] for i in tag_cols if row[i].strip() == "1")
+        entries.append(Clip(row[id_col], audio / row[path_col], tags, split))
+    return _keep_top(root, "mtat", entries, top_n, dropped)
+
+
+def _keep_top(root: Path, fmt: str, clips: list[Clip], top_n: int, dropped: list[str]) -> TaggedDataset:
+    labels = top_labels([c.tags for c in clips if c.split == "train"] or [c.tags for c in clips], top_n)
+    keep = set(labels)
+    clips = [Clip(c.id, c.path, tuple(t for t in c.tags if t in keep), c.split) for c in clips]
+    return TaggedDataset(root, fmt, clips, labels, dropped)
+
+
+def _jamendo_meta_dir(root: Path) -> Path | None:
+    for cand in (root, root / "data"):
+        if any(cand.glob("autotagging*.tsv")) or (cand / "splits").is_dir():
+            return cand
+    return None
+
+
+def _first_dir(root: Path, names: list[str], probe: str) -> Path:
+    """The first of root/name that contains `probe`; root itself when none does."""
+    for name in names:
+        cand = root / name if name else root
+        if (cand / probe).exists():
+            return cand
+    return root
+
+
+def read_jamendo(
+    root: Path, subset: str, split_index: int, top_n: int, audio_root: Path | None = None
+) -> TaggedDataset:
+    """MTG-Jamendo from its split files; paths in them are relative to the audio root."""
+    meta = _jamendo_meta_dir(root)
+    if meta is None:
+        raise DataFormatError(f"{root} has no autotagging*.tsv (MTG-Jamendo metadata)")
+    stem = "autotagging" if subset == "all" else f"autotagging_{subset}"
+    split_dir = meta / "splits" / f"split-{split_index}"
+    files = {s: split_dir / f"{stem}-{name}.tsv" for s, name in zip(SPLITS, ("train", "validation", "test"))}
+    missing = [str(p) for p in files.values() if not p.is_file()]
+    if missing:
+        raise DataFormatError(f"MTG-Jamendo split files not found: {', '.join(missing)}")
+    audio = audio_root or _guess_jamendo_audio(root, meta)
+    clips, dropped = [], []
+    for split, path in files.items():
+        c, d = _read_jamendo_tsv(path, split, audio)
+        clips += c
+        dropped += d
+    return _keep_top(root, "jamendo", clips, top_n, dropped)
+
+
+def _guess_jamendo_audio(root: Path, meta: Path) -> Path:
+    for cand in (root / "audio", root / "raw_30s" / "audio", root / "mp3", meta.parent / "audio", root):
+        if cand.is_dir() and any(cand.glob("[0-9][0-9]")):
+            return cand
+    return root
+
+
+def _read_jamendo_tsv(path: Path, split: str, audio: Path) -> tuple[list[Clip], list[str]]:
+    clips, dropped = [], []
+    with path.open(newline="", encoding="utf-8") as fh:
+        lines = fh.read().splitlines()
+    if not lines or not lines[0].startswith("TRACK_ID\t"):
+        raise DataFormatError(f"{path} must start with the header TRACK_ID ARTIST_ID ALBUM_ID PATH DURATION TAGS")
+    for line_no, line in enumerate(lines[1:], start=2):
+        if not line.strip():
+            continue
+        fields = line.split("\t")
+        if len(fields) < 5:
+            dropped.append(f"{path.name} line {line_no}: {len(fields)} fields, expected at least 5")
+            continue
+        file = audio / fields[3]
+        if not file.exists() and (low := file.with_suffix(".low.mp3")).exists():
+            file = low  # the published low-quality download
+        tags = tuple(dict.fromkeys(t.strip() for t in fields[5:] if t.strip()))
+        clips.append(Clip(fields[0], file, tags, split))
+    return clips, dropped
+
+
+def load_dataset(
+    root: str | Path,
+    format: str = "auto",
+    top_n: int = 50,
+    jamendo_subset: str = "top50tags",
+    split_index: int = 0,
+    audio_root: str | Path | None = None,
+) -> TaggedDataset:
+    """Read a data set of any supported layout. Raises DataFormatError with the reason."""
+    root = Path(root).expanduser().resolve()
+    if not root.is_dir():
+        raise DataFormatError(f"data folder {root} does not exist or is not a folder")
+    fmt = detect_format(root) if format == "auto" else format
+    audio = Path(audio_root).expanduser().resolve() if audio_root else None
+    if fmt == "csv":
+        if not (root / CSV_FILE).is_file():
+            raise DataFormatError(f"{root} has no {CSV_FILE}")
+        return read_csv_folder(root)
+    if fmt == "mtat":
+        if not (root / MTAT_FILE).is_file():
+            raise DataFormatError(f"{root} has no {MTAT_FILE}")
+        return read_mtat(root, top_n, audio)
+    if fmt == "jamendo":
+        return read_jamendo(root, jamendo_subset, split_index, top_n, audio)
+    raise DataFormatError(f"unknown data format {fmt!r}; use auto, csv, mtat or jamendo")

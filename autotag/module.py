@@ -1,0 +1,107 @@
+"""The LightningModule: log-mel front end + architecture, BCE with logits, Adam.
+
+`save_hyperparameters()` stores only plain values (names, numbers, the label list), so a
+checkpoint alone rebuilds the model and its preprocessing, and loads with
+`torch.load(weights_only=True)`.
+"""
+
+from __future__ import annotations
+
+import lightning as L
+import torch
+from torch import nn
+
+from autotag.features import LogMel
+from autotag.metrics import clip_average, tag_scores
+from autotag.models import build_model
+
+
+class TaggingModule(L.LightningModule):
+    """Multi-label tagger on log-mel chunks.
+
+    Args:
+        model_name: Registry name of the architecture.
+        labels: Tag names in output order.
+        sample_rate, n_fft, hop_length, n_mels, f_min, f_max: Log-mel settings (Hz, samples).
+        chunk_seconds: Input length the model was trained on, used again at tagging time.
+        lr, weight_decay: Adam settings.
+    """
+
+    def __init__(
+        self,
+        model_name: str,
+        labels: list[str],
+        sample_rate: int = 16000,
+        n_fft: int = 512,
+        hop_length: int = 256,
+        n_mels: int = 128,
+        f_min: float = 0.0,
+        f_max: float | None = None,
+        chunk_seconds: float = 3.69,
+        lr: float = 1e-3,
+        weight_decay: float = 0.0,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.labels = list(labels)
+        self.frontend = LogMel(sample_rate, n_fft, hop_length, n_mels, f_min, f_max)
+        self.net = build_model(model_name, len(labels))
+        self.loss_fn = nn.BCEWithLogitsLoss()
+        self._eval: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
+        self.test_result: dict | None = None
+
+    def forward(self, mels: torch.Tensor) -> torch.Tensor:
+        """Args: mels (batch, n_mels, frames) in dB. Returns: logits (batch, tags)."""
+        return self.net(mels)
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        mels, targets = batch
+        loss = self.loss_fn(self(mels), targets)
+        self.log("train_loss", loss, on_step=True, on_epoch=False, prog_bar=True, batch_size=len(mels))
+        return loss
+
+    def on_train_epoch_start(self) -> None:
+        self.log("lr", self.optimizers().param_groups[0]["lr"], on_step=False, on_epoch=True)
+
+    def _eval_step(self, batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor], prefix: str) -> None:
+        mels, targets, clip_idx = batch
+        logits = self(mels)
+        loss = self.loss_fn(logits, targets)
+        self.log(f"{prefix}_loss", loss, on_epoch=True, prog_bar=True, batch_size=len(mels), sync_dist=True)
+        self._eval.append((torch.sigmoid(logits).float().cpu(), targets.cpu(), clip_idx.cpu()))
+
+    def _clip_scores(self) -> dict:
+        probs, targets, idx = (torch.cat(parts) for parts in zip(*self._eval))
+        self._eval.clear()
+        present = torch.unique(idx)
+        clip_probs = clip_average(probs, idx, int(idx.max()) + 1)[present]
+        clip_targets = torch.zeros_like(clip_probs)
+        clip_targets[torch.searchsorted(present, idx)] = targets
+        return tag_scores(clip_probs, clip_targets, self.labels)
+
+    def on_validation_epoch_start(self) -> None:
+        self._eval.clear()
+
+    def validation_step(self, batch: tuple, batch_idx: int) -> None:
+        self._eval_step(batch, "val")
+
+    def on_validation_epoch_end(self) -> None:
+        if self._eval:
+            scores = self._clip_scores()
+            self.log("val_roc_auc", scores["roc_auc_macro"], prog_bar=True)
+            self.log("val_pr_auc", scores["pr_auc_macro"])
+
+    def on_test_epoch_start(self) -> None:
+        self._eval.clear()
+
+    def test_step(self, batch: tuple, batch_idx: int) -> None:
+        self._eval_step(batch, "test")
+
+    def on_test_epoch_end(self) -> None:
+        if self._eval:
+            self.test_result = self._clip_scores()
+            self.log("test_roc_auc", self.test_result["roc_auc_macro"])
+            self.log("test_pr_auc", self.test_result["pr_auc_macro"])
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.Adam(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)

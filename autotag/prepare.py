@@ -1,0 +1,46 @@
+"""From a config to trainable data: read, validate, featurize, validate again.
+
+`open_dataset` is cheap (no decoding) so the CLI and dashboard can refuse a bad data set
+before any run folder exists; `prepare_features` adds the decode pass that fills the
+feature cache and drops clips whose audio turned out to be undecodable.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from autotag.cache import FeatureCache, Progress, build_cache
+from autotag.config import TrainConfig
+from autotag.formats import TaggedDataset, load_dataset
+from autotag.validation import ValidationReport, check_dataset, require_trainable
+
+
+def open_dataset(config: TrainConfig) -> tuple[ValidationReport, TaggedDataset]:
+    """Read and check the data set of `config`.
+
+    Raises:
+        DataFormatError: unknown layout or malformed metadata.
+        DataSetError: nothing trainable (no clips, fewer than 2 tags, an empty split).
+    """
+    raw = load_dataset(
+        config.data, config.format, config.top_n, config.jamendo_subset, config.split_index, config.audio_root
+    )
+    report, usable = check_dataset(raw)
+    require_trainable(report, usable)
+    return report, usable
+
+
+def prepare_features(
+    config: TrainConfig, cache_root: Path | None = None, progress: Progress | None = None
+) -> tuple[ValidationReport, TaggedDataset, FeatureCache]:
+    """`open_dataset`, then the feature cache; clips that fail to decode are skipped."""
+    raw = load_dataset(
+        config.data, config.format, config.top_n, config.jamendo_subset, config.split_index, config.audio_root
+    )
+    report, usable = check_dataset(raw)
+    require_trainable(report, usable)
+    cache = build_cache(usable.clips, config.feature_settings(), root=cache_root, progress=progress)
+    if cache.failed:
+        report, usable = check_dataset(raw, undecodable=frozenset(cache.failed))
+        require_trainable(report, usable)
+    return report, usable, cache

@@ -1,0 +1,186 @@
+"""`fit(config, run_dir)`: train, keep the best checkpoint, evaluate it on the test split.
+
+The trainer writes its own progress and final state into status.json so that anyone
+(the CLI, the dashboard, another process) can follow a run from the folder alone.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+from autotag.config import TrainConfig, load_config, save_config
+from autotag.runs import (
+    CKPT_DIR,
+    CONFIG_FILE,
+    LABELS_FILE,
+    LOG_FILE,
+    METRICS_FILE,
+    REPORT_FILE,
+    TB_DIR,
+    write_json_atomic,
+    write_status,
+)
+
+log = logging.getLogger("autotag.train")
+
+
+def _plain(value: Any) -> Any:
+    """JSON-safe copy: NaN becomes None (JSON has no NaN), tensors become floats."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if hasattr(value, "item"):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _attach_log_file(run_dir: Path) -> logging.Handler:
+    handler = logging.FileHandler(run_dir / LOG_FILE, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    for name in ("autotag", "lightning.pytorch"):
+        logging.getLogger(name).addHandler(handler)
+    return handler
+
+
+def _detach_log_file(handler: logging.Handler) -> None:
+    for name in ("autotag", "lightning.pytorch"):
+        logging.getLogger(name).removeHandler(handler)
+    handler.close()
+
+
+def fit(config: TrainConfig | str | Path, run_dir: str | Path, log_file: bool = True) -> dict[str, Any]:
+    """Train `config` in `run_dir` (created with `runs.create_run`, or any empty folder).
+
+    Args:
+        config: A config or the path of a config.yaml.
+        run_dir: The run folder; config.yaml is written there when missing.
+        log_file: Also write log lines into train.log (off when the caller already
+            redirects this process's output there).
+
+    Returns:
+        The test metrics written to metrics.json.
+    """
+    config = config if isinstance(config, TrainConfig) else load_config(config)
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if not (run_dir / CONFIG_FILE).is_file():
+        save_config(config, run_dir / CONFIG_FILE)
+    handler = _attach_log_file(run_dir) if log_file else None
+    started = time.time()
+    write_status(run_dir, state="running", pid=os.getpid(), started=started, max_epochs=config.max_epochs)
+    try:
+        metrics = _fit(config, run_dir)
+    except BaseException as exc:
+        reason = "interrupted" if isinstance(exc, KeyboardInterrupt) else f"{type(exc).__name__}: {exc}"
+        log.error("run failed: %s", reason)
+        write_status(run_dir, state="failed", error=reason, ended=time.time())
+        raise
+    finally:
+        if handler:
+            _detach_log_file(handler)
+    return metrics
+
+
+def _fit(config: TrainConfig, run_dir: Path) -> dict[str, Any]:
+    import lightning as L
+    import torch
+    from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+    from lightning.pytorch.loggers import TensorBoardLogger
+
+    from autotag.data import TaggingDataModule
+    from autotag.module import TaggingModule
+    from autotag.prepare import prepare_features
+    from autotag.progress import StatusCallback, cache_progress
+
+    write_status(run_dir, phase="preparing data")
+    report, dataset, cache = prepare_features(config, progress=cache_progress(run_dir))
+    for line in report.summary_lines():
+        log.info("data: %s", line)
+    write_json_atomic(run_dir / REPORT_FILE, report.to_dict())
+    write_json_atomic(run_dir / LABELS_FILE, dataset.labels)
+
+    L.seed_everything(config.seed, workers=True, verbose=False)
+    module = TaggingModule(
+        model_name=config.model,
+        labels=dataset.labels,
+        chunk_seconds=float(config.chunk_seconds),
+        lr=config.lr,
+        weight_decay=config.weight_decay,
+        **config.feature_settings(),
+    )
+    datamodule = TaggingDataModule(config, dataset, cache)
+    n_batches = max(1, report.split_sizes["train"] // config.batch_size)
+    checkpoint = ModelCheckpoint(
+        dirpath=run_dir / CKPT_DIR,
+        filename="best-epoch{epoch:03d}-step{step:06d}",
+        auto_insert_metric_name=False,
+        monitor="val_loss",
+        mode="min",
+        save_top_k=1,
+        save_last=True,
+    )
+    trainer = L.Trainer(
+        accelerator=config.accelerator,
+        devices=config.devices,
+        precision=config.precision,
+        max_epochs=config.max_epochs,
+        callbacks=[
+            EarlyStopping(monitor="val_loss", mode="min", patience=config.patience),
+            checkpoint,
+            StatusCallback(run_dir),
+        ],
+        logger=TensorBoardLogger(save_dir=str(run_dir), name="", version=TB_DIR, default_hp_metric=False),
+        log_every_n_steps=min(10, n_batches),
+        enable_progress_bar=sys.stderr.isatty(),
+        enable_model_summary=False,
+        deterministic=False,
+    )
+    log.info("training %s on %s, %d tags", config.model, trainer.strategy.root_device, len(dataset.labels))
+    write_status(run_dir, phase="training", skipped_clips=report.skipped)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", ".*does not have many workers.*")
+        trainer.fit(module, datamodule=datamodule)
+        best = checkpoint.best_model_path or checkpoint.last_model_path
+        best_rel = str(Path(best).relative_to(run_dir))
+        write_status(run_dir, phase="testing", best_checkpoint=best_rel)
+        metrics: dict[str, Any] = {"test_clips": report.split_sizes["test"]}
+        if report.split_sizes["test"]:
+            trainer.test(module, datamodule=datamodule, ckpt_path=best, verbose=False, weights_only=True)
+            metrics.update(module.test_result or {})
+        else:
+            metrics["note"] = "no test clips: test metrics not computed"
+    best_score = checkpoint.best_model_score
+    metrics.update(
+        best_checkpoint=best_rel,
+        best_val_loss=float(best_score) if best_score is not None else None,
+        epochs=trainer.current_epoch,
+        global_step=trainer.global_step,
+        device=str(trainer.strategy.root_device),
+        torch=torch.__version__,
+    )
+    metrics = _plain(metrics)
+    write_json_atomic(run_dir / METRICS_FILE, metrics)
+    write_status(run_dir, state="completed", phase="done", ended=time.time(), test_roc_auc=metrics.get("roc_auc_macro"))
+    log.info("test ROC-AUC %s, PR-AUC %s", metrics.get("roc_auc_macro"), metrics.get("pr_auc_macro"))
+    return metrics
+
+
+def fit_summary(metrics: dict[str, Any]) -> str:
+    """One line for terminals."""
+    auc, pr = metrics.get("roc_auc_macro"), metrics.get("pr_auc_macro")
+    shown = {k: "n/a" if v is None else f"{v:.3f}" for k, v in (("auc", auc), ("pr", pr), ("val", metrics.get("best_val_loss")))}
+    return (
+        f"epochs {metrics.get('epochs')}, best val_loss {shown['val']}, "
+        f"test ROC-AUC {shown['auc']}, PR-AUC {shown['pr']}"
+    )
+

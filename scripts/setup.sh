@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Set up everything autotag needs on a fresh machine; safe to run again (does only what is missing).
+#   scripts/setup.sh         runtime: .venv with requirements.txt, built-in demo data set
+#   scripts/setup.sh --dev   also test tools (requirements-dev.txt) and Debian's chromium for browser tests
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DEV=0
+[[ "${1:-}" == "--dev" ]] && DEV=1
+PY="${PYTHON:-python3}"
+REQ=requirements.txt
+[[ $DEV == 1 ]] && REQ=requirements-dev.txt
+
+if ! "$PY" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+  echo "setup: autotag needs Python >= 3.11 (found: $("$PY" --version 2>&1))" >&2
+  exit 1
+fi
+[[ -x .venv/bin/python ]] || "$PY" -m venv .venv
+
+# Reinstall only when the requirement files changed since the last successful install.
+STAMP=".venv/.installed-$(basename "$REQ" .txt)"
+WANT="$(cat requirements.txt "$REQ" | sha256sum | cut -d' ' -f1)"
+if [[ "$(cat "$STAMP" 2>/dev/null)" != "$WANT" ]]; then
+  echo "setup: installing $REQ into .venv (a few minutes the first time)"
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check -r "$REQ"
+  echo "$WANT" > "$STAMP"
+fi
+
+if [[ ! -f data/demo/tags.csv ]]; then
+  echo "setup: generating the built-in demo data set in data/demo"
+  rm -rf data/demo
+  .venv/bin/python -m autotag demo-data data/demo --clips 300 --seed 0
+fi
+
+if [[ $DEV == 1 ]] && ! { command -v chromium >/dev/null && command -v chromedriver >/dev/null; }; then
+  echo "setup: installing Debian's chromium and chromium-driver for the browser tests"
+  if [[ $(id -u) == 0 ]]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
+  else
+    sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
+  fi
+fi

@@ -1,0 +1,66 @@
+"""Shared fixtures: tiny synthetic audio and data sets built in tmp folders, nothing downloaded."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from autotag.config import TrainConfig, make_config
+
+
+@pytest.fixture(autouse=True)
+def _isolated_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test gets its own feature cache and runs folder."""
+    monkeypatch.setenv("AUTOTAG_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("AUTOTAG_RUNS_DIR", str(tmp_path / "runs"))
+
+
+def tone(seconds: float = 1.0, freq: float = 440.0, sr: int = 16000, channels: int = 1) -> np.ndarray:
+    """A sine of `seconds` at `freq`, shape (samples, channels), float32 in [-0.5, 0.5]."""
+    t = np.arange(int(seconds * sr)) / sr
+    wave = (0.5 * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+    return np.repeat(wave[:, None], channels, axis=1)
+
+
+def write_csv_dataset(root: Path, rows: list[tuple[str, str, str | None]], seconds: float = 1.0) -> Path:
+    """A plain-folder data set: rows are (path, tags joined by ';', split or None)."""
+    root.mkdir(parents=True, exist_ok=True)
+    with_split = any(r[2] is not None for r in rows)
+    with (root / "tags.csv").open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["path", "tags", *(["split"] if with_split else [])])
+        for i, (path, tags, split) in enumerate(rows):
+            file = root / path
+            file.parent.mkdir(parents=True, exist_ok=True)
+            if not file.exists():
+                sf.write(file, tone(seconds, 200 + 40 * i), 16000)
+            writer.writerow([path, tags, *([split] if with_split else [])])
+    return root
+
+
+@pytest.fixture
+def small_csv_dataset(tmp_path: Path) -> Path:
+    """12 one-second clips, tags a/b/c, explicit splits 8/2/2."""
+    tags = ["a;b", "b", "a;c", "c", "a", "b;c", "a;b;c", "c", "a;b", "b;c", "a;c", "b"]
+    splits = ["train"] * 8 + ["valid"] * 2 + ["test"] * 2
+    rows = [(f"audio/{i:02d}.wav", t, s) for i, (t, s) in enumerate(zip(tags, splits))]
+    return write_csv_dataset(tmp_path / "small", rows)
+
+
+@pytest.fixture(scope="session")
+def demo_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The real demo generator, 120 clips (shared by the slow end-to-end tests)."""
+    from autotag.demo import make_demo_dataset
+
+    return make_demo_dataset(tmp_path_factory.mktemp("demo") / "demo", clips=120, seed=1)
+
+
+def tiny_config(data: Path, **overrides: object) -> TrainConfig:
+    """The real config schema, shrunk for tests: tiny model, short chunks, few epochs."""
+    values: dict = {"data": str(data), "model": "tiny", "max_epochs": 2, "batch_size": 4, "chunk_seconds": 0.5}
+    values.update(overrides)
+    return make_config(**values)

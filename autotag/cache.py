@@ -161,7 +161,9 @@ def build_cache(
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _write_entry(tmp: Path, clips: Sequence[Clip], settings: dict, workers: int | None, progress: Progress | None) -> dict:
+def _write_entry(
+    tmp: Path, clips: Sequence[Clip], settings: dict, workers: int | None, progress: Progress | None
+) -> dict:
     workers = min(4, os.cpu_count() or 1) if workers is None else workers
     loader = torch.utils.data.DataLoader(
         _DecodeDataset(clips, settings),

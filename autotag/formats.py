@@ -74,9 +74,7 @@ def assign_splits(keys: list[str]) -> dict[str, str]:
     order = sorted(keys, key=lambda k: hashlib.sha1(k.encode("utf-8")).hexdigest())
     n_train = round(len(order) * 0.8)
     n_valid = round(len(order) * 0.1)
-    return {
-        k: "train" if i < n_train else "valid" if i < n_train + n_valid else "test" for i, k in enumerate(order)
-    }
+    return {k: "train" if i < n_train else "valid" if i < n_train + n_valid else "test" for i, k in enumerate(order)}
 
 
 def top_labels(tag_lists: list[tuple[str, ...]], top_n: int) -> list[str]:

@@ -12,7 +12,7 @@ import re
 import secrets
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +49,7 @@ def create_run(config: TrainConfig, runs_dir: str | Path | None = None, name: st
     """Make a new run folder with its config.yaml and a "queued" status; return its path."""
     runs_dir = Path(runs_dir) if runs_dir else default_runs_dir()
     runs_dir.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     label = sanitize_name(name or config.model)
     while True:  # exclusive mkdir: two launches in the same second never share a folder
         run_dir = runs_dir / f"{stamp}_{label}_{secrets.token_hex(3)}"

@@ -9,24 +9,13 @@ from __future__ import annotations
 import logging
 import math
 import os
-import sys
 import time
 import warnings
 from pathlib import Path
 from typing import Any
 
 from autotag.config import TrainConfig, load_config, save_config
-from autotag.runs import (
-    CKPT_DIR,
-    CONFIG_FILE,
-    LABELS_FILE,
-    LOG_FILE,
-    METRICS_FILE,
-    REPORT_FILE,
-    TB_DIR,
-    write_json_atomic,
-    write_status,
-)
+from autotag.runs import CONFIG_FILE, LABELS_FILE, LOG_FILE, METRICS_FILE, REPORT_FILE, write_json_atomic, write_status
 
 log = logging.getLogger("autotag.train")
 
@@ -44,17 +33,23 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _attach_log_file(run_dir: Path) -> logging.Handler:
+def _attach_log_file(run_dir: Path) -> tuple[logging.Handler, int]:
+    """Send autotag's and Lightning's log lines to train.log; returns what to restore."""
     handler = logging.FileHandler(run_dir / LOG_FILE, encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     for name in ("autotag", "lightning.pytorch"):
         logging.getLogger(name).addHandler(handler)
-    return handler
+    ours = logging.getLogger("autotag")
+    old_level = ours.level
+    if ours.getEffectiveLevel() > logging.INFO:  # train.log must get the data report and epoch lines
+        ours.setLevel(logging.INFO)
+    return handler, old_level
 
 
-def _detach_log_file(handler: logging.Handler) -> None:
+def _detach_log_file(handler: logging.Handler, old_level: int) -> None:
     for name in ("autotag", "lightning.pytorch"):
         logging.getLogger(name).removeHandler(handler)
+    logging.getLogger("autotag").setLevel(old_level)
     handler.close()
 
 
@@ -75,7 +70,7 @@ def fit(config: TrainConfig | str | Path, run_dir: str | Path, log_file: bool = 
     run_dir.mkdir(parents=True, exist_ok=True)
     if not (run_dir / CONFIG_FILE).is_file():
         save_config(config, run_dir / CONFIG_FILE)
-    handler = _attach_log_file(run_dir) if log_file else None
+    attached = _attach_log_file(run_dir) if log_file else None
     started = time.time()
     write_status(run_dir, state="running", pid=os.getpid(), started=started, max_epochs=config.max_epochs)
     try:
@@ -86,21 +81,19 @@ def fit(config: TrainConfig | str | Path, run_dir: str | Path, log_file: bool = 
         write_status(run_dir, state="failed", error=reason, ended=time.time())
         raise
     finally:
-        if handler:
-            _detach_log_file(handler)
+        if attached:
+            _detach_log_file(*attached)
     return metrics
 
 
 def _fit(config: TrainConfig, run_dir: Path) -> dict[str, Any]:
     import lightning as L
     import torch
-    from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
-    from lightning.pytorch.loggers import TensorBoardLogger
 
     from autotag.data import TaggingDataModule
-    from autotag.module import TaggingModule
     from autotag.prepare import prepare_features
-    from autotag.progress import StatusCallback, cache_progress
+    from autotag.progress import cache_progress
+    from autotag.trainer import build_module, build_trainer
 
     write_status(run_dir, phase="preparing data")
     report, dataset, cache = prepare_features(config, progress=cache_progress(run_dir))
@@ -110,41 +103,9 @@ def _fit(config: TrainConfig, run_dir: Path) -> dict[str, Any]:
     write_json_atomic(run_dir / LABELS_FILE, dataset.labels)
 
     L.seed_everything(config.seed, workers=True, verbose=False)
-    module = TaggingModule(
-        model_name=config.model,
-        labels=dataset.labels,
-        chunk_seconds=float(config.chunk_seconds),
-        lr=config.lr,
-        weight_decay=config.weight_decay,
-        **config.feature_settings(),
-    )
+    module = build_module(config, dataset.labels)
     datamodule = TaggingDataModule(config, dataset, cache)
-    n_batches = max(1, report.split_sizes["train"] // config.batch_size)
-    checkpoint = ModelCheckpoint(
-        dirpath=run_dir / CKPT_DIR,
-        filename="best-epoch{epoch:03d}-step{step:06d}",
-        auto_insert_metric_name=False,
-        monitor="val_loss",
-        mode="min",
-        save_top_k=1,
-        save_last=True,
-    )
-    trainer = L.Trainer(
-        accelerator=config.accelerator,
-        devices=config.devices,
-        precision=config.precision,
-        max_epochs=config.max_epochs,
-        callbacks=[
-            EarlyStopping(monitor="val_loss", mode="min", patience=config.patience),
-            checkpoint,
-            StatusCallback(run_dir),
-        ],
-        logger=TensorBoardLogger(save_dir=str(run_dir), name="", version=TB_DIR, default_hp_metric=False),
-        log_every_n_steps=min(10, n_batches),
-        enable_progress_bar=sys.stderr.isatty(),
-        enable_model_summary=False,
-        deterministic=False,
-    )
+    trainer, checkpoint = build_trainer(config, run_dir, report.split_sizes["train"] // config.batch_size)
     log.info("training %s on %s, %d tags", config.model, trainer.strategy.root_device, len(dataset.labels))
     write_status(run_dir, phase="training", skipped_clips=report.skipped)
     with warnings.catch_warnings():
@@ -178,9 +139,11 @@ def _fit(config: TrainConfig, run_dir: Path) -> dict[str, Any]:
 def fit_summary(metrics: dict[str, Any]) -> str:
     """One line for terminals."""
     auc, pr = metrics.get("roc_auc_macro"), metrics.get("pr_auc_macro")
-    shown = {k: "n/a" if v is None else f"{v:.3f}" for k, v in (("auc", auc), ("pr", pr), ("val", metrics.get("best_val_loss")))}
+    shown = {
+        k: "n/a" if v is None else f"{v:.3f}"
+        for k, v in (("auc", auc), ("pr", pr), ("val", metrics.get("best_val_loss")))
+    }
     return (
         f"epochs {metrics.get('epochs')}, best val_loss {shown['val']}, "
         f"test ROC-AUC {shown['auc']}, PR-AUC {shown['pr']}"
     )
-

@@ -64,3 +64,36 @@ def tiny_config(data: Path, **overrides: object) -> TrainConfig:
     values: dict = {"data": str(data), "model": "tiny", "max_epochs": 2, "batch_size": 4, "chunk_seconds": 0.5}
     values.update(overrides)
     return make_config(**values)
+
+
+@pytest.fixture(scope="session")
+def trained_run(demo_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One real `tiny` training run on the demo set, through the CLI (shared, read-only)."""
+    import subprocess
+    import sys
+
+    base = tmp_path_factory.mktemp("trained")
+    env = {**__import__("os").environ, "AUTOTAG_CACHE_DIR": str(base / "cache")}
+    cmd = [
+        sys.executable,
+        "-m",
+        "autotag",
+        "fit",
+        "--data",
+        str(demo_dataset),
+        "--model",
+        "tiny",
+        "--max-epochs",
+        "8",
+        "--batch-size",
+        "16",
+        "--runs-dir",
+        str(base / "runs"),
+        "--name",
+        "e2e",
+    ]
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    run_dir = Path(done.stdout.strip().splitlines()[-1])
+    assert run_dir.is_dir(), done.stdout
+    return run_dir

@@ -9,8 +9,10 @@ from autotag.audio import AudioError, load_audio, probe_duration
 from tests.conftest import tone
 
 
-@pytest.mark.parametrize(("ext", "fmt", "subtype"), [("wav", "WAV", "PCM_16"), ("flac", "FLAC", "PCM_16"),
-                                                     ("ogg", "OGG", "VORBIS"), ("mp3", "MP3", "MPEG_LAYER_III")])
+@pytest.mark.parametrize(
+    ("ext", "fmt", "subtype"),
+    [("wav", "WAV", "PCM_16"), ("flac", "FLAC", "PCM_16"), ("ogg", "OGG", "VORBIS"), ("mp3", "MP3", "MPEG_LAYER_III")],
+)
 def test_decodes_every_supported_format(tmp_path: Path, ext: str, fmt: str, subtype: str) -> None:
     path = tmp_path / f"clip.{ext}"
     sf.write(path, tone(1.0, 440, sr=44100, channels=2), 44100, format=fmt, subtype=subtype)

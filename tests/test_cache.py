@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import torch
 
+from autotag.audio import load_audio
 from autotag.cache import SILENCE_DB, build_cache
 from autotag.features import LogMel
 from autotag.formats import load_dataset
-from autotag.audio import load_audio
 
 SETTINGS = {"sample_rate": 16000, "n_fft": 512, "hop_length": 256, "n_mels": 32, "f_min": 0.0, "f_max": 8000.0}
 

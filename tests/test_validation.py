@@ -34,7 +34,9 @@ def test_tags_without_positives_in_a_split_are_reported(small_csv_dataset: Path)
 
 
 def test_untrainable_sets_get_one_clear_error(tmp_path: Path) -> None:
-    one_tag = write_csv_dataset(tmp_path / "one", [(f"{i}.wav", "x", s) for i, s in enumerate(["train"] * 3 + ["valid"])])
+    one_tag = write_csv_dataset(
+        tmp_path / "one", [(f"{i}.wav", "x", s) for i, s in enumerate(["train"] * 3 + ["valid"])]
+    )
     report, usable = check_dataset(load_dataset(one_tag))
     with pytest.raises(DataSetError, match="needs at least 2"):
         require_trainable(report, usable)

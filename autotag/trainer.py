@@ -1,0 +1,70 @@
+"""The Lightning pieces of a run, built from its config in one place.
+
+`train.fit` uses them, and so does the throughput benchmark, so what is measured is
+exactly what users run.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import lightning as L
+from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
+from lightning.pytorch.loggers import TensorBoardLogger
+
+from autotag.config import TrainConfig
+from autotag.module import TaggingModule
+from autotag.progress import StatusCallback
+from autotag.runs import CKPT_DIR, TB_DIR
+
+#: Log scalars at most this often (in steps): per-step logging costs throughput.
+LOG_EVERY_N_STEPS = 10
+
+
+def build_module(config: TrainConfig, labels: list[str]) -> TaggingModule:
+    return TaggingModule(
+        model_name=config.model,
+        labels=labels,
+        chunk_seconds=float(config.chunk_seconds),
+        lr=config.lr,
+        weight_decay=config.weight_decay,
+        **config.feature_settings(),
+    )
+
+
+def build_trainer(
+    config: TrainConfig, run_dir: Path, train_batches: int, extra_callbacks: Sequence[Callback] = ()
+) -> tuple[L.Trainer, ModelCheckpoint]:
+    """The run's Trainer: EarlyStopping and ModelCheckpoint on val_loss, TensorBoard in tb/.
+
+    Args:
+        train_batches: Batches per training epoch, to log at least once per epoch.
+    """
+    checkpoint = ModelCheckpoint(
+        dirpath=run_dir / CKPT_DIR,
+        filename="best-epoch{epoch:03d}-step{step:06d}",
+        auto_insert_metric_name=False,
+        monitor="val_loss",
+        mode="min",
+        save_top_k=1,
+        save_last=True,
+    )
+    trainer = L.Trainer(
+        accelerator=config.accelerator,
+        devices=config.devices,
+        precision=config.precision,
+        max_epochs=config.max_epochs,
+        callbacks=[
+            EarlyStopping(monitor="val_loss", mode="min", patience=config.patience),
+            checkpoint,
+            StatusCallback(run_dir),
+            *extra_callbacks,
+        ],
+        logger=TensorBoardLogger(save_dir=str(run_dir), name="", version=TB_DIR, default_hp_metric=False),
+        log_every_n_steps=max(1, min(LOG_EVERY_N_STEPS, train_batches)),
+        enable_progress_bar=sys.stderr.isatty(),
+        enable_model_summary=False,
+    )
+    return trainer, checkpoint

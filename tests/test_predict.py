@@ -1,0 +1,58 @@
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from autotag.predict import Tagger
+from autotag.runs import RunError
+from tests.conftest import tone
+
+pytestmark = pytest.mark.slow
+
+
+def test_taggram_covers_long_and_short_clips(trained_run: Path, tmp_path: Path) -> None:
+    tagger = Tagger.load(trained_run, device="cpu")
+    assert tagger.checkpoint.name.startswith("best-")
+    sf.write(tmp_path / "long.flac", tone(25.0, sr=44100, channels=2), 44100)
+    pred = tagger.predict(tmp_path / "long.flac")
+    assert pred.taggram.shape == (9, len(tagger.labels))  # ceil(25 / 3) chunks
+    assert pred.chunk_starts.tolist() == [3.0 * i for i in range(9)]
+    assert pred.duration == pytest.approx(25.0)
+    assert set(pred.clip) == set(tagger.labels) and len(pred.top(3)) == 3
+
+    short = tagger.predict(np.zeros(8000, dtype=np.float32))
+    assert short.taggram.shape == (1, len(tagger.labels))
+
+
+def test_clip_score_is_the_mean_of_whole_chunks(trained_run: Path) -> None:
+    tagger = Tagger.load(trained_run, device="cpu")
+    wave = np.random.default_rng(0).standard_normal(tagger.chunk_samples * 2).astype(np.float32) * 0.1
+    pred = tagger.predict(wave)
+    np.testing.assert_allclose([pred.clip[t] for t in pred.labels], pred.taggram.mean(0), rtol=1e-5)
+
+
+def test_checkpoint_that_would_run_code_is_refused(trained_run: Path, tmp_path: Path) -> None:
+    marker = tmp_path / "pwned"
+
+    class Evil:
+        def __reduce__(self) -> tuple:
+            return (os.system, (f"touch {marker}",))
+
+    bad = tmp_path / "evil.ckpt"
+    torch.save({"hyper_parameters": Evil(), "state_dict": {}}, bad)
+    with pytest.raises(RunError, match="cannot be loaded"):
+        Tagger.from_checkpoint(bad)
+    assert not marker.exists()
+
+
+def test_truncated_checkpoint_gives_a_clear_error(trained_run: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    best = Tagger.load(run).checkpoint
+    best.write_bytes(best.read_bytes()[:1000])
+    with pytest.raises(RunError, match=f"checkpoint {best} cannot be loaded"):
+        Tagger.load(run)

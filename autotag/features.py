@@ -6,6 +6,8 @@ preprocessing and runs it on the model's device (minzwon/sota-music-tagging-mode
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 from torch import nn
 from torchaudio.transforms import AmplitudeToDB, MelSpectrogram
@@ -26,14 +28,18 @@ class LogMel(nn.Module):
         super().__init__()
         self.sample_rate = sample_rate
         self.hop_length = hop_length
-        self.mel = MelSpectrogram(
-            sample_rate=sample_rate,
-            n_fft=n_fft,
-            hop_length=hop_length,
-            n_mels=n_mels,
-            f_min=f_min,
-            f_max=f_max,
-        )
+        with warnings.catch_warnings():
+            # 128 mels on a 512-point STFT (Won et al.'s setting) leaves the lowest filters
+            # empty; torchaudio warns every time. Known and harmless: those bands stay at the floor.
+            warnings.filterwarnings("ignore", message="At least one mel filterbank has all zero values")
+            self.mel = MelSpectrogram(
+                sample_rate=sample_rate,
+                n_fft=n_fft,
+                hop_length=hop_length,
+                n_mels=n_mels,
+                f_min=f_min,
+                f_max=f_max,
+            )
         self.to_db = AmplitudeToDB(stype="power")
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:

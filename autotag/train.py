@@ -102,6 +102,8 @@ def _fit(config: TrainConfig, run_dir: Path) -> dict[str, Any]:
     write_json_atomic(run_dir / REPORT_FILE, report.to_dict())
     write_json_atomic(run_dir / LABELS_FILE, dataset.labels)
 
+    if torch.cuda.is_available():
+        torch.set_float32_matmul_precision("high")  # TF32 matmuls on tensor cores; convs already use TF32
     L.seed_everything(config.seed, workers=True, verbose=False)
     module = build_module(config, dataset.labels)
     datamodule = TaggingDataModule(config, dataset, cache)

@@ -14,6 +14,7 @@ import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
+from autotag.cli_runs import add_runs_parser
 from autotag.config import ConfigError, TrainConfig, field_range, load_config, make_config
 
 USAGE_EXIT = 2
@@ -66,13 +67,17 @@ def _config_from_args(args: argparse.Namespace) -> TrainConfig:
 def _cmd_fit(args: argparse.Namespace) -> int:
     from autotag.prepare import open_dataset
     from autotag.runs import create_run
-    from autotag.train import fit, fit_summary
+    from autotag.train import RunStopped, fit, fit_summary
 
     config = _config_from_args(args)
     open_dataset(config)  # refuse bad data before a run folder exists
     run_dir = create_run(config, args.runs_dir, args.name)
     logging.getLogger("autotag").info("run folder: %s", run_dir)
-    metrics = fit(config, run_dir)
+    try:
+        metrics = fit(config, run_dir)
+    except RunStopped:
+        print(f"stopped; continue with: python -m autotag runs resume {run_dir}", file=sys.stderr)
+        return 1
     print(fit_summary(metrics), file=sys.stderr)
     print(run_dir, flush=True)
     return 0
@@ -119,6 +124,8 @@ def build_parser() -> argparse.ArgumentParser:
     tag.add_argument("--format", choices=("json", "csv"), default="json")
     tag.add_argument("--taggram", action="store_true", help="also print per-chunk scores over time")
     tag.set_defaults(func=_cmd_tag)
+
+    add_runs_parser(sub)
     return parser
 
 

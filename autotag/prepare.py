@@ -15,6 +15,18 @@ from autotag.formats import TaggedDataset, load_dataset
 from autotag.validation import ValidationReport, check_dataset, require_trainable
 
 
+def _checked(raw: TaggedDataset, undecodable: frozenset[str] = frozenset()) -> tuple[ValidationReport, TaggedDataset]:
+    report, usable = check_dataset(raw, undecodable)
+    require_trainable(report, usable)
+    return report, usable
+
+
+def _read(config: TrainConfig) -> TaggedDataset:
+    return load_dataset(
+        config.data, config.format, config.top_n, config.jamendo_subset, config.split_index, config.audio_root
+    )
+
+
 def open_dataset(config: TrainConfig) -> tuple[ValidationReport, TaggedDataset]:
     """Read and check the data set of `config`.
 
@@ -22,25 +34,16 @@ def open_dataset(config: TrainConfig) -> tuple[ValidationReport, TaggedDataset]:
         DataFormatError: unknown layout or malformed metadata.
         DataSetError: nothing trainable (no clips, fewer than 2 tags, an empty split).
     """
-    raw = load_dataset(
-        config.data, config.format, config.top_n, config.jamendo_subset, config.split_index, config.audio_root
-    )
-    report, usable = check_dataset(raw)
-    require_trainable(report, usable)
-    return report, usable
+    return _checked(_read(config))
 
 
 def prepare_features(
     config: TrainConfig, cache_root: Path | None = None, progress: Progress | None = None
 ) -> tuple[ValidationReport, TaggedDataset, FeatureCache]:
     """`open_dataset`, then the feature cache; clips that fail to decode are skipped."""
-    raw = load_dataset(
-        config.data, config.format, config.top_n, config.jamendo_subset, config.split_index, config.audio_root
-    )
-    report, usable = check_dataset(raw)
-    require_trainable(report, usable)
+    raw = _read(config)
+    report, usable = _checked(raw)
     cache = build_cache(usable.clips, config.feature_settings(), root=cache_root, progress=progress)
     if cache.failed:
-        report, usable = check_dataset(raw, undecodable=frozenset(cache.failed))
-        require_trainable(report, usable)
+        report, usable = _checked(raw, frozenset(cache.failed))
     return report, usable, cache

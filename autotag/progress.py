@@ -45,7 +45,7 @@ class StatusCallback(L.Callback):
     def _write(self, trainer: L.Trainer, **extra: Any) -> None:
         write_status(
             self.run_dir,
-            epoch=trainer.current_epoch,
+            epoch=trainer.current_epoch + 1,  # 1-based: the epoch in progress, or just validated
             global_step=trainer.global_step,
             max_epochs=trainer.max_epochs,
             steps_per_epoch=trainer.num_training_batches,

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from autotag.config import TrainConfig, load_config, save_config
+from autotag.procs import process_start_time
 from autotag.runs import CONFIG_FILE, LABELS_FILE, LOG_FILE, METRICS_FILE, REPORT_FILE, write_json_atomic, write_status
 
 log = logging.getLogger("autotag.train")
@@ -53,7 +54,22 @@ def _detach_log_file(handler: logging.Handler, old_level: int) -> None:
     handler.close()
 
 
-def fit(config: TrainConfig | str | Path, run_dir: str | Path, log_file: bool = True) -> dict[str, Any]:
+class RunStopped(Exception):
+    """Training ended early on request (SIGTERM or Ctrl-C); the run is resumable."""
+
+
+def _is_stop(exc: BaseException) -> bool:
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+    return isinstance(exc, (SIGTERMException, KeyboardInterrupt))
+
+
+def fit(
+    config: TrainConfig | str | Path,
+    run_dir: str | Path,
+    log_file: bool = True,
+    resume_from: str | Path | None = None,
+) -> dict[str, Any]:
     """Train `config` in `run_dir` (created with `runs.create_run`, or any empty folder).
 
     Args:
@@ -61,9 +77,14 @@ def fit(config: TrainConfig | str | Path, run_dir: str | Path, log_file: bool = 
         run_dir: The run folder; config.yaml is written there when missing.
         log_file: Also write log lines into train.log (off when the caller already
             redirects this process's output there).
+        resume_from: A verified checkpoint of this run to continue from (same run,
+            same curves, early-stopping state kept).
 
     Returns:
         The test metrics written to metrics.json.
+
+    Raises:
+        RunStopped: SIGTERM or Ctrl-C ended training; status.json says "stopped".
     """
     config = config if isinstance(config, TrainConfig) else load_config(config)
     run_dir = Path(run_dir)
@@ -72,11 +93,24 @@ def fit(config: TrainConfig | str | Path, run_dir: str | Path, log_file: bool = 
         save_config(config, run_dir / CONFIG_FILE)
     attached = _attach_log_file(run_dir) if log_file else None
     started = time.time()
-    write_status(run_dir, state="running", pid=os.getpid(), started=started, max_epochs=config.max_epochs)
+    write_status(
+        run_dir,
+        state="running",
+        pid=os.getpid(),
+        pid_start=process_start_time(os.getpid()),
+        started=started,
+        max_epochs=config.max_epochs,
+        ended=None,
+        error=None,
+    )
     try:
-        metrics = _fit(config, run_dir)
+        metrics = _fit(config, run_dir, Path(resume_from) if resume_from else None)
     except BaseException as exc:
-        reason = "interrupted" if isinstance(exc, KeyboardInterrupt) else f"{type(exc).__name__}: {exc}"
+        if _is_stop(exc):
+            log.info("run stopped on request; resume continues from the last checkpoint")
+            write_status(run_dir, state="stopped", ended=time.time())
+            raise RunStopped(str(run_dir)) from None
+        reason = f"{type(exc).__name__}: {exc}"
         log.error("run failed: %s", reason)
         write_status(run_dir, state="failed", error=reason, ended=time.time())
         raise
@@ -86,7 +120,7 @@ def fit(config: TrainConfig | str | Path, run_dir: str | Path, log_file: bool = 
     return metrics
 
 
-def _fit(config: TrainConfig, run_dir: Path) -> dict[str, Any]:
+def _fit(config: TrainConfig, run_dir: Path, resume_from: Path | None) -> dict[str, Any]:
     import lightning as L
     import torch
 
@@ -112,7 +146,9 @@ def _fit(config: TrainConfig, run_dir: Path) -> dict[str, Any]:
     write_status(run_dir, phase="training", skipped_clips=report.skipped)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", ".*does not have many workers.*")
-        trainer.fit(module, datamodule=datamodule)
+        if resume_from:
+            log.info("resuming from %s", resume_from.name)
+        trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from, weights_only=True)
         best = checkpoint.best_model_path or checkpoint.last_model_path
         best_rel = str(Path(best).relative_to(run_dir))
         write_status(run_dir, phase="testing", best_checkpoint=best_rel)

@@ -22,7 +22,10 @@ STAMP=".venv/.installed-$(basename "$REQ" .txt)"
 WANT="$(cat requirements.txt "$REQ" | sha256sum | cut -d' ' -f1)"
 if [[ "$(cat "$STAMP" 2>/dev/null)" != "$WANT" ]]; then
   echo "setup: installing $REQ into .venv (a few minutes the first time)"
-  .venv/bin/python -m pip install --quiet --disable-pip-version-check -r "$REQ"
+  # This machine's pip config lists local mirrors that lack some packages; pip warns once per
+  # package about each. Those lines are noise, every other message is kept.
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check -r "$REQ" \
+    2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
   echo "$WANT" > "$STAMP"
 fi
 

@@ -1,0 +1,99 @@
+"""`python -m autotag runs list|show|stop|resume|delete` (and `exec`, the trainer's entry)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from autotag import manager
+from autotag.runs import read_status
+
+
+def _fmt(value: object, spec: str = ".4f") -> str:
+    return "-" if value is None else format(value, spec) if isinstance(value, float) else str(value)
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    manager.schedule(args.runs_dir)
+    runs = manager.list_runs(args.runs_dir)
+    if not runs:
+        print("no runs yet", file=sys.stderr)
+        return 0
+    print(f"{'run':<48} {'state':<10} {'epoch':>9} {'best val_loss':>13} {'test ROC-AUC':>12}")
+    for r in runs:
+        s = r.status
+        epoch = f"{s['epoch']}/{s.get('max_epochs', '?')}" if "epoch" in s else "-"
+        print(
+            f"{r.name:<48} {r.state:<10} {epoch:>9} {_fmt(s.get('best_val_loss')):>13} "
+            f"{_fmt(s.get('test_roc_auc')):>12}"
+        )
+    return 0
+
+
+def _cmd_show(args: argparse.Namespace) -> int:
+    run = manager.resolve_run(args.run, args.runs_dir)
+    status = read_status(run)
+    status["state"] = manager.derive_state(run, status)
+    print(json.dumps({"run": str(run), "status": status}, indent=2, default=str))
+    print((run / "config.yaml").read_text(), end="")
+    return 0
+
+
+def _cmd_stop(args: argparse.Namespace) -> int:
+    run = manager.resolve_run(args.run, args.runs_dir)
+    print(f"{run.name}: {manager.stop(run, grace=args.grace)}")
+    return 0
+
+
+def _cmd_resume(args: argparse.Namespace) -> int:
+    run = manager.resolve_run(args.run, args.runs_dir)
+    ckpt = manager.resume(run)
+    print(f"{run.name}: queued to resume from {ckpt.name}")
+    return 0
+
+
+def _cmd_delete(args: argparse.Namespace) -> int:
+    run = manager.resolve_run(args.run, args.runs_dir)
+    manager.delete(run)
+    print(f"deleted {run}")
+    return 0
+
+
+def _cmd_exec(args: argparse.Namespace) -> int:
+    """Body of a background run: output already goes to train.log, so log to stderr only."""
+    from autotag.train import RunStopped, fit
+
+    run = Path(args.run)
+    logging.getLogger("lightning.pytorch").setLevel(logging.INFO)
+    try:
+        fit(run / "config.yaml", run, log_file=False, resume_from=run / args.resume if args.resume else None)
+    except RunStopped:
+        return 0
+    finally:
+        manager.schedule(run.parent)  # hand the free slot to the next queued run
+    return 0
+
+
+def add_runs_parser(sub: argparse._SubParsersAction) -> None:
+    runs = sub.add_parser("runs", help="background runs: list, show, stop, resume, delete")
+    runs.add_argument("--runs-dir", default=None, help="runs folder (default $AUTOTAG_RUNS_DIR or ./runs)")
+    cmds = runs.add_subparsers(dest="runs_command", required=True)
+    cmds.add_parser("list", help="all runs with their state").set_defaults(func=_cmd_list)
+    for name, func, text in (
+        ("show", _cmd_show, "a run's status and config"),
+        ("stop", _cmd_stop, "stop a running or queued run (resumable)"),
+        ("resume", _cmd_resume, "continue a stopped or crashed run from its last checkpoint"),
+        ("delete", _cmd_delete, "delete a run folder (stop it first)"),
+    ):
+        p = cmds.add_parser(name, help=text)
+        p.add_argument("run", help="run folder or run name")
+        p.set_defaults(func=func)
+        if name == "stop":
+            p.add_argument("--grace", type=float, default=15.0, help="seconds before the trainer is killed")
+    p = cmds.add_parser("exec", help=argparse.SUPPRESS)
+    p.add_argument("run")
+    p.add_argument("--resume", default=None)
+    p.set_defaults(func=_cmd_exec)

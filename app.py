@@ -1,55 +1,33 @@
-"""autotag dashboard entry point.
+"""autotag dashboard: navigation over pages/ and a sidebar with the runs folder.
 
-For now one page: where the data and runs are, and every run's state read from its
-folder. The Data, Train, Runs and Tag pages build on the same library calls.
+Start with `bash scripts/dashboard.sh` (or `streamlit run app.py`). Pages only collect
+input, call one `autotag` function and render its result; training runs in its own
+process, so reloading or closing the browser never stops it.
 """
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import streamlit as st
 
-from autotag.runs import default_runs_dir, read_status
+from autotag.manager import ACTIVE_STATES, list_runs, max_parallel
+from autotag.runs import default_runs_dir
 
-DEMO_DIR = Path(os.environ.get("AUTOTAG_DEMO_DIR", "data/demo"))
+st.set_page_config(page_title="autotag", page_icon=":material/sell:", layout="wide")
 
-st.set_page_config(page_title="autotag", page_icon="🏷️", layout="wide")
-st.title("autotag")
-st.caption("Train multi-label music auto-tagging models and tag your own audio.")
+pages = [
+    st.Page("pages/train.py", title="Train", icon=":material/model_training:", default=True),
+    st.Page("pages/runs.py", title="Runs", icon=":material/monitoring:"),
+    st.Page("pages/tag.py", title="Tag", icon=":material/sell:"),
+    st.Page("pages/data.py", title="Data", icon=":material/folder_open:"),
+]
+nav = st.navigation(pages)
 
-runs_dir = default_runs_dir()
-col_data, col_runs = st.columns(2)
-with col_data:
-    st.subheader("Data")
-    if (DEMO_DIR / "tags.csv").is_file():
-        clips = sum(1 for _ in (DEMO_DIR / "tags.csv").open()) - 1
-        st.write(f"Built-in demo data set: `{DEMO_DIR.resolve()}` ({clips} clips).")
-    else:
-        st.warning(f"No demo data set in `{DEMO_DIR}`; make one with `python -m autotag demo-data {DEMO_DIR}`.")
-with col_runs:
-    st.subheader("Runs")
-    runs = sorted((p for p in runs_dir.glob("*/config.yaml")), reverse=True) if runs_dir.is_dir() else []
-    if runs:
-        rows = []
-        for cfg in runs:
-            status = read_status(cfg.parent)
-            rows.append(
-                {
-                    "run": cfg.parent.name,
-                    "state": status.get("state", "unknown"),
-                    "best val_loss": status.get("best_val_loss"),
-                    "test ROC-AUC": status.get("test_roc_auc"),
-                }
-            )
-        st.dataframe(rows, hide_index=True)
-    else:
-        st.info(f"No runs yet in `{runs_dir.resolve()}`.")
+with st.sidebar:
+    runs_dir = default_runs_dir()
+    runs = list_runs(runs_dir)
+    active = sum(r.state in ACTIVE_STATES for r in runs)
+    queued = sum(r.state == "queued" for r in runs)
+    st.caption(f"Runs folder: `{runs_dir.resolve()}`")
+    st.caption(f"{len(runs)} runs · {active} training (limit {max_parallel()}) · {queued} queued")
 
-st.subheader("Train and tag from a terminal")
-st.code(
-    f"python -m autotag fit --data {DEMO_DIR} --model tiny --max-epochs 20\n"
-    "python -m autotag tag --run runs/<run folder> my_song.mp3",
-    language="bash",
-)
+nav.run()

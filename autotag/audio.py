@@ -7,6 +7,7 @@ Everything that reads audio (cache building, tagging, the dashboard) goes throug
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 from typing import BinaryIO
 
@@ -29,12 +30,18 @@ def _describe(source: AudioSource) -> str:
     return getattr(source, "name", None) or "uploaded audio"
 
 
-def load_audio(source: AudioSource, sample_rate: int) -> np.ndarray:
+def _reason(exc: Exception) -> str:
+    """libsndfile's message without its 'Error opening <object repr>: ' prefix."""
+    return re.sub(r"^Error opening .*?: ", "", str(exc)).strip() or type(exc).__name__
+
+
+def load_audio(source: AudioSource, sample_rate: int, name: str | None = None) -> np.ndarray:
     """Decode `source` to mono float32 samples at `sample_rate`.
 
     Args:
         source: File path, raw file bytes, or a binary file object.
         sample_rate: Target rate in Hz.
+        name: What to call the audio in error messages (default: its path or file name).
 
     Returns:
         Array of shape (samples,), float32, nominally in [-1, 1].
@@ -42,14 +49,14 @@ def load_audio(source: AudioSource, sample_rate: int) -> np.ndarray:
     Raises:
         AudioError: missing, empty, undecodable or non-finite audio.
     """
-    name = _describe(source)
+    name = name or _describe(source)
     if isinstance(source, (str, Path)) and not Path(source).is_file():
         raise AudioError(f"{name}: file not found")
     stream = io.BytesIO(source) if isinstance(source, bytes) else source
     try:
         data, rate = sf.read(stream, dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError, EOFError) as exc:
-        raise AudioError(f"{name}: not a readable audio file ({exc})") from None
+        raise AudioError(f"{name}: not a readable audio file ({_reason(exc)})") from None
     if data.shape[0] == 0:
         raise AudioError(f"{name}: contains no audio samples")
     if not np.isfinite(data).all():
@@ -64,6 +71,7 @@ def to_mono_resampled(frames: np.ndarray, rate: int, sample_rate: int) -> np.nda
         frames: Array of shape (samples, channels), float32.
         rate: Its sample rate in Hz.
         sample_rate: Target rate in Hz.
+        name: What to call the audio in error messages (default: its path or file name).
 
     Returns:
         Array of shape (samples * sample_rate / rate,), float32.

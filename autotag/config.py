@@ -57,8 +57,8 @@ class TrainConfig(BaseModel):
     lr: float = Field(1e-3, gt=0.0, le=1.0, description="Adam learning rate")
     weight_decay: float = Field(0.0, ge=0.0, le=0.1, description="Adam weight decay")
     batch_size: int = Field(16, ge=1, le=1024, description="Chunks per training batch")
-    max_epochs: int = Field(100, ge=1, le=10000, description="Upper bound on epochs")
-    patience: int = Field(10, ge=1, le=1000, description="Epochs without val_loss improvement before stopping")
+    max_epochs: int = Field(100, ge=1, le=1000, description="Upper bound on epochs")
+    patience: int = Field(10, ge=1, le=100, description="Epochs without val_loss improvement before stopping")
     seed: int = Field(42, ge=0, le=2**31 - 1, description="Random seed for splits, chunks and weights")
     num_workers: int = Field(0, ge=0, le=64, description="DataLoader worker processes")
 

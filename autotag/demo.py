@@ -150,3 +150,8 @@ def make_demo_dataset(out: str | Path, clips: int = 300, seed: int = 0, workers:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return out
+
+
+def default_demo_dir() -> Path:
+    """Where set-up puts the built-in demo data set: `$AUTOTAG_DEMO_DIR`, else `data/demo`."""
+    return Path(os.environ.get("AUTOTAG_DEMO_DIR", "data/demo")).expanduser()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import warnings
 
+import numpy as np
 import torch
 from torch import nn
 from torchaudio.transforms import AmplitudeToDB, MelSpectrogram
@@ -49,3 +50,23 @@ class LogMel(nn.Module):
     def num_frames(self, samples: int) -> int:
         """Frames the centred STFT yields for `samples` samples."""
         return samples // self.hop_length + 1
+
+
+def file_logmel(source: object, settings: dict, max_seconds: float | None = 30.0) -> np.ndarray:
+    """Log-mels of an audio file for display, with the same front end the model uses.
+
+    Args:
+        source: Anything `audio.load_audio` accepts.
+        settings: LogMel keyword arguments (`TrainConfig.feature_settings()`).
+        max_seconds: Keep only the first seconds (None: all).
+
+    Returns:
+        (n_mels, frames) float32 in dB.
+    """
+    from autotag.audio import load_audio
+
+    wave = load_audio(source, settings["sample_rate"])
+    if max_seconds is not None:
+        wave = wave[: int(max_seconds * settings["sample_rate"])]
+    with torch.no_grad():
+        return LogMel(**settings)(torch.from_numpy(wave)[None])[0].numpy()

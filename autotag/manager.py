@@ -42,6 +42,7 @@ LOCK_FILE = ".autotag.lock"
 #: A run still "starting" without a pid this long after launch lost its launcher.
 START_TIMEOUT_S = 60.0
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEDUPE_WINDOW_S = 30.0
 
 
 def max_parallel() -> int:
@@ -143,14 +144,16 @@ def launch(
     """Create a run and start it in the background (or queue it); return its folder.
 
     Args:
-        token: Idempotency key: a second launch with the same token (a double click, a
-            resubmitted form) returns the first run instead of creating another.
+        token: Idempotency key: a second launch with the same token within
+            `DEDUPE_WINDOW_S` (a double click, a resubmitted form) returns the first run
+            instead of creating another.
     """
     runs_dir = Path(runs_dir) if runs_dir else default_runs_dir()
     with runs_lock(runs_dir):
         if token:
             for info in list_runs(runs_dir):
-                if info.status.get("launch_token") == token:
+                recent = time.time() - float(info.status.get("created", 0)) < DEDUPE_WINDOW_S
+                if info.status.get("launch_token") == token and recent:
                     return info.path
         run_dir = create_run(config, runs_dir, name)
         if token:
@@ -260,3 +263,49 @@ def delete(run_dir: Path) -> None:
     if state in ACTIVE_STATES:
         raise RunError(f"run {run_dir.name} is {state}; stop it before deleting")
     shutil.rmtree(run_dir)
+
+
+def summarize(info: RunInfo) -> dict[str, Any]:
+    """One row of the runs table: what a user compares runs by, from status.json only."""
+    s = info.status
+    if "model" not in s:  # runs created before status carried these
+        s = {**s, **_config_basics(info.path)}
+    last = s.get("last_metrics") or {}
+    max_epochs = s.get("max_epochs") or 0
+    total = (s.get("steps_per_epoch") or 0) * max_epochs
+    progress = min(1.0, s.get("global_step", 0) / total) if total else (1.0 if info.state == "completed" else 0.0)
+    start, end = s.get("started"), s.get("ended") if info.state not in ACTIVE_STATES else time.time()
+    duration = (end or time.time()) - start if start else None
+    eta = duration * (1 - progress) / progress if info.state == "running" and duration and progress > 0 else None
+    return {
+        "run": info.name,
+        "state": info.state,
+        "model": s.get("model"),
+        "data": Path(s.get("data") or "-").name,
+        "epoch": f"{s.get('epoch', 0)}/{max_epochs}" if max_epochs else "-",
+        "progress": progress,
+        "best val_loss": s.get("best_val_loss"),
+        "val ROC-AUC": last.get("val_roc_auc"),
+        "val PR-AUC": last.get("val_pr_auc"),
+        "test ROC-AUC": s.get("test_roc_auc"),
+        "duration (s)": round(duration) if duration else None,
+        "ETA (s)": round(eta) if eta else None,
+    }
+
+
+def _config_basics(run_dir: Path) -> dict[str, Any]:
+    import yaml
+
+    try:
+        cfg = yaml.safe_load((run_dir / CONFIG_FILE).read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError):
+        return {}
+    return {"model": cfg.get("model"), "data": cfg.get("data")}
+
+
+def best_run(runs: list[RunInfo]) -> RunInfo | None:
+    """The completed run with the highest test ROC-AUC (else the newest completed one)."""
+    done = [r for r in runs if r.state == "completed"]
+    if not done:
+        return None
+    return max(done, key=lambda r: (r.status.get("test_roc_auc") or -1.0, r.name))

@@ -62,3 +62,22 @@ def clip_average(chunk_probs: torch.Tensor, clip_index: torch.Tensor, n_clips: i
     sums.index_add_(0, clip_index, chunk_probs)
     counts = torch.bincount(clip_index, minlength=n_clips).clamp(min=1).unsqueeze(1)
     return sums / counts
+
+
+def clip_level(
+    chunk_probs: torch.Tensor, chunk_targets: torch.Tensor, clip_index: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Clip-level (probabilities, targets) from chunk rows, for the clips present.
+
+    Args:
+        chunk_probs: (chunks, tags); chunk_targets: (chunks, tags), equal for a clip's chunks;
+        clip_index: (chunks,) clip number of each chunk.
+
+    Returns:
+        Two (clips present, tags) tensors, ordered by clip number.
+    """
+    present = torch.unique(clip_index)
+    probs = clip_average(chunk_probs, clip_index, int(clip_index.max()) + 1)[present]
+    targets = torch.zeros_like(probs)
+    targets[torch.searchsorted(present, clip_index)] = chunk_targets.to(probs.dtype)
+    return probs, targets

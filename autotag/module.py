@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from autotag.features import LogMel
-from autotag.metrics import clip_average, tag_scores
+from autotag.metrics import clip_level, tag_scores
 from autotag.models import build_model
 
 
@@ -73,11 +73,7 @@ class TaggingModule(L.LightningModule):
     def _clip_scores(self) -> dict:
         probs, targets, idx = (torch.cat(parts) for parts in zip(*self._eval))
         self._eval.clear()
-        present = torch.unique(idx)
-        clip_probs = clip_average(probs, idx, int(idx.max()) + 1)[present]
-        clip_targets = torch.zeros_like(clip_probs)
-        clip_targets[torch.searchsorted(present, idx)] = targets
-        return tag_scores(clip_probs, clip_targets, self.labels)
+        return tag_scores(*clip_level(probs, targets, idx), self.labels)
 
     def on_validation_epoch_start(self) -> None:
         self._eval.clear()
@@ -102,6 +98,11 @@ class TaggingModule(L.LightningModule):
             self.test_result = self._clip_scores()
             self.log("test_roc_auc", self.test_result["roc_auc_macro"])
             self.log("test_pr_auc", self.test_result["pr_auc_macro"])
+
+    def predict_step(self, batch: tuple, batch_idx: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Chunk probabilities with their targets and clip numbers; nothing is logged."""
+        mels, targets, clip_idx = batch
+        return torch.sigmoid(self(mels)).float().cpu(), targets.cpu(), clip_idx.cpu()
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return torch.optim.Adam(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)

@@ -73,14 +73,15 @@ class Tagger:
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         return cls(module, path, device)
 
-    def predict(self, audio: AudioSource | np.ndarray, batch_size: int = 16) -> Prediction:
+    def predict(self, audio: AudioSource | np.ndarray, batch_size: int = 16, name: str | None = None) -> Prediction:
         """Score a clip chunk by chunk.
 
         Args:
             audio: A file path, file bytes, or samples (samples,) already at `sample_rate`.
             batch_size: Chunks per forward pass (bounds memory for long clips).
+            name: What to call the clip in error messages (e.g. an upload's file name).
         """
-        wave = audio if isinstance(audio, np.ndarray) else load_audio(audio, self.sample_rate)
+        wave = audio if isinstance(audio, np.ndarray) else load_audio(audio, self.sample_rate, name)
         wave = np.asarray(wave, dtype=np.float32).reshape(-1)
         n = self.chunk_samples
         count = max(1, -(-len(wave) // n))

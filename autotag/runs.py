@@ -23,6 +23,7 @@ STATUS_FILE = "status.json"
 LABELS_FILE = "labels.json"
 METRICS_FILE = "metrics.json"
 REPORT_FILE = "data_report.json"
+THRESHOLDS_FILE = "thresholds.json"
 LOG_FILE = "train.log"
 TB_DIR = "tb"
 CKPT_DIR = "checkpoints"
@@ -59,7 +60,9 @@ def create_run(config: TrainConfig, runs_dir: str | Path | None = None, name: st
         except FileExistsError:
             continue
     save_config(config, run_dir / CONFIG_FILE)
-    write_status(run_dir, state="queued", created=time.time(), max_epochs=config.max_epochs)
+    write_status(
+        run_dir, state="queued", created=time.time(), max_epochs=config.max_epochs, model=config.model, data=config.data
+    )
     return run_dir
 
 

@@ -16,7 +16,16 @@ from typing import Any
 
 from autotag.config import TrainConfig, load_config, save_config
 from autotag.procs import process_start_time
-from autotag.runs import CONFIG_FILE, LABELS_FILE, LOG_FILE, METRICS_FILE, REPORT_FILE, write_json_atomic, write_status
+from autotag.runs import (
+    CONFIG_FILE,
+    LABELS_FILE,
+    LOG_FILE,
+    METRICS_FILE,
+    REPORT_FILE,
+    THRESHOLDS_FILE,
+    write_json_atomic,
+    write_status,
+)
 
 log = logging.getLogger("autotag.train")
 
@@ -125,8 +134,10 @@ def _fit(config: TrainConfig, run_dir: Path, resume_from: Path | None) -> dict[s
     import torch
 
     from autotag.data import TaggingDataModule
+    from autotag.metrics import clip_level
     from autotag.prepare import prepare_features
     from autotag.progress import cache_progress
+    from autotag.thresholds import best_f1_thresholds
     from autotag.trainer import build_module, build_trainer
 
     write_status(run_dir, phase="preparing data")
@@ -158,6 +169,11 @@ def _fit(config: TrainConfig, run_dir: Path, resume_from: Path | None) -> dict[s
             metrics.update(module.test_result or {})
         else:
             metrics["note"] = "no test clips: test metrics not computed"
+        write_status(run_dir, phase="tuning thresholds")
+        outputs = trainer.predict(module, dataloaders=datamodule.val_dataloader(), ckpt_path=best, weights_only=True)
+        probs, targets = clip_level(*(torch.cat(parts) for parts in zip(*outputs)))
+        tuned = best_f1_thresholds(probs.numpy(), targets.numpy(), dataset.labels)
+        write_json_atomic(run_dir / THRESHOLDS_FILE, _plain(tuned))
     best_score = checkpoint.best_model_score
     metrics.update(
         best_checkpoint=best_rel,

@@ -26,6 +26,9 @@ if [[ "$(cat "$STAMP" 2>/dev/null)" != "$WANT" ]]; then
   # package about each. Those lines are noise, every other message is kept.
   .venv/bin/python -m pip install --quiet --disable-pip-version-check -r "$REQ" \
     2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
+  # autotag itself, editable, so `python -m autotag` works from any folder.
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e . \
+    2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
   echo "$WANT" > "$STAMP"
 fi
 

@@ -1,33 +1,119 @@
-"""The dashboard entry page renders, empty and with a run, without importing torch."""
+"""Every dashboard page through streamlit's AppTest: empty, with runs, and its main action."""
 
+from __future__ import annotations
+
+import io
+import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import pytest
+import soundfile as sf
 from streamlit.testing.v1 import AppTest
 
-from autotag.config import make_config
-from autotag.runs import create_run, write_status
+from autotag import manager
+from autotag.runs import default_runs_dir
+from tests.conftest import tone
 
 APP = str(Path(__file__).parent.parent / "app.py")
+PAGES = ["pages/train.py", "pages/runs.py", "pages/tag.py", "pages/data.py"]
 
 
-def test_home_page_empty_and_with_a_run(tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.setenv("AUTOTAG_DEMO_DIR", str(tmp_path / "nodemo"))
-    at = AppTest.from_file(APP).run(timeout=30)
-    assert not at.exception
-    assert any("No runs yet" in i.value for i in at.info)
-    assert any("No demo data set" in w.value for w in at.warning)
+def _page(path: str, timeout: float = 60) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=timeout)
+    at.run()
+    if path != "pages/train.py":
+        at.switch_page(path).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
 
-    run = create_run(make_config(data=str(tmp_path), model="tiny"))
-    write_status(run, state="completed", best_val_loss=0.31)
-    at = AppTest.from_file(APP).run(timeout=30)
-    assert not at.exception
+
+@pytest.fixture
+def with_finished_run(trained_run: Path) -> Path:
+    """A copy of the session's trained run in this test's runs folder."""
+    dest = default_runs_dir() / trained_run.name
+    shutil.copytree(trained_run, dest)
+    return dest
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_renders_with_no_runs(page: str, demo_dataset: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AUTOTAG_DEMO_DIR", str(demo_dataset))
+    at = _page(page)
+    if page == "pages/runs.py":
+        assert "No runs yet" in at.info[0].value
+        assert at.button(key="runs_quick_demo")
+    if page == "pages/tag.py":
+        assert "No trained model yet" in at.info[0].value
+
+
+def test_train_page_explains_invalid_combinations(demo_dataset: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AUTOTAG_DEMO_DIR", str(demo_dataset))
+    at = _page("pages/train.py")
+    assert not at.button(key="train_launch").disabled
+    at.selectbox(key="train_model").set_value("fcn").run()
+    assert at.slider(key="train_n_mels").value == 96  # the model's paper value
+    at.slider(key="train_chunk_seconds").set_value(3.0).run()
+    assert "model fcn needs chunks of at least 20.48 s" in at.error[0].value
+    assert at.button(key="train_launch").disabled
+    at.text_input(key="train_data").set_value("/nowhere").run()
+    at.selectbox(key="train_model").set_value("tiny").run()
+    assert "does not exist" in at.error[0].value
+
+
+@pytest.mark.slow
+def test_launch_from_train_page_runs_to_completion(demo_dataset: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AUTOTAG_DEMO_DIR", str(demo_dataset))
+    at = _page("pages/train.py")
+    at.button(key="train_preset").click().run()
+    assert at.selectbox(key="train_model").value == "tiny"
+    at.slider(key="train_max_epochs").set_value(2).run()
+    at.button(key="train_launch").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    runs = manager.list_runs()
+    assert len(runs) == 1 and runs[0].name.split("_")[1] == "quick-demo"
+    assert at.session_state["runs_selected"] == [runs[0].name]
+    deadline = time.monotonic() + 240
+    while manager.list_runs()[0].state in ("queued", "starting", "running") and time.monotonic() < deadline:
+        time.sleep(1)
+    run = manager.list_runs()[0]
+    assert run.state == "completed", manager.log_tail(run.path)
+    assert (run.path / "metrics.json").is_file() and (run.path / "thresholds.json").is_file()
+
+
+@pytest.mark.slow
+def test_runs_page_shows_a_finished_run(with_finished_run: Path) -> None:
+    at = _page("pages/runs.py")
     table = at.dataframe[0].value
-    assert table["run"].tolist() == [run.name] and table["state"].tolist() == ["completed"]
+    assert table["run"].tolist() == [with_finished_run.name] and table["state"].tolist() == ["completed"]
+    assert at.get("plotly_chart"), "the curves chart is missing"
+    assert any("ROC-AUC (macro)" == m.label for m in at.metric)
+    assert at.button(key="runs_stop").disabled and not at.button(key="runs_delete").disabled
+
+
+@pytest.mark.slow
+def test_tag_page_tags_an_uploaded_and_a_recorded_clip(with_finished_run: Path, demo_dataset: Path) -> None:
+    at = _page("pages/tag.py")
+    assert at.selectbox(key="tag_run").value == with_finished_run.name
+    clip = (demo_dataset / "audio" / "clip_0001.wav").read_bytes()
+    at.file_uploader(key="tag_upload").set_value([("clip.wav", clip, "audio/wav"), ("junk.mp3", b"no", "audio/mpeg")])
+    at.run()
+    assert not at.exception
+    assert [s.value for s in at.subheader] == ["clip.wav", "junk.mp3"]
+    assert "junk.mp3: not a readable audio file" in at.error[0].value
+    assert at.markdown[0].value.startswith("**Tags:**")
+    assert len(at.get("plotly_chart")) == 2 and len(at.get("download_button")) == 2
+
+    buf = io.BytesIO()
+    sf.write(buf, tone(4.0)[:, 0], 16000, format="WAV")
+    at.audio_input(key="tag_record").set_value(("recording.wav", buf.getvalue(), "audio/wav"))
+    at.run()
+    assert "recording.wav" in [s.value for s in at.subheader]
 
 
 def test_dashboard_start_does_not_import_torch() -> None:
-    code = "import runpy, sys; import autotag.runs, autotag.config; print('torch' in sys.modules)"
+    code = "import sys, autotag.manager, autotag.config, autotag.curves, autotag.charts; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

@@ -1,0 +1,178 @@
+"""Plotly figures for the dashboard, built from library data (no streamlit here).
+
+Each function returns a `go.Figure` sized and labelled to be read as is: axis titles
+with units, legends naming runs and metrics, a shared hover.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from autotag.curves import CurveReader, downsample, smooth
+
+PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2")
+PANELS = (
+    ("Loss (binary cross-entropy)", ("train_loss", "val_loss")),
+    ("Validation AUC", ("val_roc_auc", "val_pr_auc")),
+)
+_DASH = {"train_loss": "dot", "val_loss": "solid", "val_roc_auc": "solid", "val_pr_auc": "dash"}
+
+
+def curves_figure(readers: Mapping[str, CurveReader], smoothing: float = 0.0, max_points: int = 1000) -> go.Figure:
+    """Loss and AUC curves of one or more runs against the training step.
+
+    Args:
+        readers: Run label -> its refreshed reader; each run gets one colour.
+        smoothing: EMA weight in [0, 1) applied to train_loss (noisy per-step values).
+    """
+    fig = make_subplots(rows=1, cols=2, subplot_titles=[title for title, _ in PANELS], horizontal_spacing=0.08)
+    single = len(readers) == 1
+    for i, (label, reader) in enumerate(readers.items()):
+        for col, (_, tags) in enumerate(PANELS, start=1):
+            for j, tag in enumerate(tags):
+                # One run: a colour per metric. Several: a colour per run, a dash per metric.
+                color = PALETTE[2 * (col - 1) + j] if single else PALETTE[i % len(PALETTE)]
+                series = reader.get(tag)
+                if not series.steps:
+                    continue
+                values = smooth(series.values, smoothing) if tag == "train_loss" else series.values
+                steps, values = downsample(series.steps, values, max_points)
+                name = tag if single else f"{label} · {tag}"
+                fig.add_trace(
+                    go.Scatter(
+                        x=steps,
+                        y=values,
+                        name=name,
+                        mode="lines+markers" if tag.startswith("val") else "lines",
+                        line={"color": color, "dash": _DASH.get(tag, "solid"), "width": 2},
+                        marker={"size": 5},
+                        legendgroup=label,
+                    ),
+                    row=1,
+                    col=col,
+                )
+    fig.update_xaxes(title_text="training step")
+    fig.update_yaxes(title_text="loss", row=1, col=1)
+    fig.update_yaxes(title_text="macro AUC", row=1, col=2)
+    fig.update_layout(
+        height=380,
+        margin={"l": 60, "r": 20, "t": 40, "b": 50},
+        hovermode="x unified",
+        legend={"orientation": "h", "y": -0.25},
+    )
+    return fig
+
+
+def tag_counts_figure(tag_counts: Mapping[str, Mapping[str, int]]) -> go.Figure:
+    """Positives per tag, stacked by split, most frequent (in train) on top."""
+    tags = sorted(tag_counts.get("train", {}), key=lambda t: tag_counts["train"][t])
+    fig = go.Figure()
+    for split, color in zip(("train", "valid", "test"), PALETTE):
+        counts = tag_counts.get(split, {})
+        fig.add_trace(
+            go.Bar(y=tags, x=[counts.get(t, 0) for t in tags], name=split, orientation="h", marker_color=color)
+        )
+    fig.update_layout(
+        barmode="stack",
+        height=max(250, 22 * len(tags) + 80),
+        xaxis_title="clips with the tag",
+        margin={"l": 10, "r": 10, "t": 30, "b": 40},
+        legend={"orientation": "h", "y": 1.05},
+    )
+    return fig
+
+
+def cooccurrence_figure(labels: Sequence[str], targets: np.ndarray) -> go.Figure:
+    """How often tag B is present when tag A is (row A, column B), as a share of A's clips.
+
+    Args:
+        targets: (clips, tags) 0/1 matrix in `labels` order.
+    """
+    counts = targets.T.astype(float) @ targets.astype(float)
+    share = counts / np.maximum(np.diag(counts)[:, None], 1)
+    fig = go.Figure(
+        go.Heatmap(
+            z=share,
+            x=list(labels),
+            y=list(labels),
+            colorscale="Blues",
+            zmin=0,
+            zmax=1,
+            colorbar={"title": "P(col | row)"},
+            hovertemplate="%{y} → %{x}: %{z:.0%}<extra></extra>",
+        )
+    )
+    side = max(320, 26 * len(labels) + 140)
+    fig.update_layout(height=side, margin={"l": 10, "r": 10, "t": 30, "b": 10}, yaxis_autorange="reversed")
+    return fig
+
+
+def spectrogram_figure(mels: np.ndarray, seconds_per_frame: float) -> go.Figure:
+    """Log-mel spectrogram (n_mels, frames) in dB against time in seconds."""
+    times = np.arange(mels.shape[1]) * seconds_per_frame
+    fig = go.Figure(
+        go.Heatmap(
+            z=mels,
+            x=times,
+            colorscale="Magma",
+            colorbar={"title": "dB"},
+            hovertemplate="t %{x:.2f} s, mel bin %{y}: %{z:.0f} dB<extra></extra>",
+        )
+    )
+    fig.update_layout(
+        height=280, xaxis_title="time (s)", yaxis_title="mel bin", margin={"l": 60, "r": 10, "t": 20, "b": 40}
+    )
+    return fig
+
+
+def top_tags_figure(
+    scores: Mapping[str, float], thresholds: Mapping[str, float] | None = None, k: int = 10
+) -> go.Figure:
+    """The `k` most probable tags as bars; tags at or over their threshold are coloured."""
+    top = sorted(scores.items(), key=lambda kv: kv[1])[-k:]
+    colors = [PALETTE[0] if thresholds is None or p >= thresholds.get(t, 0.5) else "#b0b0b0" for t, p in top]
+    fig = go.Figure(
+        go.Bar(
+            x=[p for _, p in top],
+            y=[t for t, _ in top],
+            orientation="h",
+            marker_color=colors,
+            text=[f"{p:.2f}" for _, p in top],
+            textposition="outside",
+        )
+    )
+    fig.update_layout(
+        height=max(220, 28 * len(top) + 60),
+        xaxis={"range": [0, 1.1], "title": "probability"},
+        margin={"l": 10, "r": 10, "t": 20, "b": 40},
+    )
+    return fig
+
+
+def taggram_figure(
+    labels: Sequence[str], taggram: np.ndarray, chunk_starts: np.ndarray, chunk_seconds: float
+) -> go.Figure:
+    """Tags x time heatmap of per-chunk probabilities (musicnn's taggram)."""
+    centers = np.asarray(chunk_starts) + chunk_seconds / 2
+    fig = go.Figure(
+        go.Heatmap(
+            z=np.asarray(taggram).T,
+            x=centers,
+            y=list(labels),
+            colorscale="Viridis",
+            zmin=0,
+            zmax=1,
+            colorbar={"title": "prob."},
+            hovertemplate="%{y} at %{x:.1f} s: %{z:.2f}<extra></extra>",
+        )
+    )
+    fig.update_layout(
+        height=max(260, 18 * len(labels) + 100),
+        xaxis_title="time (s, chunk centre)",
+        margin={"l": 10, "r": 10, "t": 20, "b": 40},
+    )
+    return fig

@@ -1,0 +1,163 @@
+"""Runs: every run with its progress, live curves from TensorBoard files, stop/resume/delete."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+import yaml
+
+from autotag import manager
+from autotag.charts import curves_figure
+from autotag.config import make_config
+from autotag.curves import CurveReader
+from autotag.demo import default_demo_dir
+from autotag.runs import METRICS_FILE, RunError, default_runs_dir, read_status
+
+REFRESH_S = 2.0
+
+
+@st.cache_resource(max_entries=200)
+def _reader(run_path: str) -> CurveReader:
+    """One reader per run for the server's lifetime: later refreshes read only new records."""
+    return CurveReader(Path(run_path) / "tb")
+
+
+def _quick_demo() -> None:
+    config = make_config(data=str(default_demo_dir()), model="tiny", max_epochs=15, patience=5, batch_size=16)
+    run = manager.launch(config, name="quick-demo")
+    st.session_state["runs_selected"] = [run.name]
+
+
+st.title("Runs")
+runs_dir = default_runs_dir()
+manager.schedule(runs_dir)  # start queued runs whose turn has come
+runs = manager.list_runs(runs_dir)
+if not runs:
+    st.info(
+        "No runs yet. Train the tiny model on the built-in demo set (about a minute on a CPU), "
+        "or set your own hyperparameters on the Train page."
+    )
+    st.button(
+        "Start the quick demo", icon=":material/bolt:", on_click=_quick_demo, type="primary", key="runs_quick_demo"
+    )
+    st.stop()
+
+by_name = {r.name: r for r in runs}
+table = pd.DataFrame([manager.summarize(r) for r in runs])
+st.dataframe(
+    table,
+    hide_index=True,
+    column_config={
+        "progress": st.column_config.ProgressColumn("progress", min_value=0.0, max_value=1.0, format="percent"),
+        "best val_loss": st.column_config.NumberColumn(format="%.4f"),
+        "val ROC-AUC": st.column_config.NumberColumn(format="%.3f"),
+        "val PR-AUC": st.column_config.NumberColumn(format="%.3f"),
+        "test ROC-AUC": st.column_config.NumberColumn(format="%.3f"),
+    },
+)
+
+chosen = [n for n in st.session_state.get("runs_selected", []) if n in by_name] or [runs[0].name]
+selected = st.multiselect("Show runs (pick several to compare)", list(by_name), default=chosen, key="runs_pick")
+st.session_state["runs_selected"] = selected
+smoothing = st.slider("Smoothing of train_loss", 0.0, 0.99, 0.6, 0.01, key="runs_smoothing")
+live = any(by_name[n].state in (*manager.ACTIVE_STATES, "queued") for n in selected)
+
+
+@st.fragment(run_every=REFRESH_S if live else None)
+def _curves(names: list[str], weight: float) -> None:
+    readers = {}
+    for name in names:
+        reader = _reader(str(by_name[name].path))
+        reader.refresh()
+        readers[name] = reader
+    if not any(r.series for r in readers.values()):
+        st.info("No points yet: the first train_loss appears after the first logged steps.")
+    else:
+        st.plotly_chart(curves_figure(readers, weight), key="runs_curves")
+    for name in names:
+        path = by_name[name].path
+        info = manager.RunInfo(path, manager.derive_state(path), read_status(path))
+        row = manager.summarize(info)
+        phase = info.status.get("phase", "")
+        eta = f", ETA ≤ {row['ETA (s)']} s" if row["ETA (s)"] else ""
+        st.caption(f"**{name}**: {info.state} · epoch {row['epoch']} · {phase}{eta}")
+        if info.state != by_name[name].state and info.state not in manager.ACTIVE_STATES:
+            st.rerun()  # a run just ended: refresh the whole page (table, buttons, metrics)
+
+
+if selected:
+    _curves(selected, smoothing)
+
+if len(selected) >= 2:
+    st.subheader("Config differences")
+    configs = {n: yaml.safe_load((by_name[n].path / "config.yaml").read_text()) for n in selected}
+    keys = sorted({k for c in configs.values() for k in c})
+    diff = {
+        k: {n: configs[n].get(k) for n in selected} for k in keys if len({str(c.get(k)) for c in configs.values()}) > 1
+    }
+    st.dataframe(pd.DataFrame(diff).T.astype(str) if diff else pd.DataFrame({"": ["identical configs"]}))
+
+if len(selected) == 1:
+    info = by_name[selected[0]]
+    b1, b2, b3, _ = st.columns([1, 1, 1, 3])
+    try:
+        if b1.button(
+            "Stop",
+            icon=":material/stop:",
+            disabled=info.state not in (*manager.ACTIVE_STATES, "queued"),
+            key="runs_stop",
+        ):
+            with st.spinner("Stopping (the current batch finishes first) ..."):
+                manager.stop(info.path)
+            st.rerun()
+        if b2.button(
+            "Resume",
+            icon=":material/play_arrow:",
+            disabled=info.state not in ("stopped", "crashed", "failed"),
+            key="runs_resume",
+        ):
+            manager.resume(info.path)
+            st.rerun()
+        if b3.button(
+            "Delete", icon=":material/delete:", disabled=info.state in manager.ACTIVE_STATES, key="runs_delete"
+        ):
+            st.session_state["runs_confirm_delete"] = info.name
+        if st.session_state.get("runs_confirm_delete") == info.name:
+            st.warning(f"Delete {info.name} and its checkpoints? This cannot be undone.")
+            if st.button("Yes, delete it", key="runs_delete_yes"):
+                manager.delete(info.path)
+                st.session_state.pop("runs_confirm_delete")
+                st.session_state["runs_selected"] = []
+                st.rerun()
+    except RunError as exc:
+        st.error(str(exc))
+    if info.state in ("failed", "crashed") and info.status.get("error"):
+        st.error(info.status["error"])
+    metrics_path = info.path / METRICS_FILE
+    if info.state == "completed" and metrics_path.is_file():
+        metrics = json.loads(metrics_path.read_text())
+        st.subheader("Test metrics of the best checkpoint")
+        m1, m2, m3 = st.columns(3)
+        m1.metric("ROC-AUC (macro)", f"{metrics.get('roc_auc_macro') or float('nan'):.3f}")
+        m2.metric("PR-AUC (macro)", f"{metrics.get('pr_auc_macro') or float('nan'):.3f}")
+        m3.metric("test clips", metrics.get("test_clips", 0))
+        per_tag = pd.DataFrame(metrics.get("per_tag", {})).T.sort_values("roc_auc", ascending=False)
+        st.dataframe(
+            per_tag,
+            column_config={
+                "roc_auc": st.column_config.NumberColumn("ROC-AUC", format="%.3f"),
+                "pr_auc": st.column_config.NumberColumn("PR-AUC", format="%.3f"),
+            },
+        )
+        if metrics.get("unscored_tags"):
+            st.caption(
+                "No positive (or no negative) in the test split, not scored: " + ", ".join(metrics["unscored_tags"])
+            )
+    with st.expander("Log (last 40 lines)"):
+        st.code(manager.log_tail(info.path, 40) or "(empty)", language=None)
+    with st.expander("Config"):
+        st.code((info.path / "config.yaml").read_text(), language="yaml")
+        st.caption(f"Reproduce in a terminal: `python -m autotag fit --config {info.path / 'config.yaml'}`")

@@ -1,0 +1,125 @@
+"""Tag: score uploaded or recorded clips with a run's best checkpoint."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from autotag import manager
+from autotag.audio import AUDIO_EXTENSIONS, AudioError
+from autotag.charts import taggram_figure, top_tags_figure
+from autotag.runs import THRESHOLDS_FILE, RunError, best_checkpoint, default_runs_dir
+
+
+@st.cache_resource(max_entries=4, show_spinner="Loading the model ...")
+def _tagger(checkpoint: str, mtime: float):  # noqa: ANN202 - autotag.predict.Tagger (imports torch lazily)
+    from autotag.predict import Tagger
+
+    return Tagger.from_checkpoint(checkpoint)
+
+
+def _thresholds(run: Path) -> dict[str, float] | None:
+    try:
+        return json.loads((run / THRESHOLDS_FILE).read_text())["thresholds"]
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+st.title("Tag your audio")
+runs = [r for r in manager.list_runs(default_runs_dir()) if (r.path / "checkpoints").is_dir()]
+if not runs:
+    st.info("No trained model yet. Start the quick demo on the Runs page or train one on the Train page.")
+    st.page_link("pages/runs.py", label="Go to Runs", icon=":material/monitoring:")
+    st.stop()
+
+best = manager.best_run(runs)
+names = [r.name for r in runs]
+labels = {
+    r.name: f"{r.name} · {r.state}"
+    + (f" · test ROC-AUC {r.status['test_roc_auc']:.3f}" if r.status.get("test_roc_auc") else "")
+    for r in runs
+}
+run_name = st.selectbox(
+    "Model (run)", names, index=names.index(best.name) if best else 0, key="tag_run", format_func=labels.get
+)
+run = next(r for r in runs if r.name == run_name)
+try:
+    ckpt = best_checkpoint(run.path)
+    tagger = _tagger(str(ckpt), ckpt.stat().st_mtime)
+except RunError as exc:
+    st.error(str(exc))
+    st.stop()
+
+tuned = _thresholds(run.path)
+modes = (["Per-tag thresholds tuned on validation (best F1)"] if tuned else []) + ["One threshold for all tags"]
+mode = st.radio("Decide tags with", modes, key="tag_mode", horizontal=True)
+if mode.startswith("One"):
+    cut = st.slider("Threshold", 0.0, 1.0, 0.5, 0.01, key="tag_threshold")
+    thresholds = {t: cut for t in tagger.labels}
+else:
+    thresholds = tuned
+
+up, rec = st.columns([3, 2])
+with up:
+    uploads = st.file_uploader(
+        "Upload clips", type=[e.lstrip(".") for e in AUDIO_EXTENSIONS], accept_multiple_files=True, key="tag_upload"
+    )
+with rec:
+    recording = st.audio_input("Or record from the microphone", key="tag_record")
+
+clips = [(u.name, u.getvalue()) for u in uploads or []]
+if recording is not None:
+    clips.append(("recording.wav", recording.getvalue()))
+if not clips:
+    st.caption(f"Tags: {', '.join(tagger.labels)}")
+    st.stop()
+
+results = {}
+for name, data in clips:
+    st.divider()
+    st.subheader(name)
+    try:
+        pred = tagger.predict(data, name=name)
+    except AudioError as exc:
+        st.error(str(exc))
+        continue
+    results[name] = pred
+    st.audio(data)
+    on = [t for t, p in pred.top(len(pred.labels)) if p >= thresholds.get(t, 0.5)]
+    st.markdown("**Tags:** " + (", ".join(f"`{t}`" for t in on) if on else "none above threshold"))
+    c1, c2 = st.columns([2, 3])
+    with c1:
+        st.plotly_chart(top_tags_figure(pred.clip, thresholds), key=f"tag_top_{name}")
+    with c2:
+        st.plotly_chart(
+            taggram_figure(pred.labels, pred.taggram, pred.chunk_starts, tagger.chunk_samples / tagger.sample_rate),
+            key=f"tag_gram_{name}",
+        )
+    with st.expander("All tags"):
+        st.dataframe(
+            pd.DataFrame(
+                {
+                    "tag": pred.labels,
+                    "probability": [pred.clip[t] for t in pred.labels],
+                    "threshold": [thresholds.get(t, 0.5) for t in pred.labels],
+                    "tagged": [pred.clip[t] >= thresholds.get(t, 0.5) for t in pred.labels],
+                }
+            ).sort_values("probability", ascending=False),
+            hide_index=True,
+        )
+
+if results:
+    from autotag.output import render_predictions
+
+    d1, d2, _ = st.columns([1, 1, 3])
+    d1.download_button("Download CSV", render_predictions(results, "csv"), "tags.csv", "text/csv", key="tag_csv")
+    d2.download_button(
+        "Download JSON",
+        render_predictions(results, "json", taggram=True),
+        "tags.json",
+        "application/json",
+        key="tag_json",
+    )

@@ -1,0 +1,195 @@
+"""Train: every hyperparameter of the config schema as a widget, then launch in the background."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+
+import streamlit as st
+
+from autotag.config import ConfigError, TrainConfig, field_range, make_config
+from autotag.demo import default_demo_dir
+from autotag.manager import launch
+from autotag.model_specs import SPECS
+
+LRS = [1e-5, 2e-5, 5e-5, 1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3, 1e-2, 2e-2, 5e-2, 1e-1]
+BATCHES = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024]
+QUICK_DEMO = {
+    "train_model": "tiny",
+    "train_max_epochs": 15,
+    "train_patience": 5,
+    "train_batch_size": 16,
+    "train_lr": 1e-3,
+    "train_n_mels": 64,
+    "train_chunk_seconds": 3.0,
+    "train_name": "quick-demo",
+}
+DEFAULTS = TrainConfig.model_fields
+
+
+def _default(name: str):  # noqa: ANN202 - a config default of any type
+    return DEFAULTS[name].default
+
+
+FIELDS = [
+    "data",
+    "format",
+    "model",
+    "lr",
+    "batch_size",
+    "max_epochs",
+    "patience",
+    "n_mels",
+    "chunk_seconds",
+    "seed",
+    "accelerator",
+    "devices",
+    "precision",
+    "num_workers",
+    "weight_decay",
+    "eval_chunks",
+    "top_n",
+    "jamendo_subset",
+    "split_index",
+    "sample_rate",
+    "n_fft",
+    "hop_length",
+    "f_min",
+]
+
+
+def _init_state() -> None:
+    """Widget values live in session state only (set once here), so presets can change them."""
+    for name in FIELDS:
+        if name != "data":
+            st.session_state.setdefault(f"train_{name}", _default(name))
+    st.session_state.setdefault("train_data", str(default_demo_dir()))
+    st.session_state.setdefault("train_name", "")
+    st.session_state.setdefault("train_session", uuid.uuid4().hex)
+    _apply_model_defaults()
+
+
+def _apply_model_defaults() -> None:
+    """Feature settings follow the model's paper values when the model changes."""
+    spec = SPECS[st.session_state["train_model"]]
+    st.session_state["train_n_mels"] = spec.n_mels
+    st.session_state["train_chunk_seconds"] = round(spec.chunk_seconds, 2)
+
+
+def _quick_demo() -> None:
+    st.session_state["train_data"] = str(default_demo_dir())
+    st.session_state.update(QUICK_DEMO)
+
+
+def _slider(label: str, name: str, **kwargs: object) -> None:
+    lo, hi = field_range(name)
+    st.slider(label, min_value=lo, max_value=hi, key=f"train_{name}", help=DEFAULTS[name].description, **kwargs)
+
+
+@st.cache_data(ttl=30, show_spinner="Checking the data set ...")
+def _check_data(config_yaml: str) -> str:
+    """First line of the validation report; raises with the reason when nothing is trainable."""
+    import yaml
+
+    from autotag.prepare import open_dataset
+
+    report, _ = open_dataset(make_config(**yaml.safe_load(config_yaml)))
+    return report.summary_lines()[0]
+
+
+if "train_model" not in st.session_state:
+    _init_state()
+
+st.title("Train a tagging model")
+left, right = st.columns([3, 1])
+with right:
+    st.button(
+        "⚡ Quick demo preset",
+        on_click=_quick_demo,
+        key="train_preset",
+        use_container_width=True,
+        help="tiny model on the built-in demo set: about a minute on a laptop CPU",
+    )
+
+with left:
+    st.text_input(
+        "Data set folder", key="train_data", help="Plain folder with tags.csv, MagnaTagATune or MTG-Jamendo layout"
+    )
+c1, c2, c3 = st.columns(3)
+with c1:
+    st.selectbox(
+        "Model",
+        list(SPECS),
+        key="train_model",
+        on_change=_apply_model_defaults,
+        format_func=lambda m: f"{m} — {SPECS[m].description}",
+    )
+    st.selectbox("Data format", ["auto", "csv", "mtat", "jamendo"], key="train_format")
+with c2:
+    st.select_slider("Learning rate (Adam)", LRS, key="train_lr", format_func=lambda v: f"{v:g}")
+    st.select_slider("Batch size", BATCHES, key="train_batch_size")
+with c3:
+    _slider("Max epochs", "max_epochs")
+    _slider("Early-stopping patience (epochs)", "patience")
+c4, c5, c6 = st.columns(3)
+with c4:
+    _slider("Mel bands", "n_mels", step=8)
+with c5:
+    _slider("Chunk length (s)", "chunk_seconds", step=0.01)
+with c6:
+    st.number_input("Seed", min_value=0, max_value=2**31 - 1, key="train_seed")
+
+with st.expander("Advanced"):
+    a1, a2, a3 = st.columns(3)
+    with a1:
+        st.selectbox("Accelerator", ["auto", "cpu", "gpu"], key="train_accelerator")
+        _slider("Devices", "devices")
+        st.selectbox("Precision", ["32-true", "16-mixed", "bf16-mixed"], key="train_precision")
+    with a2:
+        _slider("DataLoader workers", "num_workers")
+        st.select_slider(
+            "Weight decay",
+            [0.0, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2],
+            key="train_weight_decay",
+            format_func=lambda v: f"{v:g}",
+        )
+        _slider("Chunks per clip in validation/test", "eval_chunks")
+    with a3:
+        _slider("Top-N tags (MTAT, Jamendo)", "top_n")
+        st.selectbox(
+            "MTG-Jamendo subset", ["top50tags", "all", "genre", "instrument", "moodtheme"], key="train_jamendo_subset"
+        )
+        _slider("MTG-Jamendo split", "split_index")
+    f1, f2, f3, f4 = st.columns(4)
+    with f1:
+        st.selectbox("Sample rate (Hz)", [8000, 16000, 22050, 32000, 44100, 48000], key="train_sample_rate")
+    with f2:
+        st.selectbox("STFT size (samples)", [256, 512, 1024, 2048], key="train_n_fft")
+    with f3:
+        st.selectbox("STFT hop (samples)", [128, 160, 256, 512, 1024], key="train_hop_length")
+    with f4:
+        _slider("Lowest mel frequency (Hz)", "f_min", step=10.0)
+values = {f: st.session_state[f"train_{f}"] for f in FIELDS}
+try:
+    config = make_config(**values)
+except ConfigError as exc:
+    config = None
+    st.error(str(exc).replace("\n  ", "\n\n- "))
+
+name = st.text_input("Run name", key="train_name", placeholder="e.g. shortchunk-lr1e-3")
+if config is not None:
+    try:
+        st.caption("Data: " + _check_data(config.to_yaml()))
+    except ValueError as exc:
+        config = None
+        st.error(f"Data set: {exc}")
+
+if st.button(
+    "Launch training", icon=":material/rocket_launch:", type="primary", disabled=config is None, key="train_launch"
+):
+    # Same config from the same session within seconds = a double click: one run, not two.
+    key = config.to_yaml() + st.session_state["train_session"] + name
+    token = hashlib.sha256(key.encode()).hexdigest()[:16]
+    run_dir = launch(config, name=name or None, token=token)
+    st.session_state["runs_selected"] = [run_dir.name]
+    st.switch_page("pages/runs.py")

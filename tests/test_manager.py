@@ -1,0 +1,132 @@
+"""Background runs: real trainer processes killed, stopped, resumed, queued and listed again."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from autotag import manager
+from autotag.curves import CurveReader
+from autotag.procs import is_alive, process_start_time
+from autotag.runs import RunError, read_status, write_status
+from tests.conftest import tiny_config
+
+pytestmark = pytest.mark.slow
+
+
+def _wait(run: Path, predicate, timeout: float = 180) -> dict:  # noqa: ANN001 - status -> bool
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        state = manager.derive_state(run)  # may persist "crashed": read the status after it
+        status = {**read_status(run), "state": state}
+        if predicate(status):
+            return status
+        time.sleep(0.2)
+    raise AssertionError(f"timed out; status {read_status(run)}; log:\n{manager.log_tail(run)}")
+
+
+def _finished(status: dict) -> bool:
+    return status["state"] in manager.FINAL_STATES
+
+
+def test_kill_9_is_crashed_and_resume_finishes_with_every_step_once(small_csv_dataset: Path) -> None:
+    run = manager.launch(tiny_config(small_csv_dataset, max_epochs=40, patience=100))
+    status = _wait(run, lambda s: s["state"] == "running" and s.get("epoch", 0) >= 3)
+    os.kill(status["pid"], signal.SIGKILL)
+    status = _wait(run, _finished, timeout=20)
+    assert status["state"] == "crashed"
+    assert "ended without a final state" in status["error"]
+
+    manager.resume(run)
+    status = _wait(run, _finished)
+    assert status["state"] == "completed", manager.log_tail(run)
+    reader = CurveReader(run / "tb")
+    reader.refresh()
+    steps = reader.get("train_loss").steps
+    assert steps == sorted(set(steps)), "a step was plotted twice"
+    val = reader.get("val_loss").steps
+    assert len(val) == 40 and val == sorted(set(val))  # one point per epoch across both processes
+
+
+def test_stop_is_stopped_not_completed_and_resumable(small_csv_dataset: Path) -> None:
+    run = manager.launch(tiny_config(small_csv_dataset, max_epochs=200, patience=100))
+    _wait(run, lambda s: s["state"] == "running" and s.get("epoch", 0) >= 2)
+    assert manager.stop(run) == "stopped"
+    status = read_status(run)
+    assert status["state"] == "stopped" and not status.get("forced")
+    assert not is_alive(status["pid"], status["pid_start"])
+    assert not (run / "metrics.json").exists()
+    with pytest.raises(RunError, match="is not running"):
+        manager.stop(run)
+    ckpt = manager.resume(run)
+    assert ckpt.name == "last.ckpt"
+    _wait(run, lambda s: s["state"] == "running" and s.get("epoch", 0) >= 4)
+    assert manager.stop(run) == "stopped"
+
+
+def test_queue_respects_the_limit_and_drains_by_itself(small_csv_dataset: Path, monkeypatch) -> None:
+    monkeypatch.setenv("AUTOTAG_MAX_RUNS", "1")
+    runs = [manager.launch(tiny_config(small_csv_dataset, max_epochs=2, seed=i), name=f"q{i}") for i in range(3)]
+    states = [manager.derive_state(r) for r in runs]
+    assert states.count("queued") == 2 and states[0] in ("starting", "running")
+    for run in runs:  # the finishing trainer starts the next one; nobody polls in between
+        assert _wait(run, _finished)["state"] == "completed", manager.log_tail(run)
+    starts = [read_status(r)["started"] for r in runs]
+    ends = [read_status(r)["ended"] for r in runs]
+    assert starts[1] >= ends[0] and starts[2] >= ends[1]  # never two at once
+
+
+def test_same_launch_token_gives_one_run(small_csv_dataset: Path, monkeypatch) -> None:
+    monkeypatch.setenv("AUTOTAG_MAX_RUNS", "1")
+    config = tiny_config(small_csv_dataset, max_epochs=1)
+    first = manager.launch(config, token="click")
+    assert manager.launch(config, token="click") == first
+    assert len(manager.list_runs()) == 1
+    _wait(first, _finished)
+
+
+def test_a_restarted_dashboard_finds_every_run(small_csv_dataset: Path, tmp_path: Path) -> None:
+    run = manager.launch(tiny_config(small_csv_dataset, max_epochs=1))
+    _wait(run, _finished)
+    done = subprocess.run([sys.executable, "-m", "autotag", "runs", "list"], capture_output=True, text=True,
+                          env=os.environ.copy(), check=True)
+    assert run.name in done.stdout and "completed" in done.stdout
+    shown = subprocess.run([sys.executable, "-m", "autotag", "runs", "show", run.name], capture_output=True,
+                           text=True, env=os.environ.copy(), check=True)
+    assert '"state": "completed"' in shown.stdout and "model: tiny" in shown.stdout
+    with pytest.raises(RunError, match="no run"):
+        manager.resolve_run("nope")
+    manager.delete(run)
+    assert not run.exists()
+
+
+def test_dead_zombie_and_reused_pids_are_not_running(tmp_path: Path, small_csv_dataset: Path) -> None:
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    start = process_start_time(child.pid)
+    time.sleep(0.5)  # exited, not yet reaped: a zombie
+    assert not is_alive(child.pid, start)
+    config = tiny_config(small_csv_dataset)
+    from autotag.runs import create_run
+
+    run = create_run(config)
+    # Our own pid is alive, but with another start time it is not the trainer any more.
+    write_status(run, state="running", pid=os.getpid(), pid_start=process_start_time(os.getpid()) - 1)
+    assert manager.derive_state(run) == "crashed"
+    with pytest.raises(RunError, match="only stopped, crashed or failed runs can resume|no checkpoint"):
+        manager.resume(run)
+
+
+def test_delete_refuses_a_running_run(small_csv_dataset: Path) -> None:
+    run = manager.launch(tiny_config(small_csv_dataset, max_epochs=200, patience=100))
+    _wait(run, lambda s: s["state"] == "running")
+    with pytest.raises(RunError, match="stop it before deleting"):
+        manager.delete(run)
+    manager.stop(run)
+    manager.delete(run)
+    assert not run.exists()

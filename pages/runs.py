@@ -14,7 +14,7 @@ from autotag.charts import curves_figure
 from autotag.config import make_config
 from autotag.curves import CurveReader
 from autotag.demo import default_demo_dir
-from autotag.runs import METRICS_FILE, RunError, default_runs_dir, read_status
+from autotag.runs import METRICS_FILE, RunError, default_runs_dir
 
 REFRESH_S = 2.0
 
@@ -46,50 +46,49 @@ if not runs:
     st.stop()
 
 by_name = {r.name: r for r in runs}
-table = pd.DataFrame([manager.summarize(r) for r in runs])
-st.dataframe(
-    table,
-    hide_index=True,
-    column_config={
-        "progress": st.column_config.ProgressColumn("progress", min_value=0.0, max_value=1.0, format="percent"),
-        "best val_loss": st.column_config.NumberColumn(format="%.4f"),
-        "val ROC-AUC": st.column_config.NumberColumn(format="%.3f"),
-        "val PR-AUC": st.column_config.NumberColumn(format="%.3f"),
-        "test ROC-AUC": st.column_config.NumberColumn(format="%.3f"),
-    },
-)
-
 chosen = [n for n in st.session_state.get("runs_selected", []) if n in by_name] or [runs[0].name]
-selected = st.multiselect("Show runs (pick several to compare)", list(by_name), default=chosen, key="runs_pick")
+pick_col, smooth_col = st.columns([3, 1])
+selected = pick_col.multiselect("Show runs (pick several to compare)", list(by_name), default=chosen, key="runs_pick")
 st.session_state["runs_selected"] = selected
-smoothing = st.slider("Smoothing of train_loss", 0.0, 0.99, 0.6, 0.01, key="runs_smoothing")
-live = any(by_name[n].state in (*manager.ACTIVE_STATES, "queued") for n in selected)
+smoothing = smooth_col.slider("Smoothing of train_loss", 0.0, 0.99, 0.6, 0.01, key="runs_smoothing")
+live = any(r.state in (*manager.ACTIVE_STATES, "queued") for r in runs)
+COLUMNS = {
+    "progress": st.column_config.ProgressColumn("progress", min_value=0.0, max_value=1.0, format="percent"),
+    "best val_loss": st.column_config.NumberColumn(format="%.4f"),
+    "val ROC-AUC": st.column_config.NumberColumn(format="%.3f"),
+    "val PR-AUC": st.column_config.NumberColumn(format="%.3f"),
+    "test ROC-AUC": st.column_config.NumberColumn(format="%.3f"),
+}
 
 
 @st.fragment(run_every=REFRESH_S if live else None)
-def _curves(names: list[str], weight: float) -> None:
+def _live_view(names: list[str], weight: float) -> None:
+    """Table, curves and progress lines; reruns alone every few seconds while runs train."""
+    fresh = {r.name: r for r in manager.list_runs(runs_dir)}
+    table = pd.DataFrame([manager.summarize(r) for r in fresh.values()])
+    st.dataframe(table, hide_index=True, column_config=COLUMNS)
     readers = {}
     for name in names:
-        reader = _reader(str(by_name[name].path))
-        reader.refresh()
-        readers[name] = reader
-    if not any(r.series for r in readers.values()):
+        if name in fresh:
+            reader = _reader(str(fresh[name].path))
+            reader.refresh()
+            readers[name] = reader
+    if names and not any(r.series for r in readers.values()):
         st.info("No points yet: the first train_loss appears after the first logged steps.")
-    else:
+    elif names:
         st.plotly_chart(curves_figure(readers, weight), key="runs_curves")
     for name in names:
-        path = by_name[name].path
-        info = manager.RunInfo(path, manager.derive_state(path), read_status(path))
+        info = fresh.get(name)
+        if info is None:
+            continue
         row = manager.summarize(info)
-        phase = info.status.get("phase", "")
         eta = f", ETA ≤ {row['ETA (s)']} s" if row["ETA (s)"] else ""
-        st.caption(f"**{name}**: {info.state} · epoch {row['epoch']} · {phase}{eta}")
-        if info.state != by_name[name].state and info.state not in manager.ACTIVE_STATES:
-            st.rerun()  # a run just ended: refresh the whole page (table, buttons, metrics)
+        st.caption(f"**{name}**: {info.state} · epoch {row['epoch']} · {info.status.get('phase', '')}{eta}")
+    if any(fresh[n].state != r.state for n, r in by_name.items() if n in fresh) or fresh.keys() != by_name.keys():
+        st.rerun()  # a run started or ended: refresh the whole page (buttons, metrics)
 
 
-if selected:
-    _curves(selected, smoothing)
+_live_view(selected, smoothing)
 
 if len(selected) >= 2:
     st.subheader("Config differences")

@@ -93,6 +93,7 @@ for name, data in clips:
     c1, c2 = st.columns([2, 3])
     with c1:
         st.plotly_chart(top_tags_figure(pred.clip, thresholds), key=f"tag_top_{name}")
+        st.caption("Blue: at or above the tag's threshold; grey: below it.")
     with c2:
         st.plotly_chart(
             taggram_figure(pred.labels, pred.taggram, pred.chunk_starts, tagger.chunk_samples / tagger.sample_rate),

@@ -1,0 +1,127 @@
+"""One real-browser journey through the dashboard: Debian's chromium driven by Playwright.
+
+Train the quick demo from the sliders, watch val_loss appear and the run complete,
+reload mid-run, tag an uploaded clip and a clip recorded from a fake microphone.
+Screenshots of each step are saved in the test's tmp folder.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from autotag import manager
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ROOT = Path(__file__).parent.parent
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed (scripts/setup.sh --dev)"),
+]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def dashboard(tmp_path: Path, demo_dataset: Path) -> Iterator[str]:
+    """`streamlit run app.py` on a free loopback port; stopped by its PID afterwards."""
+    port = _free_port()
+    env = {**os.environ, "AUTOTAG_DEMO_DIR": str(demo_dataset), "AUTOTAG_RUNS_DIR": str(tmp_path / "runs"),
+           "AUTOTAG_CACHE_DIR": str(tmp_path / "cache")}
+    cmd = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+           "--server.address", "127.0.0.1", "--server.port", str(port)]
+    log = (tmp_path / "streamlit.log").open("wb")
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
+                    break
+            except OSError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise AssertionError((tmp_path / "streamlit.log").read_text()) from None
+                time.sleep(0.3)
+        yield url
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+        for run in manager.list_runs(tmp_path / "runs"):  # end trainers this test started
+            if run.state in manager.ACTIVE_STATES:
+                manager.stop(run.path, grace=5)
+
+
+def test_train_watch_reload_and_tag_in_a_real_browser(dashboard: str, tmp_path: Path, demo_dataset: Path) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    shots = tmp_path / "screenshots"
+    shots.mkdir()
+    mic = demo_dataset / "audio" / "clip_0003.wav"
+    args = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+            "--disable-sync", "--no-first-run", "--disable-quic", "--use-fake-ui-for-media-stream",
+            "--use-fake-device-for-media-stream", f"--use-file-for-fake-audio-capture={mic}"]
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=args)
+        context = browser.new_context(viewport={"width": 1400, "height": 1000})
+        context.grant_permissions(["microphone"], origin=dashboard)
+        page = context.new_page()
+        page.set_default_timeout(60_000)
+
+        page.goto(dashboard)
+        expect(page.get_by_text("Train a tagging model")).to_be_visible()
+        page.get_by_role("button", name="Quick demo preset").click()
+        expect(page.get_by_role("textbox", name="Run name")).to_have_value("quick-demo")
+        expect(page.get_by_text("Data: 120 rows")).to_be_visible()
+        page.screenshot(path=str(shots / "1_train.png"))
+        page.get_by_role("button", name="Launch training").click()
+
+        expect(page.get_by_role("heading", name="Runs")).to_be_visible()
+        expect(page.locator(".js-plotly-plot .legendtext", has_text="val_loss").first).to_be_visible(timeout=120_000)
+        runs = manager.list_runs(tmp_path / "runs")
+        assert len(runs) == 1 and runs[0].state == "running", [(r.name, r.state) for r in runs]
+        name = runs[0].name
+        page.screenshot(path=str(shots / "2_runs_live.png"))
+
+        page.reload()
+        expect(page.get_by_text(f"{name}: running")).to_be_visible()
+        assert [r.name for r in manager.list_runs(tmp_path / "runs")] == [name]  # not stopped, not duplicated
+        expect(page.get_by_text(f"{name}: completed")).to_be_visible(timeout=180_000)
+        expect(page.get_by_text("ROC-AUC (macro)")).to_be_visible()
+        page.screenshot(path=str(shots / "3_runs_done.png"))
+
+        page.get_by_role("link", name="Tag").click()
+        expect(page.get_by_role("heading", name="Tag your audio")).to_be_visible()
+        page.locator("[data-testid='stFileUploaderDropzoneInput']").set_input_files(
+            str(demo_dataset / "audio" / "clip_0001.wav")
+        )
+        expect(page.get_by_role("heading", name="clip_0001.wav")).to_be_visible()
+        expect(page.get_by_text("Tags:").first).to_be_visible()
+        page.screenshot(path=str(shots / "4_tag_upload.png"), full_page=True)
+
+        recorder = page.locator("[data-testid='stAudioInput']")
+        recorder.get_by_role("button", name="Record").click()
+        page.wait_for_timeout(3000)
+        recorder.get_by_role("button", name="Stop recording").click()
+        expect(page.get_by_role("heading", name="recording.wav")).to_be_visible()
+        page.screenshot(path=str(shots / "5_tag_recording.png"), full_page=True)
+        browser.close()
+    assert len(list(shots.glob("*.png"))) == 5

@@ -26,7 +26,9 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ROOT = Path(__file__).parent.parent
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed (scripts/setup.sh --dev)"),
+    pytest.mark.skipif(
+        not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed (scripts/setup.sh --dev)"
+    ),
 ]
 
 
@@ -40,10 +42,25 @@ def _free_port() -> int:
 def dashboard(tmp_path: Path, demo_dataset: Path) -> Iterator[str]:
     """`streamlit run app.py` on a free loopback port; stopped by its PID afterwards."""
     port = _free_port()
-    env = {**os.environ, "AUTOTAG_DEMO_DIR": str(demo_dataset), "AUTOTAG_RUNS_DIR": str(tmp_path / "runs"),
-           "AUTOTAG_CACHE_DIR": str(tmp_path / "cache")}
-    cmd = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
-           "--server.address", "127.0.0.1", "--server.port", str(port)]
+    env = {
+        **os.environ,
+        "AUTOTAG_DEMO_DIR": str(demo_dataset),
+        "AUTOTAG_RUNS_DIR": str(tmp_path / "runs"),
+        "AUTOTAG_CACHE_DIR": str(tmp_path / "cache"),
+    }
+    cmd = [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        "app.py",
+        "--server.headless",
+        "true",
+        "--server.address",
+        "127.0.0.1",
+        "--server.port",
+        str(port),
+    ]
     log = (tmp_path / "streamlit.log").open("wb")
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
@@ -76,9 +93,18 @@ def test_train_watch_reload_and_tag_in_a_real_browser(dashboard: str, tmp_path: 
     shots = tmp_path / "screenshots"
     shots.mkdir()
     mic = demo_dataset / "audio" / "clip_0003.wav"
-    args = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", "--no-first-run", "--disable-quic", "--use-fake-ui-for-media-stream",
-            "--use-fake-device-for-media-stream", f"--use-file-for-fake-audio-capture={mic}"]
+    args = [
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--disable-quic",
+        "--use-fake-ui-for-media-stream",
+        "--use-fake-device-for-media-stream",
+        f"--use-file-for-fake-audio-capture={mic}",
+    ]
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=args)
         context = browser.new_context(viewport={"width": 1400, "height": 1000})

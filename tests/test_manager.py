@@ -94,11 +94,21 @@ def test_same_launch_token_gives_one_run(small_csv_dataset: Path, monkeypatch) -
 def test_a_restarted_dashboard_finds_every_run(small_csv_dataset: Path, tmp_path: Path) -> None:
     run = manager.launch(tiny_config(small_csv_dataset, max_epochs=1))
     _wait(run, _finished)
-    done = subprocess.run([sys.executable, "-m", "autotag", "runs", "list"], capture_output=True, text=True,
-                          env=os.environ.copy(), check=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "autotag", "runs", "list"],
+        capture_output=True,
+        text=True,
+        env=os.environ.copy(),
+        check=True,
+    )
     assert run.name in done.stdout and "completed" in done.stdout
-    shown = subprocess.run([sys.executable, "-m", "autotag", "runs", "show", run.name], capture_output=True,
-                           text=True, env=os.environ.copy(), check=True)
+    shown = subprocess.run(
+        [sys.executable, "-m", "autotag", "runs", "show", run.name],
+        capture_output=True,
+        text=True,
+        env=os.environ.copy(),
+        check=True,
+    )
     assert '"state": "completed"' in shown.stdout and "model: tiny" in shown.stdout
     with pytest.raises(RunError, match="no run"):
         manager.resolve_run("nope")

@@ -1,0 +1,45 @@
+"""What ships: the effective Streamlit options and a Dockerfile in step with the project."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).parent.parent
+
+
+def test_effective_streamlit_options() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "streamlit", "config", "show"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout
+    effective = {
+        line.split(" = ")[0]: line.split(" = ")[1]
+        for line in out.splitlines()
+        if " = " in line and not line.startswith("#")
+    }
+    assert effective["enableXsrfProtection"] == "true"
+    assert effective["maxUploadSize"] == "100"
+    assert effective["showErrorDetails"] == '"none"'
+    assert effective["gatherUsageStats"] == "false"
+    assert effective["fileWatcherType"] == '"none"'
+
+
+def test_dockerfile_ships_what_the_dashboard_needs() -> None:
+    text = (ROOT / "Dockerfile").read_text()
+    for needed in (
+        "COPY requirements.txt",
+        "COPY autotag/",
+        "COPY pages/",
+        "app.py",
+        "COPY .streamlit/",
+        "EXPOSE 8501",
+        "/_stcore/health",
+        "AUTOTAG_RUNS_DIR=/data/runs",
+        'VOLUME ["/data"]',
+    ):
+        assert needed in text, needed
+    user = [line for line in text.splitlines() if line.startswith("USER ")]
+    assert user and user[-1] != "USER root"
+    entry = (ROOT / "scripts" / "docker-entrypoint.sh").read_text()
+    assert "--server.address 0.0.0.0" in entry and "demo-data" in entry
+    ignored = (ROOT / ".dockerignore").read_text().split()
+    assert ".venv" in ignored and "runs" in ignored

@@ -32,6 +32,7 @@ from autotag.runs import (
     create_run,
     default_runs_dir,
     read_status,
+    sweep_orphans,
     write_status,
 )
 
@@ -95,6 +96,7 @@ def derive_state(run_dir: Path, status: dict[str, Any] | None = None) -> str:
     fresh = read_status(run_dir)
     if fresh.get("state") in ACTIVE_STATES and fresh.get("pid") == pid:
         write_status(run_dir, state="crashed", ended=time.time(), error=_crash_reason(run_dir))
+        sweep_orphans(run_dir)
         return "crashed"
     return fresh.get("state", "unknown")
 
@@ -124,7 +126,10 @@ def list_runs(runs_dir: str | Path | None = None) -> list[RunInfo]:
     infos = []
     for cfg in runs_dir.glob(f"*/{CONFIG_FILE}"):
         status = read_status(cfg.parent)
-        infos.append(RunInfo(cfg.parent, derive_state(cfg.parent, status), read_status(cfg.parent)))
+        state = derive_state(cfg.parent, status)
+        if state != status.get("state"):  # derive_state recorded a crash: show what it wrote
+            status = read_status(cfg.parent)
+        infos.append(RunInfo(cfg.parent, state, status))
     return sorted(infos, key=lambda r: r.name, reverse=True)
 
 

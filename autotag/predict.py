@@ -14,7 +14,7 @@ import torch
 
 from autotag.audio import AudioSource, load_audio
 from autotag.module import TaggingModule
-from autotag.runs import RunError, best_checkpoint
+from autotag.runs import RunError, checkpoint_candidates
 
 
 @dataclass
@@ -42,9 +42,12 @@ class Prediction:
 class Tagger:
     """A trained model ready to tag clips of any length on CPU or GPU."""
 
-    def __init__(self, module: TaggingModule, checkpoint: Path, device: str | torch.device = "cpu") -> None:
+    def __init__(
+        self, module: TaggingModule, checkpoint: Path, device: str | torch.device = "cpu", note: str = ""
+    ) -> None:
         self.module = module.eval().to(device)
         self.checkpoint = checkpoint
+        self.note = note  # says which checkpoints were unusable when a fallback was loaded
         self.device = torch.device(device)
         hp = module.hparams
         self.labels: list[str] = list(hp.labels)
@@ -53,13 +56,22 @@ class Tagger:
 
     @classmethod
     def load(cls, run_dir: str | Path, device: str | torch.device | None = None) -> Tagger:
-        """Load the best checkpoint of `run_dir`.
+        """Load the best checkpoint of `run_dir` that loads; a broken one falls back to the next.
 
         Raises:
-            RunError: no run folder, no checkpoint, or a checkpoint that does not load.
+            RunError: no run folder, no checkpoint, or no checkpoint that loads.
         """
-        path = best_checkpoint(run_dir)
-        return cls.from_checkpoint(path, device)
+        problems = []
+        for path in checkpoint_candidates(run_dir):
+            try:
+                tagger = cls.from_checkpoint(path, device)
+            except RunError as exc:
+                problems.append(str(exc))
+                continue
+            if problems:
+                tagger.note = f"using {path.name}; " + "; ".join(problems)
+            return tagger
+        raise RunError("; ".join(problems))
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str | torch.device | None = None) -> Tagger:

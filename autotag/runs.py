@@ -6,12 +6,14 @@ status.json (replaced atomically), train.log, tb/, checkpoints/ and metrics.json
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import re
 import secrets
-import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -27,6 +29,9 @@ THRESHOLDS_FILE = "thresholds.json"
 LOG_FILE = "train.log"
 TB_DIR = "tb"
 CKPT_DIR = "checkpoints"
+STATUS_LOCK = ".status.lock"
+#: Marks a temporary file as `.<target name>.tmp-<writer pid>`.
+TMP_MARK = ".tmp-"
 
 _NAME_OK = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -67,15 +72,30 @@ def create_run(config: TrainConfig, runs_dir: str | Path | None = None, name: st
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON so that readers see the old or the new file, never a partial one."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    """Write JSON so that readers see the old or the new file, never a partial one.
+
+    The temporary file sits next to the target (same filesystem, so `os.replace` is
+    atomic) and carries the writer's pid, so a sweep can tell orphans from live writes.
+    """
+    tmp = path.with_name(f".{path.name}{TMP_MARK}{os.getpid()}")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        with tmp.open("w", encoding="utf-8") as fh:
             json.dump(data, fh, indent=2, allow_nan=False, default=str)
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
+
+
+@contextmanager
+def _status_lock(run_dir: Path) -> Iterator[None]:
+    """Serialises read-modify-write of status.json between the trainer and managers."""
+    with open(Path(run_dir) / STATUS_LOCK, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def read_status(run_dir: Path) -> dict[str, Any]:
@@ -89,15 +109,16 @@ def read_status(run_dir: Path) -> dict[str, Any]:
 
 def write_status(run_dir: Path, **fields: Any) -> dict[str, Any]:
     """Merge `fields` into status.json atomically; return the new status."""
-    status = read_status(run_dir)
-    status.update(fields)
-    status["updated"] = time.time()
-    write_json_atomic(Path(run_dir) / STATUS_FILE, status)
+    with _status_lock(run_dir):
+        status = read_status(run_dir)
+        status.update(fields)
+        status["updated"] = time.time()
+        write_json_atomic(Path(run_dir) / STATUS_FILE, status)
     return status
 
 
-def best_checkpoint(run_dir: str | Path) -> Path:
-    """The run's best checkpoint by val_loss; falls back to last.ckpt.
+def checkpoint_candidates(run_dir: str | Path) -> list[Path]:
+    """The run's checkpoints, best first: the recorded best, other best-*, then last.ckpt.
 
     Raises:
         RunError: the folder is not a run, or it has no checkpoint yet.
@@ -105,12 +126,32 @@ def best_checkpoint(run_dir: str | Path) -> Path:
     run_dir = Path(run_dir)
     if not (run_dir / CONFIG_FILE).is_file():
         raise RunError(f"{run_dir} is not a run folder (no {CONFIG_FILE})")
+    found: list[Path] = []
     recorded = read_status(run_dir).get("best_checkpoint")
     if recorded and (run_dir / recorded).is_file():
-        return run_dir / recorded
-    ckpts = sorted((run_dir / CKPT_DIR).glob("best-*.ckpt"), key=lambda p: p.stat().st_mtime)
-    if ckpts:
-        return ckpts[-1]
-    if (run_dir / CKPT_DIR / "last.ckpt").is_file():
-        return run_dir / CKPT_DIR / "last.ckpt"
-    raise RunError(f"run {run_dir.name} has no checkpoint yet (nothing in {CKPT_DIR}/)")
+        found.append(run_dir / recorded)
+    found += sorted((run_dir / CKPT_DIR).glob("best-*.ckpt"), key=lambda p: p.stat().st_mtime, reverse=True)
+    found.append(run_dir / CKPT_DIR / "last.ckpt")
+    found = [p for p in dict.fromkeys(found) if p.is_file()]
+    if not found:
+        raise RunError(f"run {run_dir.name} has no checkpoint yet (nothing in {CKPT_DIR}/)")
+    return found
+
+
+def best_checkpoint(run_dir: str | Path) -> Path:
+    """The run's best checkpoint by val_loss (last.ckpt when there is no best yet)."""
+    return checkpoint_candidates(run_dir)[0]
+
+
+def sweep_orphans(run_dir: Path) -> list[Path]:
+    """Delete temporary files in a run folder and its checkpoints/ whose writer is dead."""
+    from autotag.procs import is_alive
+
+    removed = []
+    for folder in (Path(run_dir), Path(run_dir) / CKPT_DIR):
+        for tmp in folder.glob(f".*{TMP_MARK}*") if folder.is_dir() else []:
+            pid = tmp.name.rsplit(TMP_MARK, 1)[-1]
+            if pid.isdigit() and not is_alive(int(pid)):
+                tmp.unlink(missing_ok=True)
+                removed.append(tmp)
+    return removed

@@ -23,6 +23,7 @@ from autotag.runs import (
     METRICS_FILE,
     REPORT_FILE,
     THRESHOLDS_FILE,
+    sweep_orphans,
     write_json_atomic,
     write_status,
 )
@@ -100,6 +101,7 @@ def fit(
     run_dir.mkdir(parents=True, exist_ok=True)
     if not (run_dir / CONFIG_FILE).is_file():
         save_config(config, run_dir / CONFIG_FILE)
+    sweep_orphans(run_dir)  # temp files of an earlier process of this run that was killed
     attached = _attach_log_file(run_dir) if log_file else None
     started = time.time()
     write_status(

@@ -14,6 +14,7 @@ import lightning as L
 from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
 
+from autotag.ckpt_io import AtomicCheckpointIO
 from autotag.config import TrainConfig
 from autotag.module import TaggingModule
 from autotag.progress import StatusCallback
@@ -66,5 +67,6 @@ def build_trainer(
         log_every_n_steps=max(1, min(LOG_EVERY_N_STEPS, train_batches)),
         enable_progress_bar=sys.stderr.isatty(),
         enable_model_summary=False,
+        plugins=[AtomicCheckpointIO()],
     )
     return trainer, checkpoint

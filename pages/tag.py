@@ -11,14 +11,15 @@ import streamlit as st
 from autotag import manager
 from autotag.audio import AUDIO_EXTENSIONS, AudioError
 from autotag.charts import taggram_figure, top_tags_figure
-from autotag.runs import THRESHOLDS_FILE, RunError, best_checkpoint, default_runs_dir
+from autotag.runs import THRESHOLDS_FILE, RunError, checkpoint_candidates, default_runs_dir
 
 
 @st.cache_resource(max_entries=4, show_spinner="Loading the model ...")
-def _tagger(checkpoint: str, mtime: float):  # noqa: ANN202 - autotag.predict.Tagger (imports torch lazily)
+def _tagger(run_path: str, stamp: tuple):  # noqa: ANN202 - autotag.predict.Tagger (imports torch lazily)
+    """Loaded once per run and checkpoint state (`stamp` changes when a checkpoint does)."""
     from autotag.predict import Tagger
 
-    return Tagger.from_checkpoint(checkpoint)
+    return Tagger.load(run_path)
 
 
 def _thresholds(run: Path) -> dict[str, float] | None:
@@ -47,11 +48,13 @@ run_name = st.selectbox(
 )
 run = next(r for r in runs if r.name == run_name)
 try:
-    ckpt = best_checkpoint(run.path)
-    tagger = _tagger(str(ckpt), ckpt.stat().st_mtime)
+    stamp = tuple((p.name, p.stat().st_mtime_ns) for p in checkpoint_candidates(run.path))
+    tagger = _tagger(str(run.path), stamp)
 except RunError as exc:
     st.error(str(exc))
     st.stop()
+if tagger.note:
+    st.warning(f"The best checkpoint does not load: {tagger.note}")
 
 tuned = _thresholds(run.path)
 modes = (["Per-tag thresholds tuned on validation (best F1)"] if tuned else []) + ["One threshold for all tags"]

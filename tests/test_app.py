@@ -83,6 +83,16 @@ def test_launch_from_train_page_runs_to_completion(demo_dataset: Path, monkeypat
     assert (run.path / "metrics.json").is_file() and (run.path / "thresholds.json").is_file()
 
 
+def test_quick_demo_button_on_the_empty_runs_page(demo_dataset: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AUTOTAG_DEMO_DIR", str(demo_dataset))
+    at = _page("pages/runs.py")
+    at.button(key="runs_quick_demo").click().run()
+    assert not at.exception
+    runs = manager.list_runs()
+    assert len(runs) == 1 and runs[0].status["model"] == "tiny"
+    assert manager.stop(runs[0].path, grace=5) == "stopped"
+
+
 @pytest.mark.slow
 def test_runs_page_shows_a_finished_run(with_finished_run: Path) -> None:
     at = _page("pages/runs.py")

@@ -49,10 +49,14 @@ def test_checkpoint_that_would_run_code_is_refused(trained_run: Path, tmp_path: 
     assert not marker.exists()
 
 
-def test_truncated_checkpoint_gives_a_clear_error(trained_run: Path, tmp_path: Path) -> None:
+def test_a_truncated_best_checkpoint_falls_back_with_a_note(trained_run: Path, tmp_path: Path) -> None:
     run = tmp_path / "run"
     shutil.copytree(trained_run, run)
     best = Tagger.load(run).checkpoint
     best.write_bytes(best.read_bytes()[:1000])
+    tagger = Tagger.load(run)
+    assert tagger.checkpoint.name == "last.ckpt"
+    assert tagger.note.startswith("using last.ckpt; checkpoint") and best.name in tagger.note
+    (run / "checkpoints" / "last.ckpt").write_bytes(b"")
     with pytest.raises(RunError, match=f"checkpoint {best} cannot be loaded"):
         Tagger.load(run)

@@ -73,6 +73,14 @@ def _live_view(names: list[str], weight: float) -> None:
             reader = _reader(str(fresh[name].path))
             reader.refresh()
             readers[name] = reader
+    for name, reader in readers.items():
+        if reader.problems:
+            st.warning(
+                f"{name}: damaged TensorBoard records were skipped, the curve may have gaps:\n\n- "
+                + "\n- ".join(reader.problems[:5])
+            )
+        if fresh[name].state in manager.FINAL_STATES and reader.pending_bytes():
+            st.warning(f"{name}: its event file ends in an incomplete record ({reader.pending_bytes()} bytes).")
     if names and not any(r.series for r in readers.values()):
         st.info("No points yet: the first train_loss appears after the first logged steps.")
     elif names:

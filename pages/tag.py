@@ -12,6 +12,7 @@ from autotag import manager
 from autotag.audio import AUDIO_EXTENSIONS, AudioError
 from autotag.charts import taggram_figure, top_tags_figure
 from autotag.runs import THRESHOLDS_FILE, RunError, checkpoint_candidates, default_runs_dir
+from autotag.safe_decode import decode_untrusted
 
 
 @st.cache_resource(max_entries=4, show_spinner="Loading the model ...")
@@ -85,7 +86,8 @@ for name, data in clips:
     st.divider()
     st.subheader(name)
     try:
-        pred = tagger.predict(data, name=name)
+        # Uploads are decoded in a limited child process: a hostile file cannot hurt the server.
+        pred = tagger.predict(decode_untrusted(data, tagger.sample_rate, name=name))
     except AudioError as exc:
         st.error(str(exc))
         continue

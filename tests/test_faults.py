@@ -32,8 +32,7 @@ STUBBORN = textwrap.dedent(
 
 def test_a_trainer_that_ignores_sigterm_is_killed_with_its_group(small_csv_dataset: Path) -> None:
     run = create_run(tiny_config(small_csv_dataset))
-    proc = subprocess.Popen([sys.executable, "-c", STUBBORN], stdout=subprocess.PIPE, text=True,
-                            start_new_session=True)
+    proc = subprocess.Popen([sys.executable, "-c", STUBBORN], stdout=subprocess.PIPE, text=True, start_new_session=True)
     worker = int(proc.stdout.readline())
     write_status(run, state="running", pid=proc.pid, pid_start=process_start_time(proc.pid))
     started = time.monotonic()

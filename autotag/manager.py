@@ -29,6 +29,7 @@ from autotag.runs import (
     CONFIG_FILE,
     LOG_FILE,
     RunError,
+    check_writable,
     create_run,
     default_runs_dir,
     read_status,
@@ -154,6 +155,7 @@ def launch(
             instead of creating another.
     """
     runs_dir = Path(runs_dir) if runs_dir else default_runs_dir()
+    check_writable(runs_dir)  # a clear error for a read-only or full disk, before anything starts
     with runs_lock(runs_dir):
         if token:
             for info in list_runs(runs_dir):

@@ -11,6 +11,7 @@ import json
 import os
 import re
 import secrets
+import shutil
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -51,10 +52,39 @@ def sanitize_name(name: str) -> str:
     return clean or "run"
 
 
+#: Free space a new run needs for checkpoints, event files and logs.
+MIN_FREE_MB = 200
+
+
+def check_writable(runs_dir: Path, min_free_mb: int = MIN_FREE_MB) -> None:
+    """Refuse, before any training starts, a runs folder that cannot hold a run.
+
+    Raises:
+        RunError: it cannot be created, is read-only, or has too little free space.
+    """
+    try:
+        runs_dir.mkdir(parents=True, exist_ok=True)
+        probe = runs_dir / f".write-test{TMP_MARK}{os.getpid()}"
+        probe.write_bytes(b"x" * 4096)
+        probe.unlink()
+    except OSError as exc:
+        raise RunError(f"the runs folder {runs_dir} is not writable: {exc.strerror or exc}") from None
+    free_mb = shutil.disk_usage(runs_dir).free / 2**20
+    if free_mb < min_free_mb:
+        raise RunError(
+            f"only {free_mb:.0f} MB free in {runs_dir}; a run needs at least {min_free_mb} MB "
+            "for checkpoints and logs"
+        )
+
+
 def create_run(config: TrainConfig, runs_dir: str | Path | None = None, name: str | None = None) -> Path:
-    """Make a new run folder with its config.yaml and a "queued" status; return its path."""
+    """Make a new run folder with its config.yaml and a "queued" status; return its path.
+
+    Raises:
+        RunError: the runs folder is read-only, full, or cannot be created.
+    """
     runs_dir = Path(runs_dir) if runs_dir else default_runs_dir()
-    runs_dir.mkdir(parents=True, exist_ok=True)
+    check_writable(runs_dir)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     label = sanitize_name(name or config.model)
     while True:  # exclusive mkdir: two launches in the same second never share a folder

@@ -11,6 +11,7 @@ from autotag.config import ConfigError, TrainConfig, field_range, make_config
 from autotag.demo import default_demo_dir
 from autotag.manager import launch
 from autotag.model_specs import SPECS
+from autotag.runs import RunError
 
 LRS = [1e-5, 2e-5, 5e-5, 1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3, 1e-2, 2e-2, 5e-2, 1e-1]
 BATCHES = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024]
@@ -190,6 +191,10 @@ if st.button(
     # Same config from the same session within seconds = a double click: one run, not two.
     key = config.to_yaml() + st.session_state["train_session"] + name
     token = hashlib.sha256(key.encode()).hexdigest()[:16]
-    run_dir = launch(config, name=name or None, token=token)
-    st.session_state["runs_selected"] = [run_dir.name]
-    st.switch_page("pages/runs.py")
+    try:
+        run_dir = launch(config, name=name or None, token=token)
+    except RunError as exc:
+        st.error(str(exc))
+    else:
+        st.session_state["runs_selected"] = [run_dir.name]
+        st.switch_page("pages/runs.py")

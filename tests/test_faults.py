@@ -178,3 +178,41 @@ def test_resume_skips_a_torn_last_checkpoint_and_never_restarts_from_zero(small_
     with pytest.raises(RunError, match="no checkpoint to resume from"):
         manager.resume(run)
     assert read_status(run)["state"] == "stopped"  # not queued, not restarted from step 0
+
+
+@pytest.fixture
+def tmpfs(tmp_path: Path):  # noqa: ANN201 - yields a mount factory
+    """Mount small tmpfs file systems (needs root, as in CI); unmounted afterwards."""
+    mounted: list[Path] = []
+
+    def mount(options: str) -> Path:
+        point = tmp_path / f"mnt{len(mounted)}"
+        point.mkdir()
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(point)], capture_output=True)
+        if done.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs here (needs root): {done.stderr.decode().strip()}")
+        mounted.append(point)
+        return point
+
+    yield mount
+    for point in mounted:
+        subprocess.run(["umount", "-l", str(point)], check=False)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"), [("ro,size=1m", "is not writable: Read-only file system"), ("size=64k", "MB free in")]
+)
+def test_read_only_or_full_runs_folder_is_refused_before_training(
+    tmpfs,
+    small_csv_dataset: Path,
+    options: str,
+    message: str,
+    capsys,  # noqa: ANN001
+) -> None:
+    from autotag.__main__ import main
+
+    runs = tmpfs(options) / "runs"
+    with pytest.raises(RunError, match=message):
+        manager.launch(tiny_config(small_csv_dataset), runs_dir=runs)
+    assert main(["fit", "--data", str(small_csv_dataset), "--model", "tiny", "--runs-dir", str(runs)]) == 2
+    assert message.split(":")[0] in capsys.readouterr().err

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import os
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -214,6 +215,28 @@ def _read_jamendo_tsv(path: Path, split: str, audio: Path) -> tuple[list[Clip], 
     return clips, dropped
 
 
+def data_roots() -> list[Path]:
+    """Folders data sets must live in (`$AUTOTAG_DATA_ROOTS`, colon separated); [] = anywhere."""
+    raw = os.environ.get("AUTOTAG_DATA_ROOTS", "")
+    return [Path(p).expanduser().resolve() for p in raw.split(os.pathsep) if p.strip()]
+
+
+def _inside(path: Path, base: Path) -> bool:
+    return path == base or base in path.parents
+
+
+def _keep_contained(ds: TaggedDataset, base: Path) -> TaggedDataset:
+    """Drop clips whose path (symlinks followed) leaves `base`: `../`, absolute paths, links out."""
+    kept = []
+    for clip in ds.clips:
+        if _inside(clip.path.resolve(), base):
+            kept.append(clip)
+        else:
+            ds.dropped.append(f"{clip.id}: audio path leaves the data set folder {base}; refused")
+    ds.clips = kept
+    return ds
+
+
 def load_dataset(
     root: str | Path,
     format: str = "auto",
@@ -224,6 +247,10 @@ def load_dataset(
 ) -> TaggedDataset:
     """Read a data set of any supported layout. Raises DataFormatError with the reason."""
     root = Path(root).expanduser().resolve()
+    allowed = data_roots()
+    for folder in [root] + ([Path(audio_root).expanduser().resolve()] if audio_root else []):
+        if allowed and not any(_inside(folder, base) for base in allowed):
+            raise DataFormatError(f"{folder} is outside the allowed data folders ({', '.join(map(str, allowed))})")
     if not root.is_dir():
         raise DataFormatError(f"data folder {root} does not exist or is not a folder")
     fmt = detect_format(root) if format == "auto" else format
@@ -231,11 +258,14 @@ def load_dataset(
     if fmt == "csv":
         if not (root / CSV_FILE).is_file():
             raise DataFormatError(f"{root} has no {CSV_FILE}")
-        return read_csv_folder(root)
+        return _keep_contained(read_csv_folder(root), root)
     if fmt == "mtat":
         if not (root / MTAT_FILE).is_file():
             raise DataFormatError(f"{root} has no {MTAT_FILE}")
-        return read_mtat(root, top_n, audio)
+        ds = read_mtat(root, top_n, audio)
+        return _keep_contained(ds, audio or _first_dir(root, ["", "mp3", "audio"], probe="0"))
     if fmt == "jamendo":
-        return read_jamendo(root, jamendo_subset, split_index, top_n, audio)
+        meta = _jamendo_meta_dir(root)
+        ds = read_jamendo(root, jamendo_subset, split_index, top_n, audio)
+        return _keep_contained(ds, audio or _guess_jamendo_audio(root, meta or root).resolve())
     raise DataFormatError(f"unknown data format {fmt!r}; use auto, csv, mtat or jamendo")

@@ -135,13 +135,19 @@ def list_runs(runs_dir: str | Path | None = None) -> list[RunInfo]:
 
 
 def resolve_run(ref: str | Path, runs_dir: str | Path | None = None) -> Path:
-    """A run folder from a path or a run name inside the runs folder."""
-    path = Path(ref)
-    if not path.is_dir():
-        path = (Path(runs_dir) if runs_dir else default_runs_dir()) / str(ref)
-    if not (path / CONFIG_FILE).is_file():
-        raise RunError(f"no run {ref!r} (expected a run folder with {CONFIG_FILE})")
-    return path
+    """A run folder inside the runs folder, from its name or path.
+
+    Raises:
+        RunError: no such run, or a path (`../`, absolute, a symlink) that leaves the runs folder.
+    """
+    base = (Path(runs_dir) if runs_dir else default_runs_dir()).resolve()
+    path = Path(ref) if Path(ref).is_dir() else base / str(ref)
+    real = path.resolve()
+    if real.parent != base:
+        raise RunError(f"{ref!r} is not a run in the runs folder {base} (use --runs-dir for another folder)")
+    if not (real / CONFIG_FILE).is_file():
+        raise RunError(f"no run {ref!r} in {base} (expected a run folder with {CONFIG_FILE})")
+    return real
 
 
 def launch(

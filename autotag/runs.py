@@ -72,8 +72,7 @@ def check_writable(runs_dir: Path, min_free_mb: int = MIN_FREE_MB) -> None:
     free_mb = shutil.disk_usage(runs_dir).free / 2**20
     if free_mb < min_free_mb:
         raise RunError(
-            f"only {free_mb:.0f} MB free in {runs_dir}; a run needs at least {min_free_mb} MB "
-            "for checkpoints and logs"
+            f"only {free_mb:.0f} MB free in {runs_dir}; a run needs at least {min_free_mb} MB for checkpoints and logs"
         )
 
 
@@ -162,7 +161,9 @@ def checkpoint_candidates(run_dir: str | Path) -> list[Path]:
         found.append(run_dir / recorded)
     found += sorted((run_dir / CKPT_DIR).glob("best-*.ckpt"), key=lambda p: p.stat().st_mtime, reverse=True)
     found.append(run_dir / CKPT_DIR / "last.ckpt")
-    found = [p for p in dict.fromkeys(found) if p.is_file()]
+    # Only files that really live in this run's checkpoints/ (a symlink out is refused).
+    inside = (run_dir / CKPT_DIR).resolve()
+    found = [p for p in dict.fromkeys(found) if p.is_file() and p.resolve().parent == inside]
     if not found:
         raise RunError(f"run {run_dir.name} has no checkpoint yet (nothing in {CKPT_DIR}/)")
     return found

@@ -7,6 +7,7 @@ Screenshots of each step are saved in the test's tmp folder.
 
 from __future__ import annotations
 
+import http.client
 import os
 import shutil
 import signal
@@ -14,6 +15,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -38,13 +40,12 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture
-def dashboard(tmp_path: Path, demo_dataset: Path) -> Iterator[str]:
-    """`streamlit run app.py` on a free loopback port; stopped by its PID afterwards."""
+def _start(tmp_path: Path, demo: Path, log_name: str) -> tuple[subprocess.Popen, str]:
+    """`streamlit run app.py` on a free loopback port; returns it once /_stcore/health says ok."""
     port = _free_port()
     env = {
         **os.environ,
-        "AUTOTAG_DEMO_DIR": str(demo_dataset),
+        "AUTOTAG_DEMO_DIR": str(demo),
         "AUTOTAG_RUNS_DIR": str(tmp_path / "runs"),
         "AUTOTAG_CACHE_DIR": str(tmp_path / "cache"),
     }
@@ -61,30 +62,84 @@ def dashboard(tmp_path: Path, demo_dataset: Path) -> Iterator[str]:
         "--server.port",
         str(port),
     ]
-    log = (tmp_path / "streamlit.log").open("wb")
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    log = tmp_path / log_name
+    with log.open("wb") as out:
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
+                return proc, url
+        except OSError:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                _stop(proc)
+                raise AssertionError(log.read_text()) from None
+            time.sleep(0.3)
+
+
+def _put_claiming(url: str, length: int, headers: dict[str, str]) -> int:
+    """Status of a PUT that announces `length` bytes of body but sends only a few."""
+    parts = urllib.parse.urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
-                    break
-            except OSError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise AssertionError((tmp_path / "streamlit.log").read_text()) from None
-                time.sleep(0.3)
+        conn.putrequest("PUT", parts.path)
+        for name, value in {
+            **headers,
+            "Content-Type": "multipart/form-data; boundary=b",
+            "Content-Length": str(length),
+        }.items():
+            conn.putheader(name, value)
+        conn.endheaders()
+        conn.send(b"--b\r\n")
+        return conn.getresponse().status
+    finally:
+        conn.close()
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    """Stop a server we started, by its PID."""
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+@pytest.fixture
+def dashboard(tmp_path: Path, demo_dataset: Path) -> Iterator[str]:
+    proc, url = _start(tmp_path, demo_dataset, "streamlit.log")
+    try:
         yield url
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
-        for run in manager.list_runs(tmp_path / "runs"):  # end trainers this test started
-            if run.state in manager.ACTIVE_STATES:
-                manager.stop(run.path, grace=5)
+        _stop(proc)
+        _stop_trainers(tmp_path / "runs")
+
+
+def _stop_trainers(runs_dir: Path) -> None:
+    for run in manager.list_runs(runs_dir):  # end trainers this test started
+        if run.state in (*manager.ACTIVE_STATES, "queued"):
+            manager.stop(run.path, grace=5)
+
+
+def _browser(pw, mic: Path | None = None):  # noqa: ANN001, ANN202 - playwright objects
+    args = [
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--disable-quic",
+    ]
+    if mic:
+        args += [
+            "--use-fake-ui-for-media-stream",
+            "--use-fake-device-for-media-stream",
+            f"--use-file-for-fake-audio-capture={mic}",
+        ]
+    return pw.chromium.launch(executable_path=CHROMIUM, args=args)
 
 
 def test_train_watch_reload_and_tag_in_a_real_browser(dashboard: str, tmp_path: Path, demo_dataset: Path) -> None:
@@ -136,12 +191,20 @@ def test_train_watch_reload_and_tag_in_a_real_browser(dashboard: str, tmp_path: 
 
         page.get_by_role("link", name="Tag").click()
         expect(page.get_by_role("heading", name="Tag your audio")).to_be_visible()
-        page.locator("[data-testid='stFileUploaderDropzoneInput']").set_input_files(
-            str(demo_dataset / "audio" / "clip_0001.wav")
-        )
+        with page.expect_request(lambda r: "/_stcore/upload_file/" in r.url and r.method == "PUT") as sent:
+            page.locator("[data-testid='stFileUploaderDropzoneInput']").set_input_files(
+                str(demo_dataset / "audio" / "clip_0001.wav")
+            )
+        upload_url, token = sent.value.url, sent.value.headers["x-xsrftoken"]
         expect(page.get_by_role("heading", name="clip_0001.wav")).to_be_visible()
         expect(page.get_by_text("Tags:").first).to_be_visible()
         page.screenshot(path=str(shots / "4_tag_upload.png"), full_page=True)
+
+        # The same upload endpoint, hit directly: without the XSRF token, and over the size limit.
+        small = {"file": {"name": "x.wav", "mimeType": "audio/wav", "buffer": b"RIFF"}}
+        assert page.request.put(upload_url, multipart=small).status == 403
+        cookies = "; ".join(f"{c['name']}={c['value']}" for c in context.cookies(dashboard))
+        assert _put_claiming(upload_url, 101 << 20, {"X-Xsrftoken": token, "Cookie": cookies}) == 413
 
         recorder = page.locator("[data-testid='stAudioInput']")
         recorder.get_by_role("button", name="Record").click()
@@ -151,3 +214,40 @@ def test_train_watch_reload_and_tag_in_a_real_browser(dashboard: str, tmp_path: 
         page.screenshot(path=str(shots / "5_tag_recording.png"), full_page=True)
         browser.close()
     assert len(list(shots.glob("*.png"))) == 5
+
+
+def test_a_restarted_dashboard_shows_the_run_still_training(tmp_path: Path, demo_dataset: Path) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    from autotag.config import make_config
+
+    first, url = _start(tmp_path, demo_dataset, "first.log")
+    try:
+        run = manager.launch(
+            make_config(data=str(demo_dataset), model="tiny", max_epochs=60, patience=60), runs_dir=tmp_path / "runs"
+        )
+        with sync_playwright() as pw:
+            browser = _browser(pw)
+            page = browser.new_page()
+            page.set_default_timeout(60_000)
+            page.goto(f"{url}/runs")
+            expect(page.get_by_text(f"{run.name}: running")).to_be_visible(timeout=90_000)
+            _stop(first)  # the dashboard goes down ...
+            pid = manager.read_status(run)["pid"]
+            assert manager.derive_state(run) == "running"  # ... the training does not
+            second, url = _start(tmp_path, demo_dataset, "second.log")
+            try:
+                page.goto(f"{url}/runs")
+                expect(page.get_by_text(f"{run.name}: running")).to_be_visible()
+                expect(page.locator(".js-plotly-plot .legendtext", has_text="val_loss").first).to_be_visible(
+                    timeout=90_000
+                )
+                page.screenshot(path=str(tmp_path / "restarted.png"))
+                assert manager.read_status(run)["pid"] == pid
+            finally:
+                _stop(second)
+            browser.close()
+    finally:
+        if first.poll() is None:
+            _stop(first)
+        _stop_trainers(tmp_path / "runs")

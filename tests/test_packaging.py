@@ -21,6 +21,8 @@ def test_effective_streamlit_options() -> None:
     assert effective["showErrorDetails"] == '"none"'
     assert effective["gatherUsageStats"] == "false"
     assert effective["fileWatcherType"] == '"none"'
+    assert effective["enableCORS"] == "true"
+    assert effective["enableStaticServing"] == "false"
 
 
 def test_dockerfile_ships_what_the_dashboard_needs() -> None:

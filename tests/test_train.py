@@ -1,6 +1,7 @@
 """fit() as a Python call: run folder contents, status transitions, failures recorded."""
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -36,3 +37,21 @@ def test_a_failing_run_says_why_in_its_status(small_csv_dataset: Path, tmp_path:
         fit(config, run_dir)
     status = read_status(run_dir)
     assert status["state"] == "failed" and "no usable clips" in status["error"]
+
+
+def test_ten_percent_broken_audio_trains_on_the_rest_and_says_exactly_what(demo_dataset: Path, tmp_path: Path) -> None:
+    data = tmp_path / "demo"
+    shutil.copytree(demo_dataset, data)
+    clips = sorted((data / "audio").glob("*.wav"))
+    missing = {f"audio/{p.name}" for p in clips[0:120:20]}  # 6 deleted
+    broken = {f"audio/{p.name}" for p in clips[10:120:20]}  # 6 overwritten with junk
+    for rel in missing:
+        (data / rel).unlink()
+    for rel in broken:
+        (data / rel).write_bytes(b"RIFF....WAVEjunk")
+    run_dir = create_run(tiny_config(data, max_epochs=1, chunk_seconds=3.0), tmp_path / "runs")
+    fit(run_dir / "config.yaml", run_dir)
+    report = json.loads((run_dir / "data_report.json").read_text())
+    assert set(report["missing_files"]) == missing and set(report["undecodable"]) == broken
+    assert sum(report["split_sizes"].values()) == 108
+    assert read_status(run_dir)["state"] == "completed" and read_status(run_dir)["skipped_clips"] == 12

@@ -23,6 +23,16 @@ def _tagger(run_path: str, stamp: tuple):  # noqa: ANN202 - autotag.predict.Tagg
     return Tagger.load(run_path)
 
 
+@st.cache_data(max_entries=64, show_spinner="Tagging ...")
+def _predict(run_path: str, stamp: tuple, name: str, data: bytes):  # noqa: ANN202 - autotag.predict.Prediction
+    """Each clip is tagged once per model: reruns (a threshold moved) reuse the result.
+
+    Uploads are decoded in a limited child process, so a hostile file cannot hurt the server.
+    """
+    tagger = _tagger(run_path, stamp)
+    return tagger.predict(decode_untrusted(data, tagger.sample_rate, name=name))
+
+
 def _thresholds(run: Path) -> dict[str, float] | None:
     try:
         return json.loads((run / THRESHOLDS_FILE).read_text())["thresholds"]
@@ -86,8 +96,7 @@ for name, data in clips:
     st.divider()
     st.subheader(name)
     try:
-        # Uploads are decoded in a limited child process: a hostile file cannot hurt the server.
-        pred = tagger.predict(decode_untrusted(data, tagger.sample_rate, name=name))
+        pred = _predict(str(run.path), stamp, name, data)
     except AudioError as exc:
         st.error(str(exc))
         continue

@@ -251,3 +251,39 @@ def test_a_restarted_dashboard_shows_the_run_still_training(tmp_path: Path, demo
         if first.poll() is None:
             _stop(first)
         _stop_trainers(tmp_path / "runs")
+
+
+def _rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS")
+
+
+def test_many_uploads_do_not_grow_server_memory(tmp_path: Path, demo_dataset: Path, trained_run: Path) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    shutil.copytree(trained_run, tmp_path / "runs" / trained_run.name)
+    server, url = _start(tmp_path, demo_dataset, "memory.log")
+    clips = sorted((demo_dataset / "audio").glob("*.wav"))
+    rss = []
+    try:
+        with sync_playwright() as pw:
+            browser = _browser(pw)
+            page = browser.new_page()
+            page.set_default_timeout(60_000)
+            page.goto(f"{url}/tag")
+            uploader = page.locator("[data-testid='stFileUploaderDropzoneInput']")
+            for i in range(30):
+                clip = clips[i % len(clips)]
+                uploader.set_input_files([str(clip)])
+                expect(page.get_by_role("heading", name=clip.name)).to_be_visible(timeout=30_000)
+                rss.append(_rss_mb(server.pid))
+                page.get_by_test_id("stFileChipDeleteBtn").first.click()  # one upload at a time
+                expect(page.get_by_role("heading", name=clip.name)).to_be_hidden(timeout=30_000)
+            browser.close()
+    finally:
+        _stop(server)
+    print(f"server RSS over 30 uploads (MB): {[round(r) for r in rss]}")
+    growth = rss[-1] - rss[9]  # after a warm-up of 10 uploads (model loaded, caches filled)
+    assert growth < 60, f"server RSS grew {growth:.0f} MB over 20 uploads: {[round(r) for r in rss]}"

@@ -12,6 +12,7 @@ import os
 import re
 import secrets
 import shutil
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -64,9 +65,9 @@ def check_writable(runs_dir: Path, min_free_mb: int = MIN_FREE_MB) -> None:
     """
     try:
         runs_dir.mkdir(parents=True, exist_ok=True)
-        probe = runs_dir / f".write-test{TMP_MARK}{os.getpid()}"
-        probe.write_bytes(b"x" * 4096)
-        probe.unlink()
+        with tempfile.NamedTemporaryFile(dir=runs_dir, prefix=".write-test-") as probe:  # unique per caller
+            probe.write(b"x" * 4096)
+            probe.flush()
     except OSError as exc:
         raise RunError(f"the runs folder {runs_dir} is not writable: {exc.strerror or exc}") from None
     free_mb = shutil.disk_usage(runs_dir).free / 2**20

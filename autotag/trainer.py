@@ -22,6 +22,8 @@ from autotag.runs import CKPT_DIR, TB_DIR
 
 #: Log scalars at most this often (in steps): per-step logging costs throughput.
 LOG_EVERY_N_STEPS = 10
+#: Seconds between TensorBoard flushes: live curves lag training by at most this.
+FLUSH_SECS = 5
 
 
 def build_module(config: TrainConfig, labels: list[str]) -> TaggingModule:
@@ -63,7 +65,10 @@ def build_trainer(
             StatusCallback(run_dir),
             *extra_callbacks,
         ],
-        logger=TensorBoardLogger(save_dir=str(run_dir), name="", version=TB_DIR, default_hp_metric=False),
+        # flush_secs: the dashboard's live curves read the event files; the default is 120 s.
+        logger=TensorBoardLogger(
+            save_dir=str(run_dir), name="", version=TB_DIR, default_hp_metric=False, flush_secs=FLUSH_SECS
+        ),
         log_every_n_steps=max(1, min(LOG_EVERY_N_STEPS, train_batches)),
         enable_progress_bar=sys.stderr.isatty(),
         enable_model_summary=False,

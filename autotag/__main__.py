@@ -1,4 +1,4 @@
-"""Command line: `python -m autotag demo-data | fit | tag`.
+"""Command line: `python -m autotag demo-data | fit | tag | export | runs ...`.
 
 Each command parses its arguments and calls one library function. Bad input (options,
 data sets, audio, run folders) exits with status 2 and one clear message on stderr,
@@ -101,6 +101,18 @@ def _cmd_tag(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_export(args: argparse.Namespace) -> int:
+    from autotag.export import export_run
+
+    try:
+        path, diff = export_run(args.run, args.format, args.out, [Path(f) for f in args.check] or None)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    print(f"exported; max abs difference to the PyTorch model: {diff:.2e}", file=sys.stderr)
+    print(path)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m autotag", description="Train and use music auto-tagging models.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -124,6 +136,13 @@ def build_parser() -> argparse.ArgumentParser:
     tag.add_argument("--format", choices=("json", "csv"), default="json")
     tag.add_argument("--taggram", action="store_true", help="also print per-chunk scores over time")
     tag.set_defaults(func=_cmd_tag)
+
+    export = sub.add_parser("export", help="export a run's best model (front end included)")
+    export.add_argument("run", help="run folder")
+    export.add_argument("--format", choices=("torchscript", "onnx"), required=True)
+    export.add_argument("--out", default=None, help="target file (default: RUN/export/model.pt|.onnx)")
+    export.add_argument("--check", nargs="*", default=[], help="audio files to compare outputs on")
+    export.set_defaults(func=_cmd_export)
 
     add_runs_parser(sub)
     return parser

@@ -163,6 +163,21 @@ if len(selected) == 1:
             st.caption(
                 "No positive (or no negative) in the test split, not scored: " + ", ".join(metrics["unscored_tags"])
             )
+    if info.state == "completed":
+        with st.expander("Export the model (log-mel front end included)"):
+            fmt = st.radio("Format", ["torchscript", "onnx"], horizontal=True, key="runs_export_format")
+            if st.button("Export", key="runs_export"):
+                from autotag.export import export_run
+
+                with st.spinner("Exporting and checking against the PyTorch model ..."):
+                    path, diff = export_run(info.path, fmt)
+                st.session_state["runs_exported"] = (str(path), diff)
+            done = st.session_state.get("runs_exported")
+            if done and Path(done[0]).is_relative_to(info.path):
+                st.caption(f"{Path(done[0]).name}: largest difference to the PyTorch model {done[1]:.1e}")
+                st.download_button(
+                    "Download", Path(done[0]).read_bytes(), file_name=Path(done[0]).name, key="runs_export_download"
+                )
     with st.expander("Log (last 40 lines)"):
         st.code(manager.log_tail(info.path, 40) or "(empty)", language=None)
     with st.expander("Config"):

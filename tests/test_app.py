@@ -127,3 +127,14 @@ def test_dashboard_start_does_not_import_torch() -> None:
     code = "import sys, autotag.manager, autotag.config, autotag.curves, autotag.charts; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+@pytest.mark.slow
+def test_runs_page_exports_a_model_for_download(with_finished_run: Path) -> None:
+    at = _page("pages/runs.py")
+    at.radio(key="runs_export_format").set_value("torchscript").run()
+    at.button(key="runs_export").click().run(timeout=120)
+    assert not at.exception, [e.value for e in at.exception]
+    assert (with_finished_run / "export" / "model.pt").is_file()
+    assert any("largest difference to the PyTorch model" in c.value for c in at.caption)
+    assert at.get("download_button")

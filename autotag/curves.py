@@ -23,9 +23,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from crc32c import crc32c
 from google.protobuf.message import DecodeError
 from tensorboard.compat.proto.event_pb2 import Event
-from tensorboard.compat.tensorflow_stub.pywrap_tensorflow import masked_crc32c
 
 _EVENT_GLOB = "events.out.tfevents.*"
 _STAMP = re.compile(r"events\.out\.tfevents\.(\d+)")
@@ -47,6 +47,12 @@ class Series:
         self.steps.append(step)
         self.values.append(value)
         self.wall_times.append(wall_time)
+
+
+def masked_crc32c(data: bytes) -> int:
+    """TFRecord's masked CRC-32C, in C (tensorboard's own copy is pure Python, 10x slower)."""
+    crc = crc32c(data)
+    return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
 
 
 _HEADER = struct.Struct("<QI")

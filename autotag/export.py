@@ -11,6 +11,7 @@ to the file in `<file>.json` with the labels and input format.
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -64,7 +65,11 @@ def export_run(
     example = torch.randn(2, n) * 0.1
     with torch.no_grad():
         if fmt == "torchscript":
-            torch.jit.trace(graph, example).save(str(out))
+            with warnings.catch_warnings():
+                # Deprecated in torch 2.14 in favour of torch.export, but still the format
+                # that C++ and mobile runtimes load; asked for by users, so kept.
+                warnings.filterwarnings("ignore", message=".*torch.jit.trace` is deprecated", category=FutureWarning)
+                torch.jit.trace(graph, example).save(str(out))
         else:
             batch = torch.export.Dim("batch", min=1)
             torch.onnx.export(

@@ -8,11 +8,14 @@ feature cache and drops clips whose audio turned out to be undecodable.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from autotag.cache import FeatureCache, Progress, build_cache
 from autotag.config import TrainConfig
 from autotag.formats import TaggedDataset, load_dataset
 from autotag.validation import ValidationReport, check_dataset, require_trainable
+
+if TYPE_CHECKING:  # the cache needs torch; the cheap check in open_dataset must not import it
+    from autotag.cache import FeatureCache, Progress
 
 
 def _checked(raw: TaggedDataset, undecodable: frozenset[str] = frozenset()) -> tuple[ValidationReport, TaggedDataset]:
@@ -41,6 +44,8 @@ def prepare_features(
     config: TrainConfig, cache_root: Path | None = None, progress: Progress | None = None
 ) -> tuple[ValidationReport, TaggedDataset, FeatureCache]:
     """`open_dataset`, then the feature cache; clips that fail to decode are skipped."""
+    from autotag.cache import build_cache
+
     raw = _read(config)
     report, usable = _checked(raw)
     cache = build_cache(usable.clips, config.feature_settings(), root=cache_root, progress=progress)

@@ -35,12 +35,20 @@ def cache_progress(run_dir: Path, every: float = 1.0) -> Progress:
     return report
 
 
+def _flush(trainer: L.Trainer) -> None:
+    for logger in trainer.loggers:
+        flush = getattr(getattr(logger, "experiment", None), "flush", None)
+        if flush is not None:
+            flush()
+
+
 class StatusCallback(L.Callback):
     """Writes epoch/step progress and the best val_loss so far into status.json."""
 
     def __init__(self, run_dir: Path, every: float = 2.0) -> None:
         self.run_dir, self.every = run_dir, every
         self._last = 0.0
+        self._flushed = False
 
     def _write(self, trainer: L.Trainer, **extra: Any) -> None:
         write_status(
@@ -53,8 +61,13 @@ class StatusCallback(L.Callback):
         )
 
     def on_train_batch_end(self, trainer: L.Trainer, *args: Any) -> None:
+        if not trainer.is_global_zero:
+            return
+        if not self._flushed and trainer.global_step >= trainer.log_every_n_steps:
+            self._flushed = True
+            _flush(trainer)  # the first train_loss point reaches the dashboard now, not at the next timed flush
         now = time.monotonic()
-        if now - self._last >= self.every and trainer.is_global_zero:
+        if now - self._last >= self.every:
             self._last = now
             self._write(trainer)
 
@@ -69,5 +82,6 @@ class StatusCallback(L.Callback):
             seen.append(float(ckpt.best_model_score))
         best = min((v for v in seen if v is not None), default=None)
         self._write(trainer, best_val_loss=best, last_metrics=metrics)
+        _flush(trainer)  # each epoch's validation point shows up at once
         shown = " ".join(f"{k} {v:.4f}" for k, v in sorted(metrics.items()))
         log.info("epoch %d/%d %s", trainer.current_epoch + 1, trainer.max_epochs, shown)

@@ -15,6 +15,7 @@ from autotag.config import make_config
 from autotag.curves import CurveReader
 from autotag.demo import default_demo_dir
 from autotag.runs import METRICS_FILE, RunError, default_runs_dir
+from autotag.summary import summarize
 
 REFRESH_S = 1.0  # seconds between live refreshes; one costs about 1 ms per 50 runs
 
@@ -65,7 +66,7 @@ COLUMNS = {
 def _live_view(names: list[str], weight: float) -> None:
     """Table, curves and progress lines; reruns alone every few seconds while runs train."""
     fresh = {r.name: r for r in manager.list_runs(runs_dir)}
-    table = pd.DataFrame([manager.summarize(r) for r in fresh.values()])
+    table = pd.DataFrame([summarize(r) for r in fresh.values()])
     st.dataframe(table, hide_index=True, column_config=COLUMNS)
     readers = {}
     for name in names:
@@ -89,7 +90,7 @@ def _live_view(names: list[str], weight: float) -> None:
         info = fresh.get(name)
         if info is None:
             continue
-        row = manager.summarize(info)
+        row = summarize(info)
         eta = f", ETA ≤ {row['ETA (s)']} s" if row["ETA (s)"] else ""
         st.caption(f"**{name}**: {info.state} · epoch {row['epoch']} · {info.status.get('phase', '')}{eta}")
     if any(fresh[n].state != r.state for n, r in by_name.items() if n in fresh) or fresh.keys() != by_name.keys():

@@ -13,6 +13,7 @@ from autotag.audio import AUDIO_EXTENSIONS, AudioError
 from autotag.charts import taggram_figure, top_tags_figure
 from autotag.runs import THRESHOLDS_FILE, RunError, checkpoint_candidates, default_runs_dir
 from autotag.safe_decode import decode_untrusted
+from autotag.summary import best_run
 
 
 @st.cache_resource(max_entries=4, show_spinner="Loading the model ...")
@@ -47,7 +48,7 @@ if not runs:
     st.page_link("pages/runs.py", label="Go to Runs", icon=":material/monitoring:")
     st.stop()
 
-best = manager.best_run(runs)
+best = best_run(runs)
 names = [r.name for r in runs]
 labels = {
     r.name: f"{r.name} · {r.state}"

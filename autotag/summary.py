@@ -1,0 +1,60 @@
+"""What the dashboard and `runs list` show about runs, from their status files only.
+
+Listing never opens event files or checkpoints: one small JSON per run, so the Runs page
+stays fast with hundreds of runs.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from autotag.manager import ACTIVE_STATES, RunInfo
+from autotag.runs import CONFIG_FILE
+
+
+def summarize(info: RunInfo) -> dict[str, Any]:
+    """One row of the runs table: what a user compares runs by, from status.json only."""
+    s = info.status
+    if "model" not in s:  # runs created before status carried these
+        s = {**s, **_config_basics(info.path)}
+    last = s.get("last_metrics") or {}
+    max_epochs = s.get("max_epochs") or 0
+    total = (s.get("steps_per_epoch") or 0) * max_epochs
+    progress = min(1.0, s.get("global_step", 0) / total) if total else (1.0 if info.state == "completed" else 0.0)
+    start, end = s.get("started"), s.get("ended") if info.state not in ACTIVE_STATES else time.time()
+    duration = (end or time.time()) - start if start else None
+    eta = duration * (1 - progress) / progress if info.state == "running" and duration and progress > 0 else None
+    return {
+        "run": info.name,
+        "state": info.state,
+        "model": s.get("model"),
+        "data": Path(s.get("data") or "-").name,
+        "epoch": f"{s.get('epoch', 0)}/{max_epochs}" if max_epochs else "-",
+        "progress": progress,
+        "best val_loss": s.get("best_val_loss"),
+        "val ROC-AUC": last.get("val_roc_auc"),
+        "val PR-AUC": last.get("val_pr_auc"),
+        "test ROC-AUC": s.get("test_roc_auc"),
+        "duration (s)": round(duration) if duration else None,
+        "ETA (s)": round(eta) if eta else None,
+    }
+
+
+def _config_basics(run_dir: Path) -> dict[str, Any]:
+    import yaml
+
+    try:
+        cfg = yaml.safe_load((run_dir / CONFIG_FILE).read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError):
+        return {}
+    return {"model": cfg.get("model"), "data": cfg.get("data")}
+
+
+def best_run(runs: list[RunInfo]) -> RunInfo | None:
+    """The completed run with the highest test ROC-AUC (else the newest completed one)."""
+    done = [r for r in runs if r.state == "completed"]
+    if not done:
+        return None
+    return max(done, key=lambda r: (r.status.get("test_roc_auc") or -1.0, r.name))

@@ -11,7 +11,7 @@ import yaml
 
 from autotag import manager
 from autotag.charts import curves_figure
-from autotag.config import make_config
+from autotag.config import QUICK_DEMO, make_config
 from autotag.curves import CurveReader
 from autotag.demo import default_demo_dir
 from autotag.runs import METRICS_FILE, RunError, default_runs_dir
@@ -27,7 +27,7 @@ def _reader(run_path: str) -> CurveReader:
 
 
 def _quick_demo() -> None:
-    config = make_config(data=str(default_demo_dir()), model="tiny", max_epochs=15, patience=5, batch_size=16)
+    config = make_config(data=str(default_demo_dir()), **QUICK_DEMO)
     run = manager.launch(config, name="quick-demo")
     st.session_state["runs_selected"] = [run.name]
 

@@ -7,7 +7,7 @@ import uuid
 
 import streamlit as st
 
-from autotag.config import ConfigError, TrainConfig, field_range, make_config
+from autotag.config import QUICK_DEMO, ConfigError, TrainConfig, field_range, make_config
 from autotag.demo import default_demo_dir
 from autotag.manager import launch
 from autotag.model_specs import SPECS
@@ -15,16 +15,6 @@ from autotag.runs import RunError
 
 LRS = [1e-5, 2e-5, 5e-5, 1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3, 1e-2, 2e-2, 5e-2, 1e-1]
 BATCHES = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024]
-QUICK_DEMO = {
-    "train_model": "tiny",
-    "train_max_epochs": 15,
-    "train_patience": 5,
-    "train_batch_size": 16,
-    "train_lr": 1e-3,
-    "train_n_mels": 64,
-    "train_chunk_seconds": 3.0,
-    "train_name": "quick-demo",
-}
 DEFAULTS = TrainConfig.model_fields
 
 
@@ -79,7 +69,8 @@ def _apply_model_defaults() -> None:
 
 def _quick_demo() -> None:
     st.session_state["train_data"] = str(default_demo_dir())
-    st.session_state.update(QUICK_DEMO)
+    st.session_state.update({f"train_{k}": v for k, v in QUICK_DEMO.items()}, train_name="quick-demo")
+    _apply_model_defaults()
 
 
 def _slider(label: str, name: str, **kwargs: object) -> None:

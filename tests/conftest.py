@@ -97,3 +97,20 @@ def trained_run(demo_dataset: Path, tmp_path_factory: pytest.TempPathFactory) ->
     run_dir = Path(done.stdout.strip().splitlines()[-1])
     assert run_dir.is_dir(), done.stdout
     return run_dir
+
+
+def wait_for_run(run: Path, predicate, timeout: float = 180) -> dict:  # noqa: ANN001 - status -> bool
+    """Poll a run's derived state until `predicate(status)` holds; fail with its log if it never does."""
+    import time
+
+    from autotag import manager
+    from autotag.runs import read_status
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        state = manager.derive_state(run)  # may persist "crashed": read the status after it
+        status = {**read_status(run), "state": state}
+        if predicate(status):
+            return status
+        time.sleep(0.05)
+    raise AssertionError(f"timed out; status {read_status(run)}; log:\n{manager.log_tail(run)}")

@@ -147,21 +147,8 @@ def test_train_watch_reload_and_tag_in_a_real_browser(dashboard: str, tmp_path: 
 
     shots = tmp_path / "screenshots"
     shots.mkdir()
-    mic = demo_dataset / "audio" / "clip_0003.wav"
-    args = [
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        "--disable-quic",
-        "--use-fake-ui-for-media-stream",
-        "--use-fake-device-for-media-stream",
-        f"--use-file-for-fake-audio-capture={mic}",
-    ]
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=args)
+        browser = _browser(pw, mic=demo_dataset / "audio" / "clip_0003.wav")
         context = browser.new_context(viewport={"width": 1400, "height": 1000})
         context.grant_permissions(["microphone"], origin=dashboard)
         page = context.new_page()

@@ -20,7 +20,7 @@ from autotag.ckpt_io import AtomicCheckpointIO
 from autotag.curves import CurveReader
 from autotag.procs import is_alive, process_start_time
 from autotag.runs import RunError, create_run, read_status, sweep_orphans, write_status
-from tests.conftest import tiny_config
+from tests.conftest import tiny_config, wait_for_run
 
 STUBBORN = textwrap.dedent(
     """
@@ -103,17 +103,6 @@ def test_checkpoint_writes_are_atomic_and_orphans_are_swept(tmp_path: Path) -> N
     assert live.exists() and not orphan.exists()
 
 
-def _wait(run: Path, predicate, timeout: float = 120) -> dict:  # noqa: ANN001 - status -> bool
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        state = manager.derive_state(run)
-        status = {**read_status(run), "state": state}
-        if predicate(status):
-            return status
-        time.sleep(0.05)
-    raise AssertionError(f"timed out: {read_status(run)}\n{manager.log_tail(run)}")
-
-
 def _every_checkpoint_loads(run: Path) -> None:
     for ckpt in (run / "checkpoints").glob("*.ckpt"):
         torch.load(ckpt, map_location="cpu", weights_only=True)
@@ -127,19 +116,19 @@ def test_twenty_kill_9s_then_resume_reach_the_uninterrupted_end(small_csv_datase
     # drawn, which Lightning does not checkpoint) cannot end either run early.
     config = tiny_config(small_csv_dataset, max_epochs=100, patience=100, seed=7)
     reference = manager.launch(config, name="reference")
-    ref = _wait(reference, lambda s: s["state"] in manager.FINAL_STATES, timeout=300)
+    ref = wait_for_run(reference, lambda s: s["state"] in manager.FINAL_STATES, timeout=300)
     assert ref["state"] == "completed", manager.log_tail(reference)
 
     rng = random.Random(0)
     run = manager.launch(config, name="chaos")
     for kill in range(20):
-        _wait(run, lambda s: s["state"] == "running" and s.get("phase") == "training")
+        wait_for_run(run, lambda s: s["state"] == "running" and s.get("phase") == "training")
         time.sleep(rng.uniform(0.0, 0.4))  # mid-epoch, in validation, or while a checkpoint is written
         status = read_status(run)
         if status.get("state") == "completed":
             break
         os.kill(status["pid"], 9)
-        crashed = _wait(run, lambda s: s["state"] in manager.FINAL_STATES, timeout=20)
+        crashed = wait_for_run(run, lambda s: s["state"] in manager.FINAL_STATES, timeout=20)
         assert crashed["state"] == "crashed", (kill, crashed["state"])
         _every_checkpoint_loads(run)
         if (run / "checkpoints" / "last.ckpt").exists():
@@ -147,7 +136,7 @@ def test_twenty_kill_9s_then_resume_reach_the_uninterrupted_end(small_csv_datase
         else:  # killed before the first checkpoint: nothing to resume, so start the run again
             write_status(run, state="queued")
             manager.schedule(run.parent)
-    final = _wait(run, lambda s: s["state"] in manager.FINAL_STATES, timeout=300)
+    final = wait_for_run(run, lambda s: s["state"] in manager.FINAL_STATES, timeout=300)
     assert final["state"] == "completed", manager.log_tail(run)
     assert kill == 19, "the run finished before 20 kills; raise max_epochs"
     ours, theirs = (json.loads((r / "metrics.json").read_text()) for r in (run, reference))
@@ -162,13 +151,13 @@ def test_twenty_kill_9s_then_resume_reach_the_uninterrupted_end(small_csv_datase
 @pytest.mark.slow
 def test_resume_skips_a_torn_last_checkpoint_and_never_restarts_from_zero(small_csv_dataset: Path) -> None:
     run = manager.launch(tiny_config(small_csv_dataset, max_epochs=100, patience=100))
-    _wait(run, lambda s: s["state"] == "running" and s.get("epoch", 0) >= 5)
+    wait_for_run(run, lambda s: s["state"] == "running" and s.get("epoch", 0) >= 5)
     manager.stop(run)
     last = run / "checkpoints" / "last.ckpt"
     last.write_bytes(last.read_bytes()[: last.stat().st_size // 2])
     best = next((run / "checkpoints").glob("best-*.ckpt"))
     assert manager.resume(run) == best
-    status = _wait(run, lambda s: s["state"] == "running" and s.get("epoch", 0) >= 7)
+    status = wait_for_run(run, lambda s: s["state"] == "running" and s.get("epoch", 0) >= 7)
     assert "resuming from best-" in manager.log_tail(run, 200)
     assert status["global_step"] > 0
     manager.stop(run)

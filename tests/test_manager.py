@@ -15,20 +15,9 @@ from autotag import manager
 from autotag.curves import CurveReader
 from autotag.procs import is_alive, process_start_time
 from autotag.runs import RunError, read_status, write_status
-from tests.conftest import tiny_config
+from tests.conftest import tiny_config, wait_for_run
 
 pytestmark = pytest.mark.slow
-
-
-def _wait(run: Path, predicate, timeout: float = 180) -> dict:  # noqa: ANN001 - status -> bool
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        state = manager.derive_state(run)  # may persist "crashed": read the status after it
-        status = {**read_status(run), "state": state}
-        if predicate(status):
-            return status
-        time.sleep(0.2)
-    raise AssertionError(f"timed out; status {read_status(run)}; log:\n{manager.log_tail(run)}")
 
 
 def _finished(status: dict) -> bool:
@@ -37,14 +26,14 @@ def _finished(status: dict) -> bool:
 
 def test_kill_9_is_crashed_and_resume_finishes_with_every_step_once(small_csv_dataset: Path) -> None:
     run = manager.launch(tiny_config(small_csv_dataset, max_epochs=40, patience=100))
-    status = _wait(run, lambda s: s["state"] == "running" and s.get("epoch", 0) >= 3)
+    status = wait_for_run(run, lambda s: s["state"] == "running" and s.get("epoch", 0) >= 3)
     os.kill(status["pid"], signal.SIGKILL)
-    status = _wait(run, _finished, timeout=20)
+    status = wait_for_run(run, _finished, timeout=20)
     assert status["state"] == "crashed"
     assert "ended without a final state" in status["error"]
 
     manager.resume(run)
-    status = _wait(run, _finished)
+    status = wait_for_run(run, _finished)
     assert status["state"] == "completed", manager.log_tail(run)
     reader = CurveReader(run / "tb")
     reader.refresh()
@@ -56,7 +45,7 @@ def test_kill_9_is_crashed_and_resume_finishes_with_every_step_once(small_csv_da
 
 def test_stop_is_stopped_not_completed_and_resumable(small_csv_dataset: Path) -> None:
     run = manager.launch(tiny_config(small_csv_dataset, max_epochs=200, patience=100))
-    _wait(run, lambda s: s["state"] == "running" and s.get("epoch", 0) >= 2)
+    wait_for_run(run, lambda s: s["state"] == "running" and s.get("epoch", 0) >= 2)
     assert manager.stop(run) == "stopped"
     status = read_status(run)
     assert status["state"] == "stopped" and not status.get("forced")
@@ -66,7 +55,7 @@ def test_stop_is_stopped_not_completed_and_resumable(small_csv_dataset: Path) ->
         manager.stop(run)
     ckpt = manager.resume(run)
     assert ckpt.name == "last.ckpt"
-    _wait(run, lambda s: s["state"] == "running" and s.get("epoch", 0) >= 4)
+    wait_for_run(run, lambda s: s["state"] == "running" and s.get("epoch", 0) >= 4)
     assert manager.stop(run) == "stopped"
 
 
@@ -76,7 +65,7 @@ def test_queue_respects_the_limit_and_drains_by_itself(small_csv_dataset: Path, 
     states = [manager.derive_state(r) for r in runs]
     assert states.count("queued") == 2 and states[0] in ("starting", "running")
     for run in runs:  # the finishing trainer starts the next one; nobody polls in between
-        assert _wait(run, _finished)["state"] == "completed", manager.log_tail(run)
+        assert wait_for_run(run, _finished)["state"] == "completed", manager.log_tail(run)
     starts = [read_status(r)["started"] for r in runs]
     ends = [read_status(r)["ended"] for r in runs]
     assert starts[1] >= ends[0] and starts[2] >= ends[1]  # never two at once
@@ -88,12 +77,12 @@ def test_same_launch_token_gives_one_run(small_csv_dataset: Path, monkeypatch) -
     first = manager.launch(config, token="click")
     assert manager.launch(config, token="click") == first
     assert len(manager.list_runs()) == 1
-    _wait(first, _finished)
+    wait_for_run(first, _finished)
 
 
 def test_a_restarted_dashboard_finds_every_run(small_csv_dataset: Path, tmp_path: Path) -> None:
     run = manager.launch(tiny_config(small_csv_dataset, max_epochs=1))
-    _wait(run, _finished)
+    wait_for_run(run, _finished)
     done = subprocess.run(
         [sys.executable, "-m", "autotag", "runs", "list"],
         capture_output=True,
@@ -134,7 +123,7 @@ def test_dead_zombie_and_reused_pids_are_not_running(tmp_path: Path, small_csv_d
 
 def test_delete_refuses_a_running_run(small_csv_dataset: Path) -> None:
     run = manager.launch(tiny_config(small_csv_dataset, max_epochs=200, patience=100))
-    _wait(run, lambda s: s["state"] == "running")
+    wait_for_run(run, lambda s: s["state"] == "running")
     with pytest.raises(RunError, match="stop it before deleting"):
         manager.delete(run)
     manager.stop(run)

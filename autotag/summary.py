@@ -28,7 +28,7 @@ def summarize(info: RunInfo) -> dict[str, Any]:
     eta = duration * (1 - progress) / progress if info.state == "running" and duration and progress > 0 else None
     return {
         "run": info.name,
-        "state": info.state,
+        "state": "stopped (forced)" if info.state == "stopped" and s.get("forced") else info.state,
         "model": s.get("model"),
         "data": Path(s.get("data") or "-").name,
         "epoch": f"{s.get('epoch', 0)}/{max_epochs}" if max_epochs else "-",

@@ -20,6 +20,7 @@ from autotag.ckpt_io import AtomicCheckpointIO
 from autotag.curves import CurveReader
 from autotag.procs import is_alive, process_start_time
 from autotag.runs import RunError, create_run, read_status, sweep_orphans, write_status
+from autotag.summary import summarize
 from tests.conftest import tiny_config, wait_for_run
 
 STUBBORN = textwrap.dedent(
@@ -43,6 +44,7 @@ def test_a_trainer_that_ignores_sigterm_is_killed_with_its_group(small_csv_datas
     assert time.monotonic() - started < 10
     status = read_status(run)
     assert status["forced"] is True
+    assert summarize(manager.RunInfo(run, "stopped", status))["state"] == "stopped (forced)"
     proc.wait(timeout=5)
     deadline = time.monotonic() + 5
     while is_alive(worker) and time.monotonic() < deadline:

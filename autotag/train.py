@@ -136,10 +136,8 @@ def _fit(config: TrainConfig, run_dir: Path, resume_from: Path | None) -> dict[s
     import torch
 
     from autotag.data import TaggingDataModule
-    from autotag.metrics import clip_level
     from autotag.prepare import prepare_features
     from autotag.progress import cache_progress
-    from autotag.thresholds import best_f1_thresholds
     from autotag.trainer import build_module, build_trainer
 
     write_status(run_dir, phase="preparing data")
@@ -162,23 +160,12 @@ def _fit(config: TrainConfig, run_dir: Path, resume_from: Path | None) -> dict[s
         if resume_from:
             log.info("resuming from %s", resume_from.name)
         trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from, weights_only=True)
-        best = checkpoint.best_model_path or checkpoint.last_model_path
-        best_rel = str(Path(best).relative_to(run_dir))
-        write_status(run_dir, phase="testing", best_checkpoint=best_rel)
-        metrics: dict[str, Any] = {"test_clips": report.split_sizes["test"]}
-        if report.split_sizes["test"]:
-            trainer.test(module, datamodule=datamodule, ckpt_path=best, verbose=False, weights_only=True)
-            metrics.update(module.test_result or {})
-        else:
-            metrics["note"] = "no test clips: test metrics not computed"
-        write_status(run_dir, phase="tuning thresholds")
-        outputs = trainer.predict(module, dataloaders=datamodule.val_dataloader(), ckpt_path=best, weights_only=True)
-        probs, targets = clip_level(*(torch.cat(parts) for parts in zip(*outputs)))
-        tuned = best_f1_thresholds(probs.numpy(), targets.numpy(), dataset.labels)
-        write_json_atomic(run_dir / THRESHOLDS_FILE, _plain(tuned))
+        best = Path(checkpoint.best_model_path or checkpoint.last_model_path)
+        write_status(run_dir, phase="testing", best_checkpoint=str(best.relative_to(run_dir)))
+        metrics = _evaluate(trainer, module, datamodule, best, report.split_sizes["test"], run_dir)
     best_score = checkpoint.best_model_score
     metrics.update(
-        best_checkpoint=best_rel,
+        best_checkpoint=str(best.relative_to(run_dir)),
         best_val_loss=float(best_score) if best_score is not None else None,
         epochs=trainer.current_epoch,
         global_step=trainer.global_step,
@@ -189,6 +176,27 @@ def _fit(config: TrainConfig, run_dir: Path, resume_from: Path | None) -> dict[s
     write_json_atomic(run_dir / METRICS_FILE, metrics)
     write_status(run_dir, state="completed", phase="done", ended=time.time(), test_roc_auc=metrics.get("roc_auc_macro"))
     log.info("test ROC-AUC %s, PR-AUC %s", metrics.get("roc_auc_macro"), metrics.get("pr_auc_macro"))
+    return metrics
+
+
+def _evaluate(trainer: Any, module: Any, datamodule: Any, best: Path, test_clips: int, run_dir: Path) -> dict[str, Any]:
+    """Test metrics of the best checkpoint, and per-tag thresholds tuned on the validation split."""
+    import torch
+
+    from autotag.metrics import clip_level
+    from autotag.thresholds import best_f1_thresholds
+
+    metrics: dict[str, Any] = {"test_clips": test_clips}
+    if test_clips:
+        trainer.test(module, datamodule=datamodule, ckpt_path=best, verbose=False, weights_only=True)
+        metrics.update(module.test_result or {})
+    else:
+        metrics["note"] = "no test clips: test metrics not computed"
+    write_status(run_dir, phase="tuning thresholds")
+    outputs = trainer.predict(module, dataloaders=datamodule.val_dataloader(), ckpt_path=best, weights_only=True)
+    probs, targets = clip_level(*(torch.cat(parts) for parts in zip(*outputs)))
+    tuned = best_f1_thresholds(probs.numpy(), targets.numpy(), module.labels)
+    write_json_atomic(run_dir / THRESHOLDS_FILE, _plain(tuned))
     return metrics
 
 

@@ -1,4 +1,4 @@
-"""autotag dashboard: navigation over pages/ and a sidebar with the runs folder.
+"""autotag dashboard: navigation over views/ and a sidebar with the runs folder.
 
 Start with `bash scripts/dashboard.sh` (or `streamlit run app.py`). Pages only collect
 input, call one `autotag` function and render its result; training runs in its own
@@ -15,10 +15,10 @@ from autotag.runs import default_runs_dir
 st.set_page_config(page_title="autotag", page_icon=":material/sell:", layout="wide")
 
 pages = [
-    st.Page("pages/train.py", title="Train", icon=":material/model_training:", default=True),
-    st.Page("pages/runs.py", title="Runs", icon=":material/monitoring:"),
-    st.Page("pages/tag.py", title="Tag", icon=":material/sell:"),
-    st.Page("pages/data.py", title="Data", icon=":material/folder_open:"),
+    st.Page("views/train.py", title="Train", icon=":material/model_training:", default=True),
+    st.Page("views/runs.py", title="Runs", icon=":material/monitoring:"),
+    st.Page("views/tag.py", title="Tag", icon=":material/sell:"),
+    st.Page("views/data.py", title="Data", icon=":material/folder_open:"),
 ]
 nav = st.navigation(pages)
 

@@ -80,8 +80,8 @@ def tag_counts_figure(tag_counts: Mapping[str, Mapping[str, int]]) -> go.Figure:
         barmode="stack",
         height=max(250, 22 * len(tags) + 80),
         xaxis_title="clips with the tag",
-        margin={"l": 10, "r": 10, "t": 30, "b": 40},
-        legend={"orientation": "h", "y": 1.05},
+        margin={"l": 10, "r": 10, "t": 50, "b": 40},
+        legend={"orientation": "h", "yanchor": "bottom", "y": 1.02, "x": 0, "traceorder": "normal"},
     )
     return fig
 

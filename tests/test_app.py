@@ -18,13 +18,13 @@ from autotag.runs import default_runs_dir
 from tests.conftest import tone
 
 APP = str(Path(__file__).parent.parent / "app.py")
-PAGES = ["pages/train.py", "pages/runs.py", "pages/tag.py", "pages/data.py"]
+PAGES = ["views/train.py", "views/runs.py", "views/tag.py", "views/data.py"]
 
 
 def _page(path: str, timeout: float = 60) -> AppTest:
     at = AppTest.from_file(APP, default_timeout=timeout)
     at.run()
-    if path != "pages/train.py":
+    if path != "views/train.py":
         at.switch_page(path).run()
     assert not at.exception, [e.value for e in at.exception]
     return at
@@ -42,16 +42,16 @@ def with_finished_run(trained_run: Path) -> Path:
 def test_every_page_renders_with_no_runs(page: str, demo_dataset: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AUTOTAG_DEMO_DIR", str(demo_dataset))
     at = _page(page)
-    if page == "pages/runs.py":
+    if page == "views/runs.py":
         assert "No runs yet" in at.info[0].value
         assert at.button(key="runs_quick_demo")
-    if page == "pages/tag.py":
+    if page == "views/tag.py":
         assert "No trained model yet" in at.info[0].value
 
 
 def test_train_page_explains_invalid_combinations(demo_dataset: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AUTOTAG_DEMO_DIR", str(demo_dataset))
-    at = _page("pages/train.py")
+    at = _page("views/train.py")
     assert not at.button(key="train_launch").disabled
     at.selectbox(key="train_model").set_value("fcn").run()
     assert at.slider(key="train_n_mels").value == 96  # the model's paper value
@@ -66,7 +66,7 @@ def test_train_page_explains_invalid_combinations(demo_dataset: Path, monkeypatc
 @pytest.mark.slow
 def test_launch_from_train_page_runs_to_completion(demo_dataset: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AUTOTAG_DEMO_DIR", str(demo_dataset))
-    at = _page("pages/train.py")
+    at = _page("views/train.py")
     at.button(key="train_preset").click().run()
     assert at.selectbox(key="train_model").value == "tiny"
     at.slider(key="train_max_epochs").set_value(2).run()
@@ -85,7 +85,7 @@ def test_launch_from_train_page_runs_to_completion(demo_dataset: Path, monkeypat
 
 def test_quick_demo_button_on_the_empty_runs_page(demo_dataset: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AUTOTAG_DEMO_DIR", str(demo_dataset))
-    at = _page("pages/runs.py")
+    at = _page("views/runs.py")
     at.button(key="runs_quick_demo").click().run()
     assert not at.exception
     runs = manager.list_runs()
@@ -95,7 +95,7 @@ def test_quick_demo_button_on_the_empty_runs_page(demo_dataset: Path, monkeypatc
 
 @pytest.mark.slow
 def test_runs_page_shows_a_finished_run(with_finished_run: Path) -> None:
-    at = _page("pages/runs.py")
+    at = _page("views/runs.py")
     table = at.dataframe[0].value
     assert table["run"].tolist() == [with_finished_run.name] and table["state"].tolist() == ["completed"]
     assert at.get("plotly_chart"), "the curves chart is missing"
@@ -105,7 +105,7 @@ def test_runs_page_shows_a_finished_run(with_finished_run: Path) -> None:
 
 @pytest.mark.slow
 def test_tag_page_tags_an_uploaded_and_a_recorded_clip(with_finished_run: Path, demo_dataset: Path) -> None:
-    at = _page("pages/tag.py")
+    at = _page("views/tag.py")
     assert at.selectbox(key="tag_run").value == with_finished_run.name
     clip = (demo_dataset / "audio" / "clip_0001.wav").read_bytes()
     at.file_uploader(key="tag_upload").set_value([("clip.wav", clip, "audio/wav"), ("junk.mp3", b"no", "audio/mpeg")])
@@ -131,7 +131,7 @@ def test_dashboard_start_does_not_import_torch() -> None:
 
 @pytest.mark.slow
 def test_runs_page_exports_a_model_for_download(with_finished_run: Path) -> None:
-    at = _page("pages/runs.py")
+    at = _page("views/runs.py")
     at.radio(key="runs_export_format").set_value("torchscript").run()
     at.button(key="runs_export").click().run(timeout=120)
     assert not at.exception, [e.value for e in at.exception]

@@ -169,14 +169,16 @@ def test_train_watch_reload_and_tag_in_a_real_browser(dashboard: str, tmp_path: 
         name = runs[0].name
         page.screenshot(path=str(shots / "2_runs_live.png"))
 
-        page.reload()
+        page.reload()  # a direct load of /runs must still go through app.py's navigation
         expect(page.get_by_text(f"{name}: running")).to_be_visible()
+        expect(page.get_by_role("link", name="Tag", exact=True)).to_be_visible()
+        expect(page.get_by_role("link", name="app", exact=True)).to_have_count(0)
         assert [r.name for r in manager.list_runs(tmp_path / "runs")] == [name]  # not stopped, not duplicated
         expect(page.get_by_text(f"{name}: completed")).to_be_visible(timeout=180_000)
         expect(page.get_by_text("ROC-AUC (macro)")).to_be_visible()
         page.screenshot(path=str(shots / "3_runs_done.png"))
 
-        page.get_by_role("link", name="Tag").click()
+        page.get_by_role("link", name="Tag", exact=True).click()
         expect(page.get_by_role("heading", name="Tag your audio")).to_be_visible()
         with page.expect_request(lambda r: "/_stcore/upload_file/" in r.url and r.method == "PUT") as sent:
             page.locator("[data-testid='stFileUploaderDropzoneInput']").set_input_files(

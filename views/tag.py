@@ -45,7 +45,7 @@ st.title("Tag your audio")
 runs = [r for r in manager.list_runs(default_runs_dir()) if (r.path / "checkpoints").is_dir()]
 if not runs:
     st.info("No trained model yet. Start the quick demo on the Runs page or train one on the Train page.")
-    st.page_link("pages/runs.py", label="Go to Runs", icon=":material/monitoring:")
+    st.page_link("views/runs.py", label="Go to Runs", icon=":material/monitoring:")
     st.stop()
 
 best = best_run(runs)

@@ -188,4 +188,4 @@ if st.button(
         st.error(str(exc))
     else:
         st.session_state["runs_selected"] = [run_dir.name]
-        st.switch_page("pages/runs.py")
+        st.switch_page("views/runs.py")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -92,3 +93,44 @@ def probe_duration(path: str | Path) -> float | None:
     except (sf.LibsndfileError, RuntimeError, ValueError):
         return None
     return info.frames / info.samplerate if info.samplerate else None
+
+
+def iter_chunks(path: str | Path, sample_rate: int, chunk_samples: int) -> Iterator[np.ndarray]:
+    """Mono chunks of `chunk_samples` at `sample_rate`, read from a file a chunk at a time.
+
+    Memory stays that of one chunk whatever the file's length. The source frames of chunk k
+    are those that map to [k * chunk_samples, (k + 1) * chunk_samples) at the target rate,
+    so chunks are resampled on their own without drifting; only the last may be shorter.
+
+    Raises:
+        AudioError: missing, undecodable, empty or non-finite audio.
+    """
+    name = str(path)
+    if not Path(path).is_file():
+        raise AudioError(f"{name}: file not found")
+    try:
+        f = sf.SoundFile(str(path))
+    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
+        raise AudioError(f"{name}: not a readable audio file ({_reason(exc)})") from None
+    with f:
+        ratio = f.samplerate / sample_rate
+        k, read = 0, 0
+        while True:
+            want = round((k + 1) * chunk_samples * ratio) - read
+            try:
+                frames = f.read(want, dtype="float32", always_2d=True)
+            except (sf.LibsndfileError, RuntimeError) as exc:
+                raise AudioError(f"{name}: damaged after {read / f.samplerate:.1f} s ({_reason(exc)})") from None
+            if len(frames) == 0:
+                break
+            if not np.isfinite(frames).all():
+                raise AudioError(f"{name}: contains NaN or infinite samples")
+            read += len(frames)
+            chunk = to_mono_resampled(frames, f.samplerate, sample_rate)
+            full = len(frames) == want
+            yield chunk[:chunk_samples] if full else chunk
+            if not full:
+                break
+            k += 1
+        if read == 0:
+            raise AudioError(f"{name}: contains no audio samples")

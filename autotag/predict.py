@@ -6,13 +6,14 @@ The checkpoint alone rebuilds the model and its log-mel front end; it is read wi
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from autotag.audio import AudioSource, load_audio
+from autotag.audio import AudioSource, iter_chunks, load_audio
 from autotag.module import TaggingModule
 from autotag.runs import RunError, checkpoint_candidates
 
@@ -89,32 +90,48 @@ class Tagger:
         """Score a clip chunk by chunk.
 
         Args:
-            audio: A file path, file bytes, or samples (samples,) already at `sample_rate`.
-            batch_size: Chunks per forward pass (bounds memory for long clips).
+            audio: A file path (streamed: memory stays that of one batch of chunks, whatever
+                the file's length), file bytes, or samples (samples,) already at `sample_rate`.
+            batch_size: Chunks per forward pass.
             name: What to call the clip in error messages (e.g. an upload's file name).
         """
-        wave = audio if isinstance(audio, np.ndarray) else load_audio(audio, self.sample_rate, name)
-        wave = np.asarray(wave, dtype=np.float32).reshape(-1)
         n = self.chunk_samples
-        count = max(1, -(-len(wave) // n))
-        padded = np.zeros(count * n, dtype=np.float32)
-        padded[: len(wave)] = wave
-        chunks = torch.from_numpy(padded).view(count, n)
-        # The tail chunk is mostly padding when short; weight chunks by real audio so
-        # silence added here does not dilute the clip score.
-        weights = torch.full((count,), 1.0)
-        weights[-1] = max(len(wave) - (count - 1) * n, 1) / n
-        probs = []
+        if isinstance(audio, (str, Path)):
+            chunks: Iterable[np.ndarray] = iter_chunks(audio, self.sample_rate, n)
+        else:
+            wave = audio if isinstance(audio, np.ndarray) else load_audio(audio, self.sample_rate, name)
+            wave = np.asarray(wave, dtype=np.float32).reshape(-1)
+            chunks = (wave[i : i + n] for i in range(0, max(len(wave), 1), n))
+        return self._score(chunks, batch_size)
+
+    def _score(self, chunks: Iterable[np.ndarray], batch_size: int) -> Prediction:
+        n = self.chunk_samples
+        probs, weights, batch = [], [], []
+        total = 0
+
+        def flush() -> None:
+            x = torch.from_numpy(np.stack(batch)).to(self.device)
+            probs.append(torch.sigmoid(self.module(self.module.frontend(x))).float().cpu())
+            batch.clear()
+
         with torch.inference_mode():
-            for batch in chunks.split(batch_size):
-                mels = self.module.frontend(batch.to(self.device))
-                probs.append(torch.sigmoid(self.module(mels)).float().cpu())
+            for chunk in chunks:
+                total += len(chunk)
+                # A short tail chunk is mostly padding: weight chunks by their real audio so
+                # the silence added here does not dilute the clip score.
+                weights.append(max(len(chunk), 1) / n)
+                batch.append(np.pad(chunk, (0, n - len(chunk))) if len(chunk) < n else chunk)
+                if len(batch) == batch_size:
+                    flush()
+            if batch:
+                flush()
         taggram = torch.cat(probs)
-        clip = (taggram * weights[:, None]).sum(0) / weights.sum()
+        w = torch.tensor(weights)[:, None]
+        clip = (taggram * w).sum(0) / w.sum()
         return Prediction(
             labels=self.labels,
             clip={t: float(p) for t, p in zip(self.labels, clip)},
             taggram=taggram.numpy(),
-            chunk_starts=np.arange(count) * n / self.sample_rate,
-            duration=len(wave) / self.sample_rate,
+            chunk_starts=np.arange(len(taggram)) * n / self.sample_rate,
+            duration=total / self.sample_rate,
         )

@@ -60,3 +60,19 @@ def test_a_truncated_best_checkpoint_falls_back_with_a_note(trained_run: Path, t
     (run / "checkpoints" / "last.ckpt").write_bytes(b"")
     with pytest.raises(RunError, match=f"checkpoint {best} cannot be loaded"):
         Tagger.load(run)
+
+
+def test_files_are_streamed_with_the_same_scores(trained_run: Path, tmp_path: Path) -> None:
+    tagger = Tagger.load(trained_run, device="cpu")
+    rng = np.random.default_rng(1)
+    wave = (rng.standard_normal(16000 * 20) * 0.1).astype(np.float32)
+    sf.write(tmp_path / "same_rate.wav", wave, 16000, subtype="FLOAT")
+    streamed, in_memory = tagger.predict(tmp_path / "same_rate.wav"), tagger.predict(wave)
+    np.testing.assert_allclose(streamed.taggram, in_memory.taggram, atol=1e-6)
+    assert streamed.clip == pytest.approx(in_memory.clip, abs=1e-6) and streamed.duration == 20.0
+
+    sf.write(tmp_path / "other_rate.wav", tone(20.0, sr=44100), 44100)  # resampled chunk by chunk
+    a = tagger.predict(tmp_path / "other_rate.wav")
+    b = tagger.predict((tmp_path / "other_rate.wav").read_bytes())  # whole file resampled at once
+    assert a.taggram.shape == b.taggram.shape and a.duration == pytest.approx(b.duration, abs=1e-3)
+    np.testing.assert_allclose(a.taggram, b.taggram, atol=0.02)

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import json
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +24,15 @@ from autotag.audio import AudioSource, load_audio
 from autotag.predict import Tagger
 
 FORMATS = {"torchscript": ".pt", "onnx": ".onnx"}
+
+
+@contextmanager
+def _torchscript() -> Iterator[None]:
+    """TorchScript is deprecated in torch 2.14 in favour of torch.export, but it is still the
+    format C++ and mobile runtimes load, and users ask for it: keep it, without the warnings."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r".*torch\.jit\..*is deprecated", category=FutureWarning)
+        yield
 
 
 class WaveTagger(nn.Module):
@@ -65,10 +76,7 @@ def export_run(
     example = torch.randn(2, n) * 0.1
     with torch.no_grad():
         if fmt == "torchscript":
-            with warnings.catch_warnings():
-                # Deprecated in torch 2.14 in favour of torch.export, but still the format
-                # that C++ and mobile runtimes load; asked for by users, so kept.
-                warnings.filterwarnings("ignore", message=".*torch.jit.trace` is deprecated", category=FutureWarning)
+            with _torchscript():
                 torch.jit.trace(graph, example).save(str(out))
         else:
             batch = torch.export.Dim("batch", min=1)
@@ -106,6 +114,7 @@ def run_exported(path: str | Path, chunks: np.ndarray) -> np.ndarray:
 
         session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
         return session.run(None, {"wave": chunks.astype(np.float32)})[0]
-    model = torch.jit.load(str(path))
+    with _torchscript():
+        model = torch.jit.load(str(path))
     with torch.no_grad():
         return model(torch.from_numpy(chunks.astype(np.float32))).numpy()

@@ -30,6 +30,9 @@ if [[ "$(cat "$STAMP" 2>/dev/null)" != "$WANT" ]]; then
   .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e . \
     2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
   echo "$WANT" > "$STAMP"
+  if [[ $DEV == 1 ]]; then  # the dev set includes the runtime set: no second install for the dashboard
+    cat requirements.txt requirements.txt | sha256sum | cut -d' ' -f1 > .venv/.installed-requirements
+  fi
 fi
 
 if [[ ! -f data/demo/tags.csv ]]; then

@@ -86,15 +86,6 @@ def to_mono_resampled(frames: np.ndarray, rate: int, sample_rate: int) -> np.nda
     return wave.numpy().astype(np.float32, copy=False)
 
 
-def probe_duration(path: str | Path) -> float | None:
-    """Duration in seconds from the file header, or None when the header is unreadable."""
-    try:
-        info = sf.info(str(path))
-    except (sf.LibsndfileError, RuntimeError, ValueError):
-        return None
-    return info.frames / info.samplerate if info.samplerate else None
-
-
 def iter_chunks(path: str | Path, sample_rate: int, chunk_samples: int) -> Iterator[np.ndarray]:
     """Mono chunks of `chunk_samples` at `sample_rate`, read from a file a chunk at a time.
 

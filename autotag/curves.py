@@ -37,16 +37,13 @@ class Series:
 
     steps: list[int] = field(default_factory=list)
     values: list[float] = field(default_factory=list)
-    wall_times: list[float] = field(default_factory=list)
 
-    def add(self, step: int, value: float, wall_time: float) -> None:
+    def add(self, step: int, value: float) -> None:
         while self.steps and self.steps[-1] >= step:  # rewritten after a resume: newest wins
             self.steps.pop()
             self.values.pop()
-            self.wall_times.pop()
         self.steps.append(step)
         self.values.append(value)
-        self.wall_times.append(wall_time)
 
 
 def masked_crc32c(data: bytes) -> int:
@@ -153,9 +150,7 @@ class CurveReader:
                 for event in tail.read_new():
                     for value in event.summary.value:
                         if value.HasField("simple_value"):
-                            self.series.setdefault(value.tag, Series()).add(
-                                int(event.step), float(value.simple_value), float(event.wall_time)
-                            )
+                            self.series.setdefault(value.tag, Series()).add(int(event.step), float(value.simple_value))
                             added += 1
             return added
 
@@ -170,9 +165,6 @@ class CurveReader:
 
     def get(self, tag: str) -> Series:
         return self.series.get(tag, Series())
-
-    def tags(self) -> list[str]:
-        return sorted(self.series)
 
 
 def smooth(values: list[float], weight: float) -> list[float]:

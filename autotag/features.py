@@ -47,10 +47,6 @@ class LogMel(nn.Module):
         """Args: wave (batch, samples). Returns: (batch, n_mels, samples // hop + 1) in dB."""
         return self.to_db(self.mel(wave))
 
-    def num_frames(self, samples: int) -> int:
-        """Frames the centred STFT yields for `samples` samples."""
-        return samples // self.hop_length + 1
-
 
 def file_logmel(source: object, settings: dict, max_seconds: float | None = 30.0) -> np.ndarray:
     """Log-mels of an audio file for display, with the same front end the model uses.

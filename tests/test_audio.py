@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from autotag.audio import AudioError, load_audio, probe_duration
+from autotag.audio import AudioError, load_audio
 from tests.conftest import tone
 
 
@@ -62,10 +62,3 @@ def test_missing_and_non_finite_files(tmp_path: Path) -> None:
     sf.write(tmp_path / "empty.wav", np.zeros((0, 1), np.float32), 16000)
     with pytest.raises(AudioError, match="no audio samples"):
         load_audio(tmp_path / "empty.wav", 16000)
-
-
-def test_probe_duration(tmp_path: Path) -> None:
-    sf.write(tmp_path / "a.wav", tone(2.0), 16000)
-    assert probe_duration(tmp_path / "a.wav") == pytest.approx(2.0)
-    (tmp_path / "b.wav").write_bytes(b"junk")
-    assert probe_duration(tmp_path / "b.wav") is None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import warnings
 from collections.abc import Sequence
@@ -64,22 +65,48 @@ def _config_from_args(args: argparse.Namespace) -> TrainConfig:
     return make_config(**overrides)
 
 
-def _cmd_fit(args: argparse.Namespace) -> int:
+#: Rank 0 of `fit` names its run folder here, so DDP processes that Lightning starts by
+#: re-running this command line join that run instead of creating their own.
+RUN_DIR_ENV = "AUTOTAG_RUN_DIR"
+
+
+def _fit_run_dir(args: argparse.Namespace, config: TrainConfig) -> Path:
+    """The run folder of this `fit` process: created by rank 0, shared by the other ranks."""
+    from autotag.distributed import is_rank_zero, launched_by_cluster
     from autotag.prepare import open_dataset
     from autotag.runs import create_run
+
+    if not is_rank_zero():
+        inherited = os.environ.get(RUN_DIR_ENV) or args.run_dir
+        if not inherited:
+            raise UsageError("a fit started by torchrun or SLURM needs --run-dir (the same folder on every rank)")
+        return Path(inherited)
+    if config.num_nodes > 1 and not launched_by_cluster():
+        raise UsageError(
+            f"num_nodes {config.num_nodes}: a multi-machine run is started by SLURM or torchrun on every "
+            "machine; see `python -m autotag runs export-slurm`"
+        )
+    open_dataset(config)  # refuse bad data before a run folder exists
+    run_dir = create_run(config, args.runs_dir, args.name, folder=Path(args.run_dir) if args.run_dir else None)
+    os.environ[RUN_DIR_ENV] = str(run_dir.resolve())
+    return run_dir
+
+
+def _cmd_fit(args: argparse.Namespace) -> int:
+    from autotag.distributed import is_rank_zero
     from autotag.train import RunStopped, fit, fit_summary
 
     config = _config_from_args(args)
-    open_dataset(config)  # refuse bad data before a run folder exists
-    run_dir = create_run(config, args.runs_dir, args.name)
+    run_dir = _fit_run_dir(args, config)
     logging.getLogger("autotag").info("run folder: %s", run_dir)
     try:
         metrics = fit(config, run_dir)
     except RunStopped:
         print(f"stopped; continue with: python -m autotag runs resume {run_dir}", file=sys.stderr)
         return 1
-    print(fit_summary(metrics), file=sys.stderr)
-    print(run_dir, flush=True)
+    if is_rank_zero():
+        print(fit_summary(metrics), file=sys.stderr)
+        print(run_dir, flush=True)
     return 0
 
 
@@ -127,6 +154,9 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--config", help="config.yaml to start from (e.g. of an earlier run); options override it")
     fit.add_argument("--runs-dir", default=None, help="where run folders go (default $AUTOTAG_RUNS_DIR or ./runs)")
     fit.add_argument("--name", default=None, help="short name in the run folder's name")
+    fit.add_argument(
+        "--run-dir", default=None, help="exact new run folder instead of a generated name (needed under torchrun/SLURM)"
+    )
     _add_config_options(fit)
     fit.set_defaults(func=_cmd_fit)
 

@@ -63,7 +63,12 @@ def _cmd_delete(args: argparse.Namespace) -> int:
 
 
 def _cmd_exec(args: argparse.Namespace) -> int:
-    """Body of a background run: output already goes to train.log, so log to stderr only."""
+    """Body of a background run: output already goes to train.log, so log to stderr only.
+
+    Under DDP every rank runs this command (Lightning's launcher re-runs it, or srun
+    starts it on each machine); only rank 0 schedules the next queued run.
+    """
+    from autotag.distributed import is_rank_zero
     from autotag.train import RunStopped, fit
 
     run = Path(args.run)
@@ -73,7 +78,8 @@ def _cmd_exec(args: argparse.Namespace) -> int:
     except RunStopped:
         return 0
     finally:
-        manager.schedule(run.parent)  # hand the free slot to the next queued run
+        if is_rank_zero():
+            manager.schedule(run.parent)  # hand the free slot to the next queued run
     return 0
 
 

@@ -64,7 +64,11 @@ class TrainConfig(BaseModel):
 
     # Hardware
     accelerator: Literal["auto", "cpu", "gpu"] = Field("auto", description="auto uses a GPU when there is one")
-    devices: int = Field(1, ge=1, le=64, description="Devices per node")
+    devices: int = Field(1, ge=1, le=64, description="Devices (GPUs, or CPU processes) per node; one process each")
+    num_nodes: int = Field(1, ge=1, le=1024, description="Machines of a multi-node run (started by SLURM or torchrun)")
+    strategy: Literal["auto", "ddp"] = Field(
+        "auto", description="auto: one process, or DDP when devices x num_nodes > 1; ddp: always DDP"
+    )
     precision: Literal["32-true", "16-mixed", "bf16-mixed"] = Field("32-true", description="Numeric precision")
 
     @model_validator(mode="after")

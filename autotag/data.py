@@ -55,7 +55,10 @@ def eval_offsets(n_frames: int, frames: int, max_chunks: int) -> list[int]:
 
 
 class EvalChunks(Dataset):
-    """Item k: (chunk (n_mels, frames), targets (tags,), clip number) for clip-level scoring."""
+    """Item k: (chunk (n_mels, frames), targets (tags,), clip number, k) for clip-level scoring.
+
+    The chunk number k lets scores gathered from several DDP ranks count each chunk once.
+    """
 
     def __init__(
         self, cache: FeatureCache, clips: Sequence[Clip], labels: Sequence[str], frames: int, max_chunks: int
@@ -71,9 +74,9 @@ class EvalChunks(Dataset):
     def __len__(self) -> int:
         return len(self.items)
 
-    def __getitem__(self, k: int) -> tuple[torch.Tensor, torch.Tensor, int]:
+    def __getitem__(self, k: int) -> tuple[torch.Tensor, torch.Tensor, int, int]:
         i, clip_id, start = self.items[k]
-        return torch.from_numpy(self.cache.chunk(clip_id, start, self.frames)), self.clip_targets[i], i
+        return torch.from_numpy(self.cache.chunk(clip_id, start, self.frames)), self.clip_targets[i], i, k
 
 
 class TaggingDataModule(L.LightningDataModule):

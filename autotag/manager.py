@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from autotag.config import TrainConfig
+from autotag.distributed import clean_launch_env
 from autotag.procs import is_alive, process_start_time
 from autotag.runs import (
     CONFIG_FILE,
@@ -160,6 +161,11 @@ def launch(
             `DEDUPE_WINDOW_S` (a double click, a resubmitted form) returns the first run
             instead of creating another.
     """
+    if config.num_nodes > 1:
+        raise RunError(
+            f"num_nodes is {config.num_nodes}: a run on several machines starts on the cluster, not here; "
+            "get its job script with `python -m autotag runs export-slurm`"
+        )
     runs_dir = Path(runs_dir) if runs_dir else default_runs_dir()
     check_writable(runs_dir)  # a clear error for a read-only or full disk, before anything starts
     with runs_lock(runs_dir):
@@ -200,7 +206,7 @@ def _spawn(run_dir: Path, resume_from: str | None = None) -> None:
     cmd = [sys.executable, "-m", "autotag", "runs", "exec", str(run_dir)]
     if resume_from:
         cmd += ["--resume", resume_from]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env = {**clean_launch_env(dict(os.environ)), "PYTHONUNBUFFERED": "1"}  # never joins another run's DDP group
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")]))
     with (run_dir / LOG_FILE).open("ab") as log:
         proc = subprocess.Popen(

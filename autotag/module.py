@@ -11,6 +11,7 @@ import lightning as L
 import torch
 from torch import nn
 
+from autotag.distributed import EvalRows, gather_eval_rows
 from autotag.features import LogMel
 from autotag.metrics import clip_level, tag_scores
 from autotag.models import build_model
@@ -47,7 +48,7 @@ class TaggingModule(L.LightningModule):
         self.frontend = LogMel(sample_rate, n_fft, hop_length, n_mels, f_min, f_max)
         self.net = build_model(model_name, len(labels))
         self.loss_fn = nn.BCEWithLogitsLoss()
-        self._eval: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
+        self._eval: list[EvalRows] = []
         self.test_result: dict | None = None
 
     def forward(self, mels: torch.Tensor) -> torch.Tensor:
@@ -63,46 +64,47 @@ class TaggingModule(L.LightningModule):
     def on_train_epoch_start(self) -> None:
         self.log("lr", self.optimizers().param_groups[0]["lr"], on_step=False, on_epoch=True)
 
-    def _eval_step(self, batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor], prefix: str) -> None:
-        mels, targets, clip_idx = batch
-        logits = self(mels)
-        loss = self.loss_fn(logits, targets)
-        self.log(f"{prefix}_loss", loss, on_epoch=True, prog_bar=True, batch_size=len(mels), sync_dist=True)
-        self._eval.append((torch.sigmoid(logits).float().cpu(), targets.cpu(), clip_idx.cpu()))
+    def _eval_step(self, batch: tuple[torch.Tensor, ...]) -> EvalRows:
+        mels, targets, clip_idx, chunk_idx = batch
+        return self(mels).float().cpu(), targets.float().cpu(), clip_idx.cpu(), chunk_idx.cpu()
 
-    def _clip_scores(self) -> dict:
-        probs, targets, idx = (torch.cat(parts) for parts in zip(*self._eval))
+    def _epoch_scores(self, prefix: str) -> dict:
+        """Logs `<prefix>_loss` over every chunk of the split and returns clip-level tag scores.
+
+        The loss is computed here rather than per batch so that, under DDP, it is the mean
+        over all chunks once each, exactly as in a single-process run.
+        """
+        logits, targets, clip_idx = gather_eval_rows(self._eval, len(self.labels))
         self._eval.clear()
-        return tag_scores(*clip_level(probs, targets, idx), self.labels)
+        loss = self.loss_fn(logits, targets)
+        self.log(f"{prefix}_loss", loss, prog_bar=prefix == "val", sync_dist=True)
+        return tag_scores(*clip_level(torch.sigmoid(logits), targets, clip_idx), self.labels)
 
     def on_validation_epoch_start(self) -> None:
         self._eval.clear()
 
     def validation_step(self, batch: tuple, batch_idx: int) -> None:
-        self._eval_step(batch, "val")
+        self._eval.append(self._eval_step(batch))
 
     def on_validation_epoch_end(self) -> None:
-        if self._eval:
-            scores = self._clip_scores()
-            self.log("val_roc_auc", scores["roc_auc_macro"], prog_bar=True)
-            self.log("val_pr_auc", scores["pr_auc_macro"])
+        scores = self._epoch_scores("val")
+        self.log("val_roc_auc", scores["roc_auc_macro"], prog_bar=True, sync_dist=True)
+        self.log("val_pr_auc", scores["pr_auc_macro"], sync_dist=True)
 
     def on_test_epoch_start(self) -> None:
         self._eval.clear()
 
     def test_step(self, batch: tuple, batch_idx: int) -> None:
-        self._eval_step(batch, "test")
+        self._eval.append(self._eval_step(batch))
 
     def on_test_epoch_end(self) -> None:
-        if self._eval:
-            self.test_result = self._clip_scores()
-            self.log("test_roc_auc", self.test_result["roc_auc_macro"])
-            self.log("test_pr_auc", self.test_result["pr_auc_macro"])
+        self.test_result = self._epoch_scores("test")
+        self.log("test_roc_auc", self.test_result["roc_auc_macro"], sync_dist=True)
+        self.log("test_pr_auc", self.test_result["pr_auc_macro"], sync_dist=True)
 
-    def predict_step(self, batch: tuple, batch_idx: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Chunk probabilities with their targets and clip numbers; nothing is logged."""
-        mels, targets, clip_idx = batch
-        return torch.sigmoid(self(mels)).float().cpu(), targets.cpu(), clip_idx.cpu()
+    def predict_step(self, batch: tuple, batch_idx: int) -> EvalRows:
+        """This rank's evaluation rows (logits, targets, clip and chunk numbers); nothing is logged."""
+        return self._eval_step(batch)
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return torch.optim.Adam(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)

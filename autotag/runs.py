@@ -77,23 +77,37 @@ def check_writable(runs_dir: Path, min_free_mb: int = MIN_FREE_MB) -> None:
         )
 
 
-def create_run(config: TrainConfig, runs_dir: str | Path | None = None, name: str | None = None) -> Path:
+def create_run(
+    config: TrainConfig, runs_dir: str | Path | None = None, name: str | None = None, folder: Path | None = None
+) -> Path:
     """Make a new run folder with its config.yaml and a "queued" status; return its path.
 
+    Args:
+        folder: Use this exact folder (new or empty) instead of a generated name in
+            `runs_dir`; a cluster job names it so that every rank knows it in advance.
+
     Raises:
-        RunError: the runs folder is read-only, full, or cannot be created.
+        RunError: the runs folder is read-only, full, or cannot be created; `folder`
+            already holds something.
     """
-    runs_dir = Path(runs_dir) if runs_dir else default_runs_dir()
-    check_writable(runs_dir)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    label = sanitize_name(name or config.model)
-    while True:  # exclusive mkdir: two launches in the same second never share a folder
-        run_dir = runs_dir / f"{stamp}_{label}_{secrets.token_hex(3)}"
-        try:
-            run_dir.mkdir()
-            break
-        except FileExistsError:
-            continue
+    if folder is not None:
+        check_writable(folder.parent)
+        folder.mkdir(exist_ok=True)
+        if any(folder.iterdir()):
+            raise RunError(f"run folder {folder} is not empty; give a new folder (or resume that run)")
+        run_dir = folder
+    else:
+        runs_dir = Path(runs_dir) if runs_dir else default_runs_dir()
+        check_writable(runs_dir)
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        label = sanitize_name(name or config.model)
+        while True:  # exclusive mkdir: two launches in the same second never share a folder
+            run_dir = runs_dir / f"{stamp}_{label}_{secrets.token_hex(3)}"
+            try:
+                run_dir.mkdir()
+                break
+            except FileExistsError:
+                continue
     save_config(config, run_dir / CONFIG_FILE)
     write_status(
         run_dir, state="queued", created=time.time(), max_epochs=config.max_epochs, model=config.model, data=config.data

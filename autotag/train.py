@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from autotag.config import TrainConfig, load_config, save_config
+from autotag.distributed import is_rank_zero
 from autotag.procs import process_start_time
 from autotag.runs import (
     CONFIG_FILE,
@@ -98,6 +99,15 @@ def fit(
     """
     config = config if isinstance(config, TrainConfig) else load_config(config)
     run_dir = Path(run_dir)
+    resume = Path(resume_from) if resume_from else None
+    if not is_rank_zero():  # another DDP process of this run: rank 0 owns the folder
+        logging.getLogger("autotag").setLevel(logging.WARNING)  # rank 0 already logs every line once
+        try:
+            return _fit(config, _RunFolder(run_dir, writes=False), resume)
+        except BaseException as exc:
+            if _is_stop(exc):
+                raise RunStopped(str(run_dir)) from None
+            raise
     run_dir.mkdir(parents=True, exist_ok=True)
     if not (run_dir / CONFIG_FILE).is_file():
         save_config(config, run_dir / CONFIG_FILE)
@@ -115,7 +125,7 @@ def fit(
         error=None,
     )
     try:
-        metrics = _fit(config, run_dir, Path(resume_from) if resume_from else None)
+        metrics = _fit(config, _RunFolder(run_dir, writes=True), resume)
     except BaseException as exc:
         if _is_stop(exc):
             log.info("run stopped on request; resume continues from the last checkpoint")
@@ -131,7 +141,22 @@ def fit(
     return metrics
 
 
-def _fit(config: TrainConfig, run_dir: Path, resume_from: Path | None) -> dict[str, Any]:
+class _RunFolder:
+    """The run folder as one process of the run sees it: only rank 0 writes to it."""
+
+    def __init__(self, path: Path, writes: bool) -> None:
+        self.path, self.writes = path, writes
+
+    def status(self, **fields: Any) -> None:
+        if self.writes:
+            write_status(self.path, **fields)
+
+    def json(self, name: str, data: Any) -> None:
+        if self.writes:
+            write_json_atomic(self.path / name, data)
+
+
+def _fit(config: TrainConfig, folder: _RunFolder, resume_from: Path | None) -> dict[str, Any]:
     import lightning as L
     import torch
 
@@ -140,12 +165,14 @@ def _fit(config: TrainConfig, run_dir: Path, resume_from: Path | None) -> dict[s
     from autotag.progress import cache_progress
     from autotag.trainer import build_module, build_trainer
 
-    write_status(run_dir, phase="preparing data")
-    report, dataset, cache = prepare_features(config, progress=cache_progress(run_dir))
+    run_dir = folder.path
+    folder.status(phase="preparing data")
+    progress = cache_progress(run_dir) if folder.writes else None
+    report, dataset, cache = prepare_features(config, progress=progress)
     for line in report.summary_lines():
         log.info("data: %s", line)
-    write_json_atomic(run_dir / REPORT_FILE, report.to_dict())
-    write_json_atomic(run_dir / LABELS_FILE, dataset.labels)
+    folder.json(REPORT_FILE, report.to_dict())
+    folder.json(LABELS_FILE, dataset.labels)
 
     if torch.cuda.is_available():
         torch.set_float32_matmul_precision("high")  # TF32 matmuls on tensor cores; convs already use TF32
@@ -154,15 +181,15 @@ def _fit(config: TrainConfig, run_dir: Path, resume_from: Path | None) -> dict[s
     datamodule = TaggingDataModule(config, dataset, cache)
     trainer, checkpoint = build_trainer(config, run_dir, report.split_sizes["train"] // config.batch_size)
     log.info("training %s on %s, %d tags", config.model, trainer.strategy.root_device, len(dataset.labels))
-    write_status(run_dir, phase="training", skipped_clips=report.skipped)
+    folder.status(phase="training", skipped_clips=report.skipped)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", ".*does not have many workers.*")
         if resume_from:
             log.info("resuming from %s", resume_from.name)
         trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from, weights_only=True)
         best = Path(checkpoint.best_model_path or checkpoint.last_model_path)
-        write_status(run_dir, phase="testing", best_checkpoint=str(best.relative_to(run_dir)))
-        metrics = _evaluate(trainer, module, datamodule, best, report.split_sizes["test"], run_dir)
+        folder.status(phase="testing", best_checkpoint=str(best.relative_to(run_dir)))
+        metrics = _evaluate(trainer, module, datamodule, best, report.split_sizes["test"], folder)
     best_score = checkpoint.best_model_score
     metrics.update(
         best_checkpoint=str(best.relative_to(run_dir)),
@@ -170,19 +197,26 @@ def _fit(config: TrainConfig, run_dir: Path, resume_from: Path | None) -> dict[s
         epochs=trainer.current_epoch,
         global_step=trainer.global_step,
         device=str(trainer.strategy.root_device),
+        processes=trainer.world_size,
         torch=torch.__version__,
     )
     metrics = _plain(metrics)
-    write_json_atomic(run_dir / METRICS_FILE, metrics)
-    write_status(run_dir, state="completed", phase="done", ended=time.time(), test_roc_auc=metrics.get("roc_auc_macro"))
+    folder.json(METRICS_FILE, metrics)
+    folder.status(state="completed", phase="done", ended=time.time(), test_roc_auc=metrics.get("roc_auc_macro"))
     log.info("test ROC-AUC %s, PR-AUC %s", metrics.get("roc_auc_macro"), metrics.get("pr_auc_macro"))
     return metrics
 
 
-def _evaluate(trainer: Any, module: Any, datamodule: Any, best: Path, test_clips: int, run_dir: Path) -> dict[str, Any]:
-    """Test metrics of the best checkpoint, and per-tag thresholds tuned on the validation split."""
+def _evaluate(
+    trainer: Any, module: Any, datamodule: Any, best: Path, test_clips: int, folder: _RunFolder
+) -> dict[str, Any]:
+    """Test metrics of the best checkpoint, and per-tag thresholds tuned on the validation split.
+
+    Under DDP every rank runs this (test and predict are collective); rank 0 writes.
+    """
     import torch
 
+    from autotag.distributed import gather_eval_rows
     from autotag.metrics import clip_level
     from autotag.thresholds import best_f1_thresholds
 
@@ -192,11 +226,12 @@ def _evaluate(trainer: Any, module: Any, datamodule: Any, best: Path, test_clips
         metrics.update(module.test_result or {})
     else:
         metrics["note"] = "no test clips: test metrics not computed"
-    write_status(run_dir, phase="tuning thresholds")
+    folder.status(phase="tuning thresholds")
     outputs = trainer.predict(module, dataloaders=datamodule.val_dataloader(), ckpt_path=best, weights_only=True)
-    probs, targets = clip_level(*(torch.cat(parts) for parts in zip(*outputs)))
+    logits, targets, clip_idx = gather_eval_rows(outputs, len(module.labels))
+    probs, targets = clip_level(torch.sigmoid(logits), targets, clip_idx)
     tuned = best_f1_thresholds(probs.numpy(), targets.numpy(), module.labels)
-    write_json_atomic(run_dir / THRESHOLDS_FILE, _plain(tuned))
+    folder.json(THRESHOLDS_FILE, _plain(tuned))
     return metrics
 
 

@@ -57,6 +57,8 @@ def build_trainer(
     trainer = L.Trainer(
         accelerator=config.accelerator,
         devices=config.devices,
+        num_nodes=config.num_nodes,
+        strategy=config.strategy,
         precision=config.precision,
         max_epochs=config.max_epochs,
         callbacks=[

@@ -29,8 +29,9 @@ def test_batches_have_the_configured_shapes(small_csv_dataset: Path) -> None:
     mels, targets = next(iter(dm.train_dataloader()))
     assert mels.shape == (3, 64, config.chunk_frames) and targets.shape == (3, 3)
     assert len(dm.train_dataloader()) == 2  # 8 clips, batch 3, last partial batch dropped
-    mels, targets, idx = next(iter(dm.val_dataloader()))
+    mels, targets, idx, chunk = next(iter(dm.val_dataloader()))
     assert mels.shape[1:] == (64, config.chunk_frames) and idx.tolist() == sorted(idx.tolist())
+    assert chunk.tolist() == list(range(len(chunk)))
 
 
 def test_random_chunks_vary_and_eval_chunks_do_not(small_csv_dataset: Path) -> None:

@@ -35,6 +35,8 @@ FIELDS = [
     "seed",
     "accelerator",
     "devices",
+    "num_nodes",
+    "strategy",
     "precision",
     "num_workers",
     "weight_decay",
@@ -135,7 +137,9 @@ with st.expander("Advanced"):
     a1, a2, a3 = st.columns(3)
     with a1:
         st.selectbox("Accelerator", ["auto", "cpu", "gpu"], key="train_accelerator")
-        _slider("Devices", "devices")
+        _slider("Devices per machine", "devices")
+        _slider("Machines (nodes)", "num_nodes")
+        st.selectbox("Strategy", ["auto", "ddp"], key="train_strategy", help=DEFAULTS["strategy"].description)
         st.selectbox("Precision", ["32-true", "16-mixed", "bf16-mixed"], key="train_precision")
     with a2:
         _slider("DataLoader workers", "num_workers")

@@ -1,4 +1,4 @@
-"""Command line: `python -m autotag demo-data | fit | tag | export | runs ...`.
+"""Command line: `python -m autotag demo-data | fit | prepare | tag | export | runs ...`.
 
 Each command parses its arguments and calls one library function. Bad input (options,
 data sets, audio, run folders) exits with status 2 and one clear message on stderr,
@@ -61,7 +61,7 @@ def _config_from_args(args: argparse.Namespace) -> TrainConfig:
     if args.config:
         return load_config(args.config, **overrides)
     if "data" not in overrides:
-        raise UsageError("fit needs --data FOLDER (or --config FILE)")
+        raise UsageError(f"{args.command} needs --data FOLDER (or --config FILE)")
     return make_config(**overrides)
 
 
@@ -107,6 +107,24 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     if is_rank_zero():
         print(fit_summary(metrics), file=sys.stderr)
         print(run_dir, flush=True)
+    return 0
+
+
+def _cmd_prepare(args: argparse.Namespace) -> int:
+    from autotag.prepare import prepare_features
+
+    config = _config_from_args(args)
+    last = [-1]
+
+    def progress(done: int, total: int) -> None:
+        if done * 10 // max(total, 1) != last[0] or done == total:  # every 10 %
+            last[0] = done * 10 // max(total, 1)
+            print(f"features {done}/{total}", file=sys.stderr, flush=True)
+
+    report, _, cache = prepare_features(config, progress=progress)
+    for line in report.summary_lines():
+        print(line, file=sys.stderr)
+    print(cache.folder)
     return 0
 
 
@@ -159,6 +177,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_config_options(fit)
     fit.set_defaults(func=_cmd_fit)
+
+    prepare = sub.add_parser("prepare", help="decode a data set once into the feature cache (before a cluster job)")
+    prepare.add_argument("--config", help="config.yaml to start from; options override it")
+    _add_config_options(prepare)
+    prepare.set_defaults(func=_cmd_prepare)
 
     tag = sub.add_parser("tag", help="tag audio files with a run's best checkpoint")
     tag.add_argument("--run", required=True, help="run folder")

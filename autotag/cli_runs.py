@@ -1,4 +1,4 @@
-"""`python -m autotag runs list|show|stop|resume|delete` (and `exec`, the trainer's entry)."""
+"""`python -m autotag runs list|show|stop|resume|delete|export-slurm` (and `exec`, the trainer's entry)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,14 @@ import sys
 from pathlib import Path
 
 from autotag import manager
-from autotag.runs import read_status
+from autotag.runs import RunError, read_status
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
 
 
 def _fmt(value: object, spec: str = ".4f") -> str:
@@ -83,8 +90,38 @@ def _cmd_exec(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_export_slurm(args: argparse.Namespace) -> int:
+    from autotag.config import load_config
+    from autotag.slurm import sbatch_script
+
+    run = manager.resolve_run(args.run, args.runs_dir)
+    config = load_config(run / "config.yaml")
+    parts = run.name.split("_")
+    label = parts[1] if len(parts) == 3 else run.name  # <stamp>_<name>_<id>: the name the user gave
+    try:
+        script = sbatch_script(
+            config,
+            label,
+            Path(args.project_dir).resolve(),
+            nodes=args.nodes or config.num_nodes,
+            gpus_per_node=args.gpus_per_node or config.devices,
+            time_limit=args.time,
+            partition=args.partition,
+            cpus_per_gpu=args.cpus_per_gpu,
+            source=str(run),
+        )
+    except ValueError as exc:
+        raise RunError(str(exc)) from None
+    if args.out:
+        Path(args.out).write_text(script, encoding="utf-8")
+        print(f"wrote {args.out}; submit it with: sbatch {args.out}", file=sys.stderr)
+    else:
+        print(script, end="")
+    return 0
+
+
 def add_runs_parser(sub: argparse._SubParsersAction) -> None:
-    runs = sub.add_parser("runs", help="background runs: list, show, stop, resume, delete")
+    runs = sub.add_parser("runs", help="background runs: list, show, stop, resume, delete, export-slurm")
     runs.add_argument("--runs-dir", default=None, help="runs folder (default $AUTOTAG_RUNS_DIR or ./runs)")
     cmds = runs.add_subparsers(dest="runs_command", required=True)
     cmds.add_parser("list", help="all runs with their state").set_defaults(func=_cmd_list)
@@ -99,6 +136,16 @@ def add_runs_parser(sub: argparse._SubParsersAction) -> None:
         p.set_defaults(func=func)
         if name == "stop":
             p.add_argument("--grace", type=float, default=15.0, help="seconds before the trainer is killed")
+    p = cmds.add_parser("export-slurm", help="a SLURM job script that trains the run's config with DDP on a cluster")
+    p.add_argument("run", help="run folder or run name")
+    p.add_argument("--nodes", type=_positive, default=None, help="machines (default: the config's num_nodes)")
+    p.add_argument("--gpus-per-node", type=_positive, default=None, help="GPUs per machine (default: its devices)")
+    p.add_argument("--cpus-per-gpu", type=_positive, default=8, help="CPU cores per GPU task (default 8)")
+    p.add_argument("--time", default="24:00:00", help="SLURM time limit (default 24:00:00)")
+    p.add_argument("--partition", default=None, help="SLURM partition (default: the cluster's)")
+    p.add_argument("--project-dir", default=str(manager.PROJECT_ROOT), help="this project's folder on the cluster")
+    p.add_argument("--out", default=None, help="write the script here (default: print it)")
+    p.set_defaults(func=_cmd_export_slurm)
     p = cmds.add_parser("exec", help=argparse.SUPPRESS)
     p.add_argument("run")
     p.add_argument("--resume", default=None)

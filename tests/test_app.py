@@ -63,6 +63,19 @@ def test_train_page_explains_invalid_combinations(demo_dataset: Path, monkeypatc
     assert "does not exist" in at.error[0].value
 
 
+def test_train_page_gives_a_job_script_for_several_machines(
+    demo_dataset: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AUTOTAG_DEMO_DIR", str(demo_dataset))
+    at = _page("views/train.py")
+    at.slider(key="train_devices").set_value(4).run()
+    at.slider(key="train_num_nodes").set_value(2).run()
+    assert at.button(key="train_launch").disabled
+    assert "started by the cluster's scheduler" in at.info[0].value
+    at.slider(key="train_num_nodes").set_value(1).run()
+    assert not at.button(key="train_launch").disabled and not at.info
+
+
 @pytest.mark.slow
 def test_launch_from_train_page_runs_to_completion(demo_dataset: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AUTOTAG_DEMO_DIR", str(demo_dataset))

@@ -9,9 +9,10 @@ import streamlit as st
 
 from autotag.config import QUICK_DEMO, ConfigError, TrainConfig, field_range, make_config
 from autotag.demo import default_demo_dir
-from autotag.manager import launch
+from autotag.manager import PROJECT_ROOT, launch
 from autotag.model_specs import SPECS
-from autotag.runs import RunError
+from autotag.runs import RunError, sanitize_name
+from autotag.slurm import sbatch_script
 
 LRS = [1e-5, 2e-5, 5e-5, 1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3, 1e-2, 2e-2, 5e-2, 1e-1]
 BATCHES = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024]
@@ -180,8 +181,28 @@ if config is not None:
         config = None
         st.error(f"Data set: {exc}")
 
+cluster_only = config is not None and config.num_nodes > 1
+if cluster_only:
+    st.info(
+        f"A run on {config.num_nodes} machines is started by the cluster's scheduler, not from here. "
+        "Download its SLURM job script (one task per GPU; Lightning takes the ranks from SLURM), "
+        "copy it to the cluster and submit it with `sbatch`. The README has the torchrun equivalent."
+    )
+    label = sanitize_name(name or config.model)
+    st.download_button(
+        "Download SLURM job script",
+        sbatch_script(config, label, PROJECT_ROOT, config.num_nodes, config.devices, source="the Train page"),
+        file_name=f"{label}.sbatch",
+        mime="text/x-shellscript",
+        icon=":material/download:",
+        key="train_sbatch",
+    )
 if st.button(
-    "Launch training", icon=":material/rocket_launch:", type="primary", disabled=config is None, key="train_launch"
+    "Launch training",
+    icon=":material/rocket_launch:",
+    type="primary",
+    disabled=config is None or cluster_only,
+    key="train_launch",
 ):
     # Same config from the same session within seconds = a double click: one run, not two.
     key = config.to_yaml() + st.session_state["train_session"] + name

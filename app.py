@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from autotag.manager import ACTIVE_STATES, list_runs, max_parallel
+from autotag.manager import ACTIVE_STATES, list_runs, max_parallel, warm_up
 from autotag.runs import default_runs_dir
 
 st.set_page_config(page_title="autotag", page_icon=":material/sell:", layout="wide")
@@ -31,3 +31,4 @@ with st.sidebar:
     st.caption(f"{len(runs)} runs · {active} training (limit {max_parallel()}) · {queued} queued")
 
 nav.run()
+warm_up(runs_dir)  # after the page is drawn: a pre-warmed trainer makes the next Launch start at once

@@ -203,9 +203,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _setup_logging() -> None:
     """autotag's own lines to stderr; Lightning's start-up chatter only as warnings."""
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(message)s"))
     ours = logging.getLogger("autotag")
+    for old in [h for h in ours.handlers if getattr(h, "autotag_cli", False)]:
+        ours.removeHandler(old)  # main() ran before in this process (a warm-forked trainer, tests)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.autotag_cli = True  # type: ignore[attr-defined]
+    handler.setFormatter(logging.Formatter("%(message)s"))
     ours.addHandler(handler)
     ours.setLevel(logging.INFO)
     ours.propagate = False

@@ -120,6 +120,14 @@ def _cmd_export_slurm(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_warm(args: argparse.Namespace) -> int:
+    """The pre-warmed trainer of a runs folder (started by the dashboard, see autotag.warm)."""
+    from autotag.warm import serve
+
+    serve(Path(args.runs_folder), args.owner, args.fingerprint)
+    return 0
+
+
 def add_runs_parser(sub: argparse._SubParsersAction) -> None:
     runs = sub.add_parser("runs", help="background runs: list, show, stop, resume, delete, export-slurm")
     runs.add_argument("--runs-dir", default=None, help="runs folder (default $AUTOTAG_RUNS_DIR or ./runs)")
@@ -146,6 +154,11 @@ def add_runs_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--project-dir", default=str(manager.PROJECT_ROOT), help="this project's folder on the cluster")
     p.add_argument("--out", default=None, help="write the script here (default: print it)")
     p.set_defaults(func=_cmd_export_slurm)
+    p = cmds.add_parser("warm", help=argparse.SUPPRESS)
+    p.add_argument("runs_folder")
+    p.add_argument("--owner", type=int, required=True)
+    p.add_argument("--fingerprint", required=True)
+    p.set_defaults(func=_cmd_warm)
     p = cmds.add_parser("exec", help=argparse.SUPPRESS)
     p.add_argument("run")
     p.add_argument("--resume", default=None)

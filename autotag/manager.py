@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from autotag import warm
 from autotag.config import TrainConfig
 from autotag.distributed import clean_launch_env
 from autotag.procs import is_alive, process_start_time
@@ -201,13 +202,26 @@ def _schedule_locked(runs_dir: Path) -> list[Path]:
     return started
 
 
+def launch_env() -> dict[str, str]:
+    """The environment of a trainer: this one, without another run's DDP launcher variables."""
+    env = {**clean_launch_env(dict(os.environ)), "PYTHONUNBUFFERED": "1"}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")]))
+    return env
+
+
+def warm_up(runs_dir: str | Path | None = None) -> None:
+    """Have a pre-warmed trainer ready for the next launch (see `autotag.warm`)."""
+    warm.ensure(Path(runs_dir) if runs_dir else default_runs_dir(), launch_env(), PROJECT_ROOT)
+
+
 def _spawn(run_dir: Path, resume_from: str | None = None) -> None:
     write_status(run_dir, state="starting", pid=None, pid_start=None, launched=time.time())
+    env = launch_env()
+    if warm.hand_over(run_dir, resume_from, env):
+        return  # the warm process forks the trainer and records its pid
     cmd = [sys.executable, "-m", "autotag", "runs", "exec", str(run_dir)]
     if resume_from:
         cmd += ["--resume", resume_from]
-    env = {**clean_launch_env(dict(os.environ)), "PYTHONUNBUFFERED": "1"}  # never joins another run's DDP group
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")]))
     with (run_dir / LOG_FILE).open("ab") as log:
         proc = subprocess.Popen(
             cmd,

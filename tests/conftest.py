@@ -14,9 +14,14 @@ from autotag.config import TrainConfig, make_config
 
 @pytest.fixture(autouse=True)
 def _isolated_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every test gets its own feature cache and runs folder."""
+    """Every test gets its own feature cache and runs folder, and no pre-warmed trainer.
+
+    A warm trainer holds torch in memory (~0.5 GB) for as long as the process that asked
+    for it lives; tests that want one turn it on themselves (tests/test_warm.py).
+    """
     monkeypatch.setenv("AUTOTAG_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("AUTOTAG_RUNS_DIR", str(tmp_path / "runs"))
+    monkeypatch.setenv("AUTOTAG_WARM", "0")
 
 
 def tone(seconds: float = 1.0, freq: float = 440.0, sr: int = 16000, channels: int = 1) -> np.ndarray:

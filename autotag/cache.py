@@ -98,12 +98,13 @@ class FeatureCache:
 
 
 class _DecodeDataset(torch.utils.data.Dataset):
-    """Decodes and featurizes one clip per item; failures come back as messages."""
+    """Decodes one clip per item and featurizes it here unless a GPU does that after;
+    failures come back as messages."""
 
-    def __init__(self, clips: Sequence[Clip], settings: dict) -> None:
+    def __init__(self, clips: Sequence[Clip], settings: dict, featurize: bool) -> None:
         self.clips = list(clips)
         self.settings = settings
-        self.logmel = LogMel(**settings)
+        self.logmel = LogMel(**settings) if featurize else None
 
     def __len__(self) -> int:
         return len(self.clips)
@@ -114,6 +115,8 @@ class _DecodeDataset(torch.utils.data.Dataset):
             wave = load_audio(clip.path, self.settings["sample_rate"])
         except AudioError as exc:
             return clip.id, None, str(exc)
+        if self.logmel is None:
+            return clip.id, wave, None
         with torch.no_grad():
             mel = self.logmel(torch.from_numpy(wave)[None])[0]
         return clip.id, mel.T.numpy().astype(np.float16), None
@@ -133,6 +136,7 @@ def build_cache(
     root: Path | None = None,
     workers: int | None = None,
     progress: Progress | None = None,
+    device: str | torch.device = "cpu",
 ) -> FeatureCache:
     """Return the cache entry for `clips` and `settings`, building it when missing.
 
@@ -140,6 +144,9 @@ def build_cache(
         clips: Clips to featurize; their ids must be unique.
         settings: LogMel keyword arguments (`TrainConfig.feature_settings()`).
         progress: Called with (done, total) after each clip while building.
+        device: Where the log-mel front end runs. On a GPU, the loader processes only
+            decode and the GPU computes the spectrograms; on a CPU, each loader process
+            does both.
     """
     root = Path(root) if root else default_cache_root()
     folder = root / cache_key(clips, settings)
@@ -150,7 +157,7 @@ def build_cache(
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     try:
-        index = _write_entry(tmp, clips, settings, workers, progress)
+        index = _write_entry(tmp, clips, settings, workers, progress, torch.device(device))
         try:
             tmp.rename(folder)
         except OSError:
@@ -162,11 +169,17 @@ def build_cache(
 
 
 def _write_entry(
-    tmp: Path, clips: Sequence[Clip], settings: dict, workers: int | None, progress: Progress | None
+    tmp: Path,
+    clips: Sequence[Clip],
+    settings: dict,
+    workers: int | None,
+    progress: Progress | None,
+    device: torch.device,
 ) -> dict:
     workers = min(4, os.cpu_count() or 1) if workers is None else workers
+    on_device = LogMel(**settings).to(device) if device.type != "cpu" else None
     loader = torch.utils.data.DataLoader(
-        _DecodeDataset(clips, settings),
+        _DecodeDataset(clips, settings, featurize=on_device is None),
         batch_size=None,
         num_workers=workers if len(clips) > 1 else 0,
         collate_fn=_as_is,
@@ -176,6 +189,10 @@ def _write_entry(
     offset = 0
     with (tmp / "mels.f16").open("wb") as fh:
         for done, (clip_id, mel, error) in enumerate(loader, start=1):
+            if mel is not None and on_device is not None:  # a waveform: featurize it on the GPU
+                with torch.no_grad():
+                    wave = torch.from_numpy(mel).to(device, non_blocking=True)[None]
+                    mel = on_device(wave)[0].T.cpu().numpy().astype(np.float16)
             if mel is None:
                 index["failed"][clip_id] = error
             else:

@@ -7,6 +7,7 @@ feature cache and drops clips whose audio turned out to be undecodable.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -40,6 +41,16 @@ def open_dataset(config: TrainConfig) -> tuple[ValidationReport, TaggedDataset]:
     return _checked(_read(config))
 
 
+def feature_device(config: TrainConfig) -> str:
+    """The device of the run's model, where its log-mel front end runs too."""
+    import torch
+
+    if config.accelerator == "cpu" or not torch.cuda.is_available():
+        return "cpu"
+    local_rank = int(os.environ.get("LOCAL_RANK", "0") or 0)  # each DDP process of a node has its GPU
+    return f"cuda:{local_rank % torch.cuda.device_count()}"
+
+
 def prepare_features(
     config: TrainConfig, cache_root: Path | None = None, progress: Progress | None = None
 ) -> tuple[ValidationReport, TaggedDataset, FeatureCache]:
@@ -48,7 +59,9 @@ def prepare_features(
 
     raw = _read(config)
     report, usable = _checked(raw)
-    cache = build_cache(usable.clips, config.feature_settings(), root=cache_root, progress=progress)
+    cache = build_cache(
+        usable.clips, config.feature_settings(), root=cache_root, progress=progress, device=feature_device(config)
+    )
     if cache.failed:
         report, usable = _checked(raw, frozenset(cache.failed))
     return report, usable, cache

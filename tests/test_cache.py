@@ -62,3 +62,12 @@ def test_cache_survives_pickling_into_workers(tmp_path: Path, small_csv_dataset:
 def test_tiny_inputs(tmp_path: Path, small_csv_dataset: Path, n: int) -> None:
     clips = load_dataset(small_csv_dataset).clips[:n]
     assert len(build_cache(clips, SETTINGS, root=tmp_path / "c").clips) == n
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU: the front end runs there only on one")
+def test_a_cache_built_on_the_gpu_matches_the_cpu_one(tmp_path: Path, small_csv_dataset: Path) -> None:
+    clips = load_dataset(small_csv_dataset).clips
+    on_cpu = build_cache(clips, SETTINGS, root=tmp_path / "cpu", workers=0)
+    on_gpu = build_cache(clips, SETTINGS, root=tmp_path / "gpu", workers=2, device="cuda")
+    assert on_gpu.clips == on_cpu.clips
+    np.testing.assert_allclose(np.asarray(on_gpu.mels, np.float32), np.asarray(on_cpu.mels, np.float32), atol=0.1)

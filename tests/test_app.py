@@ -69,10 +69,10 @@ def test_train_page_gives_a_job_script_for_several_machines(
     monkeypatch.setenv("AUTOTAG_DEMO_DIR", str(demo_dataset))
     at = _page("views/train.py")
     at.slider(key="train_devices").set_value(4).run()
-    at.slider(key="train_num_nodes").set_value(2).run()
+    at.number_input(key="train_num_nodes").set_value(2).run()
     assert at.button(key="train_launch").disabled
     assert "started by the cluster's scheduler" in at.info[0].value
-    at.slider(key="train_num_nodes").set_value(1).run()
+    at.number_input(key="train_num_nodes").set_value(1).run()
     assert not at.button(key="train_launch").disabled and not at.info
 
 

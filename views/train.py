@@ -139,7 +139,14 @@ with st.expander("Advanced"):
     with a1:
         st.selectbox("Accelerator", ["auto", "cpu", "gpu"], key="train_accelerator")
         _slider("Devices per machine", "devices")
-        _slider("Machines (nodes)", "num_nodes")
+        lo, hi = field_range("num_nodes")
+        st.number_input(
+            "Machines (nodes)",
+            min_value=lo,
+            max_value=hi,
+            key="train_num_nodes",
+            help=DEFAULTS["num_nodes"].description,
+        )
         st.selectbox("Strategy", ["auto", "ddp"], key="train_strategy", help=DEFAULTS["strategy"].description)
         st.selectbox("Precision", ["32-true", "16-mixed", "bf16-mixed"], key="train_precision")
     with a2:

@@ -62,7 +62,7 @@ class TaggingModule(L.LightningModule):
         return loss
 
     def on_train_epoch_start(self) -> None:
-        self.log("lr", self.optimizers().param_groups[0]["lr"], on_step=False, on_epoch=True)
+        self.log("lr", self.optimizers().param_groups[0]["lr"], on_step=False, on_epoch=True, sync_dist=True)
 
     def _eval_step(self, batch: tuple[torch.Tensor, ...]) -> EvalRows:
         mels, targets, clip_idx, chunk_idx = batch

@@ -126,3 +126,33 @@ def test_rank_zero_is_read_from_every_launcher_variable(monkeypatch: pytest.Monk
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     assert is_rank_zero() is zero
+
+
+def _ranks_alive(run: Path) -> list[int]:
+    """Pids of processes whose command line names this run (its trainer and its DDP ranks)."""
+    alive = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and str(run).encode() in (proc / "cmdline").read_bytes():
+                state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
+                alive += [int(proc.name)] if state not in ("Z", "X") else []
+        except OSError:
+            continue
+    return alive
+
+
+def test_a_background_ddp_run_stops_with_all_its_ranks_and_resumes(demo_dataset: Path) -> None:
+    from autotag import manager
+    from tests.conftest import tiny_config, wait_for_run
+
+    config = tiny_config(demo_dataset, accelerator="cpu", devices=2, strategy="ddp", max_epochs=200, patience=100)
+    run = manager.launch(config)
+    wait_for_run(run, lambda s: s["state"] == "running" and s.get("epoch", 0) >= 2)
+    assert len(_ranks_alive(run)) == 2  # rank 0 and the rank Lightning started
+    assert manager.stop(run) == "stopped"
+    assert _ranks_alive(run) == []
+
+    manager.resume(run)
+    wait_for_run(run, lambda s: s["state"] == "running" and s.get("phase") == "training" and s.get("epoch", 0) >= 4)
+    assert manager.stop(run) == "stopped" and _ranks_alive(run) == []
+    assert "Traceback" not in (run / "train.log").read_text()

@@ -91,6 +91,9 @@ def fit(
         resume_from: A verified checkpoint of this run to continue from (same run,
             same curves, early-stopping state kept).
 
+    Under DDP every process of the run calls this with the same folder; only rank 0
+    writes to it (autotag.distributed says which process is which).
+
     Returns:
         The test metrics written to metrics.json.
 

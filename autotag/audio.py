@@ -6,7 +6,9 @@ Everything that reads audio (cache building, tagging, the dashboard) goes throug
 
 from __future__ import annotations
 
+import functools
 import io
+import math
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -72,18 +74,49 @@ def to_mono_resampled(frames: np.ndarray, rate: int, sample_rate: int) -> np.nda
         frames: Array of shape (samples, channels), float32.
         rate: Its sample rate in Hz.
         sample_rate: Target rate in Hz.
-        name: What to call the audio in error messages (default: its path or file name).
 
     Returns:
         Array of shape (samples * sample_rate / rate,), float32.
     """
     import torch
-    import torchaudio.functional as AF
 
     wave = torch.from_numpy(np.ascontiguousarray(frames)).mean(dim=1)
     if rate != sample_rate:
-        wave = AF.resample(wave, orig_freq=int(rate), new_freq=int(sample_rate))
+        rate, sample_rate = int(rate), int(sample_rate)
+        if _kernel_size(rate, sample_rate) <= _CACHED_KERNEL_MAX:
+            wave = _resampler(rate, sample_rate)(wave)
+        else:
+            import torchaudio.functional as AF
+
+            wave = AF.resample(wave, orig_freq=rate, new_freq=sample_rate)
     return wave.numpy().astype(np.float32, copy=False)
+
+
+#: Resampling kernels up to this many floats (4 MB) are kept; 44.1 -> 16 kHz needs 76,000.
+_CACHED_KERNEL_MAX = 1 << 20
+
+
+def _kernel_size(rate: int, sample_rate: int) -> int:
+    """Floats in torchaudio's sinc kernel from `rate` to `sample_rate` (default settings)."""
+    g = math.gcd(rate, sample_rate)
+    orig, new = rate // g, sample_rate // g
+    width = math.ceil(6 * orig / (min(orig, new) * 0.99))
+    return new * (orig + 2 * width)
+
+
+@functools.lru_cache(maxsize=8)
+def _resampler(rate: int, sample_rate: int):  # noqa: ANN202 - torchaudio.transforms.Resample (torch imported lazily)
+    """torchaudio's resampler with its sinc kernel built once per pair of rates.
+
+    `torchaudio.functional.resample` builds the kernel on every call, i.e. for every chunk
+    of a streamed file: about 1 ms of the 2 ms a 3.7 s chunk takes from 44.1 to 16 kHz.
+    A float32 kernel is what `functional.resample` builds for float32 input, so the samples
+    are bit-identical. Its forward only reads the kernel: safe to share between threads.
+    """
+    import torch
+    from torchaudio.transforms import Resample
+
+    return Resample(rate, sample_rate, dtype=torch.float32)
 
 
 def iter_chunks(path: str | Path, sample_rate: int, chunk_samples: int) -> Iterator[np.ndarray]:

@@ -2,20 +2,76 @@
 
 The checkpoint alone rebuilds the model and its log-mel front end; it is read with
 `torch.load(weights_only=True)`, so a checkpoint file cannot run code when loaded.
+Tagging builds only the front end and the network (`TaggingNet`), not the training
+LightningModule, so it never imports Lightning (seconds at the first tag on a CPU).
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import torch
+from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from autotag.audio import AudioSource, iter_chunks, load_audio
-from autotag.module import TaggingModule
+from autotag.features import LogMel
+from autotag.models import ConvBlock, ResBlock, build_model
 from autotag.runs import RunError, checkpoint_candidates
+
+#: Constructor arguments of `autotag.module.TaggingModule` that tagging needs.
+_HPARAMS = ("model_name", "labels", "sample_rate", "n_fft", "hop_length", "n_mels", "f_min", "f_max", "chunk_seconds")
+
+
+class TaggingNet(nn.Module):
+    """The parts of a trained `TaggingModule` that tag: front end and network, same names.
+
+    Built from a checkpoint's hyper-parameters exactly as `TaggingModule.__init__` builds
+    them, and loaded from the same state_dict keys (`frontend.*`, `net.*`), without the
+    Lightning import that `TaggingModule` costs.
+    """
+
+    def __init__(self, hparams: dict) -> None:
+        super().__init__()
+        unknown = set(hparams) - set(_HPARAMS) - {"lr", "weight_decay"}
+        if unknown:
+            raise TypeError(f"unknown hyper-parameters {sorted(unknown)}")
+        hp = {k: hparams[k] for k in _HPARAMS}  # KeyError: not a checkpoint of this project
+        self.hparams = SimpleNamespace(**hp)
+        self.frontend = LogMel(hp["sample_rate"], hp["n_fft"], hp["hop_length"], hp["n_mels"], hp["f_min"], hp["f_max"])
+        self.net = build_model(hp["model_name"], len(hp["labels"]))
+
+    def forward(self, mels: torch.Tensor) -> torch.Tensor:
+        """Args: mels (batch, n_mels, frames) in dB. Returns: logits (batch, tags)."""
+        return self.net(mels)
+
+
+def inference_net(net: nn.Module) -> nn.Module:
+    """A copy of `net` (in eval mode) that computes the same function faster on a CPU.
+
+    Each batch norm that directly follows a convolution is folded into that convolution's
+    weights and bias (the usual inference rewrite, exact up to float rounding: ~1e-7 on the
+    logits), and the copy runs in channels-last memory layout, where oneDNN's convolutions,
+    max pooling and the element-wise ops are vectorised over channels. Together about twice
+    as fast as `net` on a 2-core CPU. Blocks of other types are copied unchanged.
+    """
+    net = copy.deepcopy(net).eval()
+    for block in net.modules():
+        if isinstance(block, ConvBlock):
+            block.conv, block.bn = fuse_conv_bn_eval(block.conv, block.bn), nn.Identity()
+        elif isinstance(block, ResBlock):
+            block.conv1, block.bn1 = fuse_conv_bn_eval(block.conv1, block.bn1), nn.Identity()
+            block.conv2, block.bn2 = fuse_conv_bn_eval(block.conv2, block.bn2), nn.Identity()
+            if block.project:
+                block.conv3, block.bn3 = fuse_conv_bn_eval(block.conv3, block.bn3), nn.Identity()
+    for p in net.parameters():
+        p.requires_grad_(False)
+    return net.to(memory_format=torch.channels_last)
 
 
 @dataclass
@@ -43,13 +99,13 @@ class Prediction:
 class Tagger:
     """A trained model ready to tag clips of any length on CPU or GPU."""
 
-    def __init__(
-        self, module: TaggingModule, checkpoint: Path, device: str | torch.device = "cpu", note: str = ""
-    ) -> None:
+    def __init__(self, module: nn.Module, checkpoint: Path, device: str | torch.device = "cpu", note: str = "") -> None:
+        """Args: module: a `TaggingNet` or `TaggingModule` (anything with `frontend`, `net`, `hparams`)."""
         self.module = module.eval().to(device)
         self.checkpoint = checkpoint
         self.note = note  # says which checkpoints were unusable when a fallback was loaded
         self.device = torch.device(device)
+        self._net = inference_net(self.module.net)  # what `predict` runs; `module` stays as trained
         hp = module.hparams
         self.labels: list[str] = list(hp.labels)
         self.sample_rate: int = int(hp.sample_rate)
@@ -79,22 +135,32 @@ class Tagger:
         path = Path(path)
         try:
             ckpt = torch.load(path, map_location="cpu", weights_only=True)
-            module = TaggingModule(**ckpt["hyper_parameters"])
-            module.load_state_dict(ckpt["state_dict"])
+            module = TaggingNet(ckpt["hyper_parameters"])
+            state = ckpt["state_dict"]
+            # Strict for what tagging uses; whatever else training kept (none today) is not needed.
+            module.load_state_dict({k: v for k, v in state.items() if k.startswith(("frontend.", "net."))})
         except Exception as exc:  # any failure here means: this file is not a usable checkpoint
             raise RunError(f"checkpoint {path} cannot be loaded: {type(exc).__name__}: {exc}") from None
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         return cls(module, path, device)
 
-    def predict(self, audio: AudioSource | np.ndarray, batch_size: int = 16, name: str | None = None) -> Prediction:
+    def predict(
+        self, audio: AudioSource | np.ndarray, batch_size: int | None = None, name: str | None = None
+    ) -> Prediction:
         """Score a clip chunk by chunk.
 
         Args:
             audio: A file path (streamed: memory stays that of one batch of chunks, whatever
                 the file's length), file bytes, or samples (samples,) already at `sample_rate`.
-            batch_size: Chunks per forward pass.
+            batch_size: Chunks per forward pass; default 16 on a GPU, 1 on a CPU. On a CPU a
+                batch is no faster per chunk, and bigger activations cost time of their own:
+                those of 16 `shortchunk_cnn` chunks (~240 MB) are fresh memory maps on every
+                pass, and their page faults took as much CPU time as the convolutions (0.3 s
+                of system time per 30 s clip); one chunk's (~15 MB) are reused from the heap.
             name: What to call the clip in error messages (e.g. an upload's file name).
         """
+        if batch_size is None:
+            batch_size = 1 if self.device.type == "cpu" else 16
         n = self.chunk_samples
         if isinstance(audio, (str, Path)):
             chunks: Iterable[np.ndarray] = iter_chunks(audio, self.sample_rate, n)
@@ -111,7 +177,7 @@ class Tagger:
 
         def flush() -> None:
             x = torch.from_numpy(np.stack(batch)).to(self.device)
-            probs.append(torch.sigmoid(self.module(self.module.frontend(x))).float().cpu())
+            probs.append(torch.sigmoid(self._net(self.module.frontend(x))).float().cpu())
             batch.clear()
 
         with torch.inference_mode():

@@ -62,3 +62,30 @@ def test_missing_and_non_finite_files(tmp_path: Path) -> None:
     sf.write(tmp_path / "empty.wav", np.zeros((0, 1), np.float32), 16000)
     with pytest.raises(AudioError, match="no audio samples"):
         load_audio(tmp_path / "empty.wav", 16000)
+
+
+@pytest.mark.parametrize(("rate", "target"), [(44100, 16000), (48000, 16000), (22050, 16000), (8000, 16000)])
+def test_the_kept_resampler_gives_torchaudios_samples_exactly(rate: int, target: int) -> None:
+    import torch
+    import torchaudio.functional as AF
+
+    from autotag.audio import to_mono_resampled
+
+    frames = np.random.default_rng(0).standard_normal((rate, 2)).astype(np.float32)
+    expected = AF.resample(torch.from_numpy(frames).mean(dim=1), rate, target).numpy()
+    for _ in range(2):  # built on the first call, reused on the second
+        np.testing.assert_array_equal(to_mono_resampled(frames, rate, target), expected)
+
+
+def test_large_resampling_kernels_are_not_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+    import autotag.audio as audio
+
+    assert audio._kernel_size(44100, 16000) == 160 * (441 + 2 * 17)  # torchaudio's kernel: (160, 1, 475)
+    assert audio._kernel_size(44101, 16000) > 500 * audio._CACHED_KERNEL_MAX  # gcd 1: 706 million floats
+    monkeypatch.setattr(audio, "_CACHED_KERNEL_MAX", 1000)
+    audio._resampler.cache_clear()
+    frames = np.random.default_rng(0).standard_normal((4410, 1)).astype(np.float32)
+    kept = audio.to_mono_resampled(frames, 48000, 16000)  # kernel of 41 floats: kept
+    assert audio._resampler.cache_info().currsize == 1 and len(kept) == 1470
+    assert len(audio.to_mono_resampled(frames, 44100, 16000)) == 1600  # 76,000 floats: built and dropped
+    assert audio._resampler.cache_info().currsize == 1

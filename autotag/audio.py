@@ -83,7 +83,7 @@ def to_mono_resampled(frames: np.ndarray, rate: int, sample_rate: int) -> np.nda
     wave = torch.from_numpy(np.ascontiguousarray(frames)).mean(dim=1)
     if rate != sample_rate:
         rate, sample_rate = int(rate), int(sample_rate)
-        if _kernel_size(rate, sample_rate) <= _CACHED_KERNEL_MAX:
+        if resample_kernel_size(rate, sample_rate) <= _CACHED_KERNEL_MAX:
             wave = _resampler(rate, sample_rate)(wave)
         else:
             import torchaudio.functional as AF
@@ -96,8 +96,13 @@ def to_mono_resampled(frames: np.ndarray, rate: int, sample_rate: int) -> np.nda
 _CACHED_KERNEL_MAX = 1 << 20
 
 
-def _kernel_size(rate: int, sample_rate: int) -> int:
-    """Floats in torchaudio's sinc kernel from `rate` to `sample_rate` (default settings)."""
+def resample_kernel_size(rate: int, sample_rate: int) -> int:
+    """Floats in torchaudio's sinc kernel from `rate` to `sample_rate` (default settings).
+
+    Small for the usual rates (76,000 for 44.1 -> 16 kHz), huge when the rates share no
+    large divisor: 706 million (2.8 GB, and several times that while it is built) for
+    44,101 -> 16,000 Hz.
+    """
     g = math.gcd(rate, sample_rate)
     orig, new = rate // g, sample_rate // g
     width = math.ceil(6 * orig / (min(orig, new) * 0.99))

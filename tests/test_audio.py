@@ -80,8 +80,8 @@ def test_the_kept_resampler_gives_torchaudios_samples_exactly(rate: int, target:
 def test_large_resampling_kernels_are_not_kept(monkeypatch: pytest.MonkeyPatch) -> None:
     import autotag.audio as audio
 
-    assert audio._kernel_size(44100, 16000) == 160 * (441 + 2 * 17)  # torchaudio's kernel: (160, 1, 475)
-    assert audio._kernel_size(44101, 16000) > 500 * audio._CACHED_KERNEL_MAX  # gcd 1: 706 million floats
+    assert audio.resample_kernel_size(44100, 16000) == 160 * (441 + 2 * 17)  # torchaudio's kernel: (160, 1, 475)
+    assert audio.resample_kernel_size(44101, 16000) > 500 * audio._CACHED_KERNEL_MAX  # gcd 1: 706 million floats
     monkeypatch.setattr(audio, "_CACHED_KERNEL_MAX", 1000)
     audio._resampler.cache_clear()
     frames = np.random.default_rng(0).standard_normal((4410, 1)).astype(np.float32)

@@ -151,3 +151,13 @@ def test_fuzzed_headers_only_ever_raise_audio_error_in_the_worker(data: bytes) -
     except AudioError:
         return
     assert wave.dtype == np.float32 and np.isfinite(wave).all()
+
+
+@pytest.mark.parametrize("rate", [44101, 191999])
+def test_an_odd_sample_rate_is_refused_before_resampling_in_the_server(rate: int) -> None:
+    """44,101 -> 16,000 Hz would need torchaudio to build a 2.8 GB kernel in this process."""
+    wave, message, took = _timed(_wav_header(rate, 1, 2000) + bytes(2000))
+    assert wave is None and f"sample rate {rate} Hz cannot be converted" in message, message
+    assert took < 20
+    for usual in (8000, 11025, 22050, 44100, 48000, 96000, 192000):
+        assert decode_untrusted(_encode(tone(0.1, sr=usual), usual, "WAV"), 16000).dtype == np.float32

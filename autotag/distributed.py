@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:  # the dashboard imports this module (launch environments) and must not load torch
+    import torch
 
 #: Variables in which Lightning's launcher, torchrun, SLURM or LSF give a process its rank.
 RANK_VARIABLES = ("RANK", "LOCAL_RANK", "NODE_RANK", "GROUP_RANK", "SLURM_PROCID", "JSM_NAMESPACE_RANK")
@@ -22,7 +24,7 @@ RANK_VARIABLES = ("RANK", "LOCAL_RANK", "NODE_RANK", "GROUP_RANK", "SLURM_PROCID
 LAUNCH_VARIABLES = (*RANK_VARIABLES, "WORLD_SIZE", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT", "PL_GLOBAL_SEED")
 
 #: One evaluation row block: (logits (n, tags), targets (n, tags), clip numbers (n,), chunk numbers (n,)).
-EvalRows = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
+EvalRows = tuple["torch.Tensor", "torch.Tensor", "torch.Tensor", "torch.Tensor"]
 
 
 def is_rank_zero() -> bool:
@@ -54,6 +56,8 @@ def clean_launch_env(env: dict[str, str]) -> dict[str, str]:
 
 
 def _world_size() -> int:
+    import torch
+
     dist = torch.distributed
     return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
 
@@ -65,6 +69,8 @@ def gather_eval_rows(rows: Sequence[EvalRows], n_tags: int) -> tuple[torch.Tenso
     shard of a validation set to equal length by repeating chunks; rows are therefore
     de-duplicated by chunk number, so each chunk counts once, as without DDP.
     """
+    import torch
+
     if rows:
         logits, targets, clips, chunks = (torch.cat(parts) for parts in zip(*rows))
     else:  # a rank can get no chunk when there are fewer chunks than ranks

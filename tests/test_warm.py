@@ -61,9 +61,10 @@ def test_launches_fork_from_the_warm_trainer_and_stop_and_resume_as_usual(
     assert _parent(pid) == info["pid"]  # forked, not a new interpreter
     assert os.getsid(pid) == pid  # its own session, so Stop can signal its process group
     assert manager.stop(run) == "stopped"
+    stopped_at = read_status(run)["global_step"]
 
     manager.resume(run)
-    status = wait_for_run(run, lambda s: s.get("pid") not in (None, pid) and s.get("phase") == "training")
+    status = wait_for_run(run, lambda s: s.get("pid") not in (None, pid) and s.get("global_step", 0) > stopped_at)
     assert _parent(status["pid"]) == info["pid"]
     assert manager.stop(run) == "stopped"
     log = (run / "train.log").read_text()

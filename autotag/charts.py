@@ -55,6 +55,16 @@ def curves_figure(readers: Mapping[str, CurveReader], smoothing: float = 0.0, ma
                     row=1,
                     col=col,
                 )
+    if not fig.data:
+        fig.add_annotation(
+            text="No points yet: the first train_loss appears after the first logged steps",
+            xref="paper",
+            yref="paper",
+            x=0.5,
+            y=0.5,
+            showarrow=False,
+            font={"size": 14},
+        )
     fig.update_xaxes(title_text="training step")
     fig.update_yaxes(title_text="loss", row=1, col=1)
     fig.update_yaxes(title_text="macro AUC", row=1, col=2)

@@ -60,12 +60,26 @@ class StatusCallback(L.Callback):
             **extra,
         )
 
+    def _first_flush(self, trainer: L.Trainer) -> None:
+        """Flush once the first train_loss point is logged, not at the next timed flush.
+
+        Lightning logs a step's metrics after the `on_train_batch_end` hooks, so the point
+        of step `log_every_n_steps` is written by the next batch's start, or by the
+        validation that follows when it was the epoch's last batch.
+        """
+        if not self._flushed and trainer.is_global_zero and trainer.global_step >= trainer.log_every_n_steps:
+            self._flushed = True
+            _flush(trainer)
+
+    def on_train_batch_start(self, trainer: L.Trainer, *args: Any) -> None:
+        self._first_flush(trainer)
+
+    def on_validation_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._first_flush(trainer)
+
     def on_train_batch_end(self, trainer: L.Trainer, *args: Any) -> None:
         if not trainer.is_global_zero:
             return
-        if not self._flushed and trainer.global_step >= trainer.log_every_n_steps:
-            self._flushed = True
-            _flush(trainer)  # the first train_loss point reaches the dashboard now, not at the next timed flush
         now = time.monotonic()
         if now - self._last >= self.every:
             self._last = now

@@ -91,3 +91,18 @@ def test_smoothing_and_downsampling() -> None:
     assert smooth([1.0, 3.0], 0.0) == [1.0, 3.0]
     steps, values = downsample(list(range(5000)), [float(v) for v in range(5000)], 1000)
     assert len(steps) <= 1000 and steps[0] == 0 and steps[-1] == 4999 and values[-1] == 4999.0
+
+
+def test_a_run_without_points_gets_an_empty_chart_that_says_so(tmp_path: Path) -> None:
+    from autotag.charts import curves_figure
+
+    empty = CurveReader(tmp_path / "none")
+    empty.refresh()
+    fig = curves_figure({"run": empty})
+    assert not fig.data and "No points yet" in fig.layout.annotations[-1].text
+    _write_run(tmp_path / "tb", range(5))
+    reader = CurveReader(tmp_path / "tb")
+    reader.refresh()
+    fig = curves_figure({"run": reader})
+    assert {t.name for t in fig.data} >= {"train_loss"}
+    assert not any("No points yet" in (a.text or "") for a in fig.layout.annotations)

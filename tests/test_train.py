@@ -55,3 +55,31 @@ def test_ten_percent_broken_audio_trains_on_the_rest_and_says_exactly_what(demo_
     assert set(report["missing_files"]) == missing and set(report["undecodable"]) == broken
     assert sum(report["split_sizes"].values()) == 108
     assert read_status(run_dir)["state"] == "completed" and read_status(run_dir)["skipped_clips"] == 12
+
+
+def test_the_first_train_loss_point_reaches_disk_right_after_it_is_logged(demo_dataset: Path, tmp_path: Path) -> None:
+    """The dashboard's first point must not wait for TensorBoard's timed flush (5 s)."""
+    import lightning as L
+
+    from autotag.curves import CurveReader
+    from autotag.data import TaggingDataModule
+    from autotag.prepare import prepare_features
+    from autotag.trainer import LOG_EVERY_N_STEPS, build_module, build_trainer
+
+    config = tiny_config(demo_dataset, max_epochs=1, batch_size=4)
+    run_dir = tmp_path / "run"
+    report, dataset, cache = prepare_features(config)
+    seen: list[list[int]] = []
+
+    class Probe(L.Callback):  # runs after the StatusCallback, at the start of the batch after the log
+        def on_train_batch_start(self, trainer: L.Trainer, *args: object) -> None:
+            if trainer.global_step == LOG_EVERY_N_STEPS:
+                reader = CurveReader(run_dir / "tb")
+                reader.refresh()
+                seen.append(reader.get("train_loss").steps)
+
+    train_batches = report.split_sizes["train"] // config.batch_size
+    assert train_batches > LOG_EVERY_N_STEPS + 1
+    trainer, _ = build_trainer(config, run_dir, train_batches, extra_callbacks=[Probe()])
+    trainer.fit(build_module(config, dataset.labels), datamodule=TaggingDataModule(config, dataset, cache))
+    assert seen and seen[0], "the first train_loss point was not on disk when the next batch started"

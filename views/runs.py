@@ -82,9 +82,7 @@ def _live_view(names: list[str], weight: float) -> None:
             )
         if fresh[name].state in manager.FINAL_STATES and reader.pending_bytes():
             st.warning(f"{name}: its event file ends in an incomplete record ({reader.pending_bytes()} bytes).")
-    if names and not any(r.series for r in readers.values()):
-        st.info("No points yet: the first train_loss appears after the first logged steps.")
-    elif names:
+    if names:  # drawn empty too: the browser loads plotly while the trainer starts, not after
         st.plotly_chart(curves_figure(readers, weight), key="runs_curves")
     for name in names:
         info = fresh.get(name)

@@ -98,6 +98,7 @@ def ensure(runs_dir: Path, env: dict[str, str], cwd: Path) -> None:
     folder = runs_dir / WARM_DIR
     try:
         folder.mkdir(parents=True, exist_ok=True)
+        folder.chmod(0o700)  # requests carry the launcher's environment, which may hold secrets
     except OSError as exc:  # a read-only runs folder: launches will say so; starts are just not warm
         log.warning("no pre-warmed trainer for %s: %s", runs_dir, exc)
         return

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from autotag import manager
-from autotag.runs import RunError, read_status
+from autotag.runs import RunError, read_status, run_label
 
 
 def _positive(text: str) -> int:
@@ -96,12 +96,10 @@ def _cmd_export_slurm(args: argparse.Namespace) -> int:
 
     run = manager.resolve_run(args.run, args.runs_dir)
     config = load_config(run / "config.yaml")
-    parts = run.name.split("_")
-    label = parts[1] if len(parts) == 3 else run.name  # <stamp>_<name>_<id>: the name the user gave
     try:
         script = sbatch_script(
             config,
-            label,
+            run_label(run),
             Path(args.project_dir).resolve(),
             nodes=args.nodes or config.num_nodes,
             gpus_per_node=args.gpus_per_node or config.devices,

@@ -13,6 +13,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from autotag.features import LogMel
 from autotag.model_specs import SPECS, get_spec
 
 
@@ -120,3 +121,21 @@ def build_model(name: str, n_tags: int) -> nn.Module:
     """Build architecture `name` with `n_tags` outputs; unknown names list the known ones."""
     get_spec(name)
     return BUILDERS[name](n_tags)
+
+
+def build_tagger(
+    model_name: str,
+    n_tags: int,
+    sample_rate: int,
+    n_fft: int,
+    hop_length: int,
+    n_mels: int,
+    f_min: float,
+    f_max: float | None,
+) -> tuple[LogMel, nn.Module]:
+    """The log-mel front end and the network of a tagger, as `frontend` and `net` of a checkpoint.
+
+    Training (`TaggingModule`) and tagging (`predict.TaggingNet`) both build them here, so
+    a checkpoint's state_dict always fits the tagging model.
+    """
+    return LogMel(sample_rate, n_fft, hop_length, n_mels, f_min, f_max), build_model(model_name, n_tags)

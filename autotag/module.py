@@ -12,9 +12,8 @@ import torch
 from torch import nn
 
 from autotag.distributed import EvalRows, gather_eval_rows
-from autotag.features import LogMel
 from autotag.metrics import clip_level, tag_scores
-from autotag.models import build_model
+from autotag.models import build_tagger
 
 
 class TaggingModule(L.LightningModule):
@@ -45,8 +44,9 @@ class TaggingModule(L.LightningModule):
         super().__init__()
         self.save_hyperparameters()
         self.labels = list(labels)
-        self.frontend = LogMel(sample_rate, n_fft, hop_length, n_mels, f_min, f_max)
-        self.net = build_model(model_name, len(labels))
+        self.frontend, self.net = build_tagger(
+            model_name, len(labels), sample_rate, n_fft, hop_length, n_mels, f_min, f_max
+        )
         self.loss_fn = nn.BCEWithLogitsLoss()
         self._eval: list[EvalRows] = []
         self.test_result: dict | None = None

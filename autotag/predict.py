@@ -20,8 +20,7 @@ from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from autotag.audio import AudioSource, iter_chunks, load_audio
-from autotag.features import LogMel
-from autotag.models import ConvBlock, ResBlock, build_model
+from autotag.models import ConvBlock, ResBlock, build_tagger
 from autotag.runs import RunError, checkpoint_candidates
 
 #: Constructor arguments of `autotag.module.TaggingModule` that tagging needs.
@@ -43,8 +42,8 @@ class TaggingNet(nn.Module):
             raise TypeError(f"unknown hyper-parameters {sorted(unknown)}")
         hp = {k: hparams[k] for k in _HPARAMS}  # KeyError: not a checkpoint of this project
         self.hparams = SimpleNamespace(**hp)
-        self.frontend = LogMel(hp["sample_rate"], hp["n_fft"], hp["hop_length"], hp["n_mels"], hp["f_min"], hp["f_max"])
-        self.net = build_model(hp["model_name"], len(hp["labels"]))
+        features = ("sample_rate", "n_fft", "hop_length", "n_mels", "f_min", "f_max")
+        self.frontend, self.net = build_tagger(hp["model_name"], len(hp["labels"]), **{k: hp[k] for k in features})
 
     def forward(self, mels: torch.Tensor) -> torch.Tensor:
         """Args: mels (batch, n_mels, frames) in dB. Returns: logits (batch, tags)."""

@@ -115,6 +115,12 @@ def create_run(
     return run_dir
 
 
+def run_label(run_dir: Path) -> str:
+    """The name given to `create_run` (folders are `<UTC time>_<name>_<id>`), else the folder's name."""
+    parts = run_dir.name.split("_")
+    return parts[1] if len(parts) == 3 else run_dir.name
+
+
 def write_json_atomic(path: Path, data: Any) -> None:
     """Write JSON so that readers see the old or the new file, never a partial one.
 

@@ -36,6 +36,15 @@ from tests.test_browser import _browser, _start, _stop, _stop_trainers
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def _open(pw, url: str):  # noqa: ANN001, ANN202 - playwright objects
+    """Headless chromium with one page on `url`, patient enough for a busy 2-core machine."""
+    browser = _browser(pw)
+    page = browser.new_page()
+    page.set_default_timeout(120_000)
+    page.goto(url)
+    return browser, page
+
+
 def browser_latencies(tmp: Path, demo: Path, warm: bool) -> dict[str, float]:
     """Start-up, and Launch of the quick demo to its first train_loss point on the chart.
 
@@ -51,10 +60,7 @@ def browser_latencies(tmp: Path, demo: Path, warm: bool) -> dict[str, float]:
     out = {"server start to /_stcore/health": time.perf_counter() - started}
     try:
         with sync_playwright() as pw:
-            browser = _browser(pw)
-            page = browser.new_page()
-            page.set_default_timeout(120_000)
-            page.goto(url)
+            browser, page = _open(pw, url)
             expect(page.get_by_text("Train a tagging model")).to_be_visible(timeout=60_000)
             out["server start to the Train page drawn"] = time.perf_counter() - started
             page.get_by_role("button", name="Quick demo preset").click()
@@ -133,10 +139,7 @@ def tag_latencies(tmp: Path, demo: Path, dashboards: int, uploads: int) -> dict[
         server, url = _start(base, demo, f"tag{d}.log")
         try:
             with sync_playwright() as pw:
-                browser = _browser(pw)
-                page = browser.new_page()
-                page.set_default_timeout(120_000)
-                page.goto(url)
+                browser, page = _open(pw, url)
                 page.get_by_text("Train a tagging model").wait_for()
                 _warm_trainer_ready(base / "runs")
                 clicked = time.perf_counter()

@@ -47,7 +47,8 @@ def curves_figure(readers: Mapping[str, CurveReader], smoothing: float = 0.0, ma
                         x=steps,
                         y=values,
                         name=name,
-                        mode="lines+markers" if tag.startswith("val") else "lines",
+                        # A line of one point is invisible: the first train_loss gets a marker.
+                        mode="lines+markers" if tag.startswith("val") or len(steps) == 1 else "lines",
                         line={"color": color, "dash": _DASH.get(tag, "solid"), "width": 2},
                         marker={"size": 5},
                         legendgroup=label,
@@ -57,7 +58,7 @@ def curves_figure(readers: Mapping[str, CurveReader], smoothing: float = 0.0, ma
                 )
     if not fig.data:
         fig.add_annotation(
-            text="No points yet: the first train_loss appears after the first logged steps",
+            text="No points yet: the first train_loss appears after the first training step",
             xref="paper",
             yref="paper",
             x=0.5,
@@ -72,6 +73,7 @@ def curves_figure(readers: Mapping[str, CurveReader], smoothing: float = 0.0, ma
         height=380,
         margin={"l": 60, "r": 20, "t": 40, "b": 50},
         hovermode="x unified",
+        showlegend=True,  # plotly hides the legend of a lone trace: the first curve would be unnamed
         legend={"orientation": "h", "y": -0.25},
     )
     return fig

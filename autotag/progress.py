@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+import torch
 
 from autotag.cache import Progress
 from autotag.runs import write_status
@@ -48,7 +49,8 @@ class StatusCallback(L.Callback):
     def __init__(self, run_dir: Path, every: float = 2.0) -> None:
         self.run_dir, self.every = run_dir, every
         self._last = 0.0
-        self._flushed = False
+        self._step = 0
+        self._first_logged = False
 
     def _write(self, trainer: L.Trainer, **extra: Any) -> None:
         write_status(
@@ -60,30 +62,34 @@ class StatusCallback(L.Callback):
             **extra,
         )
 
-    def _first_flush(self, trainer: L.Trainer) -> None:
-        """Flush once the first train_loss point is logged, not at the next timed flush.
-
-        Lightning logs a step's metrics after the `on_train_batch_end` hooks, so the point
-        of step `log_every_n_steps` is written by the next batch's start, or by the
-        validation that follows when it was the epoch's last batch.
-        """
-        if not self._flushed and trainer.is_global_zero and trainer.global_step >= trainer.log_every_n_steps:
-            self._flushed = True
-            _flush(trainer)
-
     def on_train_batch_start(self, trainer: L.Trainer, *args: Any) -> None:
-        self._first_flush(trainer)
+        self._step = trainer.global_step
 
-    def on_validation_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._first_flush(trainer)
-
-    def on_train_batch_end(self, trainer: L.Trainer, *args: Any) -> None:
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, *args: Any) -> None:
         if not trainer.is_global_zero:
             return
+        if not self._first_logged:
+            self._first_logged = True
+            self._log_first_loss(trainer, outputs)
         now = time.monotonic()
         if now - self._last >= self.every:
             self._last = now
             self._write(trainer)
+
+    def _log_first_loss(self, trainer: L.Trainer, outputs: Any) -> None:
+        """Puts the first batch's train_loss on disk at once, so the live curve starts at once.
+
+        Lightning logs every `log_every_n_steps` batches (the first point after 10 batches)
+        and TensorBoard flushes every few seconds; a user who just clicked Launch would
+        wait for both. One extra point, at the step Lightning would have given it, costs
+        nothing in throughput. A resumed run gets one too: its curve moves on at once.
+        """
+        loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
+        if not isinstance(loss, torch.Tensor) or (self._step + 1) % trainer.log_every_n_steps == 0:
+            return  # Lightning logs this step itself
+        for logger in trainer.loggers:
+            logger.log_metrics({"train_loss": float(loss.detach())}, step=self._step)
+        _flush(trainer)
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.sanity_checking or not trainer.is_global_zero:

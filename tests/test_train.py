@@ -57,8 +57,9 @@ def test_ten_percent_broken_audio_trains_on_the_rest_and_says_exactly_what(demo_
     assert read_status(run_dir)["state"] == "completed" and read_status(run_dir)["skipped_clips"] == 12
 
 
-def test_the_first_train_loss_point_reaches_disk_right_after_it_is_logged(demo_dataset: Path, tmp_path: Path) -> None:
-    """The dashboard's first point must not wait for TensorBoard's timed flush (5 s)."""
+def test_the_first_batch_puts_its_train_loss_on_disk_at_once(demo_dataset: Path, tmp_path: Path) -> None:
+    """The live curve starts with the first batch, not after `log_every_n_steps` batches
+    and TensorBoard's timed flush (5 s); Lightning's own points follow as before."""
     import lightning as L
 
     from autotag.curves import CurveReader
@@ -69,17 +70,28 @@ def test_the_first_train_loss_point_reaches_disk_right_after_it_is_logged(demo_d
     config = tiny_config(demo_dataset, max_epochs=1, batch_size=4)
     run_dir = tmp_path / "run"
     report, dataset, cache = prepare_features(config)
-    seen: list[list[int]] = []
+    losses: list[float] = []
+    seen: list[tuple[list[int], list[float]]] = []
 
-    class Probe(L.Callback):  # runs after the StatusCallback, at the start of the batch after the log
+    class Probe(L.Callback):  # runs after the StatusCallback
+        def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: dict, *args) -> None:
+            losses.append(float(outputs["loss"]))
+
         def on_train_batch_start(self, trainer: L.Trainer, *args: object) -> None:
-            if trainer.global_step == LOG_EVERY_N_STEPS:
+            if trainer.global_step == 1:  # the second batch: nothing flushed the writer on a timer yet
                 reader = CurveReader(run_dir / "tb")
                 reader.refresh()
-                seen.append(reader.get("train_loss").steps)
+                curve = reader.get("train_loss")
+                seen.append((curve.steps, curve.values))
 
     train_batches = report.split_sizes["train"] // config.batch_size
-    assert train_batches > LOG_EVERY_N_STEPS + 1
+    assert train_batches > 2 * LOG_EVERY_N_STEPS
     trainer, _ = build_trainer(config, run_dir, train_batches, extra_callbacks=[Probe()])
     trainer.fit(build_module(config, dataset.labels), datamodule=TaggingDataModule(config, dataset, cache))
-    assert seen and seen[0], "the first train_loss point was not on disk when the next batch started"
+    assert seen[0][0] == [0], "the first batch's train_loss was not on disk when the second batch started"
+    assert seen[0][1] == pytest.approx([losses[0]])
+    reader = CurveReader(run_dir / "tb")
+    reader.refresh()
+    steps = reader.get("train_loss").steps
+    assert steps[:3] == [0, LOG_EVERY_N_STEPS - 1, 2 * LOG_EVERY_N_STEPS - 1]
+    assert len(steps) == len(set(steps))

@@ -63,6 +63,22 @@ def test_train_page_explains_invalid_combinations(demo_dataset: Path, monkeypatc
     assert "does not exist" in at.error[0].value
 
 
+def test_settings_survive_a_visit_to_another_page(demo_dataset: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Streamlit drops a widget's value when its page is left, unless it persists it."""
+    monkeypatch.setenv("AUTOTAG_DEMO_DIR", str(demo_dataset))
+    at = _page("views/train.py")
+    at.selectbox(key="train_model").set_value("fcn").run()
+    at.select_slider(key="train_lr").set_value(2e-4).run()
+    at.text_input(key="train_name").set_value("mine").run()
+    at.switch_page("views/data.py").run()
+    at.switch_page("views/train.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.selectbox(key="train_model").value == "fcn"
+    assert at.select_slider(key="train_lr").value == 2e-4
+    assert at.text_input(key="train_name").value == "mine"
+    assert at.slider(key="train_n_mels").value == 96  # the model's value, not the default model's
+
+
 def test_train_page_gives_a_job_script_for_several_machines(
     demo_dataset: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -20,8 +20,8 @@ def _open(path: str, fmt: str):  # noqa: ANN202 - (report, dataset)
 
 st.title("Data sets")
 c1, c2 = st.columns([4, 1])
-path = c1.text_input("Data set folder", value=str(default_demo_dir()), key="data_path")
-fmt = c2.selectbox("Format", ["auto", "csv", "mtat", "jamendo"], key="data_format")
+path = c1.text_input("Data set folder", value=str(default_demo_dir()), key="data_path", persist_state="session")
+fmt = c2.selectbox("Format", ["auto", "csv", "mtat", "jamendo"], key="data_format", persist_state="session")
 try:
     report, dataset = _open(path, fmt)
 except ValueError as exc:

@@ -51,7 +51,9 @@ chosen = [n for n in st.session_state.get("runs_selected", []) if n in by_name] 
 pick_col, smooth_col = st.columns([3, 1])
 selected = pick_col.multiselect("Show runs (pick several to compare)", list(by_name), default=chosen, key="runs_pick")
 st.session_state["runs_selected"] = selected
-smoothing = smooth_col.slider("Smoothing of train_loss", 0.0, 0.99, 0.6, 0.01, key="runs_smoothing")
+smoothing = smooth_col.slider(
+    "Smoothing of train_loss", 0.0, 0.99, 0.6, 0.01, key="runs_smoothing", persist_state="session"
+)
 live = any(r.state in (*manager.ACTIVE_STATES, "queued") for r in runs)
 COLUMNS = {
     "progress": st.column_config.ProgressColumn("progress", min_value=0.0, max_value=1.0, format="percent"),
@@ -164,7 +166,9 @@ if len(selected) == 1:
             )
     if info.state == "completed":
         with st.expander("Export the model (log-mel front end included)"):
-            fmt = st.radio("Format", ["torchscript", "onnx"], horizontal=True, key="runs_export_format")
+            fmt = st.radio(
+                "Format", ["torchscript", "onnx"], horizontal=True, key="runs_export_format", persist_state="session"
+            )
             if st.button("Export", key="runs_export"):
                 from autotag.export import export_run
 

@@ -56,15 +56,28 @@ labels = {
     + (f" · test ROC-AUC {r.status['test_roc_auc']:.3f}" if r.status.get("test_roc_auc") else "")
     for r in runs
 }
+if st.session_state.get("tag_run") not in names:
+    st.session_state.pop("tag_run", None)  # kept from an earlier visit, deleted since: the best run again
 run_name = st.selectbox(
-    "Model (run)", names, index=names.index(best.name) if best else 0, key="tag_run", format_func=labels.get
+    "Model (run)",
+    names,
+    index=names.index(best.name) if best else 0,
+    key="tag_run",
+    persist_state="session",
+    format_func=labels.get,
 )
 run = next(r for r in runs if r.name == run_name)
 
 tuned = _thresholds(run.path)
 modes = (["Per-tag thresholds tuned on validation (best F1)"] if tuned else []) + ["One threshold for all tags"]
-mode = st.radio("Decide tags with", modes, key="tag_mode", horizontal=True)
-cut = st.slider("Threshold", 0.0, 1.0, 0.5, 0.01, key="tag_threshold") if mode.startswith("One") else None
+if st.session_state.get("tag_mode") not in modes:
+    st.session_state.pop("tag_mode", None)  # this run has no tuned thresholds
+mode = st.radio("Decide tags with", modes, key="tag_mode", persist_state="session", horizontal=True)
+cut = (
+    st.slider("Threshold", 0.0, 1.0, 0.5, 0.01, key="tag_threshold", persist_state="session")
+    if mode.startswith("One")
+    else None
+)
 
 up, rec = st.columns([3, 2])
 with up:
@@ -132,7 +145,13 @@ if results:
     from autotag.output import render_predictions
 
     d1, d2, _ = st.columns([1, 1, 3])
-    d1.download_button("Download CSV", render_predictions(results, "csv"), "tags.csv", "text/csv", key="tag_csv")
+    d1.download_button(
+        "Download CSV",
+        render_predictions(results, "csv"),
+        "tags.csv",
+        "text/csv",
+        key="tag_csv",
+    )
     d2.download_button(
         "Download JSON",
         render_predictions(results, "json", taggram=True),

@@ -7,6 +7,7 @@ import uuid
 
 import streamlit as st
 
+from autotag.charts import tag_counts_figure
 from autotag.config import QUICK_DEMO, ConfigError, TrainConfig, field_range, make_config
 from autotag.demo import default_demo_dir
 from autotag.manager import PROJECT_ROOT, launch
@@ -78,18 +79,27 @@ def _quick_demo() -> None:
 
 def _slider(label: str, name: str, **kwargs: object) -> None:
     lo, hi = field_range(name)
-    st.slider(label, min_value=lo, max_value=hi, key=f"train_{name}", help=DEFAULTS[name].description, **kwargs)
+    st.slider(
+        label,
+        min_value=lo,
+        max_value=hi,
+        key=f"train_{name}",
+        persist_state="session",
+        help=DEFAULTS[name].description,
+        **kwargs,
+    )
 
 
 @st.cache_data(ttl=30, show_spinner="Checking the data set ...")
-def _check_data(config_yaml: str) -> str:
-    """First line of the validation report; raises with the reason when nothing is trainable."""
+def _check_data(config_yaml: str) -> tuple[str, dict[str, dict[str, int]]]:
+    """First line of the validation report and the clips per tag and split of what this
+    config trains on (after top-N and subset); raises with the reason when nothing is trainable."""
     import yaml
 
     from autotag.prepare import open_dataset
 
     report, _ = open_dataset(make_config(**yaml.safe_load(config_yaml)))
-    return report.summary_lines()[0]
+    return report.summary_lines()[0], report.tag_counts
 
 
 if "train_model" not in st.session_state:
@@ -108,7 +118,10 @@ with right:
 
 with left:
     st.text_input(
-        "Data set folder", key="train_data", help="Plain folder with tags.csv, MagnaTagATune or MTG-Jamendo layout"
+        "Data set folder",
+        key="train_data",
+        persist_state="session",
+        help="Plain folder with tags.csv, MagnaTagATune or MTG-Jamendo layout",
     )
 c1, c2, c3 = st.columns(3)
 with c1:
@@ -116,13 +129,16 @@ with c1:
         "Model",
         list(SPECS),
         key="train_model",
+        persist_state="session",
         on_change=_apply_model_defaults,
         format_func=lambda m: f"{m} — {SPECS[m].description}",
     )
-    st.selectbox("Data format", ["auto", "csv", "mtat", "jamendo"], key="train_format")
+    st.selectbox("Data format", ["auto", "csv", "mtat", "jamendo"], key="train_format", persist_state="session")
 with c2:
-    st.select_slider("Learning rate (Adam)", LRS, key="train_lr", format_func=lambda v: f"{v:g}")
-    st.select_slider("Batch size", BATCHES, key="train_batch_size")
+    st.select_slider(
+        "Learning rate (Adam)", LRS, key="train_lr", persist_state="session", format_func=lambda v: f"{v:g}"
+    )
+    st.select_slider("Batch size", BATCHES, key="train_batch_size", persist_state="session")
 with c3:
     _slider("Max epochs", "max_epochs")
     _slider("Early-stopping patience (epochs)", "patience")
@@ -132,12 +148,12 @@ with c4:
 with c5:
     _slider("Chunk length (s)", "chunk_seconds", step=0.01)
 with c6:
-    st.number_input("Seed", min_value=0, max_value=2**31 - 1, key="train_seed")
+    st.number_input("Seed", min_value=0, max_value=2**31 - 1, key="train_seed", persist_state="session")
 
 with st.expander("Advanced"):
     a1, a2, a3 = st.columns(3)
     with a1:
-        st.selectbox("Accelerator", ["auto", "cpu", "gpu"], key="train_accelerator")
+        st.selectbox("Accelerator", ["auto", "cpu", "gpu"], key="train_accelerator", persist_state="session")
         _slider("Devices per machine", "devices")
         lo, hi = field_range("num_nodes")
         st.number_input(
@@ -145,32 +161,48 @@ with st.expander("Advanced"):
             min_value=lo,
             max_value=hi,
             key="train_num_nodes",
+            persist_state="session",
             help=DEFAULTS["num_nodes"].description,
         )
-        st.selectbox("Strategy", ["auto", "ddp"], key="train_strategy", help=DEFAULTS["strategy"].description)
-        st.selectbox("Precision", ["32-true", "16-mixed", "bf16-mixed"], key="train_precision")
+        st.selectbox(
+            "Strategy",
+            ["auto", "ddp"],
+            key="train_strategy",
+            persist_state="session",
+            help=DEFAULTS["strategy"].description,
+        )
+        st.selectbox("Precision", ["32-true", "16-mixed", "bf16-mixed"], key="train_precision", persist_state="session")
     with a2:
         _slider("DataLoader workers", "num_workers")
         st.select_slider(
             "Weight decay",
             [0.0, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2],
             key="train_weight_decay",
+            persist_state="session",
             format_func=lambda v: f"{v:g}",
         )
         _slider("Chunks per clip in validation/test", "eval_chunks")
     with a3:
         _slider("Top-N tags (MTAT, Jamendo)", "top_n")
         st.selectbox(
-            "MTG-Jamendo subset", ["top50tags", "all", "genre", "instrument", "moodtheme"], key="train_jamendo_subset"
+            "MTG-Jamendo subset",
+            ["top50tags", "all", "genre", "instrument", "moodtheme"],
+            key="train_jamendo_subset",
+            persist_state="session",
         )
         _slider("MTG-Jamendo split", "split_index")
     f1, f2, f3, f4 = st.columns(4)
     with f1:
-        st.selectbox("Sample rate (Hz)", [8000, 16000, 22050, 32000, 44100, 48000], key="train_sample_rate")
+        st.selectbox(
+            "Sample rate (Hz)",
+            [8000, 16000, 22050, 32000, 44100, 48000],
+            key="train_sample_rate",
+            persist_state="session",
+        )
     with f2:
-        st.selectbox("STFT size (samples)", [256, 512, 1024, 2048], key="train_n_fft")
+        st.selectbox("STFT size (samples)", [256, 512, 1024, 2048], key="train_n_fft", persist_state="session")
     with f3:
-        st.selectbox("STFT hop (samples)", [128, 160, 256, 512, 1024], key="train_hop_length")
+        st.selectbox("STFT hop (samples)", [128, 160, 256, 512, 1024], key="train_hop_length", persist_state="session")
     with f4:
         _slider("Lowest mel frequency (Hz)", "f_min", step=10.0)
 values = {f: st.session_state[f"train_{f}"] for f in FIELDS}
@@ -180,13 +212,19 @@ except ConfigError as exc:
     config = None
     st.error(str(exc).replace("\n  ", "\n\n- "))
 
-name = st.text_input("Run name", key="train_name", placeholder="e.g. shortchunk-lr1e-3")
+name = st.text_input("Run name", key="train_name", persist_state="session", placeholder="e.g. shortchunk-lr1e-3")
 if config is not None:
     try:
-        st.caption("Data: " + _check_data(config.to_yaml()))
+        summary, tag_counts = _check_data(config.to_yaml())
     except ValueError as exc:
         config = None
         st.error(f"Data set: {exc}")
+    else:
+        st.caption("Data: " + summary)
+        # Drawn even while collapsed: the browser also loads its chart library here, not
+        # on the Runs page after Launch, where it held the first curve back by 3 s.
+        with st.expander(f"Tags the model will learn: {len(tag_counts.get('train', {}))} (clips per tag)"):
+            st.plotly_chart(tag_counts_figure(tag_counts), key="train_tag_counts")
 
 cluster_only = config is not None and config.num_nodes > 1
 if cluster_only:

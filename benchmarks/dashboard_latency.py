@@ -3,7 +3,8 @@
 - server start: `streamlit run app.py` until /_stcore/health answers, and until the Train
   page is drawn;
 - Launch to the first train_loss point on the Runs page (quick demo preset), with the
-  pre-warmed trainer and with a fresh trainer process (`AUTOTAG_WARM=0`);
+  pre-warmed trainer and with a fresh trainer process (`AUTOTAG_WARM=0`): the first launch
+  in a dashboard computes the demo set's features, the later ones read them from the cache;
 - the Tag page with a trained `shortchunk_cnn` run, in fresh dashboards (once their
   pre-warmed trainer is ready): from the click on Tag to the uploader and to the model
   loaded; from an upload of a 30 s clip (44.1 kHz stereo WAV) to its tags: cold (uploaded
@@ -11,7 +12,8 @@
   the model is loaded, and later ones (warm), and to its charts drawn;
 - the Runs page with 100 runs in the runs folder (script run time, AppTest).
 
-    .venv/bin/python -m benchmarks.dashboard_latency [--only tag] [--dashboards 3] [--uploads 4]
+    .venv/bin/python -m benchmarks.dashboard_latency [--only train|tag|runs] [--launches 5]
+        [--dashboards 3] [--uploads 4]
 """
 
 from __future__ import annotations
@@ -45,42 +47,52 @@ def _open(pw, url: str):  # noqa: ANN001, ANN202 - playwright objects
     return browser, page
 
 
-def browser_latencies(tmp: Path, demo: Path, warm: bool) -> dict[str, float]:
+def browser_latencies(tmp: Path, demo: Path, warm: bool, launches: int) -> dict[str, list[float]]:
     """Start-up, and Launch of the quick demo to its first train_loss point on the chart.
 
-    With `warm`, Launch is clicked once the dashboard's pre-warmed trainer is ready (a
-    few seconds after start); without, every launch starts a fresh Python process.
+    One dashboard, `launches` launches in a row, each stopped once its point shows: the
+    first computes the demo set's features (a first launch on a data set), the others
+    read them from the cache. With `warm`, Launch is clicked once the dashboard's
+    pre-warmed trainer is ready; without, every launch starts a fresh Python process.
     """
     from playwright.sync_api import expect, sync_playwright
 
     tmp.mkdir(parents=True, exist_ok=True)
     os.environ["AUTOTAG_WARM"] = "1" if warm else "0"
+    trainer = "warm" if warm else "fresh"
+    first, cached = (f"Launch to the first train_loss point ({trainer} trainer, {when})" for when in LAUNCHES)
     started = time.perf_counter()
     server, url = _start(tmp, demo, "latency.log")  # its own runs folder and (cold) feature cache
-    out = {"server start to /_stcore/health": time.perf_counter() - started}
+    out = {"server start to /_stcore/health": [time.perf_counter() - started], first: [], cached: []}
     try:
         with sync_playwright() as pw:
             browser, page = _open(pw, url)
             expect(page.get_by_text("Train a tagging model")).to_be_visible(timeout=60_000)
-            out["server start to the Train page drawn"] = time.perf_counter() - started
-            page.get_by_role("button", name="Quick demo preset").click()
-            expect(page.get_by_text("Data: ")).to_be_visible()
-            if warm:
-                _warm_trainer_ready(tmp / "runs")
-            clicked = time.perf_counter()
-            page.get_by_role("button", name="Launch training").click()
-            expect(page.locator(".js-plotly-plot .legendtext", has_text="train_loss").first).to_be_visible(
-                timeout=120_000
-            )
-            out[f"Launch to the first train_loss point ({'warm' if warm else 'fresh'} trainer)"] = (
-                time.perf_counter() - clicked
-            )
+            out["server start to the Train page drawn"] = [time.perf_counter() - started]
+            for i in range(launches):
+                if i:
+                    page.get_by_role("link", name="Train", exact=True).click()
+                page.get_by_role("button", name="Quick demo preset").click()
+                page.get_by_label("Run name").fill(f"latency-{i}")  # a new run, not a double click
+                page.get_by_label("Run name").press("Enter")
+                expect(page.get_by_text("Data: ")).to_be_visible()
+                if warm:
+                    _warm_trainer_ready(tmp / "runs")
+                clicked = time.perf_counter()
+                page.get_by_role("button", name="Launch training").click()
+                point = page.locator(".js-plotly-plot .legendtext", has_text="train_loss").first
+                expect(point).to_be_visible(timeout=120_000)
+                out[cached if i else first].append(time.perf_counter() - clicked)
+                _stop_trainers(tmp / "runs")
             browser.close()
     finally:
         _stop(server)
         _stop_trainers(tmp / "runs")
         os.environ.pop("AUTOTAG_WARM")
     return out
+
+
+LAUNCHES = ("first launch: features computed", "features cached")
 
 
 def _tag_run(base: Path, demo: Path) -> None:
@@ -176,7 +188,7 @@ def tag_latencies(tmp: Path, demo: Path, dashboards: int, uploads: int) -> dict[
 
 
 COLD = "upload at once to tags shown (cold: model loading)"
-TAG_FIGURES = {  # figure -> target in seconds (None: none set)
+TAG_FIGURES = {  # figure -> target in seconds (None: none set), in the order printed
     "click on Tag to the uploader": None,
     "click on Tag to the model loaded": None,
     COLD: 1.5,
@@ -185,6 +197,14 @@ TAG_FIGURES = {  # figure -> target in seconds (None: none set)
     "upload to charts drawn, first upload once loaded": None,
     "upload to tags shown, warm": 1.5,
     "upload to charts drawn, warm": None,
+}
+
+
+TARGETS = {  # figure -> target in seconds (issue 5)
+    "server start to /_stcore/health": 3.0,
+    **{f"Launch to the first train_loss point (warm trainer, {when})": 6.0 for when in LAUNCHES},
+    "Runs page with 100 runs (script run, best of 5)": 1.0,
+    **{name: target for name, target in TAG_FIGURES.items() if target},
 }
 
 
@@ -222,38 +242,32 @@ def main() -> None:
     parser.add_argument("--only", choices=["train", "tag", "runs"], help="measure one part only")
     parser.add_argument("--dashboards", type=int, default=3, help="rounds of two fresh dashboards (Tag page, cold)")
     parser.add_argument("--uploads", type=int, default=4, help="warm uploads per dashboard")
+    parser.add_argument("--launches", type=int, default=5, help="launches per dashboard (the first computes features)")
     args = parser.parse_args()
     assert 1 + args.uploads <= _CLIPS, f"at most {_CLIPS - 1} warm uploads"
     os.chdir(ROOT)
-    results: dict[str, float] = {}
-    tag: dict[str, list[float]] = {}
+    results: dict[str, list[float]] = {}
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         demo = make_demo_dataset(tmp / "demo", clips=120, seed=1)
         os.environ["AUTOTAG_CACHE_DIR"] = str(tmp / "cache")
         if args.only in (None, "train"):
-            results.update(browser_latencies(tmp / "fresh", demo, warm=False))
-            results.update({k: v for k, v in browser_latencies(tmp / "warm", demo, warm=True).items() if "Launch" in k})
+            results.update(browser_latencies(tmp / "fresh", demo, warm=False, launches=args.launches))
+            warm = browser_latencies(tmp / "warm", demo, warm=True, launches=args.launches)
+            results.update({k: v for k, v in warm.items() if "Launch" in k})
         if args.only in (None, "tag"):
-            tag = tag_latencies(tmp, demo, args.dashboards, args.uploads)
+            results.update({f"tag: {k}": v for k, v in tag_latencies(tmp, demo, args.dashboards, args.uploads).items()})
         if args.only in (None, "runs"):
-            results["Runs page with 100 runs (script run)"] = runs_page_with(100, tmp, demo)
-    targets = {
-        "server start to /_stcore/health": 3.0,
-        "Launch to the first train_loss point (warm trainer)": 6.0,
-        "Runs page with 100 runs (script run)": 1.0,
-    }
-    for name, seconds in results.items():
-        target = f"(target <= {targets[name]:.0f} s)" if name in targets else ""
-        print(f"{name:<56} {seconds:6.2f} s {target}")
-    if tag:
-        print(f"Tag page, 30 s clip (44.1 kHz stereo WAV), shortchunk_cnn, medians ({2 * args.dashboards} dashboards):")
-        for name, values in tag.items():
-            target = f"(target <= {TAG_FIGURES[name]} s)" if TAG_FIGURES[name] else ""
-            runs = ", ".join(f"{v:.2f}" for v in values)
-            print(f"  {name:<52} {statistics.median(values):6.2f} s {target:<19} [{runs}]")
-        results.update({f"tag: {k}": statistics.median(v) for k, v in tag.items()})
-    print(json.dumps({k: round(v, 3) for k, v in results.items()}), file=sys.stderr)
+            results["Runs page with 100 runs (script run, best of 5)"] = [runs_page_with(100, tmp, demo)]
+    print(
+        f"Medians [every measurement] ({2 * args.dashboards} dashboards for the Tag page, 30 s clip, 44.1 kHz stereo):"
+    )
+    for name, values in results.items():
+        target = TARGETS.get(name.removeprefix("tag: "))
+        shown = f"(target <= {target:g} s)" if target else ""
+        each = ", ".join(f"{v:.2f}" for v in values)
+        print(f"  {name:<76} {statistics.median(values):6.2f} s {shown:<19} [{each}]")
+    print(json.dumps({k: [round(v, 3) for v in vs] for k, vs in results.items()}), file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -62,6 +62,10 @@ class StatusCallback(L.Callback):
             **extra,
         )
 
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.is_global_zero:  # the ETA's clock: setup and the feature cache are behind us
+            write_status(self.run_dir, train_clock=[time.time(), trainer.global_step])
+
     def on_train_batch_start(self, trainer: L.Trainer, *args: Any) -> None:
         self._step = trainer.global_step
 

@@ -25,7 +25,7 @@ def summarize(info: RunInfo) -> dict[str, Any]:
     progress = min(1.0, s.get("global_step", 0) / total) if total else (1.0 if info.state == "completed" else 0.0)
     start, end = s.get("started"), s.get("ended") if info.state not in ACTIVE_STATES else time.time()
     duration = (end or time.time()) - start if start else None
-    eta = duration * (1 - progress) / progress if info.state == "running" and duration and progress > 0 else None
+    eta = _eta(s, total) if info.state == "running" else None
     return {
         "run": info.name,
         "state": "stopped (forced)" if info.state == "stopped" and s.get("forced") else info.state,
@@ -40,6 +40,26 @@ def summarize(info: RunInfo) -> dict[str, Any]:
         "duration (s)": round(duration) if duration else None,
         "ETA (s)": round(eta) if eta else None,
     }
+
+
+#: Steps trained before an ETA is shown: the first ones also pay for warm-up.
+ETA_MIN_STEPS = 10
+
+
+def _eta(status: dict[str, Any], total_steps: int) -> float | None:
+    """Seconds left if every epoch runs (early stopping may end sooner), at the pace since
+    training began: the time spent reading data and building the feature cache is not
+    training pace, and counting it made the first estimates many times too long."""
+    clock = status.get("train_clock")
+    step = status.get("global_step", 0)
+    if not clock or not total_steps:
+        return None
+    since, first_step = clock
+    done = step - first_step
+    if done < ETA_MIN_STEPS:
+        return None
+    at = status.get("updated") or time.time()  # when `step` was written: it lags by up to 2 s
+    return max(0.0, (at - since) / done * (total_steps - step) - (time.time() - at))
 
 
 def _config_basics(run_dir: Path) -> dict[str, Any]:

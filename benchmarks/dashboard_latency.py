@@ -266,7 +266,7 @@ def main() -> None:
         target = TARGETS.get(name.removeprefix("tag: "))
         shown = f"(target <= {target:g} s)" if target else ""
         each = ", ".join(f"{v:.2f}" for v in values)
-        print(f"  {name:<76} {statistics.median(values):6.2f} s {shown:<19} [{each}]")
+        print(f"  {name:<84} {statistics.median(values):6.2f} s {shown:<19} [{each}]")
     print(json.dumps({k: [round(v, 3) for v in vs] for k, vs in results.items()}), file=sys.stderr)
 
 

@@ -207,3 +207,20 @@ def test_read_only_or_full_runs_folder_is_refused_before_training(
         manager.launch(tiny_config(small_csv_dataset), runs_dir=runs)
     assert main(["fit", "--data", str(small_csv_dataset), "--model", "tiny", "--runs-dir", str(runs)]) == 2
     assert message.split(":")[0] in capsys.readouterr().err
+
+
+def test_eta_counts_training_pace_not_the_time_spent_on_setup(tmp_path: Path) -> None:
+    """200 of 1,000 steps in 20 s of training, after 60 s of building the cache: 80 s left."""
+    now = time.time()
+    status = {
+        "started": now - 80,
+        "train_clock": [now - 20, 0],
+        "updated": now,
+        "global_step": 200,
+        "steps_per_epoch": 100,
+        "max_epochs": 10,
+    }
+    assert summarize(manager.RunInfo(tmp_path, "running", status))["ETA (s)"] == pytest.approx(80, abs=1)
+    early = {**status, "global_step": 5}  # the first steps pay for warm-up: no estimate yet
+    assert summarize(manager.RunInfo(tmp_path, "running", early))["ETA (s)"] is None
+    assert summarize(manager.RunInfo(tmp_path, "completed", status))["ETA (s)"] is None

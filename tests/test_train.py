@@ -21,6 +21,7 @@ def test_fit_api_records_progress_and_skipped_clips(small_csv_dataset: Path, tmp
     metrics = fit(config, run_dir)
     status = read_status(run_dir)
     assert status["state"] == "completed" and status["epoch"] == 3 and status["skipped_clips"] == 1
+    assert status["started"] <= status["train_clock"][0] <= status["ended"] and status["train_clock"][1] == 0
     assert status["best_val_loss"] == pytest.approx(metrics["best_val_loss"])
     report = json.loads((run_dir / "data_report.json").read_text())
     assert report["undecodable"] == ["audio/01.wav"]

@@ -57,10 +57,10 @@ def curves_figure(readers: Mapping[str, CurveReader], smoothing: float = 0.0, ma
                     col=col,
                 )
     if not fig.data:
-        fig.add_annotation(
-            text="No points yet: the first train_loss appears after the first training step",
-            xref="paper",
-            yref="paper",
+        fig.add_annotation(  # in the loss panel, where the first point will be
+            text="No points yet:<br>the first train_loss appears<br>after the first training step",
+            xref="x domain",
+            yref="y domain",
             x=0.5,
             y=0.5,
             showarrow=False,
@@ -70,8 +70,8 @@ def curves_figure(readers: Mapping[str, CurveReader], smoothing: float = 0.0, ma
     fig.update_yaxes(title_text="loss", row=1, col=1)
     fig.update_yaxes(title_text="macro AUC", row=1, col=2)
     fig.update_layout(
-        height=380,
-        margin={"l": 60, "r": 20, "t": 40, "b": 50},
+        height=400,
+        margin={"l": 60, "r": 20, "t": 64, "b": 50},  # the titles clear plotly's toolbar
         hovermode="x unified",
         showlegend=True,  # plotly hides the legend of a lone trace: the first curve would be unnamed
         legend={"orientation": "h", "y": -0.25},

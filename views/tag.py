@@ -145,13 +145,7 @@ if results:
     from autotag.output import render_predictions
 
     d1, d2, _ = st.columns([1, 1, 3])
-    d1.download_button(
-        "Download CSV",
-        render_predictions(results, "csv"),
-        "tags.csv",
-        "text/csv",
-        key="tag_csv",
-    )
+    d1.download_button("Download CSV", render_predictions(results, "csv"), "tags.csv", "text/csv", key="tag_csv")
     d2.download_button(
         "Download JSON",
         render_predictions(results, "json", taggram=True),

@@ -6,6 +6,7 @@ exactly what users run.
 
 from __future__ import annotations
 
+import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,6 +25,14 @@ from autotag.runs import CKPT_DIR, TB_DIR
 LOG_EVERY_N_STEPS = 10
 #: Seconds between TensorBoard flushes: live curves lag training by at most this.
 FLUSH_SECS = 5
+
+
+def _not_an_advert(record: logging.LogRecord) -> bool:
+    """Lightning's tip to install a cloud logger is no news to a user reading train.log."""
+    return not str(record.msg).startswith("💡 Tip:")
+
+
+logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_not_an_advert)
 
 
 def build_module(config: TrainConfig, labels: list[str]) -> TaggingModule:

@@ -70,6 +70,7 @@ def test_launches_fork_from_the_warm_trainer_and_stop_and_resume_as_usual(
     log = (run / "train.log").read_text()
     assert log.count("training tiny on") == 2 and "resuming from" in log
     assert "Traceback" not in log
+    assert "GPU available" in log and "Tip:" not in log  # Lightning's lines, without its advert
 
 
 def test_a_changed_import_time_setting_starts_a_fresh_trainer(

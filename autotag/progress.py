@@ -1,7 +1,7 @@
 """Progress of a training process, written into its run folder's status.json.
 
 The dashboard and `runs list` read only status.json for progress (never the event
-files), so it carries epoch, step, best val_loss and a throughput-based ETA.
+files), so it carries epoch, step, best val_loss and the clock an ETA is computed from.
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ class StatusCallback(L.Callback):
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.is_global_zero:  # the ETA's clock: setup and the feature cache are behind us
-            write_status(self.run_dir, train_clock=[time.time(), trainer.global_step])
+            self._write(trainer, train_clock=[time.time(), trainer.global_step])
 
     def on_train_batch_start(self, trainer: L.Trainer, *args: Any) -> None:
         self._step = trainer.global_step
@@ -83,10 +83,11 @@ class StatusCallback(L.Callback):
     def _log_first_loss(self, trainer: L.Trainer, outputs: Any) -> None:
         """Puts the first batch's train_loss on disk at once, so the live curve starts at once.
 
-        Lightning logs every `log_every_n_steps` batches (the first point after 10 batches)
-        and TensorBoard flushes every few seconds; a user who just clicked Launch would
-        wait for both. One extra point, at the step Lightning would have given it, costs
-        nothing in throughput. A resumed run gets one too: its curve moves on at once.
+        Lightning logs every `log_every_n_steps` batches (up to 10: a whole first epoch of
+        the quick demo) and TensorBoard flushes every few seconds. One extra point, at the
+        step Lightning would have given it, costs nothing in throughput. A resumed run gets
+        one too: its curve moves on at once. (The loss is the batch's own: there is no
+        gradient accumulation to divide it.)
         """
         loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
         if not isinstance(loss, torch.Tensor) or (self._step + 1) % trainer.log_every_n_steps == 0:

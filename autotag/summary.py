@@ -25,7 +25,7 @@ def summarize(info: RunInfo) -> dict[str, Any]:
     progress = min(1.0, s.get("global_step", 0) / total) if total else (1.0 if info.state == "completed" else 0.0)
     start, end = s.get("started"), s.get("ended") if info.state not in ACTIVE_STATES else time.time()
     duration = (end or time.time()) - start if start else None
-    eta = _eta(s, total) if info.state == "running" else None
+    eta = _eta(s, total) if info.state == "running" and s.get("phase") == "training" else None
     return {
         "run": info.name,
         "state": "stopped (forced)" if info.state == "stopped" and s.get("forced") else info.state,

@@ -126,6 +126,7 @@ def fit(
         max_epochs=config.max_epochs,
         ended=None,
         error=None,
+        train_clock=None,  # a resumed run's old clock would count the time it was stopped
     )
     try:
         metrics = _fit(config, _RunFolder(run_dir, writes=True), resume)

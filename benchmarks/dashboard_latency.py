@@ -263,11 +263,13 @@ def main() -> None:
         f"Medians [every measurement] ({2 * args.dashboards} dashboards for the Tag page, 30 s clip, 44.1 kHz stereo):"
     )
     for name, values in results.items():
+        if not values:  # e.g. --launches 1: nothing measured with the features cached
+            continue
         target = TARGETS.get(name.removeprefix("tag: "))
         shown = f"(target <= {target:g} s)" if target else ""
         each = ", ".join(f"{v:.2f}" for v in values)
         print(f"  {name:<84} {statistics.median(values):6.2f} s {shown:<19} [{each}]")
-    print(json.dumps({k: [round(v, 3) for v in vs] for k, vs in results.items()}), file=sys.stderr)
+    print(json.dumps({k: [round(v, 3) for v in vs] for k, vs in results.items() if vs}), file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -219,8 +219,11 @@ def test_eta_counts_training_pace_not_the_time_spent_on_setup(tmp_path: Path) ->
         "global_step": 200,
         "steps_per_epoch": 100,
         "max_epochs": 10,
+        "phase": "training",
     }
     assert summarize(manager.RunInfo(tmp_path, "running", status))["ETA (s)"] == pytest.approx(80, abs=1)
     early = {**status, "global_step": 5}  # the first steps pay for warm-up: no estimate yet
     assert summarize(manager.RunInfo(tmp_path, "running", early))["ETA (s)"] is None
+    testing = {**status, "phase": "testing"}  # early stopping ended training before max_epochs
+    assert summarize(manager.RunInfo(tmp_path, "running", testing))["ETA (s)"] is None
     assert summarize(manager.RunInfo(tmp_path, "completed", status))["ETA (s)"] is None

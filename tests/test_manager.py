@@ -53,9 +53,12 @@ def test_stop_is_stopped_not_completed_and_resumable(small_csv_dataset: Path) ->
     assert not (run / "metrics.json").exists()
     with pytest.raises(RunError, match="is not running"):
         manager.stop(run)
+    first_clock = status["train_clock"]
     ckpt = manager.resume(run)
     assert ckpt.name == "last.ckpt"
-    wait_for_run(run, lambda s: s["state"] == "running" and s.get("epoch", 0) >= 4)
+    status = wait_for_run(run, lambda s: s["state"] == "running" and s.get("train_clock") and s.get("epoch", 0) >= 4)
+    # The ETA's clock starts again at the resumed step, not at the first process's start.
+    assert status["train_clock"][0] > status["started"] > first_clock[0] and status["train_clock"][1] > 0
     assert manager.stop(run) == "stopped"
 
 

@@ -133,6 +133,22 @@ def test_runs_page_shows_a_finished_run(with_finished_run: Path) -> None:
 
 
 @pytest.mark.slow
+def test_tag_page_keeps_the_chosen_run_until_it_is_deleted(with_finished_run: Path) -> None:
+    shutil.copytree(with_finished_run, with_finished_run.with_name(with_finished_run.name + "-copy"))
+    at = _page("views/tag.py")
+    best = at.selectbox(key="tag_run").value
+    other = next(r.name for r in manager.list_runs() if r.name != best)
+    at.selectbox(key="tag_run").set_value(other).run()
+    at.switch_page("views/runs.py").run()
+    at.switch_page("views/tag.py").run()
+    assert at.selectbox(key="tag_run").value == other  # kept across the page switch
+    manager.delete(default_runs_dir() / other)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.selectbox(key="tag_run").value == best  # back to the best run
+
+
+@pytest.mark.slow
 def test_tag_page_tags_an_uploaded_and_a_recorded_clip(with_finished_run: Path, demo_dataset: Path) -> None:
     at = _page("views/tag.py")
     assert at.selectbox(key="tag_run").value == with_finished_run.name

@@ -56,8 +56,6 @@ labels = {
     + (f" · test ROC-AUC {r.status['test_roc_auc']:.3f}" if r.status.get("test_roc_auc") else "")
     for r in runs
 }
-if st.session_state.get("tag_run") not in names:
-    st.session_state.pop("tag_run", None)  # kept from an earlier visit, deleted since: the best run again
 run_name = st.selectbox(
     "Model (run)",
     names,
@@ -70,8 +68,6 @@ run = next(r for r in runs if r.name == run_name)
 
 tuned = _thresholds(run.path)
 modes = (["Per-tag thresholds tuned on validation (best F1)"] if tuned else []) + ["One threshold for all tags"]
-if st.session_state.get("tag_mode") not in modes:
-    st.session_state.pop("tag_mode", None)  # this run has no tuned thresholds
 mode = st.radio("Decide tags with", modes, key="tag_mode", persist_state="session", horizontal=True)
 cut = (
     st.slider("Threshold", 0.0, 1.0, 0.5, 0.01, key="tag_threshold", persist_state="session")

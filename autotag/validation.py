@@ -62,7 +62,8 @@ class ValidationReport:
                 lines.append(f"skipped {len(items)} {title}: {', '.join(items[:limit])}{more}")
         for split, tags in self.tags_without_positives.items():
             if tags:
-                lines.append(f"{len(tags)} tags have no positive in {split}: {', '.join(tags[:limit])}")
+                many = "tags have" if len(tags) > 1 else "tag has"
+                lines.append(f"{len(tags)} {many} no positive in {split}: {', '.join(tags[:limit])}")
         return lines
 
     def to_dict(self) -> dict:

@@ -117,8 +117,8 @@ def create_run(
 
 def run_label(run_dir: Path) -> str:
     """The name given to `create_run` (folders are `<UTC time>_<name>_<id>`), else the folder's name."""
-    parts = run_dir.name.split("_")
-    return parts[1] if len(parts) == 3 else run_dir.name
+    parts = run_dir.name.split("_")  # the name itself may hold "_" (shortchunk_cnn)
+    return "_".join(parts[1:-1]) if len(parts) >= 3 else run_dir.name
 
 
 def write_json_atomic(path: Path, data: Any) -> None:

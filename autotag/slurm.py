@@ -14,7 +14,7 @@ import shlex
 from datetime import UTC, datetime
 from pathlib import Path
 
-from autotag.config import TrainConfig
+from autotag.config import TrainConfig, make_config
 from autotag.runs import sanitize_name
 
 _TIME = re.compile(r"^(\d+-)?\d{1,2}(:\d{2}){0,2}$")
@@ -51,8 +51,9 @@ def sbatch_script(
     check_time_limit(time_limit)
     label = sanitize_name(name)
     workers = max(config.num_workers, min(4, cpus_per_gpu - 1))  # a GPU starves on one loading process
-    job = config.model_copy(
-        update={
+    job = make_config(  # validated: the cluster's `fit` must accept what the script carries
+        **{
+            **config.model_dump(),
             "num_nodes": nodes,
             "devices": gpus_per_node,
             "strategy": "ddp",

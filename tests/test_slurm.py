@@ -119,3 +119,20 @@ def test_fit_into_a_given_run_dir_refuses_one_in_use(small_csv_dataset: Path, tm
     used = create_run(tiny_config(small_csv_dataset))
     done = _cli("fit", "--data", str(small_csv_dataset), "--model", "tiny", "--run-dir", str(used))
     assert done.returncode == 2 and "not empty" in done.stderr
+
+
+def test_a_job_shape_the_config_cannot_hold_is_refused(tmp_path: Path) -> None:
+    from autotag.config import make_config
+    from autotag.slurm import sbatch_script
+
+    config = make_config(data=str(tmp_path), model="tiny")
+    with pytest.raises(ValueError, match="devices"):
+        sbatch_script(config, "x", tmp_path, nodes=2, gpus_per_node=100)
+
+
+def test_run_label_keeps_underscores_of_the_name() -> None:
+    from autotag.runs import run_label
+
+    assert run_label(Path("20250101T000000Z_shortchunk_cnn_abc123")) == "shortchunk_cnn"
+    assert run_label(Path("20250101T000000Z_quick-demo_abc123")) == "quick-demo"
+    assert run_label(Path("my-folder")) == "my-folder"

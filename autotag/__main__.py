@@ -72,7 +72,7 @@ RUN_DIR_ENV = "AUTOTAG_RUN_DIR"
 
 def _fit_run_dir(args: argparse.Namespace, config: TrainConfig) -> Path:
     """The run folder of this `fit` process: created by rank 0, shared by the other ranks."""
-    from autotag.distributed import is_rank_zero, launched_by_cluster
+    from autotag.distributed import is_rank_zero, launched_by_cluster, not_here
     from autotag.prepare import open_dataset
     from autotag.runs import create_run
 
@@ -82,10 +82,7 @@ def _fit_run_dir(args: argparse.Namespace, config: TrainConfig) -> Path:
             raise UsageError("a fit started by torchrun or SLURM needs --run-dir (the same folder on every rank)")
         return Path(inherited)
     if config.num_nodes > 1 and not launched_by_cluster():
-        raise UsageError(
-            f"num_nodes {config.num_nodes}: a multi-machine run is started by SLURM or torchrun on every "
-            "machine; see `python -m autotag runs export-slurm`"
-        )
+        raise UsageError(not_here(config.num_nodes))
     open_dataset(config)  # refuse bad data before a run folder exists
     run_dir = create_run(config, args.runs_dir, args.name, folder=Path(args.run_dir) if args.run_dir else None)
     os.environ[RUN_DIR_ENV] = str(run_dir.resolve())

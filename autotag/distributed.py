@@ -50,6 +50,14 @@ def launched_by_cluster() -> bool:
     )
 
 
+def not_here(num_nodes: int) -> str:
+    """Why a run on several machines is not started from this one (the CLI and the dashboard)."""
+    return (
+        f"num_nodes is {num_nodes}: a run on several machines is started by SLURM or torchrun on every "
+        "machine, not from here; get its job script with `python -m autotag runs export-slurm`"
+    )
+
+
 def clean_launch_env(env: dict[str, str]) -> dict[str, str]:
     """`env` without a launcher's rank and rendezvous variables."""
     return {k: v for k, v in env.items() if k not in LAUNCH_VARIABLES}

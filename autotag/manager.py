@@ -25,7 +25,7 @@ from typing import Any
 
 from autotag import warm
 from autotag.config import TrainConfig
-from autotag.distributed import clean_launch_env
+from autotag.distributed import clean_launch_env, not_here
 from autotag.procs import is_alive, process_start_time
 from autotag.runs import (
     CONFIG_FILE,
@@ -163,10 +163,7 @@ def launch(
             instead of creating another.
     """
     if config.num_nodes > 1:
-        raise RunError(
-            f"num_nodes is {config.num_nodes}: a run on several machines starts on the cluster, not here; "
-            "get its job script with `python -m autotag runs export-slurm`"
-        )
+        raise RunError(not_here(config.num_nodes))
     runs_dir = Path(runs_dir) if runs_dir else default_runs_dir()
     check_writable(runs_dir)  # a clear error for a read-only or full disk, before anything starts
     with runs_lock(runs_dir):

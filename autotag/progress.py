@@ -49,7 +49,6 @@ class StatusCallback(L.Callback):
     def __init__(self, run_dir: Path, every: float = 2.0) -> None:
         self.run_dir, self.every = run_dir, every
         self._last = 0.0
-        self._step = 0
         self._first_logged = False
 
     def _write(self, trainer: L.Trainer, **extra: Any) -> None:
@@ -65,9 +64,6 @@ class StatusCallback(L.Callback):
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.is_global_zero:  # the ETA's clock: setup and the feature cache are behind us
             self._write(trainer, train_clock=[time.time(), trainer.global_step])
-
-    def on_train_batch_start(self, trainer: L.Trainer, *args: Any) -> None:
-        self._step = trainer.global_step
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, *args: Any) -> None:
         if not trainer.is_global_zero:
@@ -89,11 +85,12 @@ class StatusCallback(L.Callback):
         one too: its curve moves on at once. (The loss is the batch's own: there is no
         gradient accumulation to divide it.)
         """
+        step = trainer.global_step - 1  # the optimizer has stepped: Lightning numbers the batch before
         loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
-        if not isinstance(loss, torch.Tensor) or (self._step + 1) % trainer.log_every_n_steps == 0:
+        if not isinstance(loss, torch.Tensor) or (step + 1) % trainer.log_every_n_steps == 0:
             return  # Lightning logs this step itself
         for logger in trainer.loggers:
-            logger.log_metrics({"train_loss": float(loss.detach())}, step=self._step)
+            logger.log_metrics({"train_loss": float(loss.detach())}, step=step)
         _flush(trainer)
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:

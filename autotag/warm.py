@@ -35,6 +35,8 @@ INFO_FILE = "process.json"
 #: How long a launch waits for the warm process to take its request before starting a fresh one.
 CLAIM_TIMEOUT_S = 1.0
 POLL_S = 0.02
+#: How often the warm process checks that its dashboard still runs and it is still the one.
+OWNER_CHECK_S = 1.0
 PACKAGE = Path(__file__).resolve().parent
 #: Prefixes of variables read while torch, Lightning and their libraries are imported.
 IMPORT_TIME_VARIABLES = (
@@ -139,7 +141,6 @@ def hand_over(run_dir: Path, resume_from: str | None, env: dict[str, str]) -> bo
 
 def serve(runs_dir: Path, owner: int, print_: str) -> None:
     """The warm process: import the training stack, then fork a trainer per request."""
-    import autotag.cli_runs  # noqa: F401 - the `runs exec` entry point
     import autotag.train  # noqa: F401
     import autotag.trainer  # noqa: F401 - torch, Lightning, the TensorBoard logger
     from autotag import data, prepare  # noqa: F401
@@ -154,7 +155,12 @@ def serve(runs_dir: Path, owner: int, print_: str) -> None:
     write_json_atomic(folder / INFO_FILE, {**me, "ready": True})
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # trainers are reaped by the kernel
     owner_start = process_start_time(owner)
-    while is_alive(owner, owner_start) and _info(runs_dir).get("pid") == me["pid"]:
+    checked = 0.0
+    while True:
+        if time.monotonic() - checked >= OWNER_CHECK_S:  # not every poll: an idle loop stays cheap
+            if not is_alive(owner, owner_start) or _info(runs_dir).get("pid") != me["pid"]:
+                return  # the dashboard is gone, or another warm process took over
+            checked = time.monotonic()
         for request in sorted(folder.glob("request-*.json")):
             claimed = request.with_suffix(f".claimed-{os.getpid()}")
             try:

@@ -64,26 +64,36 @@ def load_audio(source: AudioSource, sample_rate: int, name: str | None = None) -
         raise AudioError(f"{name}: contains no audio samples")
     if not np.isfinite(data).all():
         raise AudioError(f"{name}: contains NaN or infinite samples")
-    return to_mono_resampled(data, rate, sample_rate)
+    return to_mono_resampled(data, rate, sample_rate, name)
 
 
-def to_mono_resampled(frames: np.ndarray, rate: int, sample_rate: int) -> np.ndarray:
+def to_mono_resampled(frames: np.ndarray, rate: int, sample_rate: int, name: str = "audio") -> np.ndarray:
     """Down-mix (frames, channels) audio and resample it, both in torch.
 
     Args:
         frames: Array of shape (samples, channels), float32.
         rate: Its sample rate in Hz.
         sample_rate: Target rate in Hz.
+        name: What to call the audio in error messages.
 
     Returns:
         Array of shape (samples * sample_rate / rate,), float32.
+
+    Raises:
+        AudioError: a rate whose resampling kernel would take gigabytes to build.
     """
     import torch
 
     wave = torch.from_numpy(np.ascontiguousarray(frames)).mean(dim=1)
     if rate != sample_rate:
         rate, sample_rate = int(rate), int(sample_rate)
-        if resample_kernel_size(rate, sample_rate) <= _CACHED_KERNEL_MAX:
+        kernel = resample_kernel_size(rate, sample_rate)
+        if kernel > MAX_RESAMPLE_KERNEL:
+            raise AudioError(
+                f"{name}: sample rate {rate} Hz cannot be converted to {sample_rate} Hz at a bounded cost; "
+                "save the file at a common rate (e.g. 44100 or 48000 Hz)"
+            )
+        if kernel <= _CACHED_KERNEL_MAX:
             wave = _resampler(rate, sample_rate)(wave)
         else:
             import torchaudio.functional as AF
@@ -94,6 +104,8 @@ def to_mono_resampled(frames: np.ndarray, rate: int, sample_rate: int) -> np.nda
 
 #: Resampling kernels up to this many floats (4 MB) are kept; 44.1 -> 16 kHz needs 76,000.
 _CACHED_KERNEL_MAX = 1 << 20
+#: Larger kernels (64 MB; the usual rates need < 300,000 floats) are refused, not built.
+MAX_RESAMPLE_KERNEL = 1 << 24
 
 
 def resample_kernel_size(rate: int, sample_rate: int) -> int:
@@ -155,7 +167,7 @@ def iter_chunks(path: str | Path, sample_rate: int, chunk_samples: int) -> Itera
             if not np.isfinite(frames).all():
                 raise AudioError(f"{name}: contains NaN or infinite samples")
             read += len(frames)
-            chunk = to_mono_resampled(frames, f.samplerate, sample_rate)
+            chunk = to_mono_resampled(frames, f.samplerate, sample_rate, name)
             full = len(frames) == want
             yield chunk[:chunk_samples] if full else chunk
             if not full:

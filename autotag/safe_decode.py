@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from autotag.audio import AudioError, resample_kernel_size, to_mono_resampled
+from autotag.audio import AudioError, to_mono_resampled
 
 
 @dataclass(frozen=True)
@@ -35,8 +35,6 @@ class DecodeLimits:
     max_rate: int = 192000
     timeout_s: float = 30.0
     memory_mb: int = 2048
-    #: Resampling runs in this process: refuse rates whose sinc kernel would be huge.
-    max_resample_kernel: int = 1 << 24  # floats (64 MB); the usual rates need < 300,000
 
 
 def decode_untrusted(
@@ -65,13 +63,8 @@ def decode_untrusted(
         raise AudioError(f"{name}: the decoder {how}; the file is not usable")
     header, _, body = stdout.partition(b"\n")
     meta = json.loads(header)
-    if meta["rate"] != sample_rate and resample_kernel_size(meta["rate"], sample_rate) > limits.max_resample_kernel:
-        raise AudioError(
-            f"{name}: sample rate {meta['rate']} Hz cannot be converted to {sample_rate} Hz at a bounded cost; "
-            "save the file at a common rate (e.g. 44100 or 48000 Hz)"
-        )
     mono = np.frombuffer(body, dtype="<f4", count=meta["frames"]).astype(np.float32)
-    return to_mono_resampled(mono[:, None], meta["rate"], sample_rate)
+    return to_mono_resampled(mono[:, None], meta["rate"], sample_rate, name)  # refuses odd rates first
 
 
 def prestart(limits: DecodeLimits | None = None) -> None:

@@ -89,3 +89,15 @@ def test_large_resampling_kernels_are_not_kept(monkeypatch: pytest.MonkeyPatch) 
     assert audio._resampler.cache_info().currsize == 1 and len(kept) == 1470
     assert len(audio.to_mono_resampled(frames, 44100, 16000)) == 1600  # 76,000 floats: built and dropped
     assert audio._resampler.cache_info().currsize == 1
+
+
+def test_a_file_at_an_odd_rate_is_refused_not_resampled_at_gigabyte_cost(tmp_path: Path) -> None:
+    """Training, tagging from the CLI and the Data page read files in this process too."""
+    from autotag.audio import iter_chunks
+
+    path = tmp_path / "odd.wav"
+    sf.write(path, tone(0.5, sr=44101), 44101)
+    with pytest.raises(AudioError, match="odd.wav: sample rate 44101 Hz cannot be converted"):
+        load_audio(path, 16000)
+    with pytest.raises(AudioError, match="44101 Hz cannot be converted"):
+        next(iter_chunks(path, 16000, 16000))

@@ -97,14 +97,21 @@ class FeatureCache:
         return out.T
 
 
-class _DecodeDataset(torch.utils.data.Dataset):
-    """Decodes one clip per item and featurizes it here unless a GPU does that after;
-    failures come back as messages."""
+def _mel_f16(logmel: LogMel, wave: np.ndarray) -> np.ndarray:
+    """(frames, n_mels) float16 log-mel of a mono wave, on the device `logmel` is on."""
+    device = next(logmel.buffers()).device
+    with torch.no_grad():
+        return logmel(torch.from_numpy(wave).to(device)[None])[0].T.cpu().numpy().astype(np.float16)
 
-    def __init__(self, clips: Sequence[Clip], settings: dict, featurize: bool) -> None:
+
+class _DecodeDataset(torch.utils.data.Dataset):
+    """Decodes one clip per item and featurizes it here with `logmel`, or hands the wave
+    on when that is None (a GPU featurizes it after); failures come back as messages."""
+
+    def __init__(self, clips: Sequence[Clip], sample_rate: int, logmel: LogMel | None) -> None:
         self.clips = list(clips)
-        self.settings = settings
-        self.logmel = LogMel(**settings) if featurize else None
+        self.sample_rate = sample_rate
+        self.logmel = logmel
 
     def __len__(self) -> int:
         return len(self.clips)
@@ -112,14 +119,10 @@ class _DecodeDataset(torch.utils.data.Dataset):
     def __getitem__(self, i: int) -> tuple[str, np.ndarray | None, str | None]:
         clip = self.clips[i]
         try:
-            wave = load_audio(clip.path, self.settings["sample_rate"])
+            wave = load_audio(clip.path, self.sample_rate)
         except AudioError as exc:
             return clip.id, None, str(exc)
-        if self.logmel is None:
-            return clip.id, wave, None
-        with torch.no_grad():
-            mel = self.logmel(torch.from_numpy(wave)[None])[0]
-        return clip.id, mel.T.numpy().astype(np.float16), None
+        return clip.id, wave if self.logmel is None else _mel_f16(self.logmel, wave), None
 
 
 def _as_is(item: tuple) -> tuple:
@@ -179,7 +182,7 @@ def _write_entry(
     workers = min(4, os.cpu_count() or 1) if workers is None else workers
     on_device = LogMel(**settings).to(device) if device.type != "cpu" else None
     loader = torch.utils.data.DataLoader(
-        _DecodeDataset(clips, settings, featurize=on_device is None),
+        _DecodeDataset(clips, settings["sample_rate"], None if on_device is not None else LogMel(**settings)),
         batch_size=None,
         num_workers=workers if len(clips) > 1 else 0,
         collate_fn=_as_is,
@@ -190,9 +193,7 @@ def _write_entry(
     with (tmp / "mels.f16").open("wb") as fh:
         for done, (clip_id, mel, error) in enumerate(loader, start=1):
             if mel is not None and on_device is not None:  # a waveform: featurize it on the GPU
-                with torch.no_grad():
-                    wave = torch.from_numpy(mel).to(device, non_blocking=True)[None]
-                    mel = on_device(wave)[0].T.cpu().numpy().astype(np.float16)
+                mel = _mel_f16(on_device, mel)
             if mel is None:
                 index["failed"][clip_id] = error
             else:

@@ -45,10 +45,6 @@ class TaggingNet(nn.Module):
         features = ("sample_rate", "n_fft", "hop_length", "n_mels", "f_min", "f_max")
         self.frontend, self.net = build_tagger(hp["model_name"], len(hp["labels"]), **{k: hp[k] for k in features})
 
-    def forward(self, mels: torch.Tensor) -> torch.Tensor:
-        """Args: mels (batch, n_mels, frames) in dB. Returns: logits (batch, tags)."""
-        return self.net(mels)
-
 
 def inference_net(net: nn.Module) -> nn.Module:
     """A copy of `net` (in eval mode) that computes the same function faster on a CPU.
@@ -99,7 +95,7 @@ class Tagger:
     """A trained model ready to tag clips of any length on CPU or GPU."""
 
     def __init__(self, module: nn.Module, checkpoint: Path, device: str | torch.device = "cpu", note: str = "") -> None:
-        """Args: module: a `TaggingNet` or `TaggingModule` (anything with `frontend`, `net`, `hparams`)."""
+        """Args: module: a `TaggingNet` (or anything with its `frontend`, `net` and `hparams`)."""
         self.module = module.eval().to(device)
         self.checkpoint = checkpoint
         self.note = note  # says which checkpoints were unusable when a fallback was loaded

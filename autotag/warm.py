@@ -75,7 +75,8 @@ def fingerprint(env: dict[str, str]) -> str:
     return h.hexdigest()[:16]
 
 
-def _info(runs_dir: Path) -> dict:
+def info(runs_dir: Path) -> dict:
+    """The warm process's record (`pid`, `pid_start`, `fingerprint`, `ready`); {} when none."""
     try:
         return json.loads((runs_dir / WARM_DIR / INFO_FILE).read_text())
     except (OSError, ValueError):
@@ -83,8 +84,9 @@ def _info(runs_dir: Path) -> dict:
 
 
 def _ready(runs_dir: Path, print_: str) -> bool:
-    info = _info(runs_dir)
-    return info.get("fingerprint") == print_ and info.get("ready") and is_alive(info.get("pid"), info.get("pid_start"))
+    record = info(runs_dir)
+    alive = is_alive(record.get("pid"), record.get("pid_start"))
+    return record.get("fingerprint") == print_ and bool(record.get("ready")) and alive
 
 
 def ensure(runs_dir: Path, env: dict[str, str], cwd: Path) -> None:
@@ -92,11 +94,11 @@ def ensure(runs_dir: Path, env: dict[str, str], cwd: Path) -> None:
     if not enabled():
         return
     print_ = fingerprint(env)
-    info = _info(runs_dir)
-    if is_alive(info.get("pid"), info.get("pid_start")):
-        if info.get("fingerprint") == print_:
+    record = info(runs_dir)
+    if is_alive(record.get("pid"), record.get("pid_start")):
+        if record.get("fingerprint") == print_:
             return
-        os.kill(info["pid"], signal.SIGTERM)  # stale: other code or settings than launches now use
+        os.kill(record["pid"], signal.SIGTERM)  # stale: other code or settings than launches now use
     folder = runs_dir / WARM_DIR
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -148,7 +150,7 @@ def serve(runs_dir: Path, owner: int, print_: str) -> None:
     folder = runs_dir / WARM_DIR
     me = {"pid": os.getpid(), "pid_start": process_start_time(os.getpid()), "fingerprint": print_}
     deadline = time.monotonic() + 10
-    while _info(runs_dir).get("pid") != me["pid"]:  # `ensure` records our pid once Popen returns
+    while info(runs_dir).get("pid") != me["pid"]:  # `ensure` records our pid once Popen returns
         if time.monotonic() > deadline:
             return  # another warm process took this runs folder over
         time.sleep(POLL_S)
@@ -158,7 +160,7 @@ def serve(runs_dir: Path, owner: int, print_: str) -> None:
     checked = 0.0
     while True:
         if time.monotonic() - checked >= OWNER_CHECK_S:  # not every poll: an idle loop stays cheap
-            if not is_alive(owner, owner_start) or _info(runs_dir).get("pid") != me["pid"]:
+            if not is_alive(owner, owner_start) or info(runs_dir).get("pid") != me["pid"]:
                 return  # the dashboard is gone, or another warm process took over
             checked = time.monotonic()
         for request in sorted(folder.glob("request-*.json")):

@@ -10,7 +10,9 @@
   loaded; from an upload of a 30 s clip (44.1 kHz stereo WAV) to its tags: cold (uploaded
   the moment the uploader shows, so the model is still loading), the first upload once
   the model is loaded, and later ones (warm), and to its charts drawn;
-- the Runs page with 100 runs in the runs folder (script run time, AppTest).
+- the same launches from Python (`manager.launch` to the point in the event file);
+- the Runs page with 100 runs in the runs folder (script run time, AppTest), and a click
+  on Runs to its chart drawn in the browser, first and later visits.
 
     .venv/bin/python -m benchmarks.dashboard_latency [--only train|tag|runs] [--launches 5]
         [--dashboards 3] [--uploads 4]
@@ -26,11 +28,13 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from unittest import mock
 
 from streamlit.testing.v1 import AppTest
 
 from autotag import manager
-from autotag.config import make_config
+from autotag.config import QUICK_DEMO, make_config
+from autotag.curves import CurveReader
 from autotag.demo import make_demo_dataset
 from autotag.runs import CKPT_DIR, create_run, write_status
 from tests.test_browser import _browser, _start, _stop, _stop_trainers
@@ -58,7 +62,8 @@ def browser_latencies(tmp: Path, demo: Path, warm: bool, launches: int) -> dict[
     from playwright.sync_api import expect, sync_playwright
 
     tmp.mkdir(parents=True, exist_ok=True)
-    os.environ["AUTOTAG_WARM"] = "1" if warm else "0"
+    warm_env = mock.patch.dict(os.environ, {"AUTOTAG_WARM": "1" if warm else "0"})
+    warm_env.start()  # read by the dashboard started below, and by _warm_trainer_ready
     trainer = "warm" if warm else "fresh"
     first, cached = (f"Launch to the first train_loss point ({trainer} trainer, {when})" for when in LAUNCHES)
     started = time.perf_counter()
@@ -88,11 +93,68 @@ def browser_latencies(tmp: Path, demo: Path, warm: bool, launches: int) -> dict[
     finally:
         _stop(server)
         _stop_trainers(tmp / "runs")
-        os.environ.pop("AUTOTAG_WARM")
+        warm_env.stop()
     return out
 
 
 LAUNCHES = ("first launch: features computed", "features cached")
+
+
+def library_latencies(tmp: Path, demo: Path, warm: bool, launches: int) -> dict[str, list[float]]:
+    """`manager.launch` to the first train_loss record in the run's event file: no browser,
+    no dashboard; what the page switch, the Runs page refresh and the chart add is the
+    difference to `browser_latencies`."""
+    runs = tmp / "runs"
+    trainer = "warm" if warm else "fresh"
+    first, cached = (f"manager.launch to the point on disk ({trainer} trainer, {when})" for when in LAUNCHES)
+    out: dict[str, list[float]] = {first: [], cached: []}
+    # A cold feature cache of its own, like a dashboard's first launch.
+    env = {"AUTOTAG_WARM": "1" if warm else "0", "AUTOTAG_CACHE_DIR": str(tmp / "cache")}
+    with mock.patch.dict(os.environ, env):
+        try:
+            manager.warm_up(runs)
+            for i in range(launches):
+                _warm_trainer_ready(runs)
+                started = time.perf_counter()
+                run = manager.launch(make_config(data=str(demo), **QUICK_DEMO), runs, name=f"l{i}")
+                reader = CurveReader(run / "tb")
+                reader.refresh()
+                while not reader.get("train_loss").steps:
+                    time.sleep(0.01)
+                    reader.refresh()
+                out[cached if i else first].append(time.perf_counter() - started)
+                _stop_trainers(runs)
+        finally:
+            _stop_trainers(runs)
+    return out
+
+
+def runs_page_in_browser(tmp: Path, demo: Path, visits: int) -> dict[str, list[float]]:
+    """From a click on Runs to its curves chart drawn, with one finished run: the first visit
+    also waits for the browser's plotly (unless another page loaded it), later ones do not."""
+    from playwright.sync_api import sync_playwright
+
+    run = create_run(make_config(data=str(demo), model="tiny"), tmp / "runs", "done")
+    write_status(run, state="completed", epoch=1, max_epochs=1, started=time.time() - 60, ended=time.time())
+    first, later = "click on Runs to its chart drawn, first visit", "the same, later visits"
+    out: dict[str, list[float]] = {first: [], later: []}
+    server, url = _start(tmp, demo, "runs.log")
+    try:
+        with sync_playwright() as pw:
+            browser, page = _open(pw, url)
+            page.get_by_text("Train a tagging model").wait_for()
+            _warm_trainer_ready(tmp / "runs")
+            for i in range(visits):
+                clicked = time.perf_counter()
+                page.get_by_role("link", name="Runs", exact=True).click()
+                page.locator(".js-plotly-plot").first.wait_for()
+                out[later if i else first].append(time.perf_counter() - clicked)
+                page.get_by_role("link", name="Train", exact=True).click()
+                page.get_by_text("Train a tagging model").wait_for()
+            browser.close()
+    finally:
+        _stop(server)
+    return out
 
 
 def _tag_run(base: Path, demo: Path) -> None:
@@ -123,14 +185,8 @@ def _warm_trainer_ready(runs_dir: Path, timeout: float = 90.0) -> None:
     """
     from autotag import warm
 
-    info = runs_dir / warm.WARM_DIR / warm.INFO_FILE
     deadline = time.monotonic() + timeout
-    while warm.enabled() and time.monotonic() < deadline:
-        try:
-            if json.loads(info.read_text()).get("ready"):
-                return
-        except (OSError, ValueError):
-            pass
+    while warm.enabled() and time.monotonic() < deadline and not warm.info(runs_dir).get("ready"):
         time.sleep(0.2)
 
 
@@ -255,10 +311,13 @@ def main() -> None:
             results.update(browser_latencies(tmp / "fresh", demo, warm=False, launches=args.launches))
             warm = browser_latencies(tmp / "warm", demo, warm=True, launches=args.launches)
             results.update({k: v for k, v in warm.items() if "Launch" in k})
+            for warm_start in (False, True):
+                results.update(library_latencies(tmp / f"library-{warm_start}", demo, warm_start, args.launches))
         if args.only in (None, "tag"):
             results.update({f"tag: {k}": v for k, v in tag_latencies(tmp, demo, args.dashboards, args.uploads).items()})
         if args.only in (None, "runs"):
             results["Runs page with 100 runs (script run, best of 5)"] = [runs_page_with(100, tmp, demo)]
+            results.update(runs_page_in_browser(tmp / "runs-page", demo, visits=4))
     print(
         f"Medians [every measurement] ({2 * args.dashboards} dashboards for the Tag page, 30 s clip, 44.1 kHz stereo):"
     )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -13,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from autotag import manager
+from autotag import manager, warm
 from autotag.procs import is_alive
 from autotag.runs import default_runs_dir, read_status
-from autotag.warm import INFO_FILE, WARM_DIR
+from autotag.warm import WARM_DIR
 from tests.conftest import tiny_config, wait_for_run
 
 pytestmark = pytest.mark.slow
@@ -25,12 +24,9 @@ pytestmark = pytest.mark.slow
 def _warm_info(runs: Path, timeout: float = 90) -> dict:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        try:
-            info = json.loads((runs / WARM_DIR / INFO_FILE).read_text())
-        except (OSError, ValueError):
-            info = {}
-        if info.get("ready"):
-            return info
+        record = warm.info(runs)
+        if record.get("ready"):
+            return record
         time.sleep(0.05)
     raise AssertionError(f"no warm trainer; its log:\n{(runs / WARM_DIR / 'warm.log').read_text()[-3000:]}")
 
@@ -90,7 +86,7 @@ def test_the_warm_trainer_ends_with_the_dashboard_that_started_it(monkeypatch: p
     runs = default_runs_dir()
     code = f"from autotag import manager; manager.warm_up({str(runs)!r})"  # the owner exits at once
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
-    info = json.loads((runs / WARM_DIR / INFO_FILE).read_text())
+    info = warm.info(runs)
     deadline = time.monotonic() + 90
     while is_alive(info["pid"], info["pid_start"]) and time.monotonic() < deadline:
         time.sleep(0.1)

@@ -111,11 +111,13 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
     from autotag.prepare import prepare_features
 
     config = _config_from_args(args)
-    last = [-1]
+    last = -1
 
     def progress(done: int, total: int) -> None:
-        if done * 10 // max(total, 1) != last[0] or done == total:  # every 10 %
-            last[0] = done * 10 // max(total, 1)
+        nonlocal last
+        tenth = done * 10 // max(total, 1)
+        if tenth != last or done == total:  # every 10 %
+            last = tenth
             print(f"features {done}/{total}", file=sys.stderr, flush=True)
 
     report, _, cache = prepare_features(config, progress=progress)

@@ -21,11 +21,10 @@ _TIME = re.compile(r"^(\d+-)?\d{1,2}(:\d{2}){0,2}$")
 _PARTITION = re.compile(r"^[A-Za-z0-9_.,-]+$")
 
 
-def check_time_limit(value: str) -> str:
+def _check_time_limit(value: str) -> None:
     """SLURM's time formats (`MM`, `HH:MM:SS`, `D-HH:MM`, ...); raises ValueError otherwise."""
     if not _TIME.match(value):
         raise ValueError(f"time limit {value!r} is not a SLURM time such as 24:00:00 or 2-00:00:00")
-    return value
 
 
 def sbatch_script(
@@ -48,7 +47,7 @@ def sbatch_script(
     """
     if partition is not None and not _PARTITION.match(partition):
         raise ValueError(f"partition {partition!r} may only hold letters, digits and . , _ -")
-    check_time_limit(time_limit)
+    _check_time_limit(time_limit)
     label = sanitize_name(name)
     workers = max(config.num_workers, min(4, cpus_per_gpu - 1))  # a GPU starves on one loading process
     job = make_config(  # validated: the cluster's `fit` must accept what the script carries

@@ -103,41 +103,37 @@ def fit(
     config = config if isinstance(config, TrainConfig) else load_config(config)
     run_dir = Path(run_dir)
     resume = Path(resume_from) if resume_from else None
-    if not is_rank_zero():  # another DDP process of this run: rank 0 owns the folder
+    folder = _RunFolder(run_dir, writes=is_rank_zero())  # under DDP, rank 0 owns the folder
+    attached = None
+    if folder.writes:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        if not (run_dir / CONFIG_FILE).is_file():
+            save_config(config, run_dir / CONFIG_FILE)
+        sweep_orphans(run_dir)  # temp files of an earlier process of this run that was killed
+        attached = _attach_log_file(run_dir) if log_file else None
+        folder.status(
+            state="running",
+            pid=os.getpid(),
+            pid_start=process_start_time(os.getpid()),
+            started=time.time(),
+            max_epochs=config.max_epochs,
+            ended=None,
+            error=None,
+            train_clock=None,  # a resumed run's old clock would count the time it was stopped
+        )
+    else:
         logging.getLogger("autotag").setLevel(logging.WARNING)  # rank 0 already logs every line once
-        try:
-            return _fit(config, _RunFolder(run_dir, writes=False), resume)
-        except BaseException as exc:
-            if _is_stop(exc):
-                raise RunStopped(str(run_dir)) from None
-            raise
-    run_dir.mkdir(parents=True, exist_ok=True)
-    if not (run_dir / CONFIG_FILE).is_file():
-        save_config(config, run_dir / CONFIG_FILE)
-    sweep_orphans(run_dir)  # temp files of an earlier process of this run that was killed
-    attached = _attach_log_file(run_dir) if log_file else None
-    started = time.time()
-    write_status(
-        run_dir,
-        state="running",
-        pid=os.getpid(),
-        pid_start=process_start_time(os.getpid()),
-        started=started,
-        max_epochs=config.max_epochs,
-        ended=None,
-        error=None,
-        train_clock=None,  # a resumed run's old clock would count the time it was stopped
-    )
     try:
-        metrics = _fit(config, _RunFolder(run_dir, writes=True), resume)
+        metrics = _fit(config, folder, resume)
     except BaseException as exc:
         if _is_stop(exc):
             log.info("run stopped on request; resume continues from the last checkpoint")
-            write_status(run_dir, state="stopped", ended=time.time())
+            folder.status(state="stopped", ended=time.time())
             raise RunStopped(str(run_dir)) from None
         reason = f"{type(exc).__name__}: {exc}"
-        log.error("run failed: %s", reason)
-        write_status(run_dir, state="failed", error=reason, ended=time.time())
+        if folder.writes:
+            log.error("run failed: %s", reason)
+        folder.status(state="failed", error=reason, ended=time.time())
         raise
     finally:
         if attached:

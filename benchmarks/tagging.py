@@ -32,6 +32,7 @@ import torch
 from autotag.audio import iter_chunks
 from autotag.config import make_config
 from autotag.predict import Tagger
+from tests.test_inference import _with_trained_statistics
 
 LABELS = [f"tag{i:02d}" for i in range(50)]
 
@@ -40,13 +41,7 @@ def save_checkpoint(model: str, path: Path) -> None:
     from autotag.trainer import build_module  # Lightning: not in the tagging process measured
 
     module = build_module(make_config(data=".", model=model), LABELS)
-    g = torch.Generator().manual_seed(0)
-    for m in module.net.modules():  # running statistics and affine terms as training leaves them
-        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
-            m.running_mean.normal_(0, 0.1, generator=g)
-            m.running_var.uniform_(0.5, 2.0, generator=g)
-            m.weight.data.uniform_(0.5, 1.5, generator=g)
-            m.bias.data.normal_(0, 0.1, generator=g)
+    _with_trained_statistics(module.net)  # batch norms as training leaves them
     torch.save({"hyper_parameters": dict(module.hparams), "state_dict": module.state_dict()}, path)
 
 

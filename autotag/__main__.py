@@ -15,10 +15,13 @@ import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
-from autotag.cli_runs import add_runs_parser
+from autotag.cli_runs import add_runs_dir_option, add_runs_parser, warn_if_unfinished
 from autotag.config import ConfigError, TrainConfig, field_range, load_config, make_config
+from autotag.paths import absolute
 
 USAGE_EXIT = 2
+#: 128 + SIGPIPE, what a shell reports for a command whose reader closed the pipe.
+BROKEN_PIPE_EXIT = 141
 
 
 class UsageError(Exception):
@@ -80,12 +83,12 @@ def _fit_run_dir(args: argparse.Namespace, config: TrainConfig) -> Path:
         inherited = os.environ.get(RUN_DIR_ENV) or args.run_dir
         if not inherited:
             raise UsageError("a fit started by torchrun or SLURM needs --run-dir (the same folder on every rank)")
-        return Path(inherited)
+        return absolute(inherited)
     if config.num_nodes > 1 and not launched_by_cluster():
         raise UsageError(not_here(config.num_nodes))
     open_dataset(config)  # refuse bad data before a run folder exists
-    run_dir = create_run(config, args.runs_dir, args.name, folder=Path(args.run_dir) if args.run_dir else None)
-    os.environ[RUN_DIR_ENV] = str(run_dir.resolve())
+    run_dir = create_run(config, args.runs_dir, args.name, folder=args.run_dir)
+    os.environ[RUN_DIR_ENV] = str(run_dir)
     return run_dir
 
 
@@ -99,12 +102,27 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     try:
         metrics = fit(config, run_dir)
     except RunStopped:
-        print(f"stopped; continue with: python -m autotag runs resume {run_dir}", file=sys.stderr)
+        print(_stopped_advice(run_dir), file=sys.stderr)
         return 1
     if is_rank_zero():
         print(fit_summary(metrics), file=sys.stderr)
         print(run_dir, flush=True)
     return 0
+
+
+def _stopped_advice(run_dir: Path) -> str:
+    """What a user can do with a run stopped in the foreground: resume it, or start it again."""
+    from autotag.checkpoints import resumable_checkpoint
+    from autotag.runs import CONFIG_FILE, RunError
+
+    try:
+        resumable_checkpoint(run_dir)
+    except RunError:
+        return (
+            f"stopped before the first checkpoint, so there is nothing to resume; start it again with: "
+            f"python -m autotag fit --config {run_dir / CONFIG_FILE}"
+        )
+    return f"stopped; continue with: python -m autotag runs resume {run_dir}"
 
 
 def _cmd_prepare(args: argparse.Namespace) -> int:
@@ -129,14 +147,19 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
 
 def _cmd_tag(args: argparse.Namespace) -> int:
     from autotag.audio import AudioError
+    from autotag.manager import resolve_run
     from autotag.output import render_predictions
     from autotag.predict import Tagger
 
-    tagger = Tagger.load(args.run)
+    run = resolve_run(args.run, args.runs_dir)
+    warn_if_unfinished(run)
+    tagger = Tagger.load(run)
+    if tagger.note:
+        print(f"autotag: note: {tagger.note}", file=sys.stderr)
     results, errors = {}, []
     for file in args.files:
         try:
-            results[file] = tagger.predict(Path(file))
+            results[file] = tagger.predict(absolute(file))
         except AudioError as exc:
             errors.append(str(exc))
     if errors:
@@ -147,9 +170,12 @@ def _cmd_tag(args: argparse.Namespace) -> int:
 
 def _cmd_export(args: argparse.Namespace) -> int:
     from autotag.export import export_run
+    from autotag.manager import resolve_run
 
+    run = resolve_run(args.run, args.runs_dir)
+    warn_if_unfinished(run)
     try:
-        path, diff = export_run(args.run, args.format, args.out, [Path(f) for f in args.check] or None)
+        path, diff = export_run(run, args.format, args.out, args.check or None)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     print(f"exported; max abs difference to the PyTorch model: {diff:.2e}", file=sys.stderr)
@@ -168,32 +194,39 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(func=_cmd_demo_data)
 
     fit = sub.add_parser("fit", help="train in the foreground; prints the run folder last")
-    fit.add_argument("--config", help="config.yaml to start from (e.g. of an earlier run); options override it")
-    fit.add_argument("--runs-dir", default=None, help="where run folders go (default $AUTOTAG_RUNS_DIR or ./runs)")
+    fit.add_argument(
+        "--config", type=absolute, help="config.yaml to start from (e.g. of an earlier run); options override it"
+    )
+    add_runs_dir_option(fit, "where run folders go")
     fit.add_argument("--name", default=None, help="short name in the run folder's name")
     fit.add_argument(
-        "--run-dir", default=None, help="exact new run folder instead of a generated name (needed under torchrun/SLURM)"
+        "--run-dir",
+        type=absolute,
+        default=None,
+        help="exact new run folder instead of a generated name (needed under torchrun/SLURM)",
     )
     _add_config_options(fit)
     fit.set_defaults(func=_cmd_fit)
 
     prepare = sub.add_parser("prepare", help="decode a data set once into the feature cache (before a cluster job)")
-    prepare.add_argument("--config", help="config.yaml to start from; options override it")
+    prepare.add_argument("--config", type=absolute, help="config.yaml to start from; options override it")
     _add_config_options(prepare)
     prepare.set_defaults(func=_cmd_prepare)
 
     tag = sub.add_parser("tag", help="tag audio files with a run's best checkpoint")
-    tag.add_argument("--run", required=True, help="run folder")
+    tag.add_argument("--run", required=True, help="run folder, or a run's name in the runs folder")
+    add_runs_dir_option(tag, "where to look up a run name")
     tag.add_argument("files", nargs="+", help="audio files (wav, flac, ogg, mp3)")
     tag.add_argument("--format", choices=("json", "csv"), default="json")
     tag.add_argument("--taggram", action="store_true", help="also print per-chunk scores over time")
     tag.set_defaults(func=_cmd_tag)
 
     export = sub.add_parser("export", help="export a run's best model (front end included)")
-    export.add_argument("run", help="run folder")
+    export.add_argument("run", help="run folder, or a run's name in the runs folder")
+    add_runs_dir_option(export, "where to look up a run name")
     export.add_argument("--format", choices=("torchscript", "onnx"), required=True)
-    export.add_argument("--out", default=None, help="target file (default: RUN/export/model.pt|.onnx)")
-    export.add_argument("--check", nargs="*", default=[], help="audio files to compare outputs on")
+    export.add_argument("--out", type=absolute, default=None, help="target file (default: RUN/export/model.pt|.onnx)")
+    export.add_argument("--check", type=absolute, nargs="*", default=[], help="audio files to compare outputs on")
     export.set_defaults(func=_cmd_export)
 
     add_runs_parser(sub)
@@ -224,6 +257,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except _input_errors() as exc:
         print(f"autotag: error: {exc}", file=sys.stderr)
         return USAGE_EXIT
+    except BrokenPipeError:
+        # The reader went away (`runs show RUN | head`): what it wanted was printed. Point
+        # stdout at /dev/null so that the interpreter's final flush does not raise again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return BROKEN_PIPE_EXIT
 
 
 if __name__ == "__main__":

@@ -9,7 +9,38 @@ import sys
 from pathlib import Path
 
 from autotag import manager
-from autotag.runs import RunError, read_status, run_label
+from autotag.paths import absolute
+from autotag.runs import CONFIG_FILE, RunError, read_status, run_label
+
+
+def add_runs_dir_option(parser: argparse.ArgumentParser, purpose: str, top_level: bool = True) -> None:
+    """`--runs-dir FOLDER`, absolute once parsed.
+
+    `runs` takes it before and after its subcommand (`runs --runs-dir X list` and `runs
+    list --runs-dir X`): the subcommand's copy defaults to SUPPRESS, so leaving it out
+    there keeps the value given before the subcommand instead of resetting it to None.
+    """
+    parser.add_argument(
+        "--runs-dir",
+        type=absolute,
+        default=None if top_level else argparse.SUPPRESS,
+        help=f"{purpose} (default $AUTOTAG_RUNS_DIR or ./runs)",
+    )
+
+
+def warn_if_unfinished(run: Path) -> None:
+    """Say so on stderr when a command uses a run that did not complete: its best
+    checkpoint may be from early in training (running, stopped) or the run may have
+    ended in an error (failed, crashed)."""
+    state = manager.derive_state(run)  # may record "crashed": read the status after it
+    if state == "completed":
+        return
+    error = read_status(run).get("error") if state in ("failed", "crashed") else None
+    why = f" ({str(error).splitlines()[0]})" if error else ""
+    print(
+        f"autotag: warning: run {run.name} is {state}{why}; using its best checkpoint so far",
+        file=sys.stderr,
+    )
 
 
 def _positive(text: str) -> int:
@@ -24,7 +55,7 @@ def _fmt(value: object, spec: str = ".4f") -> str:
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
-    manager.schedule(args.runs_dir)
+    """Reads only: starting queued runs is `runs schedule`'s job (and the dashboard's)."""
     runs = manager.list_runs(args.runs_dir)
     if not runs:
         print("no runs yet", file=sys.stderr)
@@ -37,6 +68,21 @@ def _cmd_list(args: argparse.Namespace) -> int:
             f"{r.name:<48} {r.state:<10} {epoch:>9} {_fmt(s.get('best_val_loss')):>13} "
             f"{_fmt(s.get('test_roc_auc')):>12}"
         )
+    if any(r.state == "queued" for r in runs) and not any(r.state in manager.ACTIVE_STATES for r in runs):
+        print(
+            "queued runs wait for a free slot: start them with `python -m autotag runs schedule` "
+            "(the dashboard's Runs page does this by itself)",
+            file=sys.stderr,
+        )
+    return 0
+
+
+def _cmd_schedule(args: argparse.Namespace) -> int:
+    started = manager.schedule(args.runs_dir)
+    for run in started:
+        print(f"{run.name}: started")
+    if not started:
+        print("no queued run can start now", file=sys.stderr)
     return 0
 
 
@@ -45,7 +91,7 @@ def _cmd_show(args: argparse.Namespace) -> int:
     status = read_status(run)
     status["state"] = manager.derive_state(run, status)
     print(json.dumps({"run": str(run), "status": status}, indent=2, default=str))
-    print((run / "config.yaml").read_text(), end="")
+    print((run / CONFIG_FILE).read_text(), end="")
     return 0
 
 
@@ -78,10 +124,10 @@ def _cmd_exec(args: argparse.Namespace) -> int:
     from autotag.distributed import is_rank_zero
     from autotag.train import RunStopped, fit
 
-    run = Path(args.run)
+    run = absolute(args.run)
     logging.getLogger("lightning.pytorch").setLevel(logging.INFO)
     try:
-        fit(run / "config.yaml", run, log_file=False, resume_from=run / args.resume if args.resume else None)
+        fit(run / CONFIG_FILE, run, log_file=False, resume_from=run / args.resume if args.resume else None)
     except RunStopped:
         return 0
     finally:
@@ -95,12 +141,12 @@ def _cmd_export_slurm(args: argparse.Namespace) -> int:
     from autotag.slurm import sbatch_script
 
     run = manager.resolve_run(args.run, args.runs_dir)
-    config = load_config(run / "config.yaml")
+    config = load_config(run / CONFIG_FILE)
     try:
         script = sbatch_script(
             config,
             run_label(run),
-            Path(args.project_dir).resolve(),
+            args.project_dir,
             nodes=args.nodes or config.num_nodes,
             gpus_per_node=args.gpus_per_node or config.devices,
             time_limit=args.time,
@@ -111,7 +157,7 @@ def _cmd_export_slurm(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise RunError(str(exc)) from None
     if args.out:
-        Path(args.out).write_text(script, encoding="utf-8")
+        args.out.write_text(script, encoding="utf-8")
         print(f"wrote {args.out}; submit it with: sbatch {args.out}", file=sys.stderr)
     else:
         print(script, end="")
@@ -122,15 +168,20 @@ def _cmd_warm(args: argparse.Namespace) -> int:
     """The pre-warmed trainer of a runs folder (started by the dashboard, see autotag.warm)."""
     from autotag.warm import serve
 
-    serve(Path(args.runs_folder), args.owner, args.fingerprint)
+    serve(absolute(args.runs_folder), args.owner, args.fingerprint)
     return 0
 
 
 def add_runs_parser(sub: argparse._SubParsersAction) -> None:
     runs = sub.add_parser("runs", help="background runs: list, show, stop, resume, delete, export-slurm")
-    runs.add_argument("--runs-dir", default=None, help="runs folder (default $AUTOTAG_RUNS_DIR or ./runs)")
+    add_runs_dir_option(runs, "runs folder")
     cmds = runs.add_subparsers(dest="runs_command", required=True)
-    cmds.add_parser("list", help="all runs with their state").set_defaults(func=_cmd_list)
+    p = cmds.add_parser("list", help="all runs with their state (changes nothing)")
+    add_runs_dir_option(p, "runs folder", top_level=False)
+    p.set_defaults(func=_cmd_list)
+    p = cmds.add_parser("schedule", help="start queued runs while fewer than $AUTOTAG_MAX_RUNS train")
+    add_runs_dir_option(p, "runs folder", top_level=False)
+    p.set_defaults(func=_cmd_schedule)
     for name, func, text in (
         ("show", _cmd_show, "a run's status and config"),
         ("stop", _cmd_stop, "stop a running or queued run (resumable)"),
@@ -139,18 +190,22 @@ def add_runs_parser(sub: argparse._SubParsersAction) -> None:
     ):
         p = cmds.add_parser(name, help=text)
         p.add_argument("run", help="run folder or run name")
+        add_runs_dir_option(p, "where to look up a run name", top_level=False)
         p.set_defaults(func=func)
         if name == "stop":
             p.add_argument("--grace", type=float, default=15.0, help="seconds before the trainer is killed")
     p = cmds.add_parser("export-slurm", help="a SLURM job script that trains the run's config with DDP on a cluster")
     p.add_argument("run", help="run folder or run name")
+    add_runs_dir_option(p, "where to look up a run name", top_level=False)
     p.add_argument("--nodes", type=_positive, default=None, help="machines (default: the config's num_nodes)")
     p.add_argument("--gpus-per-node", type=_positive, default=None, help="GPUs per machine (default: its devices)")
     p.add_argument("--cpus-per-gpu", type=_positive, default=8, help="CPU cores per GPU task (default 8)")
     p.add_argument("--time", default="24:00:00", help="SLURM time limit (default 24:00:00)")
     p.add_argument("--partition", default=None, help="SLURM partition (default: the cluster's)")
-    p.add_argument("--project-dir", default=str(manager.PROJECT_ROOT), help="this project's folder on the cluster")
-    p.add_argument("--out", default=None, help="write the script here (default: print it)")
+    p.add_argument(
+        "--project-dir", type=absolute, default=manager.PROJECT_ROOT, help="this project's folder on the cluster"
+    )
+    p.add_argument("--out", type=absolute, default=None, help="write the script here (default: print it)")
     p.set_defaults(func=_cmd_export_slurm)
     p = cmds.add_parser("warm", help=argparse.SUPPRESS)
     p.add_argument("runs_folder")

@@ -11,9 +11,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from autotag.model_specs import SPECS, get_spec
+from autotag.paths import absolute
 
 DataFormat = Literal["auto", "csv", "mtat", "jamendo"]
 JamendoSubset = Literal["top50tags", "all", "genre", "instrument", "moodtheme"]
@@ -70,6 +71,16 @@ class TrainConfig(BaseModel):
         "auto", description="auto: one process, or DDP when devices x num_nodes > 1; ddp: always DDP"
     )
     precision: Literal["32-true", "16-mixed", "bf16-mixed"] = Field("32-true", description="Numeric precision")
+
+    @field_validator("data", "audio_root")
+    @classmethod
+    def _absolute_folder(cls, value: str | None) -> str | None:
+        """Stored absolute: a run's trainer reads its config.yaml from another working folder."""
+        if value is None:
+            return None
+        if not value.strip():
+            raise ValueError("give a folder")
+        return str(absolute(value))
 
     @model_validator(mode="after")
     def _resolve_and_check(self) -> TrainConfig:

@@ -17,6 +17,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from autotag.paths import absolute
+
 SAMPLE_RATE = 16000
 CLIP_SECONDS = 10.0
 INSTRUMENTS = ("plucked", "bowed", "blown", "mallet", "bass")
@@ -125,7 +127,7 @@ def make_demo_dataset(out: str | Path, clips: int = 300, seed: int = 0, workers:
         FileExistsError: `out` exists and is not empty.
         ValueError: `clips` is below 10 (too few for three splits).
     """
-    out = Path(out).expanduser().resolve()
+    out = absolute(out)
     if clips < 10:
         raise ValueError(f"--clips must be at least 10 so every split gets clips, got {clips}")
     if out.exists() and any(out.iterdir()):
@@ -153,5 +155,5 @@ def make_demo_dataset(out: str | Path, clips: int = 300, seed: int = 0, workers:
 
 
 def default_demo_dir() -> Path:
-    """Where set-up puts the built-in demo data set: `$AUTOTAG_DEMO_DIR`, else `data/demo`."""
-    return Path(os.environ.get("AUTOTAG_DEMO_DIR", "data/demo")).expanduser()
+    """Where set-up puts the built-in demo data set: `$AUTOTAG_DEMO_DIR`, else `./data/demo`, absolute."""
+    return absolute(os.environ.get("AUTOTAG_DEMO_DIR", "data/demo"))

@@ -26,6 +26,7 @@ from typing import Any
 from autotag import warm
 from autotag.config import TrainConfig
 from autotag.distributed import clean_launch_env, not_here
+from autotag.paths import absolute
 from autotag.procs import is_alive, process_start_time
 from autotag.runs import (
     CONFIG_FILE,
@@ -33,8 +34,8 @@ from autotag.runs import (
     RunError,
     check_writable,
     create_run,
-    default_runs_dir,
     read_status,
+    runs_folder,
     sweep_orphans,
     write_status,
 )
@@ -123,7 +124,7 @@ def log_tail(run_dir: Path, lines: int = 40, max_bytes: int = 64_000) -> str:
 
 def list_runs(runs_dir: str | Path | None = None) -> list[RunInfo]:
     """Every run folder (one with a config.yaml), newest first, with its derived state."""
-    runs_dir = Path(runs_dir) if runs_dir else default_runs_dir()
+    runs_dir = runs_folder(runs_dir)
     if not runs_dir.is_dir():
         return []
     infos = []
@@ -137,19 +138,33 @@ def list_runs(runs_dir: str | Path | None = None) -> list[RunInfo]:
 
 
 def resolve_run(ref: str | Path, runs_dir: str | Path | None = None) -> Path:
-    """A run folder inside the runs folder, from its name or path.
+    """A run folder from its name in the runs folder, or from its path (absolute, or relative
+    to the current folder), so `runs show NAME` and `tag --run runs/NAME` both work.
+
+    A name is one folder of the runs folder: `..` or a symlink that leads out of it is
+    refused, so a name from a page or a script never reaches another folder. A path is
+    the user's own explicit choice and may be any run folder.
 
     Raises:
-        RunError: no such run, or a path (`../`, absolute, a symlink) that leaves the runs folder.
+        RunError: no run folder by that name or at that path.
     """
-    base = (Path(runs_dir) if runs_dir else default_runs_dir()).resolve()
-    path = Path(ref) if Path(ref).is_dir() else base / str(ref)
-    real = path.resolve()
-    if real.parent != base:
-        raise RunError(f"{ref!r} is not a run in the runs folder {base} (use --runs-dir for another folder)")
-    if not (real / CONFIG_FILE).is_file():
-        raise RunError(f"no run {ref!r} in {base} (expected a run folder with {CONFIG_FILE})")
-    return real
+    base = runs_folder(runs_dir)
+    text = str(ref)
+    is_path = isinstance(ref, Path) or "/" in text or os.sep in text
+    if not is_path and text not in ("", ".", ".."):
+        named = base / text
+        if named.is_dir() or not Path(text).is_dir():
+            if named.resolve().parent != base:
+                raise RunError(f"{text!r} is not a run in the runs folder {base} (it leads out of it)")
+            if not (named / CONFIG_FILE).is_file():
+                raise RunError(
+                    f"no run {text!r} in the runs folder {base} (give a run folder's path, or --runs-dir FOLDER)"
+                )
+            return named.resolve()
+    path = absolute(ref)
+    if not (path / CONFIG_FILE).is_file():
+        raise RunError(f"{ref} is not a run folder (no {CONFIG_FILE} in {path})")
+    return path
 
 
 def launch(
@@ -164,7 +179,7 @@ def launch(
     """
     if config.num_nodes > 1:
         raise RunError(not_here(config.num_nodes))
-    runs_dir = Path(runs_dir) if runs_dir else default_runs_dir()
+    runs_dir = runs_folder(runs_dir)
     check_writable(runs_dir)  # a clear error for a read-only or full disk, before anything starts
     with runs_lock(runs_dir):
         if token:
@@ -181,7 +196,7 @@ def launch(
 
 def schedule(runs_dir: str | Path | None = None) -> list[Path]:
     """Start queued runs, oldest first, while fewer than `max_parallel()` are active."""
-    runs_dir = Path(runs_dir) if runs_dir else default_runs_dir()
+    runs_dir = runs_folder(runs_dir)
     with runs_lock(runs_dir):
         return _schedule_locked(runs_dir)
 
@@ -208,7 +223,7 @@ def launch_env() -> dict[str, str]:
 
 def warm_up(runs_dir: str | Path | None = None) -> None:
     """Have a pre-warmed trainer ready for the next launch (see `autotag.warm`)."""
-    warm.ensure(Path(runs_dir) if runs_dir else default_runs_dir(), launch_env(), PROJECT_ROOT)
+    warm.ensure(runs_folder(runs_dir), launch_env(), PROJECT_ROOT)
 
 
 def _spawn(run_dir: Path, resume_from: str | None = None) -> None:

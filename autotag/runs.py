@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from autotag.config import TrainConfig, save_config
+from autotag.paths import absolute
 
 CONFIG_FILE = "config.yaml"
 STATUS_FILE = "status.json"
@@ -43,8 +44,13 @@ class RunError(ValueError):
 
 
 def default_runs_dir() -> Path:
-    """`$AUTOTAG_RUNS_DIR`, else `./runs`."""
-    return Path(os.environ.get("AUTOTAG_RUNS_DIR", "runs")).expanduser()
+    """`$AUTOTAG_RUNS_DIR`, else `./runs`, absolute (see `autotag.paths`)."""
+    return absolute(os.environ.get("AUTOTAG_RUNS_DIR", "runs"))
+
+
+def runs_folder(runs_dir: str | Path | None = None) -> Path:
+    """The runs folder a caller named, absolute, else the default one."""
+    return absolute(runs_dir) if runs_dir else default_runs_dir()
 
 
 def sanitize_name(name: str) -> str:
@@ -78,7 +84,7 @@ def check_writable(runs_dir: Path, min_free_mb: int = MIN_FREE_MB) -> None:
 
 
 def create_run(
-    config: TrainConfig, runs_dir: str | Path | None = None, name: str | None = None, folder: Path | None = None
+    config: TrainConfig, runs_dir: str | Path | None = None, name: str | None = None, folder: str | Path | None = None
 ) -> Path:
     """Make a new run folder with its config.yaml and a "queued" status; return its path.
 
@@ -91,13 +97,14 @@ def create_run(
             already holds something.
     """
     if folder is not None:
+        folder = absolute(folder)
         check_writable(folder.parent)
         folder.mkdir(exist_ok=True)
         if any(folder.iterdir()):
             raise RunError(f"run folder {folder} is not empty; give a new folder (or resume that run)")
         run_dir = folder
     else:
-        runs_dir = Path(runs_dir) if runs_dir else default_runs_dir()
+        runs_dir = runs_folder(runs_dir)
         check_writable(runs_dir)
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
         label = sanitize_name(name or config.model)
@@ -173,7 +180,7 @@ def checkpoint_candidates(run_dir: str | Path) -> list[Path]:
     Raises:
         RunError: the folder is not a run, or it has no checkpoint yet.
     """
-    run_dir = Path(run_dir)
+    run_dir = absolute(run_dir)
     if not (run_dir / CONFIG_FILE).is_file():
         raise RunError(f"{run_dir} is not a run folder (no {CONFIG_FILE})")
     found: list[Path] = []

@@ -16,6 +16,7 @@ from typing import Any
 
 from autotag.config import TrainConfig, load_config, save_config
 from autotag.distributed import is_rank_zero
+from autotag.paths import absolute
 from autotag.procs import process_start_time
 from autotag.runs import (
     CONFIG_FILE,
@@ -70,8 +71,13 @@ class RunStopped(Exception):
 
 
 def _is_stop(exc: BaseException) -> bool:
+    """SIGTERM or Ctrl-C. Lightning turns a Ctrl-C inside `trainer.fit` into `sys.exit(1)`
+    after its graceful shutdown (lightning/pytorch/trainer/call.py), so a SystemExit raised
+    while handling a KeyboardInterrupt is a stop too, not a failure."""
     from lightning.pytorch.utilities.exceptions import SIGTERMException
 
+    if isinstance(exc, SystemExit) and isinstance(exc.__context__, KeyboardInterrupt):
+        return True
     return isinstance(exc, (SIGTERMException, KeyboardInterrupt))
 
 
@@ -100,9 +106,9 @@ def fit(
     Raises:
         RunStopped: SIGTERM or Ctrl-C ended training; status.json says "stopped".
     """
-    config = config if isinstance(config, TrainConfig) else load_config(config)
-    run_dir = Path(run_dir)
-    resume = Path(resume_from) if resume_from else None
+    config = config if isinstance(config, TrainConfig) else load_config(absolute(config))
+    run_dir = absolute(run_dir)
+    resume = absolute(resume_from) if resume_from else None
     folder = _RunFolder(run_dir, writes=is_rank_zero())  # under DDP, rank 0 owns the folder
     attached = None
     if folder.writes:
@@ -187,7 +193,7 @@ def _fit(config: TrainConfig, folder: _RunFolder, resume_from: Path | None) -> d
         if resume_from:
             log.info("resuming from %s", resume_from.name)
         trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from, weights_only=True)
-        best = Path(checkpoint.best_model_path or checkpoint.last_model_path)
+        best = absolute(checkpoint.best_model_path or checkpoint.last_model_path)
         folder.status(phase="testing", best_checkpoint=str(best.relative_to(run_dir)))
         metrics = _evaluate(trainer, module, datamodule, best, report.split_sizes["test"], folder)
     best_score = checkpoint.best_model_score

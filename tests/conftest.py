@@ -119,3 +119,45 @@ def wait_for_run(run: Path, predicate, timeout: float = 180) -> dict:  # noqa: A
             return status
         time.sleep(0.05)
     raise AssertionError(f"timed out; status {read_status(run)}; log:\n{manager.log_tail(run)}")
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def shipped_env() -> dict[str, str]:
+    """This process's environment without any AUTOTAG_* variable: the defaults as shipped."""
+    import os
+
+    return {k: v for k, v in os.environ.items() if not k.startswith("AUTOTAG_")}
+
+
+@pytest.fixture(scope="session")
+def shipped_clone(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A fresh clone of this repository as a new user has it, set up by its own script.
+
+    The files git would commit are copied (so the tests run the working tree), the
+    project's .venv is linked in (its install stamps make `scripts/setup.sh` skip the
+    install, as on a second run), and `scripts/setup.sh` then does what it does for a new
+    user: it generates the built-in demo data set in `./data/demo`.
+    """
+    import shutil
+    import subprocess
+
+    clone = tmp_path_factory.mktemp("clone") / "autotag"
+    listed = subprocess.run(
+        ["git", "-C", str(ROOT), "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        capture_output=True,
+        check=True,
+    ).stdout.decode()
+    for name in filter(None, listed.split("\0")):
+        if (ROOT / name).is_file():  # a file deleted in the working tree is not there
+            (clone / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, clone / name)
+    (clone / ".venv").symlink_to(ROOT / ".venv")
+    done = subprocess.run(
+        ["bash", "scripts/setup.sh"], cwd=clone, env=shipped_env(), capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "installing" not in done.stdout, "the linked .venv should be up to date: " + done.stdout
+    assert (clone / "data" / "demo" / "tags.csv").is_file(), done.stdout
+    return clone

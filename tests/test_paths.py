@@ -39,16 +39,24 @@ def test_configured_data_roots_are_enforced(tmp_path: Path, monkeypatch: pytest.
         load_dataset(tmp_path / "allowed" / ".." / "other")
 
 
-def test_run_references_stay_in_the_runs_folder(tmp_path: Path) -> None:
+def test_run_names_stay_in_the_runs_folder_and_paths_are_taken_as_given(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     run = create_run(make_config(data=str(tmp_path), model="tiny"))
     assert manager.resolve_run(run.name) == run.resolve()
     assert manager.resolve_run(run) == run.resolve()
     elsewhere = create_run(make_config(data=str(tmp_path), model="tiny"), tmp_path / "elsewhere")
-    for ref in (f"../elsewhere/{elsewhere.name}", str(elsewhere), "/etc", ".."):
+    # A path is the user's explicit choice: absolute, or relative to the current folder.
+    assert manager.resolve_run(str(elsewhere)) == elsewhere
+    monkeypatch.chdir(tmp_path)
+    assert manager.resolve_run(f"elsewhere/{elsewhere.name}") == elsewhere
+    assert manager.resolve_run(elsewhere.name, runs_dir="elsewhere") == elsewhere
+    # A name never leaves the runs folder; a path must be a run folder.
+    for ref in (f"../elsewhere/{elsewhere.name}", "/etc", "..", ".", "", elsewhere.name):
         with pytest.raises(RunError):
             manager.resolve_run(ref)
     (default_runs_dir() / "sneaky").symlink_to(elsewhere)
-    with pytest.raises(RunError, match="not a run in the runs folder"):
+    with pytest.raises(RunError, match="leads out of it"):
         manager.resolve_run("sneaky")
 
 

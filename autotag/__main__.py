@@ -253,7 +253,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _setup_logging()
     try:
-        return args.func(args)
+        code = args.func(args)
+        sys.stdout.flush()  # a reader that went away shows here, where it is handled, not at exit
+        return code
     except _input_errors() as exc:
         print(f"autotag: error: {exc}", file=sys.stderr)
         return USAGE_EXIT

@@ -62,3 +62,16 @@ def test_field_range_feeds_sliders() -> None:
     assert field_range("lr") == (0.0, 1.0)
     assert field_range("batch_size") == (1, 1024)
     assert set(TrainConfig.model_fields) >= {"lr", "batch_size", "max_epochs", "patience", "model", "seed"}
+
+
+def test_data_folders_are_stored_absolute(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A trainer reads config.yaml from another working folder: `data d60` typed in
+    /elsewhere must still mean /elsewhere/d60 there."""
+    monkeypatch.chdir(tmp_path)
+    cfg = make_config(data="d60", audio_root="~/audio", model="tiny")
+    assert cfg.data == str(tmp_path / "d60") and cfg.audio_root == str(Path.home() / "audio")
+    save_config(cfg, tmp_path / "config.yaml")
+    monkeypatch.chdir("/")
+    assert load_config(tmp_path / "config.yaml").data == str(tmp_path / "d60")
+    with pytest.raises(ConfigError, match="data: give a folder"):
+        make_config(data=" ", model="tiny")

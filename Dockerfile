@@ -21,7 +21,7 @@ RUN pip install -r requirements.txt
 COPY pyproject.toml README.md app.py ./
 COPY .streamlit/ .streamlit/
 COPY autotag/ autotag/
-COPY views/ views/
+COPY pages/ pages/
 COPY scripts/docker-entrypoint.sh scripts/
 RUN pip install --no-deps --no-build-isolation -e .
 

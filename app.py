@@ -1,4 +1,4 @@
-"""autotag dashboard: navigation over views/ and a sidebar with the runs folder.
+"""autotag dashboard: navigation over pages/ and a sidebar with the runs folder.
 
 Start with `bash scripts/dashboard.sh` (or `streamlit run app.py`). Pages only collect
 input, call one `autotag` function and render its result; training runs in its own
@@ -31,13 +31,18 @@ def _preload_tagging() -> threading.Thread:
 
 st.set_page_config(page_title="autotag", page_icon=":material/sell:", layout="wide")
 
+# A server whose main script has a pages/ folder next to it runs Streamlit's older multipage
+# layout until a script calls st.navigation: a fresh server's first request to /runs runs
+# pages/runs.py alone, without this script. Each page then finds no "_app_nav" set below,
+# runs this script in its place (which shows the page the URL names) and stops.
 pages = [
-    st.Page("views/train.py", title="Train", icon=":material/model_training:", default=True),
-    st.Page("views/runs.py", title="Runs", icon=":material/monitoring:"),
-    st.Page("views/tag.py", title="Tag", icon=":material/sell:"),
-    st.Page("views/data.py", title="Data", icon=":material/folder_open:"),
+    st.Page("pages/train.py", title="Train", icon=":material/model_training:", url_path="train", default=True),
+    st.Page("pages/runs.py", title="Runs", icon=":material/monitoring:", url_path="runs"),
+    st.Page("pages/tag.py", title="Tag", icon=":material/sell:", url_path="tag"),
+    st.Page("pages/data.py", title="Data", icon=":material/folder_open:", url_path="data"),
 ]
 nav = st.navigation(pages)
+st.session_state["_app_nav"] = True  # the pages check it: see above
 
 with st.sidebar:
     runs_dir = default_runs_dir()

@@ -283,7 +283,7 @@ def runs_page_with(count: int, tmp: Path, demo: Path) -> float:
     os.environ["AUTOTAG_RUNS_DIR"] = str(runs_dir)
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
     at.run()
-    at.switch_page("views/runs.py").run()  # warm: imports and caches
+    at.switch_page("pages/runs.py").run()  # warm: imports and caches
     best = float("inf")
     for _ in range(5):
         start = time.perf_counter()

@@ -18,13 +18,13 @@ from autotag.runs import default_runs_dir
 from tests.conftest import tone
 
 APP = str(Path(__file__).parent.parent / "app.py")
-PAGES = ["views/train.py", "views/runs.py", "views/tag.py", "views/data.py"]
+PAGES = ["pages/train.py", "pages/runs.py", "pages/tag.py", "pages/data.py"]
 
 
 def _page(path: str, timeout: float = 60) -> AppTest:
     at = AppTest.from_file(APP, default_timeout=timeout)
     at.run()
-    if path != "views/train.py":
+    if path != "pages/train.py":
         at.switch_page(path).run()
     assert not at.exception, [e.value for e in at.exception]
     return at
@@ -42,16 +42,16 @@ def with_finished_run(trained_run: Path) -> Path:
 def test_every_page_renders_with_no_runs(page: str, demo_dataset: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AUTOTAG_DEMO_DIR", str(demo_dataset))
     at = _page(page)
-    if page == "views/runs.py":
+    if page == "pages/runs.py":
         assert "No runs yet" in at.info[0].value
         assert at.button(key="runs_quick_demo")
-    if page == "views/tag.py":
+    if page == "pages/tag.py":
         assert "No trained model yet" in at.info[0].value
 
 
 def test_train_page_explains_invalid_combinations(demo_dataset: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AUTOTAG_DEMO_DIR", str(demo_dataset))
-    at = _page("views/train.py")
+    at = _page("pages/train.py")
     assert not at.button(key="train_launch").disabled
     at.selectbox(key="train_model").set_value("fcn").run()
     assert at.slider(key="train_n_mels").value == 96  # the model's paper value
@@ -66,12 +66,12 @@ def test_train_page_explains_invalid_combinations(demo_dataset: Path, monkeypatc
 def test_settings_survive_a_visit_to_another_page(demo_dataset: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Streamlit drops a widget's value when its page is left, unless it persists it."""
     monkeypatch.setenv("AUTOTAG_DEMO_DIR", str(demo_dataset))
-    at = _page("views/train.py")
+    at = _page("pages/train.py")
     at.selectbox(key="train_model").set_value("fcn").run()
     at.select_slider(key="train_lr").set_value(2e-4).run()
     at.text_input(key="train_name").set_value("mine").run()
-    at.switch_page("views/data.py").run()
-    at.switch_page("views/train.py").run()
+    at.switch_page("pages/data.py").run()
+    at.switch_page("pages/train.py").run()
     assert not at.exception, [e.value for e in at.exception]
     assert at.selectbox(key="train_model").value == "fcn"
     assert at.select_slider(key="train_lr").value == 2e-4
@@ -83,7 +83,7 @@ def test_train_page_gives_a_job_script_for_several_machines(
     demo_dataset: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("AUTOTAG_DEMO_DIR", str(demo_dataset))
-    at = _page("views/train.py")
+    at = _page("pages/train.py")
     at.slider(key="train_devices").set_value(4).run()
     at.number_input(key="train_num_nodes").set_value(2).run()
     assert at.button(key="train_launch").disabled
@@ -95,7 +95,7 @@ def test_train_page_gives_a_job_script_for_several_machines(
 @pytest.mark.slow
 def test_launch_from_train_page_runs_to_completion(demo_dataset: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AUTOTAG_DEMO_DIR", str(demo_dataset))
-    at = _page("views/train.py")
+    at = _page("pages/train.py")
     at.button(key="train_preset").click().run()
     assert at.selectbox(key="train_model").value == "tiny"
     at.slider(key="train_max_epochs").set_value(2).run()
@@ -114,7 +114,7 @@ def test_launch_from_train_page_runs_to_completion(demo_dataset: Path, monkeypat
 
 def test_quick_demo_button_on_the_empty_runs_page(demo_dataset: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AUTOTAG_DEMO_DIR", str(demo_dataset))
-    at = _page("views/runs.py")
+    at = _page("pages/runs.py")
     at.button(key="runs_quick_demo").click().run()
     assert not at.exception
     runs = manager.list_runs()
@@ -124,7 +124,7 @@ def test_quick_demo_button_on_the_empty_runs_page(demo_dataset: Path, monkeypatc
 
 @pytest.mark.slow
 def test_runs_page_shows_a_finished_run(with_finished_run: Path) -> None:
-    at = _page("views/runs.py")
+    at = _page("pages/runs.py")
     table = at.dataframe[0].value
     assert table["run"].tolist() == [with_finished_run.name] and table["state"].tolist() == ["completed"]
     assert at.get("plotly_chart"), "the curves chart is missing"
@@ -135,12 +135,12 @@ def test_runs_page_shows_a_finished_run(with_finished_run: Path) -> None:
 @pytest.mark.slow
 def test_tag_page_keeps_the_chosen_run_until_it_is_deleted(with_finished_run: Path) -> None:
     shutil.copytree(with_finished_run, with_finished_run.with_name(with_finished_run.name + "-copy"))
-    at = _page("views/tag.py")
+    at = _page("pages/tag.py")
     best = at.selectbox(key="tag_run").value
     other = next(r.name for r in manager.list_runs() if r.name != best)
     at.selectbox(key="tag_run").set_value(other).run()
-    at.switch_page("views/runs.py").run()
-    at.switch_page("views/tag.py").run()
+    at.switch_page("pages/runs.py").run()
+    at.switch_page("pages/tag.py").run()
     assert at.selectbox(key="tag_run").value == other  # kept across the page switch
     manager.delete(default_runs_dir() / other)
     at.run()
@@ -150,7 +150,7 @@ def test_tag_page_keeps_the_chosen_run_until_it_is_deleted(with_finished_run: Pa
 
 @pytest.mark.slow
 def test_tag_page_tags_an_uploaded_and_a_recorded_clip(with_finished_run: Path, demo_dataset: Path) -> None:
-    at = _page("views/tag.py")
+    at = _page("pages/tag.py")
     assert at.selectbox(key="tag_run").value == with_finished_run.name
     clip = (demo_dataset / "audio" / "clip_0001.wav").read_bytes()
     at.file_uploader(key="tag_upload").set_value([("clip.wav", clip, "audio/wav"), ("junk.mp3", b"no", "audio/mpeg")])
@@ -176,7 +176,7 @@ def test_dashboard_start_does_not_import_torch() -> None:
 
 @pytest.mark.slow
 def test_runs_page_exports_a_model_for_download(with_finished_run: Path) -> None:
-    at = _page("views/runs.py")
+    at = _page("pages/runs.py")
     at.radio(key="runs_export_format").set_value("torchscript").run()
     at.button(key="runs_export").click().run(timeout=120)
     assert not at.exception, [e.value for e in at.exception]

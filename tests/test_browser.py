@@ -242,6 +242,40 @@ def test_a_restarted_dashboard_shows_the_run_still_training(tmp_path: Path, demo
         _stop_trainers(tmp_path / "runs")
 
 
+@pytest.mark.parametrize(("path", "heading"), [("runs", "Runs"), ("tag", "Tag your audio"), ("data", "Data sets")])
+def test_a_fresh_dashboards_first_request_to_a_page_url_goes_through_app_py(
+    path: str, heading: str, tmp_path: Path
+) -> None:
+    """A fresh server runs pages/<path>.py alone for /<path> (Streamlit's older pages/ layout).
+
+    The page must hand over to app.py: its navigation, sidebar and page settings, the page
+    the URL names, and no "Page not found" dialog (it would leave the page inert).
+    """
+    from playwright.sync_api import expect, sync_playwright
+
+    server, url = _start(tmp_path, tmp_path / "demo", "fresh.log")
+    try:
+        with sync_playwright() as pw:
+            browser = _browser(pw)
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            page.set_default_timeout(60_000)
+            page.goto(f"{url}/{path}")  # the server's first request
+            expect(page.get_by_role("heading", name=heading, exact=True)).to_be_visible()
+            nav = page.get_by_test_id("stSidebarNav")
+            for name in ("Train", "Runs", "Tag", "Data"):
+                expect(nav.get_by_role("link", name=name, exact=True)).to_be_visible()
+            expect(nav.get_by_role("link")).to_have_count(4)  # not the older layout's "app", "runs", ...
+            expect(page.get_by_test_id("stSidebar").get_by_text("Runs folder:")).to_be_visible()
+            expect(page).to_have_title("autotag")  # app.py's set_page_config
+            expect(page).to_have_url(f"{url}/{path}")
+            page.screenshot(path=str(tmp_path / f"first_request_{path}.png"))
+            expect(page.get_by_text("Page not found")).to_have_count(0)
+            expect(page.get_by_role("dialog")).to_have_count(0)
+            browser.close()
+    finally:
+        _stop(server)
+
+
 def _rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):

@@ -30,7 +30,7 @@ def test_dockerfile_ships_what_the_dashboard_needs() -> None:
     for needed in (
         "COPY requirements.txt",
         "COPY autotag/",
-        "COPY views/",
+        "COPY pages/",
         "app.py",
         "COPY .streamlit/",
         "EXPOSE 8501",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import runpy
 from pathlib import Path
 
 import pandas as pd
@@ -14,6 +15,10 @@ from autotag.charts import taggram_figure, top_tags_figure
 from autotag.runs import THRESHOLDS_FILE, RunError, checkpoint_candidates, default_runs_dir
 from autotag.safe_decode import decode_untrusted, prestart
 from autotag.summary import best_run
+
+if "_app_nav" not in st.session_state:  # run alone by Streamlit's older pages/ layout: see app.py
+    runpy.run_path(str(Path(__file__).parents[1] / "app.py"), run_name="__main__")
+    st.stop()
 
 
 @st.cache_resource(max_entries=4, show_spinner="Loading the model ...")
@@ -45,7 +50,7 @@ st.title("Tag your audio")
 runs = [r for r in manager.list_runs(default_runs_dir()) if (r.path / "checkpoints").is_dir()]
 if not runs:
     st.info("No trained model yet. Start the quick demo on the Runs page or train one on the Train page.")
-    st.page_link("views/runs.py", label="Go to Runs", icon=":material/monitoring:")
+    st.page_link("pages/runs.py", label="Go to Runs", icon=":material/monitoring:")
     st.stop()
 
 prestart()  # the decoder of the next upload starts now, while the model loads or the user picks a file

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import runpy
 import uuid
+from pathlib import Path
 
 import streamlit as st
 
@@ -14,6 +16,10 @@ from autotag.manager import PROJECT_ROOT, launch
 from autotag.model_specs import SPECS
 from autotag.runs import RunError, sanitize_name
 from autotag.slurm import sbatch_script
+
+if "_app_nav" not in st.session_state:  # run alone by Streamlit's older pages/ layout: see app.py
+    runpy.run_path(str(Path(__file__).parents[1] / "app.py"), run_name="__main__")
+    st.stop()
 
 LRS = [1e-5, 2e-5, 5e-5, 1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3, 1e-2, 2e-2, 5e-2, 1e-1]
 BATCHES = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024]
@@ -258,4 +264,4 @@ if st.button(
         st.error(str(exc))
     else:
         st.session_state["runs_selected"] = [run_dir.name]
-        st.switch_page("views/runs.py")
+        st.switch_page("pages/runs.py")

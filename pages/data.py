@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import runpy
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import streamlit as st
 
 from autotag.charts import cooccurrence_figure, spectrogram_figure, tag_counts_figure
 from autotag.demo import default_demo_dir
+
+if "_app_nav" not in st.session_state:  # run alone by Streamlit's older pages/ layout: see app.py
+    runpy.run_path(str(Path(__file__).parents[1] / "app.py"), run_name="__main__")
+    st.stop()
 
 
 @st.cache_data(ttl=60, show_spinner="Reading the data set ...")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import runpy
 from pathlib import Path
 
 import pandas as pd
@@ -16,6 +17,10 @@ from autotag.curves import CurveReader
 from autotag.demo import default_demo_dir
 from autotag.runs import METRICS_FILE, RunError, default_runs_dir
 from autotag.summary import summarize
+
+if "_app_nav" not in st.session_state:  # run alone by Streamlit's older pages/ layout: see app.py
+    runpy.run_path(str(Path(__file__).parents[1] / "app.py"), run_name="__main__")
+    st.stop()
 
 REFRESH_S = 1.0  # seconds between live refreshes; one costs about 1 ms per 50 runs
 

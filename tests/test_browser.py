@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from autotag import manager
+from tests.conftest import shipped_env
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ROOT = Path(__file__).parent.parent
@@ -41,32 +42,24 @@ def _free_port() -> int:
 
 
 def _start(tmp_path: Path, demo: Path, log_name: str) -> tuple[subprocess.Popen, str]:
-    """`streamlit run app.py` on a free loopback port; returns it once /_stcore/health says ok."""
-    port = _free_port()
+    """`streamlit run app.py` on a free loopback port, with this test's own folders."""
     env = {
         **os.environ,
         "AUTOTAG_DEMO_DIR": str(demo),
         "AUTOTAG_RUNS_DIR": str(tmp_path / "runs"),
         "AUTOTAG_CACHE_DIR": str(tmp_path / "cache"),
     }
-    cmd = [
-        sys.executable,
-        "-m",
-        "streamlit",
-        "run",
-        "app.py",
-        "--server.headless",
-        "true",
-        "--server.address",
-        "127.0.0.1",
-        "--server.port",
-        str(port),
-    ]
-    log = tmp_path / log_name
+    return _serve([sys.executable, "-m", "streamlit", "run", "app.py"], ROOT, env, tmp_path / log_name)
+
+
+def _serve(cmd: list[str], cwd: Path, env: dict[str, str], log: Path) -> tuple[subprocess.Popen, str]:
+    """Start a dashboard on a free loopback port; returns it once /_stcore/health says ok."""
+    port = _free_port()
+    cmd = [*cmd, "--server.headless", "true", "--server.address", "127.0.0.1", "--server.port", str(port)]
     with log.open("wb") as out:
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 120
     while True:
         try:
             if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
@@ -108,13 +101,16 @@ def _stop(proc: subprocess.Popen) -> None:
 
 
 @pytest.fixture
-def dashboard(tmp_path: Path, demo_dataset: Path) -> Iterator[str]:
-    proc, url = _start(tmp_path, demo_dataset, "streamlit.log")
+def shipped_dashboard(shipped_clone: Path, tmp_path: Path) -> Iterator[str]:
+    """The dashboard exactly as README's `bash scripts/dashboard.sh` starts it: from a fresh
+    clone's root, no AUTOTAG_* variable (so `./runs`, `./data/demo`, the default feature
+    cache and the pre-warmed trainer), plus only the flags a test needs (port, headless)."""
+    proc, url = _serve(["bash", "scripts/dashboard.sh"], shipped_clone, shipped_env(), tmp_path / "streamlit.log")
     try:
         yield url
     finally:
         _stop(proc)
-        _stop_trainers(tmp_path / "runs")
+        _stop_trainers(shipped_clone / "runs")
 
 
 def _stop_trainers(runs_dir: Path) -> None:
@@ -142,13 +138,20 @@ def _browser(pw, mic: Path | None = None):  # noqa: ANN001, ANN202 - playwright 
     return pw.chromium.launch(executable_path=CHROMIUM, args=args)
 
 
-def test_train_watch_reload_and_tag_in_a_real_browser(dashboard: str, tmp_path: Path, demo_dataset: Path) -> None:
+def test_quick_demo_as_shipped_trains_completes_and_tags_in_a_real_browser(
+    shipped_dashboard: str, shipped_clone: Path, tmp_path: Path
+) -> None:
+    """The product's headline journey with the shipped defaults: Quick demo, Launch, watch it
+    learn (and reload mid-run), completed, then tag an upload and a microphone recording."""
     from playwright.sync_api import expect, sync_playwright
 
+    dashboard, runs_dir, demo = shipped_dashboard, shipped_clone / "runs", shipped_clone / "data" / "demo"
+    rows = len((demo / "tags.csv").read_text().splitlines()) - 1
+    before = {r.name for r in manager.list_runs(runs_dir)}
     shots = tmp_path / "screenshots"
     shots.mkdir()
     with sync_playwright() as pw:
-        browser = _browser(pw, mic=demo_dataset / "audio" / "clip_0003.wav")
+        browser = _browser(pw, mic=demo / "audio" / "clip_0003.wav")
         context = browser.new_context(viewport={"width": 1400, "height": 1000})
         context.grant_permissions(["microphone"], origin=dashboard)
         page = context.new_page()
@@ -158,13 +161,14 @@ def test_train_watch_reload_and_tag_in_a_real_browser(dashboard: str, tmp_path: 
         expect(page.get_by_text("Train a tagging model")).to_be_visible()
         page.get_by_role("button", name="Quick demo preset").click()
         expect(page.get_by_role("textbox", name="Run name")).to_have_value("quick-demo")
-        expect(page.get_by_text("Data: 120 rows")).to_be_visible()
+        expect(page.get_by_text(f"Data: {rows} rows")).to_be_visible()
         page.screenshot(path=str(shots / "1_train.png"))
         page.get_by_role("button", name="Launch training").click()
+        launched = time.monotonic()
 
         expect(page.get_by_role("heading", name="Runs")).to_be_visible()
         expect(page.locator(".js-plotly-plot .legendtext", has_text="val_loss").first).to_be_visible(timeout=120_000)
-        runs = manager.list_runs(tmp_path / "runs")
+        runs = [r for r in manager.list_runs(runs_dir) if r.name not in before]
         assert len(runs) == 1 and runs[0].state == "running", [(r.name, r.state) for r in runs]
         name = runs[0].name
         page.screenshot(path=str(shots / "2_runs_live.png"))
@@ -173,8 +177,9 @@ def test_train_watch_reload_and_tag_in_a_real_browser(dashboard: str, tmp_path: 
         expect(page.get_by_text(f"{name}: running")).to_be_visible()
         expect(page.get_by_role("link", name="Tag", exact=True)).to_be_visible()
         expect(page.get_by_role("link", name="app", exact=True)).to_have_count(0)
-        assert [r.name for r in manager.list_runs(tmp_path / "runs")] == [name]  # not stopped, not duplicated
+        assert {r.name for r in manager.list_runs(runs_dir)} - before == {name}  # not stopped, not duplicated
         expect(page.get_by_text(f"{name}: completed")).to_be_visible(timeout=180_000)
+        print(f"quick demo on {rows} clips: Launch to completed shown in {time.monotonic() - launched:.1f} s")
         expect(page.get_by_text("ROC-AUC (macro)")).to_be_visible()
         page.screenshot(path=str(shots / "3_runs_done.png"))
 
@@ -182,7 +187,7 @@ def test_train_watch_reload_and_tag_in_a_real_browser(dashboard: str, tmp_path: 
         expect(page.get_by_role("heading", name="Tag your audio")).to_be_visible()
         with page.expect_request(lambda r: "/_stcore/upload_file/" in r.url and r.method == "PUT") as sent:
             page.locator("[data-testid='stFileUploaderDropzoneInput']").set_input_files(
-                str(demo_dataset / "audio" / "clip_0001.wav")
+                str(demo / "audio" / "clip_0001.wav")
             )
         upload_url, token = sent.value.url, sent.value.headers["x-xsrftoken"]
         expect(page.get_by_role("heading", name="clip_0001.wav")).to_be_visible()

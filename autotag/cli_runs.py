@@ -1,4 +1,4 @@
-"""`python -m autotag runs list|show|stop|resume|delete|export-slurm` (and `exec`, the trainer's entry)."""
+"""`python -m autotag runs list|schedule|show|stop|resume|delete|export-slurm` (and `exec`, the trainer's entry)."""
 
 from __future__ import annotations
 
@@ -173,7 +173,7 @@ def _cmd_warm(args: argparse.Namespace) -> int:
 
 
 def add_runs_parser(sub: argparse._SubParsersAction) -> None:
-    runs = sub.add_parser("runs", help="background runs: list, show, stop, resume, delete, export-slurm")
+    runs = sub.add_parser("runs", help="background runs: list, schedule, show, stop, resume, delete, export-slurm")
     add_runs_dir_option(runs, "runs folder")
     cmds = runs.add_subparsers(dest="runs_command", required=True)
     p = cmds.add_parser("list", help="all runs with their state (changes nothing)")

@@ -5,7 +5,8 @@ Training never runs in the caller's process: `launch` starts a detached OS proce
 config.yaml. A run's state is derived from facts on disk and in /proc (guildai's way):
 the trainer writes its own final state; a dead or reused pid without one is "crashed".
 At most `max_parallel()` runs train at once; the rest wait as "queued" and are started by
-whoever next schedules: a finishing trainer, a launch, or any listing of the runs.
+whoever next schedules: a finishing trainer, a launch, stop or resume, the dashboard's
+Runs page, or `runs schedule`. Listing runs only reads (and records a crash it sees).
 """
 
 from __future__ import annotations

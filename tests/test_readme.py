@@ -118,7 +118,7 @@ def _start_background_run(j: Journey) -> str:
     """A long run launched as the dashboard launches one (a plain Python call, default folders)."""
     code = (
         "from autotag import manager; from autotag.config import make_config; "
-        "print(manager.launch(make_config(data='data/demo', model='tiny', max_epochs=200, patience=200)).name)"
+        "print(manager.launch(make_config(data='data/demo', model='tiny', max_epochs=200, patience=100)).name)"
     )
     name = j.sh(f'python -c "{code}"').stdout.strip()
     j.wait(name, lambda run: (run / "checkpoints" / "last.ckpt").is_file())
@@ -130,9 +130,9 @@ def _run_commands(j: Journey, commands: list[str]) -> None:
     for command in commands:
         if command == "source .venv/bin/activate" or any(command.startswith(k) for k in NOT_RUN):
             continue
-        concrete = _substitute(command, j)
         if re.search(r"runs (stop|resume|delete) ", command) and not j.background:
             j.background = _start_background_run(j)
+        concrete = _substitute(command, j)
         if " runs delete " in f" {command} ":
             j.sh(f"python -m autotag runs stop {j.background}")  # README: "stop it first"
         done = j.sh(concrete, timeout=600)

@@ -16,7 +16,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -147,8 +147,22 @@ def _run_commands(j: Journey, commands: list[str]) -> None:
             j.wait(j.background, lambda run: j.status(run.name)["state"] == "running")
 
 
-def test_readme_commands_and_snippets_run_as_written(shipped_clone: Path) -> None:
+@pytest.fixture
+def journey(shipped_clone: Path) -> Iterator[Journey]:
+    """The README journey in the shipped clone; ends any trainer it left running, even on failure."""
+    from autotag import manager
+
     j = Journey(shipped_clone)
+    try:
+        yield j
+    finally:
+        for run in manager.list_runs(shipped_clone / "runs"):
+            if run.state in (*manager.ACTIVE_STATES, "queued"):
+                manager.stop(run.path, grace=5)
+
+
+def test_readme_commands_and_snippets_run_as_written(shipped_clone: Path, journey: Journey) -> None:
+    j = journey
     demo = shipped_clone / "data" / "demo" / "audio"
     for clip, target in (("clip_0001.wav", "song.mp3"), ("clip_0002.wav", "other.wav"), ("clip_0003.wav", "song.wav")):
         wave, rate = sf.read(demo / clip)
@@ -190,11 +204,25 @@ def test_readme_commands_and_snippets_run_as_written(shipped_clone: Path) -> Non
     assert all(any(c.startswith(k) for c in commands) for k in NOT_RUN), "a NOT_RUN entry is no longer in README"
 
 
-def test_readme_journey_from_another_folder(shipped_clone: Path, tmp_path: Path) -> None:
-    """Relative paths typed in another folder: the run's background trainer (run from the
-    project root) must still find the data, and the advice a stopped fit prints must work."""
+@pytest.fixture
+def elsewhere(tmp_path: Path) -> Iterator[Path]:
+    """A folder outside the clone to type commands in; ends any trainer left running there."""
+    from autotag import manager
+
     here = tmp_path / "elsewhere"
     here.mkdir()
+    try:
+        yield here
+    finally:
+        for run in manager.list_runs(here / "runs"):
+            if run.state in (*manager.ACTIVE_STATES, "queued"):
+                manager.stop(run.path, grace=5)
+
+
+def test_readme_journey_from_another_folder(shipped_clone: Path, elsewhere: Path) -> None:
+    """Relative paths typed in another folder: the run's background trainer (run from the
+    project root) must still find the data, and the advice a stopped fit prints must work."""
+    here = elsewhere
     data = Path("..") / Path(*[".."] * (len(here.parts) - 1)) / str(shipped_clone / "data" / "demo").lstrip("/")
     python = str(ROOT / ".venv" / "bin" / "python")
     env = shipped_env()
@@ -216,12 +244,15 @@ def test_readme_journey_from_another_folder(shipped_clone: Path, tmp_path: Path)
             stderr=subprocess.PIPE,
             text=True,
         )
-        deadline = time.monotonic() + 120
-        while not ((here / "runs").is_dir() and any(when(r) for r in (here / "runs").iterdir())):
-            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[1][-3000:]
-            time.sleep(0.05)
-        proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=120)
+        try:
+            deadline = time.monotonic() + 120
+            while not ((here / "runs").is_dir() and any(when(r) for r in (here / "runs").iterdir())):
+                assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[1][-3000:]
+                time.sleep(0.05)
+            proc.send_signal(signal.SIGINT)
+            _, err = proc.communicate(timeout=120)
+        finally:
+            proc.kill()  # a no-op once it has ended
         assert proc.returncode == 1, err[-3000:]
         run = next(r for r in (here / "runs").iterdir() if when(r))
         return run, err.strip().splitlines()[-1]

@@ -124,6 +124,15 @@ def wait_for_run(run: Path, predicate, timeout: float = 180) -> dict:  # noqa: A
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def stop_trainers(runs_dir: Path) -> None:
+    """End the trainers of runs a test started in `runs_dir` (and cancel its queued runs)."""
+    from autotag import manager
+
+    for run in manager.list_runs(runs_dir):
+        if run.state in (*manager.ACTIVE_STATES, "queued"):
+            manager.stop(run.path, grace=5)
+
+
 def shipped_env() -> dict[str, str]:
     """This process's environment without any AUTOTAG_* variable: the defaults as shipped."""
     import os

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from autotag import manager
-from tests.conftest import shipped_env
+from tests.conftest import shipped_env, stop_trainers
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ROOT = Path(__file__).parent.parent
@@ -110,13 +110,7 @@ def shipped_dashboard(shipped_clone: Path, tmp_path: Path) -> Iterator[str]:
         yield url
     finally:
         _stop(proc)
-        _stop_trainers(shipped_clone / "runs")
-
-
-def _stop_trainers(runs_dir: Path) -> None:
-    for run in manager.list_runs(runs_dir):  # end trainers this test started
-        if run.state in (*manager.ACTIVE_STATES, "queued"):
-            manager.stop(run.path, grace=5)
+        stop_trainers(shipped_clone / "runs")
 
 
 def _browser(pw, mic: Path | None = None):  # noqa: ANN001, ANN202 - playwright objects
@@ -244,7 +238,7 @@ def test_a_restarted_dashboard_shows_the_run_still_training(tmp_path: Path, demo
     finally:
         if first.poll() is None:
             _stop(first)
-        _stop_trainers(tmp_path / "runs")
+        stop_trainers(tmp_path / "runs")
 
 
 @pytest.mark.parametrize(("path", "heading"), [("runs", "Runs"), ("tag", "Tag your audio"), ("data", "Data sets")])

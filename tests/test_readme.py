@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 import soundfile as sf
 
-from tests.conftest import ROOT, shipped_env
+from tests.conftest import ROOT, shipped_env, stop_trainers
 
 pytestmark = pytest.mark.slow
 
@@ -150,15 +150,10 @@ def _run_commands(j: Journey, commands: list[str]) -> None:
 @pytest.fixture
 def journey(shipped_clone: Path) -> Iterator[Journey]:
     """The README journey in the shipped clone; ends any trainer it left running, even on failure."""
-    from autotag import manager
-
-    j = Journey(shipped_clone)
     try:
-        yield j
+        yield Journey(shipped_clone)
     finally:
-        for run in manager.list_runs(shipped_clone / "runs"):
-            if run.state in (*manager.ACTIVE_STATES, "queued"):
-                manager.stop(run.path, grace=5)
+        stop_trainers(shipped_clone / "runs")
 
 
 def test_readme_commands_and_snippets_run_as_written(shipped_clone: Path, journey: Journey) -> None:
@@ -207,16 +202,12 @@ def test_readme_commands_and_snippets_run_as_written(shipped_clone: Path, journe
 @pytest.fixture
 def elsewhere(tmp_path: Path) -> Iterator[Path]:
     """A folder outside the clone to type commands in; ends any trainer left running there."""
-    from autotag import manager
-
     here = tmp_path / "elsewhere"
     here.mkdir()
     try:
         yield here
     finally:
-        for run in manager.list_runs(here / "runs"):
-            if run.state in (*manager.ACTIVE_STATES, "queued"):
-                manager.stop(run.path, grace=5)
+        stop_trainers(here / "runs")
 
 
 def test_readme_journey_from_another_folder(shipped_clone: Path, elsewhere: Path) -> None:

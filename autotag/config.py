@@ -132,7 +132,7 @@ class TrainConfig(BaseModel):
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
 
 
-#: The "quick demo": `tiny` on the built-in demo set, about a minute on a laptop CPU.
+#: The "quick demo": `tiny` on the built-in demo set, 22 s on a 2-core CPU (benchmarks.quick_demo).
 QUICK_DEMO: dict[str, Any] = {"model": "tiny", "max_epochs": 15, "patience": 5, "batch_size": 16, "lr": 1e-3}
 
 

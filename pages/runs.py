@@ -43,7 +43,7 @@ manager.schedule(runs_dir)  # start queued runs whose turn has come
 runs = manager.list_runs(runs_dir)
 if not runs:
     st.info(
-        "No runs yet. Train the tiny model on the built-in demo set (about a minute on a CPU), "
+        "No runs yet. Train the tiny model on the built-in demo set (under a minute on a 2-core CPU), "
         "or set your own hyperparameters on the Train page."
     )
     st.button(

@@ -119,7 +119,7 @@ with right:
         on_click=_quick_demo,
         key="train_preset",
         use_container_width=True,
-        help="tiny model on the built-in demo set: about a minute on a laptop CPU",
+        help="tiny model on the built-in demo set: under a minute on a 2-core CPU",
     )
 
 with left:

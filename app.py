@@ -12,8 +12,8 @@ import threading
 
 import streamlit as st
 
-from autotag.manager import ACTIVE_STATES, list_runs, max_parallel, warm_up
-from autotag.runs import default_runs_dir
+from autotag.manager import list_runs, max_parallel, warm_up
+from autotag.runs import RunState, default_runs_dir
 
 
 @st.cache_resource(show_spinner=False)
@@ -47,8 +47,8 @@ st.session_state["_app_nav"] = True  # the pages check it: see above
 with st.sidebar:
     runs_dir = default_runs_dir()
     runs = list_runs(runs_dir)
-    active = sum(r.state in ACTIVE_STATES for r in runs)
-    queued = sum(r.state == "queued" for r in runs)
+    active = sum(r.state.active for r in runs)
+    queued = sum(r.state is RunState.QUEUED for r in runs)
     st.caption(f"Runs folder: `{runs_dir.resolve()}`")
     st.caption(f"{len(runs)} runs · {active} training (limit {max_parallel()}) · {queued} queued")
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from autotag import manager
 from autotag.paths import absolute
-from autotag.runs import CONFIG_FILE, RunError, read_status, run_label
+from autotag.runs import CONFIG_FILE, RunError, RunState, read_status, run_label
 
 
 def add_runs_dir_option(parser: argparse.ArgumentParser, purpose: str, top_level: bool = True) -> None:
@@ -33,9 +33,9 @@ def warn_if_unfinished(run: Path) -> None:
     checkpoint may be from early in training (running, stopped) or the run may have
     ended in an error (failed, crashed)."""
     state = manager.derive_state(run)  # may record "crashed": read the status after it
-    if state == "completed":
+    if state is RunState.COMPLETED:
         return
-    error = read_status(run).get("error") if state in ("failed", "crashed") else None
+    error = read_status(run).get("error") if state in (RunState.FAILED, RunState.CRASHED) else None
     why = f" ({str(error).splitlines()[0]})" if error else ""
     print(
         f"autotag: warning: run {run.name} is {state}{why}; using its best checkpoint so far",
@@ -68,7 +68,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
             f"{r.name:<48} {r.state:<10} {epoch:>9} {_fmt(s.get('best_val_loss')):>13} "
             f"{_fmt(s.get('test_roc_auc')):>12}"
         )
-    if any(r.state == "queued" for r in runs) and not any(r.state in manager.ACTIVE_STATES for r in runs):
+    if any(r.state is RunState.QUEUED for r in runs) and not any(r.state.active for r in runs):
         print(
             "queued runs wait for a free slot: start them with `python -m autotag runs schedule` "
             "(the dashboard's Runs page does this by itself)",

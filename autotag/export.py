@@ -130,8 +130,7 @@ def export_run(
         _write_model(graph, fmt, example, tmp)
         with torch.no_grad():
             diff = max(
-                float(np.abs(run_exported(tmp, x.numpy(), fmt) - graph(x).numpy()).max())
-                for x in inputs or [example]
+                float(np.abs(run_exported(tmp, x.numpy(), fmt) - graph(x).numpy()).max()) for x in inputs or [example]
             )
         meta = {
             "format": fmt,

@@ -33,6 +33,7 @@ from autotag.runs import (
     CONFIG_FILE,
     LOG_FILE,
     RunError,
+    RunState,
     check_writable,
     create_run,
     read_status,
@@ -41,8 +42,6 @@ from autotag.runs import (
     write_status,
 )
 
-FINAL_STATES = ("completed", "failed", "stopped", "crashed")
-ACTIVE_STATES = ("starting", "running")
 STOP_FILE = "stop_requested"
 LOCK_FILE = ".autotag.lock"
 #: A run still "starting" without a pid this long after launch lost its launcher.
@@ -76,7 +75,7 @@ class RunInfo:
     """One run as the dashboard and `runs list` show it."""
 
     path: Path
-    state: str
+    state: RunState
     status: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -84,11 +83,11 @@ class RunInfo:
         return self.path.name
 
 
-def derive_state(run_dir: Path, status: dict[str, Any] | None = None) -> str:
+def derive_state(run_dir: Path, status: dict[str, Any] | None = None) -> RunState:
     """The run's state from its status file and its process; persists "crashed" once seen."""
     status = read_status(run_dir) if status is None else status
-    state = status.get("state", "unknown")
-    if state not in ACTIVE_STATES:
+    state = RunState.of(status.get("state"))
+    if not state.active:
         return state
     pid = status.get("pid")
     if pid is None:
@@ -99,11 +98,11 @@ def derive_state(run_dir: Path, status: dict[str, Any] | None = None) -> str:
     # Gone without writing a final state. Re-check under the status lock: it may have
     # written "completed" a moment ago.
     fresh = read_status(run_dir)
-    if fresh.get("state") in ACTIVE_STATES and fresh.get("pid") == pid:
-        write_status(run_dir, state="crashed", ended=time.time(), error=_crash_reason(run_dir))
+    if RunState.of(fresh.get("state")).active and fresh.get("pid") == pid:
+        write_status(run_dir, state=RunState.CRASHED, ended=time.time(), error=_crash_reason(run_dir))
         sweep_orphans(run_dir)
-        return "crashed"
-    return fresh.get("state", "unknown")
+        return RunState.CRASHED
+    return RunState.of(fresh.get("state"))
 
 
 def _crash_reason(run_dir: Path, lines: int = 5) -> str:
@@ -204,9 +203,9 @@ def schedule(runs_dir: str | Path | None = None) -> list[Path]:
 
 def _schedule_locked(runs_dir: Path) -> list[Path]:
     runs = list_runs(runs_dir)
-    active = sum(r.state in ACTIVE_STATES for r in runs)
+    active = sum(r.state.active for r in runs)
     started = []
-    for info in sorted((r for r in runs if r.state == "queued"), key=lambda r: r.name):
+    for info in sorted((r for r in runs if r.state is RunState.QUEUED), key=lambda r: r.name):
         if active >= max_parallel():
             break
         _spawn(info.path, info.status.get("resume_from"))
@@ -228,7 +227,7 @@ def warm_up(runs_dir: str | Path | None = None) -> None:
 
 
 def _spawn(run_dir: Path, resume_from: str | None = None) -> None:
-    write_status(run_dir, state="starting", pid=None, pid_start=None, launched=time.time())
+    write_status(run_dir, state=RunState.STARTING, pid=None, pid_start=None, launched=time.time())
     env = launch_env()
     if warm.hand_over(run_dir, resume_from, env):
         return  # the warm process forks the trainer and records its pid
@@ -248,17 +247,17 @@ def _spawn(run_dir: Path, resume_from: str | None = None) -> None:
     write_status(run_dir, pid=proc.pid, pid_start=process_start_time(proc.pid))
 
 
-def stop(run_dir: Path, grace: float = 15.0) -> str:
+def stop(run_dir: Path, grace: float = 15.0) -> RunState:
     """Stop a run: SIGTERM to the trainer alone, then after `grace` s SIGKILL to its group.
 
     Returns: the final state, "stopped" (or "completed"/"failed" if it ended on its own first).
     """
     status = read_status(run_dir)
     state = derive_state(run_dir, status)
-    if state == "queued":
-        write_status(run_dir, state="stopped", ended=time.time(), note="cancelled before it started")
-        return "stopped"
-    if state not in ACTIVE_STATES:
+    if state is RunState.QUEUED:
+        write_status(run_dir, state=RunState.STOPPED, ended=time.time(), note="cancelled before it started")
+        return RunState.STOPPED
+    if not state.active:
         raise RunError(f"run {run_dir.name} is not running (it is {state})")
     (run_dir / STOP_FILE).touch()
     pid, start = status.get("pid"), status.get("pid_start")
@@ -272,11 +271,11 @@ def stop(run_dir: Path, grace: float = 15.0) -> str:
         _signal(pid, signal.SIGKILL, group=True)  # the trainer if it hung, and any orphaned workers
         while is_alive(pid, start):
             time.sleep(0.05)
-    final = read_status(run_dir)
-    if final.get("state") in ACTIVE_STATES or (final.get("state") == "failed" and forced):
-        write_status(run_dir, state="stopped", forced=forced, ended=time.time())
+    final = RunState.of(read_status(run_dir).get("state"))
+    if final.active or (final is RunState.FAILED and forced):
+        write_status(run_dir, state=RunState.STOPPED, forced=forced, ended=time.time())
     schedule(run_dir.parent)
-    return read_status(run_dir).get("state", "stopped")
+    return RunState.of(read_status(run_dir).get("state"))
 
 
 def _signal(pid: int, sig: signal.Signals, group: bool) -> None:
@@ -294,11 +293,11 @@ def resume(run_dir: Path) -> Path:
     from autotag.checkpoints import resumable_checkpoint
 
     state = derive_state(run_dir)
-    if state not in ("stopped", "crashed", "failed"):
+    if not state.resumable:
         raise RunError(f"run {run_dir.name} is {state}; only stopped, crashed or failed runs can resume")
     ckpt = resumable_checkpoint(run_dir)
     (run_dir / STOP_FILE).unlink(missing_ok=True)
-    write_status(run_dir, state="queued", resume_from=str(ckpt.relative_to(run_dir)), error=None, forced=None)
+    write_status(run_dir, state=RunState.QUEUED, resume_from=str(ckpt.relative_to(run_dir)), error=None, forced=None)
     schedule(run_dir.parent)
     return ckpt
 
@@ -306,6 +305,6 @@ def resume(run_dir: Path) -> Path:
 def delete(run_dir: Path) -> None:
     """Remove a run folder; a running run must be stopped first."""
     state = derive_state(run_dir)
-    if state in ACTIVE_STATES:
+    if state.active:
         raise RunError(f"run {run_dir.name} is {state}; stop it before deleting")
     shutil.rmtree(run_dir)

@@ -17,6 +17,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,47 @@ STATUS_LOCK = ".status.lock"
 TMP_MARK = ".tmp-"
 
 _NAME_OK = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+class RunState(StrEnum):
+    """A run's state as status.json spells it; the trainer writes its own, a manager derives
+    "crashed" (autotag.manager.derive_state). Being a `str`, it is stored and compared as one."""
+
+    QUEUED = "queued"
+    STARTING = "starting"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    STOPPED = "stopped"
+    FAILED = "failed"
+    CRASHED = "crashed"
+    UNKNOWN = "unknown"  # status.json missing, unreadable or from an unknown writer
+
+    @classmethod
+    def of(cls, value: object) -> RunState:
+        try:
+            return cls(value)
+        except ValueError:
+            return cls.UNKNOWN
+
+    @property
+    def active(self) -> bool:
+        """A trainer process is (about to be) running it."""
+        return self in (RunState.STARTING, RunState.RUNNING)
+
+    @property
+    def final(self) -> bool:
+        """It has ended and nothing will change it on its own."""
+        return self in (RunState.COMPLETED, RunState.FAILED, RunState.STOPPED, RunState.CRASHED)
+
+    @property
+    def resumable(self) -> bool:
+        """Resume may continue it from its last checkpoint."""
+        return self in (RunState.STOPPED, RunState.CRASHED, RunState.FAILED)
+
+    @property
+    def stoppable(self) -> bool:
+        """Stop ends its trainer, or cancels it while queued."""
+        return self.active or self is RunState.QUEUED
 
 
 class RunError(ValueError):
@@ -117,7 +159,12 @@ def create_run(
                 continue
     save_config(config, run_dir / CONFIG_FILE)
     write_status(
-        run_dir, state="queued", created=time.time(), max_epochs=config.max_epochs, model=config.model, data=config.data
+        run_dir,
+        state=RunState.QUEUED,
+        created=time.time(),
+        max_epochs=config.max_epochs,
+        model=config.model,
+        data=config.data,
     )
     return run_dir
 

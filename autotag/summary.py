@@ -10,8 +10,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from autotag.manager import ACTIVE_STATES, RunInfo
-from autotag.runs import CONFIG_FILE
+from autotag.manager import RunInfo
+from autotag.runs import CONFIG_FILE, RunState
 
 
 def summarize(info: RunInfo) -> dict[str, Any]:
@@ -22,13 +22,14 @@ def summarize(info: RunInfo) -> dict[str, Any]:
     last = s.get("last_metrics") or {}
     max_epochs = s.get("max_epochs") or 0
     total = (s.get("steps_per_epoch") or 0) * max_epochs
-    progress = min(1.0, s.get("global_step", 0) / total) if total else (1.0 if info.state == "completed" else 0.0)
-    start, end = s.get("started"), s.get("ended") if info.state not in ACTIVE_STATES else time.time()
+    done = 1.0 if info.state is RunState.COMPLETED else 0.0
+    progress = min(1.0, s.get("global_step", 0) / total) if total else done
+    start, end = s.get("started"), s.get("ended") if not info.state.active else time.time()
     duration = (end or time.time()) - start if start else None
-    eta = _eta(s, total) if info.state == "running" and s.get("phase") == "training" else None
+    eta = _eta(s, total) if info.state is RunState.RUNNING and s.get("phase") == "training" else None
     return {
         "run": info.name,
-        "state": "stopped (forced)" if info.state == "stopped" and s.get("forced") else info.state,
+        "state": "stopped (forced)" if info.state is RunState.STOPPED and s.get("forced") else str(info.state),
         "model": s.get("model"),
         "data": Path(s.get("data") or "-").name,
         "epoch": f"{s.get('epoch', 0)}/{max_epochs}" if max_epochs else "-",
@@ -74,7 +75,7 @@ def _config_basics(run_dir: Path) -> dict[str, Any]:
 
 def best_run(runs: list[RunInfo]) -> RunInfo | None:
     """The completed run with the highest test ROC-AUC (else the newest completed one)."""
-    done = [r for r in runs if r.state == "completed"]
+    done = [r for r in runs if r.state is RunState.COMPLETED]
     if not done:
         return None
     return max(done, key=lambda r: (r.status.get("test_roc_auc") or -1.0, r.name))

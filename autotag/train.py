@@ -25,6 +25,7 @@ from autotag.runs import (
     METRICS_FILE,
     REPORT_FILE,
     THRESHOLDS_FILE,
+    RunState,
     sweep_orphans,
     write_json_atomic,
     write_status,
@@ -118,7 +119,7 @@ def fit(
         sweep_orphans(run_dir)  # temp files of an earlier process of this run that was killed
         attached = _attach_log_file(run_dir) if log_file else None
         folder.status(
-            state="running",
+            state=RunState.RUNNING,
             pid=os.getpid(),
             pid_start=process_start_time(os.getpid()),
             started=time.time(),
@@ -134,12 +135,12 @@ def fit(
     except BaseException as exc:
         if _is_stop(exc):
             log.info("run stopped on request; resume continues from the last checkpoint")
-            folder.status(state="stopped", ended=time.time())
+            folder.status(state=RunState.STOPPED, ended=time.time())
             raise RunStopped(str(run_dir)) from None
         reason = f"{type(exc).__name__}: {exc}"
         if folder.writes:
             log.error("run failed: %s", reason)
-        folder.status(state="failed", error=reason, ended=time.time())
+        folder.status(state=RunState.FAILED, error=reason, ended=time.time())
         raise
     finally:
         if attached:
@@ -208,7 +209,7 @@ def _fit(config: TrainConfig, folder: _RunFolder, resume_from: Path | None) -> d
     )
     metrics = _plain(metrics)
     folder.json(METRICS_FILE, metrics)
-    folder.status(state="completed", phase="done", ended=time.time(), test_roc_auc=metrics.get("roc_auc_macro"))
+    folder.status(state=RunState.COMPLETED, phase="done", ended=time.time(), test_roc_auc=metrics.get("roc_auc_macro"))
     log.info("test ROC-AUC %s, PR-AUC %s", metrics.get("roc_auc_macro"), metrics.get("pr_auc_macro"))
     return metrics
 

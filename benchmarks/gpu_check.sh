@@ -55,7 +55,7 @@ zygote = json.loads(info_file.read_text())["pid"]
 start = time.perf_counter()
 run = manager.launch(make_config(data=sys.argv[1], model="shortchunk_cnn", accelerator="gpu", max_epochs=2))
 parent = None
-while manager.derive_state(run) not in manager.FINAL_STATES:
+while not manager.derive_state(run).final:
     pid = json.loads((run / "status.json").read_text()).get("pid")
     if pid and parent is None:
         parent = int(next(l.split()[1] for l in open(f"/proc/{pid}/status") if l.startswith("PPid:")))

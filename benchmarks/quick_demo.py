@@ -31,7 +31,7 @@ def one_run(data: Path, runs: Path, overrides: dict) -> tuple[float, dict]:
     config = make_config(data=str(data), **{**QUICK_DEMO, **overrides})
     start = time.perf_counter()
     run = manager.launch(config, runs)
-    while (state := manager.derive_state(run)) not in manager.FINAL_STATES:
+    while not (state := manager.derive_state(run)).final:
         time.sleep(0.1)
     seconds = time.perf_counter() - start
     if state != "completed":

@@ -15,7 +15,7 @@ from autotag.charts import curves_figure
 from autotag.config import QUICK_DEMO, make_config
 from autotag.curves import CurveReader
 from autotag.demo import default_demo_dir
-from autotag.runs import METRICS_FILE, RunError, default_runs_dir
+from autotag.runs import METRICS_FILE, RunError, RunState, default_runs_dir
 from autotag.summary import summarize
 
 if "_app_nav" not in st.session_state:  # run alone by Streamlit's older pages/ layout: see app.py
@@ -59,7 +59,7 @@ st.session_state["runs_selected"] = selected
 smoothing = smooth_col.slider(
     "Smoothing of train_loss", 0.0, 0.99, 0.6, 0.01, key="runs_smoothing", persist_state="session"
 )
-live = any(r.state in (*manager.ACTIVE_STATES, "queued") for r in runs)
+live = any(r.state.stoppable for r in runs)
 COLUMNS = {
     "progress": st.column_config.ProgressColumn("progress", min_value=0.0, max_value=1.0, format="percent"),
     "best val_loss": st.column_config.NumberColumn(format="%.4f"),
@@ -87,7 +87,7 @@ def _live_view(names: list[str], weight: float) -> None:
                 f"{name}: damaged TensorBoard records were skipped, the curve may have gaps:\n\n- "
                 + "\n- ".join(reader.problems[:5])
             )
-        if fresh[name].state in manager.FINAL_STATES and reader.pending_bytes():
+        if fresh[name].state.final and reader.pending_bytes():
             st.warning(f"{name}: its event file ends in an incomplete record ({reader.pending_bytes()} bytes).")
     if names:  # drawn empty too: the browser loads plotly while the trainer starts, not after
         st.plotly_chart(curves_figure(readers, weight), key="runs_curves")
@@ -120,7 +120,7 @@ if len(selected) == 1:
         if b1.button(
             "Stop",
             icon=":material/stop:",
-            disabled=info.state not in (*manager.ACTIVE_STATES, "queued"),
+            disabled=not info.state.stoppable,
             key="runs_stop",
         ):
             with st.spinner("Stopping (the current batch finishes first) ..."):
@@ -129,14 +129,12 @@ if len(selected) == 1:
         if b2.button(
             "Resume",
             icon=":material/play_arrow:",
-            disabled=info.state not in ("stopped", "crashed", "failed"),
+            disabled=not info.state.resumable,
             key="runs_resume",
         ):
             manager.resume(info.path)
             st.rerun()
-        if b3.button(
-            "Delete", icon=":material/delete:", disabled=info.state in manager.ACTIVE_STATES, key="runs_delete"
-        ):
+        if b3.button("Delete", icon=":material/delete:", disabled=info.state.active, key="runs_delete"):
             st.session_state["runs_confirm_delete"] = info.name
         if st.session_state.get("runs_confirm_delete") == info.name:
             st.warning(f"Delete {info.name} and its checkpoints? This cannot be undone.")
@@ -147,10 +145,10 @@ if len(selected) == 1:
                 st.rerun()
     except RunError as exc:
         st.error(str(exc))
-    if info.state in ("failed", "crashed") and info.status.get("error"):
+    if info.state in (RunState.FAILED, RunState.CRASHED) and info.status.get("error"):
         st.error(info.status["error"])
     metrics_path = info.path / METRICS_FILE
-    if info.state == "completed" and metrics_path.is_file():
+    if info.state is RunState.COMPLETED and metrics_path.is_file():
         metrics = json.loads(metrics_path.read_text())
         st.subheader("Test metrics of the best checkpoint")
         m1, m2, m3 = st.columns(3)
@@ -169,7 +167,7 @@ if len(selected) == 1:
             st.caption(
                 "No positive (or no negative) in the test split, not scored: " + ", ".join(metrics["unscored_tags"])
             )
-    if info.state == "completed":
+    if info.state is RunState.COMPLETED:
         with st.expander("Export the model (log-mel front end included)"):
             fmt = st.radio(
                 "Format", ["torchscript", "onnx"], horizontal=True, key="runs_export_format", persist_state="session"

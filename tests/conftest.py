@@ -129,7 +129,7 @@ def stop_trainers(runs_dir: Path) -> None:
     from autotag import manager
 
     for run in manager.list_runs(runs_dir):
-        if run.state in (*manager.ACTIVE_STATES, "queued"):
+        if run.state.stoppable:
             manager.stop(run.path, grace=5)
 
 

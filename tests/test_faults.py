@@ -19,7 +19,7 @@ from autotag import manager
 from autotag.ckpt_io import AtomicCheckpointIO
 from autotag.curves import CurveReader
 from autotag.procs import is_alive, process_start_time
-from autotag.runs import RunError, create_run, read_status, sweep_orphans, write_status
+from autotag.runs import RunError, RunState, create_run, read_status, sweep_orphans, write_status
 from autotag.summary import summarize
 from tests.conftest import tiny_config, wait_for_run
 
@@ -44,7 +44,7 @@ def test_a_trainer_that_ignores_sigterm_is_killed_with_its_group(small_csv_datas
     assert time.monotonic() - started < 10
     status = read_status(run)
     assert status["forced"] is True
-    assert summarize(manager.RunInfo(run, "stopped", status))["state"] == "stopped (forced)"
+    assert summarize(manager.RunInfo(run, RunState.STOPPED, status))["state"] == "stopped (forced)"
     proc.wait(timeout=5)
     deadline = time.monotonic() + 5
     while is_alive(worker) and time.monotonic() < deadline:
@@ -72,10 +72,10 @@ def test_ten_launches_at_once_run_k_and_queue_the_rest(small_csv_dataset: Path, 
     try:
         assert len(set(made)) == 10  # no two launches share a folder
         states = sorted(manager.derive_state(r) for r in made)
-        assert states.count("queued") == 8 and len([s for s in states if s in manager.ACTIVE_STATES]) == 2
+        assert states.count("queued") == 8 and len([s for s in states if s.active]) == 2
     finally:
         for run in made:
-            if manager.derive_state(run) in (*manager.ACTIVE_STATES, "queued"):
+            if manager.derive_state(run).stoppable:
                 manager.stop(run, grace=5)
     assert all(read_status(r)["state"] == "stopped" for r in made)
 
@@ -118,7 +118,7 @@ def test_twenty_kill_9s_then_resume_reach_the_uninterrupted_end(small_csv_datase
     # drawn, which Lightning does not checkpoint) cannot end either run early.
     config = tiny_config(small_csv_dataset, max_epochs=100, patience=100, seed=7)
     reference = manager.launch(config, name="reference")
-    ref = wait_for_run(reference, lambda s: s["state"] in manager.FINAL_STATES, timeout=300)
+    ref = wait_for_run(reference, lambda s: RunState.of(s["state"]).final, timeout=300)
     assert ref["state"] == "completed", manager.log_tail(reference)
 
     rng = random.Random(0)
@@ -130,7 +130,7 @@ def test_twenty_kill_9s_then_resume_reach_the_uninterrupted_end(small_csv_datase
         if status.get("state") == "completed":
             break
         os.kill(status["pid"], 9)
-        crashed = wait_for_run(run, lambda s: s["state"] in manager.FINAL_STATES, timeout=20)
+        crashed = wait_for_run(run, lambda s: RunState.of(s["state"]).final, timeout=20)
         assert crashed["state"] == "crashed", (kill, crashed["state"])
         _every_checkpoint_loads(run)
         if (run / "checkpoints" / "last.ckpt").exists():
@@ -138,7 +138,7 @@ def test_twenty_kill_9s_then_resume_reach_the_uninterrupted_end(small_csv_datase
         else:  # killed before the first checkpoint: nothing to resume, so start the run again
             write_status(run, state="queued")
             manager.schedule(run.parent)
-    final = wait_for_run(run, lambda s: s["state"] in manager.FINAL_STATES, timeout=300)
+    final = wait_for_run(run, lambda s: RunState.of(s["state"]).final, timeout=300)
     assert final["state"] == "completed", manager.log_tail(run)
     assert kill == 19, "the run finished before 20 kills; raise max_epochs"
     ours, theirs = (json.loads((r / "metrics.json").read_text()) for r in (run, reference))
@@ -221,9 +221,9 @@ def test_eta_counts_training_pace_not_the_time_spent_on_setup(tmp_path: Path) ->
         "max_epochs": 10,
         "phase": "training",
     }
-    assert summarize(manager.RunInfo(tmp_path, "running", status))["ETA (s)"] == pytest.approx(80, abs=1)
+    assert summarize(manager.RunInfo(tmp_path, RunState.RUNNING, status))["ETA (s)"] == pytest.approx(80, abs=1)
     early = {**status, "global_step": 5}  # the first steps pay for warm-up: no estimate yet
-    assert summarize(manager.RunInfo(tmp_path, "running", early))["ETA (s)"] is None
+    assert summarize(manager.RunInfo(tmp_path, RunState.RUNNING, early))["ETA (s)"] is None
     testing = {**status, "phase": "testing"}  # early stopping ended training before max_epochs
-    assert summarize(manager.RunInfo(tmp_path, "running", testing))["ETA (s)"] is None
-    assert summarize(manager.RunInfo(tmp_path, "completed", status))["ETA (s)"] is None
+    assert summarize(manager.RunInfo(tmp_path, RunState.RUNNING, testing))["ETA (s)"] is None
+    assert summarize(manager.RunInfo(tmp_path, RunState.COMPLETED, status))["ETA (s)"] is None

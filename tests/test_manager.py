@@ -14,14 +14,14 @@ import pytest
 from autotag import manager
 from autotag.curves import CurveReader
 from autotag.procs import is_alive, process_start_time
-from autotag.runs import RunError, read_status, write_status
+from autotag.runs import RunError, RunState, read_status, write_status
 from tests.conftest import tiny_config, wait_for_run
 
 pytestmark = pytest.mark.slow
 
 
 def _finished(status: dict) -> bool:
-    return status["state"] in manager.FINAL_STATES
+    return RunState.of(status["state"]).final
 
 
 def test_kill_9_is_crashed_and_resume_finishes_with_every_step_once(small_csv_dataset: Path) -> None:
@@ -132,3 +132,14 @@ def test_delete_refuses_a_running_run(small_csv_dataset: Path) -> None:
     manager.stop(run)
     manager.delete(run)
     assert not run.exists()
+
+
+def test_run_states_are_typed_and_stored_as_plain_strings(tmp_path: Path) -> None:
+    assert {s for s in RunState if s.active} == {RunState.STARTING, RunState.RUNNING}
+    assert {s for s in RunState if s.stoppable} == {RunState.STARTING, RunState.RUNNING, RunState.QUEUED}
+    assert {s for s in RunState if s.resumable} == {RunState.STOPPED, RunState.CRASHED, RunState.FAILED}
+    assert {s for s in RunState if s.final} == {s for s in RunState if s.resumable} | {RunState.COMPLETED}
+    assert RunState.of("no such state") is RunState.UNKNOWN and RunState.of(None) is RunState.UNKNOWN
+    write_status(tmp_path, state=RunState.CRASHED)
+    assert '"state": "crashed"' in (tmp_path / "status.json").read_text()
+    assert manager.derive_state(tmp_path) is RunState.CRASHED

@@ -12,8 +12,8 @@ import threading
 
 import streamlit as st
 
-from autotag.manager import list_runs, max_parallel, warm_up
-from autotag.runs import RunState, default_runs_dir
+from autotag.runs.folder import RunState, default_runs_dir
+from autotag.runs.manager import list_runs, max_parallel, warm_up
 
 
 @st.cache_resource(show_spinner=False)
@@ -24,7 +24,7 @@ def _preload_tagging() -> threading.Thread:
     tags took 2 of the 3 s of a first tag on a 2-core laptop. It runs after a page is
     drawn, so the dashboard's start-up never waits for it.
     """
-    thread = threading.Thread(target=importlib.import_module, args=("autotag.predict",), daemon=True)
+    thread = threading.Thread(target=importlib.import_module, args=("autotag.serving.tagger",), daemon=True)
     thread.start()
     return thread
 

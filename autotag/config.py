@@ -13,7 +13,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from autotag.model_specs import SPECS, get_spec
+from autotag.models.specs import SPECS, get_spec
 from autotag.paths import absolute
 
 DataFormat = Literal["auto", "csv", "mtat", "jamendo"]

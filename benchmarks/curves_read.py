@@ -18,7 +18,7 @@ from tbparse import SummaryReader
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from torch.utils.tensorboard import SummaryWriter
 
-from autotag.curves import CurveReader
+from autotag.runs.curves import CurveReader
 
 TAGS = ("train_loss", "val_loss", "val_roc_auc", "val_pr_auc")
 

@@ -32,11 +32,11 @@ from unittest import mock
 
 from streamlit.testing.v1 import AppTest
 
-from autotag import manager
 from autotag.config import QUICK_DEMO, make_config
-from autotag.curves import CurveReader
-from autotag.demo import make_demo_dataset
-from autotag.runs import CKPT_DIR, create_run, write_status
+from autotag.data.demo import make_demo_dataset
+from autotag.runs import manager
+from autotag.runs.curves import CurveReader
+from autotag.runs.folder import CKPT_DIR, create_run, write_status
 from tests.test_browser import _browser, _start, _stop, _stop_trainers
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -183,7 +183,7 @@ def _warm_trainer_ready(runs_dir: Path, timeout: float = 90.0) -> None:
     It starts after the first page is drawn and keeps a core busy for seconds; a user who
     opens the Tag page that early waits longer than the figures here say.
     """
-    from autotag import warm
+    from autotag.runs import warm
 
     deadline = time.monotonic() + timeout
     while warm.enabled() and time.monotonic() < deadline and not warm.info(runs_dir).get("ready"):

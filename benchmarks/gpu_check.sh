@@ -22,9 +22,9 @@ echo "== 1. feature cache: front end on the GPU vs the CPU"
 timeout 300 $PY - "$WORK/demo" <<'PY' 2>&1 | tee "$OUT/cache.txt"
 import sys, time
 import numpy as np
-from autotag.cache import build_cache
+from autotag.data.cache import build_cache
 from autotag.config import make_config
-from autotag.prepare import open_dataset
+from autotag.data.prepare import open_dataset
 config = make_config(data=sys.argv[1], model="shortchunk_resnet")
 clips = open_dataset(config)[1].clips
 times, caches = {}, {}
@@ -44,7 +44,7 @@ echo "== 3. a launch forked from the pre-warmed trainer, on CUDA"
 timeout 300 $PY - "$WORK/demo" <<'PY' 2>&1 | tee "$OUT/warm.txt"
 import json, os, sys, time
 from pathlib import Path
-from autotag import manager
+from autotag.runs import manager
 from autotag.config import make_config
 runs = Path(os.environ["AUTOTAG_RUNS_DIR"])
 manager.warm_up(runs)

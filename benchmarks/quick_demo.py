@@ -20,10 +20,10 @@ import time
 from pathlib import Path
 from unittest import mock
 
-from autotag import manager
 from autotag.config import QUICK_DEMO, make_config
-from autotag.demo import default_demo_dir
-from autotag.runs import METRICS_FILE, read_status
+from autotag.data.demo import default_demo_dir
+from autotag.runs import manager
+from autotag.runs.folder import METRICS_FILE, read_status
 
 
 def one_run(data: Path, runs: Path, overrides: dict) -> tuple[float, dict]:

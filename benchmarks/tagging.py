@@ -29,16 +29,16 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from autotag.audio import iter_chunks
+from autotag.audio.decode import iter_chunks
 from autotag.config import make_config
-from autotag.predict import Tagger
+from autotag.serving.tagger import Tagger
 from tests.test_inference import _with_trained_statistics
 
 LABELS = [f"tag{i:02d}" for i in range(50)]
 
 
 def save_checkpoint(model: str, path: Path) -> None:
-    from autotag.trainer import build_module  # Lightning: not in the tagging process measured
+    from autotag.training.trainer import build_module  # Lightning: not in the tagging process measured
 
     module = build_module(make_config(data=".", model=model), LABELS)
     _with_trained_statistics(module.net)  # batch norms as training leaves them

@@ -24,13 +24,13 @@ import lightning as L
 import numpy as np
 import torch
 
-from autotag.audio import load_audio
+from autotag.audio.decode import load_audio
+from autotag.audio.logmel import LogMel
 from autotag.config import TrainConfig, make_config
-from autotag.data import RandomChunks, TaggingDataModule
-from autotag.demo import make_demo_dataset
-from autotag.features import LogMel
-from autotag.prepare import prepare_features
-from autotag.trainer import build_module, build_trainer
+from autotag.data.datamodule import RandomChunks, TaggingDataModule
+from autotag.data.demo import make_demo_dataset
+from autotag.data.prepare import prepare_features
+from autotag.training.trainer import build_module, build_trainer
 
 
 def _sync() -> None:

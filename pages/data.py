@@ -10,7 +10,7 @@ import pandas as pd
 import streamlit as st
 
 from autotag.charts import cooccurrence_figure, spectrogram_figure, tag_counts_figure
-from autotag.demo import default_demo_dir
+from autotag.data.demo import default_demo_dir
 
 if "_app_nav" not in st.session_state:  # run alone by Streamlit's older pages/ layout: see app.py
     runpy.run_path(str(Path(__file__).parents[1] / "app.py"), run_name="__main__")
@@ -20,7 +20,7 @@ if "_app_nav" not in st.session_state:  # run alone by Streamlit's older pages/ 
 @st.cache_data(ttl=60, show_spinner="Reading the data set ...")
 def _open(path: str, fmt: str):  # noqa: ANN202 - (report, dataset)
     from autotag.config import make_config
-    from autotag.prepare import open_dataset
+    from autotag.data.prepare import open_dataset
 
     return open_dataset(make_config(data=path, format=fmt, model="tiny"))
 
@@ -66,7 +66,7 @@ pick = st.selectbox(
 clip = clips[pick]
 st.audio(str(clip.path))
 try:
-    from autotag.features import file_logmel
+    from autotag.audio.logmel import file_logmel
 
     settings = {"sample_rate": 16000, "n_fft": 512, "hop_length": 256, "n_mels": 128, "f_min": 0.0, "f_max": 8000.0}
     st.plotly_chart(spectrogram_figure(file_logmel(clip.path, settings), 256 / 16000), key="data_spec")

@@ -10,13 +10,13 @@ import pandas as pd
 import streamlit as st
 import yaml
 
-from autotag import manager
 from autotag.charts import curves_figure
 from autotag.config import QUICK_DEMO, make_config
-from autotag.curves import CurveReader
-from autotag.demo import default_demo_dir
-from autotag.runs import METRICS_FILE, RunError, RunState, default_runs_dir
-from autotag.summary import summarize
+from autotag.data.demo import default_demo_dir
+from autotag.runs import manager
+from autotag.runs.curves import CurveReader
+from autotag.runs.folder import CONFIG_FILE, METRICS_FILE, TB_DIR, RunError, RunState, default_runs_dir
+from autotag.runs.table import summarize
 
 if "_app_nav" not in st.session_state:  # run alone by Streamlit's older pages/ layout: see app.py
     runpy.run_path(str(Path(__file__).parents[1] / "app.py"), run_name="__main__")
@@ -28,7 +28,7 @@ REFRESH_S = 1.0  # seconds between live refreshes; one costs about 1 ms per 50 r
 @st.cache_resource(max_entries=200)
 def _reader(run_path: str) -> CurveReader:
     """One reader per run for the server's lifetime: later refreshes read only new records."""
-    return CurveReader(Path(run_path) / "tb")
+    return CurveReader(Path(run_path) / TB_DIR)
 
 
 def _quick_demo() -> None:
@@ -106,7 +106,7 @@ _live_view(selected, smoothing)
 
 if len(selected) >= 2:
     st.subheader("Config differences")
-    configs = {n: yaml.safe_load((by_name[n].path / "config.yaml").read_text()) for n in selected}
+    configs = {n: yaml.safe_load((by_name[n].path / CONFIG_FILE).read_text()) for n in selected}
     keys = sorted({k for c in configs.values() for k in c})
     diff = {
         k: {n: configs[n].get(k) for n in selected} for k in keys if len({str(c.get(k)) for c in configs.values()}) > 1
@@ -173,7 +173,7 @@ if len(selected) == 1:
                 "Format", ["torchscript", "onnx"], horizontal=True, key="runs_export_format", persist_state="session"
             )
             if st.button("Export", key="runs_export"):
-                from autotag.export import export_run
+                from autotag.serving.export import export_run
 
                 with st.spinner("Exporting and checking against the PyTorch model ..."):
                     path, diff = export_run(info.path, fmt)
@@ -187,5 +187,5 @@ if len(selected) == 1:
     with st.expander("Log (last 40 lines)"):
         st.code(manager.log_tail(info.path, 40) or "(empty)", language=None)
     with st.expander("Config"):
-        st.code((info.path / "config.yaml").read_text(), language="yaml")
+        st.code((info.path / CONFIG_FILE).read_text(), language="yaml")
         st.caption(f"Reproduce in a terminal: `python -m autotag fit --config {info.path / 'config.yaml'}`")

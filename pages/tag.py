@@ -9,12 +9,12 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from autotag import manager
-from autotag.audio import AUDIO_EXTENSIONS, AudioError
+from autotag.audio.decode import AUDIO_EXTENSIONS, AudioError
+from autotag.audio.sandbox import decode_untrusted, prestart
 from autotag.charts import taggram_figure, top_tags_figure
-from autotag.runs import THRESHOLDS_FILE, RunError, checkpoint_candidates, default_runs_dir
-from autotag.safe_decode import decode_untrusted, prestart
-from autotag.summary import best_run
+from autotag.runs import manager
+from autotag.runs.folder import CKPT_DIR, THRESHOLDS_FILE, RunError, checkpoint_candidates, default_runs_dir
+from autotag.runs.table import best_run
 
 if "_app_nav" not in st.session_state:  # run alone by Streamlit's older pages/ layout: see app.py
     runpy.run_path(str(Path(__file__).parents[1] / "app.py"), run_name="__main__")
@@ -22,15 +22,15 @@ if "_app_nav" not in st.session_state:  # run alone by Streamlit's older pages/ 
 
 
 @st.cache_resource(max_entries=4, show_spinner="Loading the model ...")
-def _tagger(run_path: str, stamp: tuple):  # noqa: ANN202 - autotag.predict.Tagger (imports torch lazily)
+def _tagger(run_path: str, stamp: tuple):  # noqa: ANN202 - autotag.serving.tagger.Tagger (imports torch lazily)
     """Loaded once per run and checkpoint state (`stamp` changes when a checkpoint does)."""
-    from autotag.predict import Tagger
+    from autotag.serving.tagger import Tagger
 
     return Tagger.load(run_path)
 
 
 @st.cache_data(max_entries=64, show_spinner="Tagging ...")
-def _predict(run_path: str, stamp: tuple, name: str, data: bytes):  # noqa: ANN202 - autotag.predict.Prediction
+def _predict(run_path: str, stamp: tuple, name: str, data: bytes):  # noqa: ANN202 - autotag.serving.tagger.Prediction
     """Each clip is tagged once per model: reruns (a threshold moved) reuse the result.
 
     Uploads are decoded in a limited child process, so a hostile file cannot hurt the server.
@@ -47,7 +47,7 @@ def _thresholds(run: Path) -> dict[str, float] | None:
 
 
 st.title("Tag your audio")
-runs = [r for r in manager.list_runs(default_runs_dir()) if (r.path / "checkpoints").is_dir()]
+runs = [r for r in manager.list_runs(default_runs_dir()) if (r.path / CKPT_DIR).is_dir()]
 if not runs:
     st.info("No trained model yet. Start the quick demo on the Runs page or train one on the Train page.")
     st.page_link("pages/runs.py", label="Go to Runs", icon=":material/monitoring:")
@@ -143,7 +143,7 @@ for name, data in clips:
         )
 
 if results:
-    from autotag.output import render_predictions
+    from autotag.serving.output import render_predictions
 
     d1, d2, _ = st.columns([1, 1, 3])
     d1.download_button("Download CSV", render_predictions(results, "csv"), "tags.csv", "text/csv", key="tag_csv")

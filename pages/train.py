@@ -11,11 +11,11 @@ import streamlit as st
 
 from autotag.charts import tag_counts_figure
 from autotag.config import QUICK_DEMO, ConfigError, TrainConfig, field_range, make_config
-from autotag.demo import default_demo_dir
-from autotag.manager import PROJECT_ROOT, launch
-from autotag.model_specs import SPECS
-from autotag.runs import RunError, sanitize_name
-from autotag.slurm import sbatch_script
+from autotag.data.demo import default_demo_dir
+from autotag.models.specs import SPECS
+from autotag.runs.folder import RunError, sanitize_name
+from autotag.runs.manager import PROJECT_ROOT, launch
+from autotag.training.slurm import sbatch_script
 
 if "_app_nav" not in st.session_state:  # run alone by Streamlit's older pages/ layout: see app.py
     runpy.run_path(str(Path(__file__).parents[1] / "app.py"), run_name="__main__")
@@ -102,7 +102,7 @@ def _check_data(config_yaml: str) -> tuple[str, dict[str, dict[str, int]]]:
     config trains on (after top-N and subset); raises with the reason when nothing is trainable."""
     import yaml
 
-    from autotag.prepare import open_dataset
+    from autotag.data.prepare import open_dataset
 
     report, _ = open_dataset(make_config(**yaml.safe_load(config_yaml)))
     return report.summary_lines()[0], report.tag_counts

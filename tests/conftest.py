@@ -17,7 +17,7 @@ def _isolated_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Every test gets its own feature cache and runs folder, and no pre-warmed trainer.
 
     A warm trainer holds torch in memory (~0.5 GB) for as long as the process that asked
-    for it lives; tests that want one turn it on themselves (tests/test_warm.py).
+    for it lives; tests that want one turn it on themselves (tests/runs/test_warm.py).
     """
     monkeypatch.setenv("AUTOTAG_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("AUTOTAG_RUNS_DIR", str(tmp_path / "runs"))
@@ -59,7 +59,7 @@ def small_csv_dataset(tmp_path: Path) -> Path:
 @pytest.fixture(scope="session")
 def demo_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The real demo generator, 120 clips (shared by the slow end-to-end tests)."""
-    from autotag.demo import make_demo_dataset
+    from autotag.data.demo import make_demo_dataset
 
     return make_demo_dataset(tmp_path_factory.mktemp("demo") / "demo", clips=120, seed=1)
 
@@ -108,8 +108,8 @@ def wait_for_run(run: Path, predicate, timeout: float = 180) -> dict:  # noqa: A
     """Poll a run's derived state until `predicate(status)` holds; fail with its log if it never does."""
     import time
 
-    from autotag import manager
-    from autotag.runs import read_status
+    from autotag.runs import manager
+    from autotag.runs.folder import read_status
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -126,7 +126,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def stop_trainers(runs_dir: Path) -> None:
     """End the trainers of runs a test started in `runs_dir` (and cancel its queued runs)."""
-    from autotag import manager
+    from autotag.runs import manager
 
     for run in manager.list_runs(runs_dir):
         if run.state.stoppable:

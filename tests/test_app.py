@@ -13,8 +13,8 @@ import pytest
 import soundfile as sf
 from streamlit.testing.v1 import AppTest
 
-from autotag import manager
-from autotag.runs import default_runs_dir
+from autotag.runs import manager
+from autotag.runs.folder import default_runs_dir
 from tests.conftest import tone
 
 APP = str(Path(__file__).parent.parent / "app.py")
@@ -169,7 +169,8 @@ def test_tag_page_tags_an_uploaded_and_a_recorded_clip(with_finished_run: Path, 
 
 
 def test_dashboard_start_does_not_import_torch() -> None:
-    code = "import sys, autotag.manager, autotag.config, autotag.curves, autotag.charts; print('torch' in sys.modules)"
+    modules = "autotag.runs.manager, autotag.config, autotag.runs.curves, autotag.charts"
+    code = f"import sys, {modules}; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 

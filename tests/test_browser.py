@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from autotag import manager
+from autotag.runs import manager
 from tests.conftest import shipped_env, stop_trainers
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"

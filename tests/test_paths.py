@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 import soundfile as sf
 
-from autotag import manager
 from autotag.config import make_config
-from autotag.formats import DataFormatError, load_dataset
-from autotag.runs import RunError, checkpoint_candidates, create_run, default_runs_dir, sanitize_name
+from autotag.data.formats import DataFormatError, load_dataset
+from autotag.runs import manager
+from autotag.runs.folder import RunError, checkpoint_candidates, create_run, default_runs_dir, sanitize_name
 from tests.conftest import tone, write_csv_dataset
 
 

@@ -35,7 +35,7 @@ NOT_RUN = {
     "bash scripts/test.sh": "this test suite itself; .ci/run runs it",
     "docker build": "no Docker engine on these machines; tests/test_packaging.py reads the Dockerfile",
     "docker run": "no Docker engine on these machines; tests/test_packaging.py reads the Dockerfile",
-    "DATA=/shared/mtat sbatch": "needs a SLURM cluster; tests/test_slurm.py runs an exported script (stand-in srun)",
+    "DATA=/shared/mtat sbatch": "no SLURM cluster here; tests/training/test_slurm.py runs an exported script",
 }
 
 
@@ -117,7 +117,7 @@ def _substitute(command: str, j: Journey) -> str:
 def _start_background_run(j: Journey) -> str:
     """A long run launched as the dashboard launches one (a plain Python call, default folders)."""
     code = (
-        "from autotag import manager; from autotag.config import make_config; "
+        "from autotag.runs import manager; from autotag.config import make_config; "
         "print(manager.launch(make_config(data='data/demo', model='tiny', max_epochs=200, patience=100)).name)"
     )
     name = j.sh(f'python -c "{code}"').stdout.strip()

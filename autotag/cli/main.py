@@ -1,0 +1,254 @@
+"""Command line: `python -m autotag demo-data | fit | prepare | tag | export | runs ...`.
+
+Each command parses its arguments and calls one library function. Bad input (options,
+data sets, audio, run folders) exits with status 2 and one clear message on stderr,
+before anything is written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from autotag.cli.runs import add_runs_dir_option, add_runs_parser, warn_if_unfinished
+from autotag.config import ConfigError, TrainConfig, field_range, load_config, make_config
+from autotag.logs import setup_logging
+from autotag.paths import absolute
+
+USAGE_EXIT = 2
+#: 128 + SIGPIPE, what a shell reports for a command whose reader closed the pipe.
+BROKEN_PIPE_EXIT = 141
+
+
+class UsageError(Exception):
+    """Bad input from the user: reported in one line, exit status 2."""
+
+
+def _input_errors() -> tuple[type[BaseException], ...]:
+    from autotag.audio.decode import AudioError
+    from autotag.data.checks import DataSetError
+    from autotag.data.formats import DataFormatError
+    from autotag.runs.folder import RunError
+
+    return (UsageError, ConfigError, DataFormatError, DataSetError, AudioError, RunError, FileExistsError)
+
+
+def _add_config_options(parser: argparse.ArgumentParser) -> None:
+    """One `--field-name` option per config field; pydantic converts and checks values."""
+    for name, field in TrainConfig.model_fields.items():
+        lo, hi = field_range(name)
+        bounds = f" [{lo} .. {hi}]" if lo is not None or hi is not None else ""
+        default = "required" if field.is_required() else f"default {field.default}"
+        parser.add_argument(
+            f"--{name.replace('_', '-')}", dest=name, default=None, help=f"{field.description}{bounds} ({default})"
+        )
+
+
+def _cmd_demo_data(args: argparse.Namespace) -> int:
+    from autotag.data.demo import make_demo_dataset
+
+    try:
+        out = make_demo_dataset(args.out, clips=args.clips, seed=args.seed)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    print(out)
+    return 0
+
+
+def _config_from_args(args: argparse.Namespace) -> TrainConfig:
+    overrides = {name: getattr(args, name) for name in TrainConfig.model_fields if getattr(args, name) is not None}
+    if args.config:
+        return load_config(args.config, **overrides)
+    if "data" not in overrides:
+        raise UsageError(f"{args.command} needs --data FOLDER (or --config FILE)")
+    return make_config(**overrides)
+
+
+#: Rank 0 of `fit` names its run folder here, so DDP processes that Lightning starts by
+#: re-running this command line join that run instead of creating their own.
+RUN_DIR_ENV = "AUTOTAG_RUN_DIR"
+
+
+def _fit_run_dir(args: argparse.Namespace, config: TrainConfig) -> Path:
+    """The run folder of this `fit` process: created by rank 0, shared by the other ranks."""
+    from autotag.data.prepare import open_dataset
+    from autotag.runs.folder import create_run
+    from autotag.training.distributed import is_rank_zero, launched_by_cluster, not_here
+
+    if not is_rank_zero():
+        inherited = os.environ.get(RUN_DIR_ENV) or args.run_dir
+        if not inherited:
+            raise UsageError("a fit started by torchrun or SLURM needs --run-dir (the same folder on every rank)")
+        return absolute(inherited)
+    if config.num_nodes > 1 and not launched_by_cluster():
+        raise UsageError(not_here(config.num_nodes))
+    open_dataset(config)  # refuse bad data before a run folder exists
+    run_dir = create_run(config, args.runs_dir, args.name, folder=args.run_dir)
+    os.environ[RUN_DIR_ENV] = str(run_dir)
+    return run_dir
+
+
+def _cmd_fit(args: argparse.Namespace) -> int:
+    from autotag.training.distributed import is_rank_zero
+    from autotag.training.fit import RunStopped, fit, fit_summary
+
+    config = _config_from_args(args)
+    run_dir = _fit_run_dir(args, config)
+    logging.getLogger("autotag").info("run folder: %s", run_dir)
+    try:
+        metrics = fit(config, run_dir)
+    except RunStopped:
+        print(_stopped_advice(run_dir), file=sys.stderr)
+        return 1
+    if is_rank_zero():
+        print(fit_summary(metrics), file=sys.stderr)
+        print(run_dir, flush=True)
+    return 0
+
+
+def _stopped_advice(run_dir: Path) -> str:
+    """What a user can do with a run stopped in the foreground: resume it, or start it again."""
+    from autotag.runs.checkpoints import resumable_checkpoint
+    from autotag.runs.folder import CONFIG_FILE, RunError
+
+    try:
+        resumable_checkpoint(run_dir)
+    except RunError:
+        return (
+            f"stopped before the first checkpoint, so there is nothing to resume; start it again with: "
+            f"python -m autotag fit --config {run_dir / CONFIG_FILE}"
+        )
+    return f"stopped; continue with: python -m autotag runs resume {run_dir}"
+
+
+def _cmd_prepare(args: argparse.Namespace) -> int:
+    from autotag.data.prepare import prepare_features
+
+    config = _config_from_args(args)
+    last = -1
+
+    def progress(done: int, total: int) -> None:
+        nonlocal last
+        tenth = done * 10 // max(total, 1)
+        if tenth != last or done == total:  # every 10 %
+            last = tenth
+            print(f"features {done}/{total}", file=sys.stderr, flush=True)
+
+    report, _, cache = prepare_features(config, progress=progress)
+    for line in report.summary_lines():
+        print(line, file=sys.stderr)
+    print(cache.folder)
+    return 0
+
+
+def _cmd_tag(args: argparse.Namespace) -> int:
+    from autotag.audio.decode import AudioError
+    from autotag.runs.manager import resolve_run
+    from autotag.serving.output import render_predictions
+    from autotag.serving.tagger import Tagger
+
+    run = resolve_run(args.run, args.runs_dir)
+    warn_if_unfinished(run)
+    tagger = Tagger.load(run)
+    if tagger.note:
+        print(f"autotag: note: {tagger.note}", file=sys.stderr)
+    results, errors = {}, []
+    for file in args.files:
+        try:
+            results[file] = tagger.predict(absolute(file))
+        except AudioError as exc:
+            errors.append(str(exc))
+    if errors:
+        raise UsageError("cannot tag:\n  " + "\n  ".join(errors))
+    print(render_predictions(results, args.format, args.taggram))
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from autotag.runs.manager import resolve_run
+    from autotag.serving.export import export_run
+
+    run = resolve_run(args.run, args.runs_dir)
+    warn_if_unfinished(run)
+    try:
+        path, diff = export_run(run, args.format, args.out, args.check or None)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    print(f"exported; max abs difference to the PyTorch model: {diff:.2e}", file=sys.stderr)
+    print(path)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m autotag", description="Train and use music auto-tagging models.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    demo = sub.add_parser("demo-data", help="synthesize the built-in demo data set (no download)")
+    demo.add_argument("out", help="new folder to write")
+    demo.add_argument("--clips", type=int, default=300, help="number of 10 s clips (default 300)")
+    demo.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    demo.set_defaults(func=_cmd_demo_data)
+
+    fit = sub.add_parser("fit", help="train in the foreground; prints the run folder last")
+    fit.add_argument(
+        "--config", type=absolute, help="config.yaml to start from (e.g. of an earlier run); options override it"
+    )
+    add_runs_dir_option(fit, "where run folders go")
+    fit.add_argument("--name", default=None, help="short name in the run folder's name")
+    fit.add_argument(
+        "--run-dir",
+        type=absolute,
+        default=None,
+        help="exact new run folder instead of a generated name (needed under torchrun/SLURM)",
+    )
+    _add_config_options(fit)
+    fit.set_defaults(func=_cmd_fit)
+
+    prepare = sub.add_parser("prepare", help="decode a data set once into the feature cache (before a cluster job)")
+    prepare.add_argument("--config", type=absolute, help="config.yaml to start from; options override it")
+    _add_config_options(prepare)
+    prepare.set_defaults(func=_cmd_prepare)
+
+    tag = sub.add_parser("tag", help="tag audio files with a run's best checkpoint")
+    tag.add_argument("--run", required=True, help="run folder, or a run's name in the runs folder")
+    add_runs_dir_option(tag, "where to look up a run name")
+    tag.add_argument("files", nargs="+", help="audio files (wav, flac, ogg, mp3)")
+    tag.add_argument("--format", choices=("json", "csv"), default="json")
+    tag.add_argument("--taggram", action="store_true", help="also print per-chunk scores over time")
+    tag.set_defaults(func=_cmd_tag)
+
+    export = sub.add_parser("export", help="export a run's best model (front end included)")
+    export.add_argument("run", help="run folder, or a run's name in the runs folder")
+    add_runs_dir_option(export, "where to look up a run name")
+    export.add_argument("--format", choices=("torchscript", "onnx"), required=True)
+    export.add_argument("--out", type=absolute, default=None, help="target file (default: RUN/export/model.pt|.onnx)")
+    export.add_argument("--check", type=absolute, nargs="*", default=[], help="audio files to compare outputs on")
+    export.set_defaults(func=_cmd_export)
+
+    add_runs_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    setup_logging()
+    try:
+        code = args.func(args)
+        sys.stdout.flush()  # a reader that went away shows here, where it is handled, not at exit
+        return code
+    except _input_errors() as exc:
+        print(f"autotag: error: {exc}", file=sys.stderr)
+        return USAGE_EXIT
+    except BrokenPipeError:
+        # The reader went away (`runs show RUN | head`): what it wanted was printed. Point
+        # stdout at /dev/null so that the interpreter's final flush does not raise again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return BROKEN_PIPE_EXIT
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,128 @@
+"""Checks a data set before training and keeps only what can be trained on.
+
+The report lists every problem by clip so that a user sees exactly what was skipped;
+`usable_dataset` applies it. Decoding failures are found while the feature cache is
+built (each file is decoded once) and added to the same report there.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+
+from autotag.data.formats import SPLITS, Clip, TaggedDataset
+
+
+class DataSetError(ValueError):
+    """The data set cannot be trained on at all; the message says why."""
+
+
+@dataclass
+class ValidationReport:
+    """What is wrong with a data set, by clip id.
+
+    Attributes:
+        split_sizes: Usable clips per split after every check.
+        tag_counts: Positives per tag and split among usable clips.
+        unlearnable_tags: Tags without positives in the training split (removed).
+        tags_without_positives: Split name -> tags with no positive there (reported only).
+    """
+
+    total_rows: int = 0
+    reader_problems: list[str] = field(default_factory=list)
+    missing_files: list[str] = field(default_factory=list)
+    undecodable: list[str] = field(default_factory=list)
+    untagged: list[str] = field(default_factory=list)
+    duplicate_ids: list[str] = field(default_factory=list)
+    unlearnable_tags: list[str] = field(default_factory=list)
+    tags_without_positives: dict[str, list[str]] = field(default_factory=dict)
+    split_sizes: dict[str, int] = field(default_factory=dict)
+    tag_counts: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    @property
+    def skipped(self) -> int:
+        return len(self.missing_files) + len(self.undecodable) + len(self.untagged) + len(self.duplicate_ids)
+
+    def summary_lines(self, limit: int = 5) -> list[str]:
+        """Human-readable lines; long lists show their first `limit` entries."""
+        lines = [
+            f"{self.total_rows} rows, {sum(self.split_sizes.values())} usable: "
+            + ", ".join(f"{s} {n}" for s, n in self.split_sizes.items())
+        ]
+        for title, items in (
+            ("reader problems", self.reader_problems),
+            ("missing audio files", self.missing_files),
+            ("undecodable audio", self.undecodable),
+            ("rows without tags", self.untagged),
+            ("duplicate ids", self.duplicate_ids),
+            ("tags without positives in train (removed)", self.unlearnable_tags),
+        ):
+            if items:
+                more = f" ... and {len(items) - limit} more" if len(items) > limit else ""
+                lines.append(f"skipped {len(items)} {title}: {', '.join(items[:limit])}{more}")
+        for split, tags in self.tags_without_positives.items():
+            if tags:
+                many = "tags have" if len(tags) > 1 else "tag has"
+                lines.append(f"{len(tags)} {many} no positive in {split}: {', '.join(tags[:limit])}")
+        return lines
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def check_dataset(
+    dataset: TaggedDataset, undecodable: frozenset[str] = frozenset()
+) -> tuple[ValidationReport, TaggedDataset]:
+    """Check every clip and return the report plus the data set of usable clips.
+
+    Args:
+        dataset: As read by `formats.load_dataset`.
+        undecodable: Ids of clips whose audio failed to decode (from the feature cache).
+    """
+    report = ValidationReport(total_rows=len(dataset.clips) + len(dataset.dropped))
+    report.reader_problems = list(dataset.dropped)
+    seen: set[str] = set()
+    candidates: list[Clip] = []
+    for clip in dataset.clips:
+        if clip.id in seen:
+            report.duplicate_ids.append(clip.id)
+        elif not clip.path.is_file():
+            report.missing_files.append(clip.id)
+        elif clip.id in undecodable or clip.path.stat().st_size == 0:
+            report.undecodable.append(clip.id)
+        else:
+            candidates.append(clip)
+        seen.add(clip.id)
+    train_counts = Counter(t for c in candidates if c.split == "train" for t in c.tags)
+    labels = [t for t in dataset.labels if train_counts[t] > 0]
+    report.unlearnable_tags = [t for t in dataset.labels if train_counts[t] == 0]
+    keep = set(labels)
+    usable = []
+    for clip in candidates:
+        tags = tuple(t for t in clip.tags if t in keep)
+        if tags:
+            usable.append(Clip(clip.id, clip.path, tags, clip.split))
+        else:
+            report.untagged.append(clip.id)
+    for split in SPLITS:
+        clips = [c for c in usable if c.split == split]
+        counts = Counter(t for c in clips for t in c.tags)
+        report.split_sizes[split] = len(clips)
+        report.tag_counts[split] = {t: counts[t] for t in labels}
+        report.tags_without_positives[split] = [t for t in labels if counts[t] == 0]
+    return report, TaggedDataset(dataset.root, dataset.format, usable, labels, list(dataset.dropped))
+
+
+def require_trainable(report: ValidationReport, dataset: TaggedDataset) -> None:
+    """Raise DataSetError when nothing sensible can be trained on `dataset`."""
+    if not dataset.clips:
+        detail = "; ".join(report.summary_lines()[1:3])
+        raise DataSetError(f"data set {dataset.root} has no usable clips" + (f" ({detail})" if detail else ""))
+    if len(dataset.labels) < 2:
+        raise DataSetError(
+            f"data set {dataset.root} has {len(dataset.labels)} tag(s) with training examples; "
+            "multi-label tagging needs at least 2"
+        )
+    for split in ("train", "valid"):
+        if report.split_sizes.get(split, 0) == 0:
+            raise DataSetError(f"data set {dataset.root} has no usable clips in the {split} split")

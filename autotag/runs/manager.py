@@ -1,0 +1,310 @@
+"""Runs that live outside the browser: launch, queue, list, stop, resume, delete.
+
+Training never runs in the caller's process: `launch` starts a detached OS process
+(`python -m autotag.runs.worker exec RUN`, its own session, output to train.log) from the run's
+config.yaml. A run's state is derived from facts on disk and in /proc (guildai's way):
+the trainer writes its own final state; a dead or reused pid without one is "crashed".
+At most `max_parallel()` runs train at once; the rest wait as "queued" and are started by
+whoever next schedules: a finishing trainer, a launch, stop or resume, the dashboard's
+Runs page, or `runs schedule`. Listing runs only reads (and records a crash it sees).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from autotag.config import TrainConfig
+from autotag.paths import absolute
+from autotag.runs import warm
+from autotag.runs.folder import (
+    CONFIG_FILE,
+    LOG_FILE,
+    STOP_FILE,
+    RunError,
+    RunState,
+    check_writable,
+    create_run,
+    read_status,
+    runs_folder,
+    sweep_orphans,
+    write_status,
+)
+from autotag.runs.procs import is_alive, process_start_time
+from autotag.training.distributed import clean_launch_env, not_here
+
+LOCK_FILE = ".autotag.lock"
+#: A run still "starting" without a pid this long after launch lost its launcher.
+START_TIMEOUT_S = 60.0
+PROJECT_ROOT = Path(__file__).resolve().parents[2]  # autotag/runs/manager.py
+DEDUPE_WINDOW_S = 30.0
+
+
+def max_parallel() -> int:
+    """Runs allowed to train at once: `$AUTOTAG_MAX_RUNS`, default 1 (one run saturates a CPU)."""
+    try:
+        return max(1, int(os.environ.get("AUTOTAG_MAX_RUNS", "1")))
+    except ValueError:
+        return 1
+
+
+@contextmanager
+def runs_lock(runs_dir: Path) -> Iterator[None]:
+    """Exclusive lock over scheduling decisions in one runs folder, across processes."""
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    with open(runs_dir / LOCK_FILE, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+@dataclass
+class RunInfo:
+    """One run as the dashboard and `runs list` show it."""
+
+    path: Path
+    state: RunState
+    status: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+
+def derive_state(run_dir: Path, status: dict[str, Any] | None = None) -> RunState:
+    """The run's state from its status file and its process; persists "crashed" once seen."""
+    status = read_status(run_dir) if status is None else status
+    state = RunState.of(status.get("state"))
+    if not state.active:
+        return state
+    pid = status.get("pid")
+    if pid is None:
+        if time.time() - float(status.get("updated", 0)) < START_TIMEOUT_S:
+            return state
+    elif is_alive(pid, status.get("pid_start")):
+        return state
+    # Gone without writing a final state. Re-check under the status lock: it may have
+    # written "completed" a moment ago.
+    fresh = read_status(run_dir)
+    if RunState.of(fresh.get("state")).active and fresh.get("pid") == pid:
+        write_status(run_dir, state=RunState.CRASHED, ended=time.time(), error=_crash_reason(run_dir))
+        sweep_orphans(run_dir)
+        return RunState.CRASHED
+    return RunState.of(fresh.get("state"))
+
+
+def _crash_reason(run_dir: Path, lines: int = 5) -> str:
+    tail = log_tail(run_dir, lines)
+    return "the training process ended without a final state" + (f"; last log lines:\n{tail}" if tail else "")
+
+
+def log_tail(run_dir: Path, lines: int = 40, max_bytes: int = 64_000) -> str:
+    """The last `lines` lines of train.log, reading at most `max_bytes` from its end."""
+    path = Path(run_dir) / LOG_FILE
+    try:
+        with path.open("rb") as fh:
+            fh.seek(max(0, path.stat().st_size - max_bytes))
+            data = fh.read()
+    except OSError:
+        return ""
+    return "\n".join(data.decode("utf-8", "replace").splitlines()[-lines:])
+
+
+def list_runs(runs_dir: str | Path | None = None) -> list[RunInfo]:
+    """Every run folder (one with a config.yaml), newest first, with its derived state."""
+    runs_dir = runs_folder(runs_dir)
+    if not runs_dir.is_dir():
+        return []
+    infos = []
+    for cfg in runs_dir.glob(f"*/{CONFIG_FILE}"):
+        status = read_status(cfg.parent)
+        state = derive_state(cfg.parent, status)
+        if state != status.get("state"):  # derive_state recorded a crash: show what it wrote
+            status = read_status(cfg.parent)
+        infos.append(RunInfo(cfg.parent, state, status))
+    return sorted(infos, key=lambda r: r.name, reverse=True)
+
+
+def resolve_run(ref: str | Path, runs_dir: str | Path | None = None) -> Path:
+    """A run folder from its name in the runs folder, or from its path (absolute, or relative
+    to the current folder), so `runs show NAME` and `tag --run runs/NAME` both work.
+
+    A name is one folder of the runs folder: `..` or a symlink that leads out of it is
+    refused, so a name from a page or a script never reaches another folder. A path is
+    the user's own explicit choice and may be any run folder.
+
+    Raises:
+        RunError: no run folder by that name or at that path.
+    """
+    base = runs_folder(runs_dir)
+    text = str(ref)
+    is_path = isinstance(ref, Path) or "/" in text or os.sep in text
+    if not is_path and text not in ("", ".", ".."):
+        named = base / text
+        if named.is_dir() or not Path(text).is_dir():
+            if named.resolve().parent != base:
+                raise RunError(f"{text!r} is not a run in the runs folder {base} (it leads out of it)")
+            if not (named / CONFIG_FILE).is_file():
+                raise RunError(
+                    f"no run {text!r} in the runs folder {base} (give a run folder's path, or --runs-dir FOLDER)"
+                )
+            return named.resolve()
+    path = absolute(ref)
+    if not (path / CONFIG_FILE).is_file():
+        raise RunError(f"{ref} is not a run folder (no {CONFIG_FILE} in {path})")
+    return path
+
+
+def launch(
+    config: TrainConfig, runs_dir: str | Path | None = None, name: str | None = None, token: str | None = None
+) -> Path:
+    """Create a run and start it in the background (or queue it); return its folder.
+
+    Args:
+        token: Idempotency key: a second launch with the same token within
+            `DEDUPE_WINDOW_S` (a double click, a resubmitted form) returns the first run
+            instead of creating another.
+    """
+    if config.num_nodes > 1:
+        raise RunError(not_here(config.num_nodes))
+    runs_dir = runs_folder(runs_dir)
+    check_writable(runs_dir)  # a clear error for a read-only or full disk, before anything starts
+    with runs_lock(runs_dir):
+        if token:
+            for info in list_runs(runs_dir):
+                recent = time.time() - float(info.status.get("created", 0)) < DEDUPE_WINDOW_S
+                if info.status.get("launch_token") == token and recent:
+                    return info.path
+        run_dir = create_run(config, runs_dir, name)
+        if token:
+            write_status(run_dir, launch_token=token)
+        _schedule_locked(runs_dir)
+    return run_dir
+
+
+def schedule(runs_dir: str | Path | None = None) -> list[Path]:
+    """Start queued runs, oldest first, while fewer than `max_parallel()` are active."""
+    runs_dir = runs_folder(runs_dir)
+    with runs_lock(runs_dir):
+        return _schedule_locked(runs_dir)
+
+
+def _schedule_locked(runs_dir: Path) -> list[Path]:
+    runs = list_runs(runs_dir)
+    active = sum(r.state.active for r in runs)
+    started = []
+    for info in sorted((r for r in runs if r.state is RunState.QUEUED), key=lambda r: r.name):
+        if active >= max_parallel():
+            break
+        _spawn(info.path, info.status.get("resume_from"))
+        started.append(info.path)
+        active += 1
+    return started
+
+
+def launch_env() -> dict[str, str]:
+    """The environment of a trainer: this one, without another run's DDP launcher variables."""
+    env = {**clean_launch_env(dict(os.environ)), "PYTHONUNBUFFERED": "1"}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")]))
+    return env
+
+
+def warm_up(runs_dir: str | Path | None = None) -> None:
+    """Have a pre-warmed trainer ready for the next launch (see `autotag.runs.warm`)."""
+    warm.ensure(runs_folder(runs_dir), launch_env(), PROJECT_ROOT)
+
+
+def _spawn(run_dir: Path, resume_from: str | None = None) -> None:
+    write_status(run_dir, state=RunState.STARTING, pid=None, pid_start=None, launched=time.time())
+    env = launch_env()
+    if warm.hand_over(run_dir, resume_from, env):
+        return  # the warm process forks the trainer and records its pid
+    cmd = [sys.executable, "-m", warm.WORKER, "exec", str(run_dir)]
+    if resume_from:
+        cmd += ["--resume", resume_from]
+    with (run_dir / LOG_FILE).open("ab") as log:
+        proc = subprocess.Popen(
+            cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # survives the dashboard; its own process group for stop
+            cwd=PROJECT_ROOT,
+            env=env,
+        )
+    write_status(run_dir, pid=proc.pid, pid_start=process_start_time(proc.pid))
+
+
+def stop(run_dir: Path, grace: float = 15.0) -> RunState:
+    """Stop a run: SIGTERM to the trainer alone, then after `grace` s SIGKILL to its group.
+
+    Returns: the final state, "stopped" (or "completed"/"failed" if it ended on its own first).
+    """
+    status = read_status(run_dir)
+    state = derive_state(run_dir, status)
+    if state is RunState.QUEUED:
+        write_status(run_dir, state=RunState.STOPPED, ended=time.time(), note="cancelled before it started")
+        return RunState.STOPPED
+    if not state.active:
+        raise RunError(f"run {run_dir.name} is not running (it is {state})")
+    (run_dir / STOP_FILE).touch()
+    pid, start = status.get("pid"), status.get("pid_start")
+    forced = False
+    if pid:
+        _signal(pid, signal.SIGTERM, group=False)  # the group too would kill DataLoader workers first
+        deadline = time.monotonic() + grace
+        while is_alive(pid, start) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        forced = is_alive(pid, start)
+        _signal(pid, signal.SIGKILL, group=True)  # the trainer if it hung, and any orphaned workers
+        while is_alive(pid, start):
+            time.sleep(0.05)
+    final = RunState.of(read_status(run_dir).get("state"))
+    if final.active or (final is RunState.FAILED and forced):
+        write_status(run_dir, state=RunState.STOPPED, forced=forced, ended=time.time())
+    schedule(run_dir.parent)
+    return RunState.of(read_status(run_dir).get("state"))
+
+
+def _signal(pid: int, sig: signal.Signals, group: bool) -> None:
+    try:
+        if group:
+            os.killpg(pid, sig)  # the trainer leads its own session, so its pgid is its pid
+        else:
+            os.kill(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def resume(run_dir: Path) -> Path:
+    """Queue a stopped, crashed or failed run to continue from its last checkpoint as the same run."""
+    from autotag.runs.checkpoints import resumable_checkpoint
+
+    state = derive_state(run_dir)
+    if not state.resumable:
+        raise RunError(f"run {run_dir.name} is {state}; only stopped, crashed or failed runs can resume")
+    ckpt = resumable_checkpoint(run_dir)
+    (run_dir / STOP_FILE).unlink(missing_ok=True)
+    write_status(run_dir, state=RunState.QUEUED, resume_from=str(ckpt.relative_to(run_dir)), error=None, forced=None)
+    schedule(run_dir.parent)
+    return ckpt
+
+
+def delete(run_dir: Path) -> None:
+    """Remove a run folder; a running run must be stopped first."""
+    state = derive_state(run_dir)
+    if state.active:
+        raise RunError(f"run {run_dir.name} is {state}; stop it before deleting")
+    shutil.rmtree(run_dir)

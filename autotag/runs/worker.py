@@ -1,0 +1,70 @@
+"""Entry points of the processes that the runs layer starts:
+
+    python -m autotag.runs.worker exec RUN [--resume CKPT]     a background trainer (`manager`)
+    python -m autotag.runs.worker warm RUNS --owner PID --fingerprint FP   the pre-warmed trainer (`warm`)
+
+A trainer forked from the pre-warmed one runs `main` with the same `exec` arguments, so it
+is the same as a fresh one; under DDP, Lightning re-runs this module's command line for the
+other ranks. They live here, below the command line, so the runs layer never imports the
+CLI (`python -m autotag runs exec` is the same `train_run`, for SLURM jobs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from autotag.logs import setup_logging
+from autotag.paths import absolute
+from autotag.runs import manager
+from autotag.runs.folder import CONFIG_FILE
+
+MODULE = "autotag.runs.worker"
+
+
+def train_run(run: Path, resume: str | None = None) -> int:
+    """Body of a background run: output already goes to train.log, so log to stderr only.
+
+    Under DDP every rank runs this (Lightning's launcher re-runs the command line, or srun
+    starts it on each machine); only rank 0 schedules the next queued run.
+    """
+    from autotag.training.distributed import is_rank_zero
+    from autotag.training.fit import RunStopped, fit
+
+    run = absolute(run)
+    logging.getLogger("lightning.pytorch").setLevel(logging.INFO)
+    try:
+        fit(run / CONFIG_FILE, run, log_file=False, resume_from=run / resume if resume else None)
+    except RunStopped:
+        return 0
+    finally:
+        if is_rank_zero():
+            manager.schedule(run.parent)  # hand the free slot to the next queued run
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from autotag.runs.warm import serve
+
+    parser = argparse.ArgumentParser(prog=f"python -m {MODULE}", description="autotag's own processes")
+    sub = parser.add_subparsers(dest="process", required=True)
+    p = sub.add_parser("exec", help="train a run in this process")
+    p.add_argument("run")
+    p.add_argument("--resume", default=None, help="checkpoint, relative to the run folder")
+    p = sub.add_parser("warm", help="the pre-warmed trainer of a runs folder")
+    p.add_argument("runs_folder")
+    p.add_argument("--owner", type=int, required=True)
+    p.add_argument("--fingerprint", required=True)
+    args = parser.parse_args(argv)
+    setup_logging()
+    if args.process == "exec":
+        return train_run(Path(args.run), args.resume)
+    serve(absolute(args.runs_folder), args.owner, args.fingerprint, trainer=main)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,258 @@
+"""`fit(config, run_dir)`: train, keep the best checkpoint, evaluate it on the test split.
+
+The trainer writes its own progress and final state into status.json so that anyone
+(the CLI, the dashboard, another process) can follow a run from the folder alone.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+from autotag.config import TrainConfig, load_config, save_config
+from autotag.paths import absolute
+from autotag.runs.folder import (
+    CONFIG_FILE,
+    LABELS_FILE,
+    LOG_FILE,
+    METRICS_FILE,
+    REPORT_FILE,
+    STOP_FILE,
+    THRESHOLDS_FILE,
+    RunState,
+    sweep_orphans,
+    write_json_atomic,
+    write_status,
+)
+from autotag.runs.procs import process_start_time
+from autotag.training.distributed import is_rank_zero
+
+log = logging.getLogger("autotag.training.fit")
+
+
+def _plain(value: Any) -> Any:
+    """JSON-safe copy: NaN becomes None (JSON has no NaN), tensors become floats."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if hasattr(value, "item"):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _attach_log_file(run_dir: Path) -> tuple[logging.Handler, int]:
+    """Send autotag's and Lightning's log lines to train.log; returns what to restore."""
+    handler = logging.FileHandler(run_dir / LOG_FILE, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    for name in ("autotag", "lightning.pytorch"):
+        logging.getLogger(name).addHandler(handler)
+    ours = logging.getLogger("autotag")
+    old_level = ours.level
+    if ours.getEffectiveLevel() > logging.INFO:  # train.log must get the data report and epoch lines
+        ours.setLevel(logging.INFO)
+    return handler, old_level
+
+
+def _detach_log_file(handler: logging.Handler, old_level: int) -> None:
+    for name in ("autotag", "lightning.pytorch"):
+        logging.getLogger(name).removeHandler(handler)
+    logging.getLogger("autotag").setLevel(old_level)
+    handler.close()
+
+
+class RunStopped(Exception):
+    """Training ended early on request (SIGTERM or Ctrl-C); the run is resumable."""
+
+
+def _is_stop(exc: BaseException) -> bool:
+    """SIGTERM or Ctrl-C. Lightning turns a Ctrl-C inside `trainer.fit` into `sys.exit(1)`
+    after its graceful shutdown (lightning/pytorch/trainer/call.py), so a SystemExit raised
+    while handling a KeyboardInterrupt is a stop too, not a failure."""
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+    if isinstance(exc, SystemExit) and isinstance(exc.__context__, KeyboardInterrupt):
+        return True
+    return isinstance(exc, (SIGTERMException, KeyboardInterrupt))
+
+
+def fit(
+    config: TrainConfig | str | Path,
+    run_dir: str | Path,
+    log_file: bool = True,
+    resume_from: str | Path | None = None,
+) -> dict[str, Any]:
+    """Train `config` in `run_dir` (created with `runs.create_run`, or any empty folder).
+
+    Args:
+        config: A config or the path of a config.yaml.
+        run_dir: The run folder; config.yaml is written there when missing.
+        log_file: Also write log lines into train.log (off when the caller already
+            redirects this process's output there).
+        resume_from: A verified checkpoint of this run to continue from (same run,
+            same curves, early-stopping state kept).
+
+    Under DDP every process of the run calls this with the same folder; only rank 0
+    writes to it (autotag.training.distributed says which process is which).
+
+    Returns:
+        The test metrics written to metrics.json.
+
+    Raises:
+        RunStopped: SIGTERM or Ctrl-C ended training; status.json says "stopped".
+    """
+    config = config if isinstance(config, TrainConfig) else load_config(absolute(config))
+    run_dir = absolute(run_dir)
+    resume = absolute(resume_from) if resume_from else None
+    folder = _RunFolder(run_dir, writes=is_rank_zero())  # under DDP, rank 0 owns the folder
+    attached = None
+    if folder.writes:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        if not (run_dir / CONFIG_FILE).is_file():
+            save_config(config, run_dir / CONFIG_FILE)
+        sweep_orphans(run_dir)  # temp files of an earlier process of this run that was killed
+        attached = _attach_log_file(run_dir) if log_file else None
+        folder.status(
+            state=RunState.RUNNING,
+            pid=os.getpid(),
+            pid_start=process_start_time(os.getpid()),
+            started=time.time(),
+            max_epochs=config.max_epochs,
+            ended=None,
+            error=None,
+            train_clock=None,  # a resumed run's old clock would count the time it was stopped
+        )
+    else:
+        logging.getLogger("autotag").setLevel(logging.WARNING)  # rank 0 already logs every line once
+    try:
+        metrics = _fit(config, folder, resume)
+    except BaseException as exc:
+        # Under DDP, Stop signals every rank, and the rank that ends first closes the
+        # collective's connection under the others: their error is part of the stop.
+        if _is_stop(exc) or (run_dir / STOP_FILE).exists():
+            log.info("run stopped on request; resume continues from the last checkpoint")
+            folder.status(state=RunState.STOPPED, ended=time.time())
+            raise RunStopped(str(run_dir)) from None
+        reason = f"{type(exc).__name__}: {exc}"
+        if folder.writes:
+            log.error("run failed: %s", reason)
+        folder.status(state=RunState.FAILED, error=reason, ended=time.time())
+        raise
+    finally:
+        if attached:
+            _detach_log_file(*attached)
+    return metrics
+
+
+class _RunFolder:
+    """The run folder as one process of the run sees it: only rank 0 writes to it."""
+
+    def __init__(self, path: Path, writes: bool) -> None:
+        self.path, self.writes = path, writes
+
+    def status(self, **fields: Any) -> None:
+        if self.writes:
+            write_status(self.path, **fields)
+
+    def json(self, name: str, data: Any) -> None:
+        if self.writes:
+            write_json_atomic(self.path / name, data)
+
+
+def _fit(config: TrainConfig, folder: _RunFolder, resume_from: Path | None) -> dict[str, Any]:
+    import lightning as L
+    import torch
+
+    from autotag.data.datamodule import TaggingDataModule
+    from autotag.data.prepare import prepare_features
+    from autotag.training.progress import cache_progress
+    from autotag.training.trainer import build_module, build_trainer
+
+    run_dir = folder.path
+    folder.status(phase="preparing data")
+    progress = cache_progress(run_dir) if folder.writes else None
+    report, dataset, cache = prepare_features(config, progress=progress)
+    for line in report.summary_lines():
+        log.info("data: %s", line)
+    folder.json(REPORT_FILE, report.to_dict())
+    folder.json(LABELS_FILE, dataset.labels)
+
+    if torch.cuda.is_available():
+        torch.set_float32_matmul_precision("high")  # TF32 matmuls on tensor cores; convs already use TF32
+    L.seed_everything(config.seed, workers=True, verbose=False)
+    module = build_module(config, dataset.labels)
+    datamodule = TaggingDataModule(config, dataset, cache)
+    trainer, checkpoint = build_trainer(config, run_dir, report.split_sizes["train"] // config.batch_size)
+    log.info("training %s on %s, %d tags", config.model, trainer.strategy.root_device, len(dataset.labels))
+    folder.status(phase="training", skipped_clips=report.skipped)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", ".*does not have many workers.*")
+        if resume_from:
+            log.info("resuming from %s", resume_from.name)
+        trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from, weights_only=True)
+        best = absolute(checkpoint.best_model_path or checkpoint.last_model_path)
+        folder.status(phase="testing", best_checkpoint=str(best.relative_to(run_dir)))
+        metrics = _evaluate(trainer, module, datamodule, best, report.split_sizes["test"], folder)
+    best_score = checkpoint.best_model_score
+    metrics.update(
+        best_checkpoint=str(best.relative_to(run_dir)),
+        best_val_loss=float(best_score) if best_score is not None else None,
+        epochs=trainer.current_epoch,
+        global_step=trainer.global_step,
+        device=str(trainer.strategy.root_device),
+        processes=trainer.world_size,
+        torch=torch.__version__,
+    )
+    metrics = _plain(metrics)
+    folder.json(METRICS_FILE, metrics)
+    folder.status(state=RunState.COMPLETED, phase="done", ended=time.time(), test_roc_auc=metrics.get("roc_auc_macro"))
+    log.info("test ROC-AUC %s, PR-AUC %s", metrics.get("roc_auc_macro"), metrics.get("pr_auc_macro"))
+    return metrics
+
+
+def _evaluate(
+    trainer: Any, module: Any, datamodule: Any, best: Path, test_clips: int, folder: _RunFolder
+) -> dict[str, Any]:
+    """Test metrics of the best checkpoint, and per-tag thresholds tuned on the validation split.
+
+    Under DDP every rank runs this (test and predict are collective); rank 0 writes.
+    """
+    import torch
+
+    from autotag.training.distributed import gather_eval_rows
+    from autotag.training.metrics import clip_level
+    from autotag.training.thresholds import best_f1_thresholds
+
+    metrics: dict[str, Any] = {"test_clips": test_clips}
+    if test_clips:
+        trainer.test(module, datamodule=datamodule, ckpt_path=best, verbose=False, weights_only=True)
+        metrics.update(module.test_result or {})
+    else:
+        metrics["note"] = "no test clips: test metrics not computed"
+    folder.status(phase="tuning thresholds")
+    outputs = trainer.predict(module, dataloaders=datamodule.val_dataloader(), ckpt_path=best, weights_only=True)
+    logits, targets, clip_idx = gather_eval_rows(outputs, len(module.labels))
+    probs, targets = clip_level(torch.sigmoid(logits), targets, clip_idx)
+    tuned = best_f1_thresholds(probs.numpy(), targets.numpy(), module.labels)
+    folder.json(THRESHOLDS_FILE, _plain(tuned))
+    return metrics
+
+
+def fit_summary(metrics: dict[str, Any]) -> str:
+    """One line for terminals."""
+    auc, pr = metrics.get("roc_auc_macro"), metrics.get("pr_auc_macro")
+    shown = {
+        k: "n/a" if v is None else f"{v:.3f}"
+        for k, v in (("auc", auc), ("pr", pr), ("val", metrics.get("best_val_loss")))
+    }
+    return (
+        f"epochs {metrics.get('epochs')}, best val_loss {shown['val']}, "
+        f"test ROC-AUC {shown['auc']}, PR-AUC {shown['pr']}"
+    )

@@ -1,0 +1,110 @@
+"""The LightningModule: log-mel front end + architecture, BCE with logits, Adam.
+
+`save_hyperparameters()` stores only plain values (names, numbers, the label list), so a
+checkpoint alone rebuilds the model and its preprocessing, and loads with
+`torch.load(weights_only=True)`.
+"""
+
+from __future__ import annotations
+
+import lightning as L
+import torch
+from torch import nn
+
+from autotag.models.architectures import build_tagger
+from autotag.training.distributed import EvalRows, gather_eval_rows
+from autotag.training.metrics import clip_level, tag_scores
+
+
+class TaggingModule(L.LightningModule):
+    """Multi-label tagger on log-mel chunks.
+
+    Args:
+        model_name: Registry name of the architecture.
+        labels: Tag names in output order.
+        sample_rate, n_fft, hop_length, n_mels, f_min, f_max: Log-mel settings (Hz, samples).
+        chunk_seconds: Input length the model was trained on, used again at tagging time.
+        lr, weight_decay: Adam settings.
+    """
+
+    def __init__(
+        self,
+        model_name: str,
+        labels: list[str],
+        sample_rate: int = 16000,
+        n_fft: int = 512,
+        hop_length: int = 256,
+        n_mels: int = 128,
+        f_min: float = 0.0,
+        f_max: float | None = None,
+        chunk_seconds: float = 3.69,
+        lr: float = 1e-3,
+        weight_decay: float = 0.0,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.labels = list(labels)
+        self.frontend, self.net = build_tagger(
+            model_name, len(labels), sample_rate, n_fft, hop_length, n_mels, f_min, f_max
+        )
+        self.loss_fn = nn.BCEWithLogitsLoss()
+        self._eval: list[EvalRows] = []
+        self.test_result: dict | None = None
+
+    def forward(self, mels: torch.Tensor) -> torch.Tensor:
+        """Args: mels (batch, n_mels, frames) in dB. Returns: logits (batch, tags)."""
+        return self.net(mels)
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        mels, targets = batch
+        loss = self.loss_fn(self(mels), targets)
+        self.log("train_loss", loss, on_step=True, on_epoch=False, prog_bar=True, batch_size=len(mels))
+        return loss
+
+    def on_train_epoch_start(self) -> None:
+        self.log("lr", self.optimizers().param_groups[0]["lr"], on_step=False, on_epoch=True, sync_dist=True)
+
+    def _eval_step(self, batch: tuple[torch.Tensor, ...]) -> EvalRows:
+        mels, targets, clip_idx, chunk_idx = batch
+        return self(mels).float().cpu(), targets.float().cpu(), clip_idx.cpu(), chunk_idx.cpu()
+
+    def _epoch_scores(self, prefix: str) -> dict:
+        """Logs `<prefix>_loss` over every chunk of the split and returns clip-level tag scores.
+
+        The loss is computed here rather than per batch so that, under DDP, it is the mean
+        over all chunks once each, exactly as in a single-process run.
+        """
+        logits, targets, clip_idx = gather_eval_rows(self._eval, len(self.labels))
+        self._eval.clear()
+        loss = self.loss_fn(logits, targets)
+        self.log(f"{prefix}_loss", loss, prog_bar=prefix == "val", sync_dist=True)
+        return tag_scores(*clip_level(torch.sigmoid(logits), targets, clip_idx), self.labels)
+
+    def on_validation_epoch_start(self) -> None:
+        self._eval.clear()
+
+    def validation_step(self, batch: tuple, batch_idx: int) -> None:
+        self._eval.append(self._eval_step(batch))
+
+    def on_validation_epoch_end(self) -> None:
+        scores = self._epoch_scores("val")
+        self.log("val_roc_auc", scores["roc_auc_macro"], prog_bar=True, sync_dist=True)
+        self.log("val_pr_auc", scores["pr_auc_macro"], sync_dist=True)
+
+    def on_test_epoch_start(self) -> None:
+        self._eval.clear()
+
+    def test_step(self, batch: tuple, batch_idx: int) -> None:
+        self._eval.append(self._eval_step(batch))
+
+    def on_test_epoch_end(self) -> None:
+        self.test_result = self._epoch_scores("test")
+        self.log("test_roc_auc", self.test_result["roc_auc_macro"], sync_dist=True)
+        self.log("test_pr_auc", self.test_result["pr_auc_macro"], sync_dist=True)
+
+    def predict_step(self, batch: tuple, batch_idx: int) -> EvalRows:
+        """This rank's evaluation rows (logits, targets, clip and chunk numbers); nothing is logged."""
+        return self._eval_step(batch)
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.Adam(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)

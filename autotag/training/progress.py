@@ -1,0 +1,109 @@
+"""Progress of a training process, written into its run folder's status.json.
+
+The dashboard and `runs list` read only status.json for progress (never the event
+files), so it carries epoch, step, best val_loss and the clock an ETA is computed from.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+
+from autotag.data.cache import Progress
+from autotag.runs.folder import write_status
+
+log = logging.getLogger("autotag.training.fit")
+
+
+def cache_progress(run_dir: Path, every: float = 1.0) -> Progress:
+    """A (done, total) callback for the feature cache build, throttled to one write per `every` s."""
+    last = 0.0
+
+    def report(done: int, total: int) -> None:
+        nonlocal last
+        now = time.monotonic()
+        if done == total or now - last >= every:
+            last = now
+            write_status(run_dir, phase=f"computing features {done}/{total}", cache_done=done, cache_total=total)
+            if done == total:
+                log.info("features computed for %d clips", total)
+
+    return report
+
+
+def _flush(trainer: L.Trainer) -> None:
+    for logger in trainer.loggers:
+        flush = getattr(getattr(logger, "experiment", None), "flush", None)
+        if flush is not None:
+            flush()
+
+
+class StatusCallback(L.Callback):
+    """Writes epoch/step progress and the best val_loss so far into status.json."""
+
+    def __init__(self, run_dir: Path, every: float = 2.0) -> None:
+        self.run_dir, self.every = run_dir, every
+        self._last = 0.0
+        self._first_logged = False
+
+    def _write(self, trainer: L.Trainer, **extra: Any) -> None:
+        write_status(
+            self.run_dir,
+            epoch=trainer.current_epoch + 1,  # 1-based: the epoch in progress, or just validated
+            global_step=trainer.global_step,
+            max_epochs=trainer.max_epochs,
+            steps_per_epoch=trainer.num_training_batches,
+            **extra,
+        )
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.is_global_zero:  # the ETA's clock: setup and the feature cache are behind us
+            self._write(trainer, train_clock=[time.time(), trainer.global_step])
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, *args: Any) -> None:
+        if not trainer.is_global_zero:
+            return
+        if not self._first_logged:
+            self._first_logged = True
+            self._log_first_loss(trainer, outputs)
+        now = time.monotonic()
+        if now - self._last >= self.every:
+            self._last = now
+            self._write(trainer)
+
+    def _log_first_loss(self, trainer: L.Trainer, outputs: Any) -> None:
+        """Puts the first batch's train_loss on disk at once, so the live curve starts at once.
+
+        Lightning logs every `log_every_n_steps` batches (up to 10: a whole first epoch of
+        the quick demo) and TensorBoard flushes every few seconds. One extra point, at the
+        step Lightning would have given it, costs nothing in throughput. A resumed run gets
+        one too: its curve moves on at once. (The loss is the batch's own: there is no
+        gradient accumulation to divide it.)
+        """
+        step = trainer.global_step - 1  # the optimizer has stepped: Lightning numbers the batch before
+        loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
+        if not isinstance(loss, torch.Tensor) or (step + 1) % trainer.log_every_n_steps == 0:
+            return  # Lightning logs this step itself
+        for logger in trainer.loggers:
+            logger.log_metrics({"train_loss": float(loss.detach())}, step=step)
+        _flush(trainer)
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.sanity_checking or not trainer.is_global_zero:
+            return
+        metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
+        # ModelCheckpoint runs after this callback, so its best score is one epoch behind.
+        ckpt = trainer.checkpoint_callback
+        seen = [metrics.get("val_loss")]
+        if ckpt is not None and ckpt.best_model_score is not None:
+            seen.append(float(ckpt.best_model_score))
+        best = min((v for v in seen if v is not None), default=None)
+        self._write(trainer, best_val_loss=best, last_metrics=metrics)
+        _flush(trainer)  # each epoch's validation point shows up at once
+        shown = " ".join(f"{k} {v:.4f}" for k, v in sorted(metrics.items()))
+        log.info("epoch %d/%d %s", trainer.current_epoch + 1, trainer.max_epochs, shown)

@@ -1,0 +1,88 @@
+"""The Lightning pieces of a run, built from its config in one place.
+
+`train.fit` uses them, and so does the throughput benchmark, so what is measured is
+exactly what users run.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import lightning as L
+from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
+from lightning.pytorch.loggers import TensorBoardLogger
+
+from autotag.config import TrainConfig
+from autotag.runs.folder import CKPT_DIR, TB_DIR
+from autotag.training.checkpoint_io import AtomicCheckpointIO
+from autotag.training.module import TaggingModule
+from autotag.training.progress import StatusCallback
+
+#: Log scalars at most this often (in steps): per-step logging costs throughput.
+LOG_EVERY_N_STEPS = 10
+#: Seconds between TensorBoard flushes: live curves lag training by at most this.
+FLUSH_SECS = 5
+
+
+def _not_an_advert(record: logging.LogRecord) -> bool:
+    """Lightning's tip to install a cloud logger is no news to a user reading train.log."""
+    return not str(record.msg).startswith("💡 Tip:")
+
+
+logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_not_an_advert)
+
+
+def build_module(config: TrainConfig, labels: list[str]) -> TaggingModule:
+    return TaggingModule(
+        model_name=config.model,
+        labels=labels,
+        chunk_seconds=float(config.chunk_seconds),
+        lr=config.lr,
+        weight_decay=config.weight_decay,
+        **config.feature_settings(),
+    )
+
+
+def build_trainer(
+    config: TrainConfig, run_dir: Path, train_batches: int, extra_callbacks: Sequence[Callback] = ()
+) -> tuple[L.Trainer, ModelCheckpoint]:
+    """The run's Trainer: EarlyStopping and ModelCheckpoint on val_loss, TensorBoard in tb/.
+
+    Args:
+        train_batches: Batches per training epoch, to log at least once per epoch.
+    """
+    checkpoint = ModelCheckpoint(
+        dirpath=run_dir / CKPT_DIR,
+        filename="best-epoch{epoch:03d}-step{step:06d}",
+        auto_insert_metric_name=False,
+        monitor="val_loss",
+        mode="min",
+        save_top_k=1,
+        save_last=True,
+    )
+    trainer = L.Trainer(
+        accelerator=config.accelerator,
+        devices=config.devices,
+        num_nodes=config.num_nodes,
+        strategy=config.strategy,
+        precision=config.precision,
+        max_epochs=config.max_epochs,
+        callbacks=[
+            EarlyStopping(monitor="val_loss", mode="min", patience=config.patience),
+            checkpoint,
+            StatusCallback(run_dir),
+            *extra_callbacks,
+        ],
+        # flush_secs: the dashboard's live curves read the event files; the default is 120 s.
+        logger=TensorBoardLogger(
+            save_dir=str(run_dir), name="", version=TB_DIR, default_hp_metric=False, flush_secs=FLUSH_SECS
+        ),
+        log_every_n_steps=max(1, min(LOG_EVERY_N_STEPS, train_batches)),
+        enable_progress_bar=sys.stderr.isatty(),
+        enable_model_summary=False,
+        plugins=[AtomicCheckpointIO()],
+    )
+    return trainer, checkpoint

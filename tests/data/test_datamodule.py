@@ -1,0 +1,46 @@
+from pathlib import Path
+
+import torch
+
+from autotag.data.cache import build_cache
+from autotag.data.datamodule import EvalChunks, RandomChunks, TaggingDataModule, eval_offsets, multi_hot
+from autotag.data.formats import Clip
+from autotag.data.prepare import open_dataset
+from tests.conftest import tiny_config
+
+
+def test_multi_hot_follows_label_order() -> None:
+    clips = [Clip("1", Path("x"), ("b", "c"), "train"), Clip("2", Path("y"), ("a",), "train")]
+    assert multi_hot(clips, ["a", "b", "c"]).tolist() == [[0, 1, 1], [1, 0, 0]]
+
+
+def test_eval_offsets_cover_the_clip() -> None:
+    assert eval_offsets(100, 30, 16) == [0, 35, 70]  # as many whole chunks as fit
+    assert eval_offsets(100, 30, 2) == [0, 70]
+    assert eval_offsets(20, 30, 16) == [0]  # shorter than a chunk: padded later
+    assert eval_offsets(40, 30, 16) == [5]  # one chunk fits: take the middle
+
+
+def test_batches_have_the_configured_shapes(small_csv_dataset: Path) -> None:
+    config = tiny_config(small_csv_dataset, batch_size=3)
+    _, ds = open_dataset(config)
+    cache = build_cache(ds.clips, config.feature_settings())
+    dm = TaggingDataModule(config, ds, cache)
+    mels, targets = next(iter(dm.train_dataloader()))
+    assert mels.shape == (3, 64, config.chunk_frames) and targets.shape == (3, 3)
+    assert len(dm.train_dataloader()) == 2  # 8 clips, batch 3, last partial batch dropped
+    mels, targets, idx, chunk = next(iter(dm.val_dataloader()))
+    assert mels.shape[1:] == (64, config.chunk_frames) and idx.tolist() == sorted(idx.tolist())
+    assert chunk.tolist() == list(range(len(chunk)))
+
+
+def test_random_chunks_vary_and_eval_chunks_do_not(small_csv_dataset: Path) -> None:
+    config = tiny_config(small_csv_dataset, chunk_seconds=0.5)
+    _, ds = open_dataset(config)
+    cache = build_cache(ds.clips, config.feature_settings())
+    train = RandomChunks(cache, ds.split("train"), ds.labels, 8)
+    torch.manual_seed(0)
+    draws = {tuple(train[0][0][0, :3].tolist()) for _ in range(10)}
+    assert len(draws) > 1
+    ev = EvalChunks(cache, ds.split("valid"), ds.labels, 8, max_chunks=4)
+    assert len(ev) == 8 and torch.equal(ev[0][0], ev[0][0])

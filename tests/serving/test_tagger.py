@@ -1,0 +1,98 @@
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from autotag.runs.folder import RunError
+from autotag.serving.tagger import Tagger
+from tests.conftest import tone
+
+pytestmark = pytest.mark.slow
+
+
+def test_taggram_covers_long_and_short_clips(trained_run: Path, tmp_path: Path) -> None:
+    tagger = Tagger.load(trained_run, device="cpu")
+    assert tagger.checkpoint.name.startswith("best-")
+    sf.write(tmp_path / "long.flac", tone(25.0, sr=44100, channels=2), 44100)
+    pred = tagger.predict(tmp_path / "long.flac")
+    assert pred.taggram.shape == (9, len(tagger.labels))  # ceil(25 / 3) chunks
+    assert pred.chunk_starts.tolist() == [3.0 * i for i in range(9)]
+    assert pred.duration == pytest.approx(25.0)
+    assert set(pred.clip) == set(tagger.labels) and len(pred.top(3)) == 3
+
+    short = tagger.predict(np.zeros(8000, dtype=np.float32))
+    assert short.taggram.shape == (1, len(tagger.labels))
+
+
+def test_clip_score_is_the_mean_of_whole_chunks(trained_run: Path) -> None:
+    tagger = Tagger.load(trained_run, device="cpu")
+    wave = np.random.default_rng(0).standard_normal(tagger.chunk_samples * 2).astype(np.float32) * 0.1
+    pred = tagger.predict(wave)
+    np.testing.assert_allclose([pred.clip[t] for t in pred.labels], pred.taggram.mean(0), rtol=1e-5)
+
+
+def test_checkpoint_that_would_run_code_is_refused(trained_run: Path, tmp_path: Path) -> None:
+    marker = tmp_path / "pwned"
+
+    class Evil:
+        def __reduce__(self) -> tuple:
+            return (os.system, (f"touch {marker}",))
+
+    bad = tmp_path / "evil.ckpt"
+    torch.save({"hyper_parameters": Evil(), "state_dict": {}}, bad)
+    with pytest.raises(RunError, match="cannot be loaded"):
+        Tagger.from_checkpoint(bad)
+    assert not marker.exists()
+
+
+def test_a_truncated_best_checkpoint_falls_back_with_a_note(trained_run: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    best = Tagger.load(run).checkpoint
+    best.write_bytes(best.read_bytes()[:1000])
+    tagger = Tagger.load(run)
+    assert tagger.checkpoint.name == "last.ckpt"
+    assert tagger.note.startswith("using last.ckpt; checkpoint") and best.name in tagger.note
+    (run / "checkpoints" / "last.ckpt").write_bytes(b"")
+    with pytest.raises(RunError, match=f"checkpoint {best} cannot be loaded"):
+        Tagger.load(run)
+
+
+def test_files_are_streamed_with_the_same_scores(trained_run: Path, tmp_path: Path) -> None:
+    tagger = Tagger.load(trained_run, device="cpu")
+    rng = np.random.default_rng(1)
+    wave = (rng.standard_normal(16000 * 20) * 0.1).astype(np.float32)
+    sf.write(tmp_path / "same_rate.wav", wave, 16000, subtype="FLOAT")
+    streamed, in_memory = tagger.predict(tmp_path / "same_rate.wav"), tagger.predict(wave)
+    np.testing.assert_allclose(streamed.taggram, in_memory.taggram, atol=1e-6)
+    assert streamed.clip == pytest.approx(in_memory.clip, abs=1e-6) and streamed.duration == 20.0
+
+    sf.write(tmp_path / "other_rate.wav", tone(20.0, sr=44100), 44100)  # resampled chunk by chunk
+    a = tagger.predict(tmp_path / "other_rate.wav")
+    b = tagger.predict((tmp_path / "other_rate.wav").read_bytes())  # whole file resampled at once
+    assert a.taggram.shape == b.taggram.shape and a.duration == pytest.approx(b.duration, abs=1e-3)
+    np.testing.assert_allclose(a.taggram, b.taggram, atol=0.02)
+
+
+def test_tagger_scores_like_the_trained_lightning_module(trained_run: Path, demo_dataset: Path) -> None:
+    """Tagging builds its own network (no Lightning) and folds batch norms: same probabilities."""
+    from autotag.audio.decode import load_audio
+    from autotag.training.module import TaggingModule
+
+    tagger = Tagger.load(trained_run, device="cpu")
+    ckpt = torch.load(tagger.checkpoint, map_location="cpu", weights_only=True)
+    module = TaggingModule(**ckpt["hyper_parameters"])
+    module.load_state_dict(ckpt["state_dict"])
+    module.eval()
+    wave = load_audio(demo_dataset / "audio" / "clip_0002.wav", tagger.sample_rate)
+    pred = tagger.predict(wave)
+    n = tagger.chunk_samples
+    chunks = np.zeros((len(pred.taggram), n), np.float32)
+    chunks.flat[: len(wave)] = wave
+    with torch.no_grad():
+        expected = torch.sigmoid(module(module.frontend(torch.from_numpy(chunks)))).numpy()
+    np.testing.assert_allclose(pred.taggram, expected, atol=1e-6)

@@ -37,7 +37,8 @@ from autotag.data.demo import make_demo_dataset
 from autotag.runs import manager
 from autotag.runs.curves import CurveReader
 from autotag.runs.folder import CKPT_DIR, create_run, write_status
-from tests.test_browser import _browser, _start, _stop, _stop_trainers
+from tests.conftest import stop_trainers
+from tests.test_browser import _browser, _start, _stop
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -88,11 +89,11 @@ def browser_latencies(tmp: Path, demo: Path, warm: bool, launches: int) -> dict[
                 point = page.locator(".js-plotly-plot .legendtext", has_text="train_loss").first
                 expect(point).to_be_visible(timeout=120_000)
                 out[cached if i else first].append(time.perf_counter() - clicked)
-                _stop_trainers(tmp / "runs")
+                stop_trainers(tmp / "runs")
             browser.close()
     finally:
         _stop(server)
-        _stop_trainers(tmp / "runs")
+        stop_trainers(tmp / "runs")
         warm_env.stop()
     return out
 
@@ -123,9 +124,9 @@ def library_latencies(tmp: Path, demo: Path, warm: bool, launches: int) -> dict[
                     time.sleep(0.01)
                     reader.refresh()
                 out[cached if i else first].append(time.perf_counter() - started)
-                _stop_trainers(runs)
+                stop_trainers(runs)
         finally:
-            _stop_trainers(runs)
+            stop_trainers(runs)
     return out
 
 

@@ -32,7 +32,7 @@ import torch
 from autotag.audio.decode import iter_chunks
 from autotag.config import make_config
 from autotag.serving.tagger import Tagger
-from tests.test_inference import _with_trained_statistics
+from tests.serving.test_inference import _with_trained_statistics
 
 LABELS = [f"tag{i:02d}" for i in range(50)]
 

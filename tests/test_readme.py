@@ -278,7 +278,10 @@ def test_readme_journey_from_another_folder(shipped_clone: Path, elsewhere: Path
     )
 
     # Stopped before its first checkpoint: nothing to resume, and the advice says how to start again.
-    early, advice = stopped_fit(lambda r: r != run and (r / "status.json").is_file())
+    def training(r: Path) -> bool:  # past the imports (a Ctrl-C there is Python's, not ours)
+        return r != run and json.loads((r / "status.json").read_text() or "{}").get("phase") == "training"
+
+    early, advice = stopped_fit(lambda r: (r / "status.json").is_file() and training(r))
     assert not (early / "checkpoints" / "last.ckpt").exists()
     expected = f"python -m autotag fit --config {early / 'config.yaml'}"
     assert advice.endswith(expected) and "nothing to resume" in advice, advice

@@ -128,9 +128,9 @@ def export_run(
     tmp_meta = out.with_name(f".{meta_path.name}.{tag}.tmp")
     try:
         _write_model(graph, fmt, example, tmp)
-        with torch.no_grad():
+        with torch.no_grad():  # tmp ends in the format's suffix, which run_exported goes by
             diff = max(
-                float(np.abs(run_exported(tmp, x.numpy(), fmt) - graph(x).numpy()).max()) for x in inputs or [example]
+                float(np.abs(run_exported(tmp, x.numpy()) - graph(x).numpy()).max()) for x in inputs or [example]
             )
         meta = {
             "format": fmt,
@@ -147,7 +147,7 @@ def export_run(
         os.replace(tmp, out)
         os.replace(tmp_meta, meta_path)
     finally:
-        for leftover in (tmp, tmp_meta, tmp.with_name(tmp.name + ".data")):
+        for leftover in (tmp, tmp_meta):
             leftover.unlink(missing_ok=True)
     if fmt == "onnx":
         # Weights of an earlier export kept beside the file; the new file holds its own.
@@ -155,14 +155,10 @@ def export_run(
     return out, diff
 
 
-def run_exported(path: str | Path, chunks: np.ndarray, fmt: str | None = None) -> np.ndarray:
-    """Probabilities (batch, tags) from an exported file, without autotag's model code.
-
-    Args:
-        fmt: "onnx" or "torchscript"; default: ONNX for a `.onnx` file, else TorchScript.
-    """
+def run_exported(path: str | Path, chunks: np.ndarray) -> np.ndarray:
+    """Probabilities (batch, tags) from an exported file, without autotag's model code."""
     path = Path(path)
-    if (fmt or ("onnx" if path.suffix == ".onnx" else "torchscript")) == "onnx":
+    if path.suffix == ".onnx":
         import onnxruntime as ort
 
         session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])

@@ -1,17 +1,19 @@
 """The one typed config schema of a training run.
 
-Defaults, allowed ranges and validation live here only: the CLI builds its options from
-these fields, the dashboard's sliders read their ranges, and `config.yaml` in every run
-folder is this model dumped with every value explicit, so loading it reproduces the run.
+Defaults, allowed ranges and choices, and validation live here only: the CLI builds its
+options from these fields, the dashboard's sliders read their ranges and its selectboxes
+their choices, and `config.yaml` in every run folder is this model dumped with every value
+explicit, so loading it reproduces the run.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic.fields import FieldInfo
 
 from autotag.models.specs import SPECS, get_spec
 from autotag.paths import absolute
@@ -42,7 +44,11 @@ class TrainConfig(BaseModel):
     audio_root: str | None = Field(None, description="Audio folder, when not found next to the metadata")
 
     # Model and features
-    model: str = Field("shortchunk_cnn", description="Architecture: " + ", ".join(SPECS))
+    # A str checked against SPECS (not a Literal), so an unknown model's error lists the known
+    # ones; `enum` states the same choices for `field_choices` and the JSON schema.
+    model: str = Field(
+        "shortchunk_cnn", description="Architecture: " + ", ".join(SPECS), json_schema_extra={"enum": list(SPECS)}
+    )
     sample_rate: int = Field(16000, ge=8000, le=48000, description="Model sample rate in Hz")
     n_fft: int = Field(512, ge=64, le=8192, description="STFT size in samples")
     hop_length: int = Field(256, ge=16, le=4096, description="STFT hop in samples")
@@ -100,7 +106,7 @@ class TrainConfig(BaseModel):
         if self.n_mels < spec.min_mels:
             raise ValueError(f"model {self.model} needs n_mels >= {spec.min_mels}, got {self.n_mels}")
         if self.chunk_frames < spec.min_frames:
-            need = spec.min_frames * self.hop_length / self.sample_rate
+            need = spec.min_frames * self.frame_seconds
             raise ValueError(
                 f"model {self.model} needs chunks of at least {need:.2f} s "
                 f"({spec.min_frames} frames), got {self.chunk_seconds} s"
@@ -116,6 +122,11 @@ class TrainConfig(BaseModel):
     def chunk_frames(self) -> int:
         """Training chunk length in log-mel frames (centred STFT)."""
         return self.chunk_samples // self.hop_length + 1
+
+    @property
+    def frame_seconds(self) -> float:
+        """Seconds between log-mel frames (the hop at the model rate), for time axes."""
+        return self.hop_length / self.sample_rate
 
     def feature_settings(self) -> dict[str, Any]:
         """The values that decide the log-mel features, keying the feature cache."""
@@ -183,3 +194,31 @@ def field_range(name: str) -> tuple[float | None, float | None]:
         lo = getattr(meta, "gt", None) if getattr(meta, "gt", None) is not None else lo
         hi = getattr(meta, "le", None) if getattr(meta, "le", None) is not None else hi
     return lo, hi
+
+
+def _choices(field: FieldInfo) -> list[Any] | None:
+    """A field's fixed set of values: its Literal's, or the `enum` it declares; None if open."""
+    if get_origin(field.annotation) is Literal:
+        return list(get_args(field.annotation))
+    extra = field.json_schema_extra
+    if isinstance(extra, dict) and "enum" in extra:
+        return list(extra["enum"])
+    return None
+
+
+def field_choices(name: str) -> list[Any]:
+    """The allowed values of a choice field, in schema order, for selectboxes and radios.
+
+    Read from the schema, so a widget can offer neither less nor more than validation accepts.
+
+    Raises:
+        ValueError: `name` is no config field, or a field without a fixed set of values.
+    """
+    fields = TrainConfig.model_fields
+    if name not in fields:
+        raise ValueError(f"unknown config field {name!r}; fields: {', '.join(fields)}")
+    choices = _choices(fields[name])
+    if choices is None:
+        with_choices = [n for n, f in fields.items() if _choices(f) is not None]
+        raise ValueError(f"config field {name!r} has no fixed choices; fields with choices: {', '.join(with_choices)}")
+    return choices

@@ -36,7 +36,7 @@ from autotag.config import QUICK_DEMO, make_config
 from autotag.data.demo import make_demo_dataset
 from autotag.runs import manager
 from autotag.runs.curves import CurveReader
-from autotag.runs.folder import CKPT_DIR, create_run, write_status
+from autotag.runs.folder import RunFolder, create_run
 from tests.conftest import stop_trainers
 from tests.test_browser import _browser, _start, _stop
 
@@ -136,7 +136,7 @@ def runs_page_in_browser(tmp: Path, demo: Path, visits: int) -> dict[str, list[f
     from playwright.sync_api import sync_playwright
 
     run = create_run(make_config(data=str(demo), model="tiny"), tmp / "runs", "done")
-    write_status(run, state="completed", epoch=1, max_epochs=1, started=time.time() - 60, ended=time.time())
+    RunFolder(run).write_status(state="completed", epoch=1, max_epochs=1, started=time.time() - 60, ended=time.time())
     first, later = "click on Runs to its chart drawn, first visit", "the same, later visits"
     out: dict[str, list[float]] = {first: [], later: []}
     server, url = _start(tmp, demo, "runs.log")
@@ -166,9 +166,9 @@ def _tag_run(base: Path, demo: Path) -> None:
     from benchmarks.tagging import save_checkpoint
 
     run = create_run(make_config(data=str(demo), model="shortchunk_cnn"), base / "runs", "tagger")
-    (run / CKPT_DIR).mkdir(exist_ok=True)
-    save_checkpoint("shortchunk_cnn", run / CKPT_DIR / "last.ckpt")
-    write_status(run, state="completed", epoch=1, max_epochs=1, started=time.time() - 60, ended=time.time())
+    RunFolder(run).checkpoints.mkdir(exist_ok=True)
+    save_checkpoint("shortchunk_cnn", RunFolder(run).last_checkpoint)
+    RunFolder(run).write_status(state="completed", epoch=1, max_epochs=1, started=time.time() - 60, ended=time.time())
     rng = np.random.default_rng(0)
     for i in range(_CLIPS):  # different bytes each: the page caches results by content
         noise = (rng.standard_normal((30 * 44100, 2)) * 0.1).astype(np.float32)
@@ -270,8 +270,7 @@ def runs_page_with(count: int, tmp: Path, demo: Path) -> float:
     config = make_config(data=str(demo), model="tiny")
     for i in range(count):
         run = create_run(config, runs_dir, f"r{i}")
-        write_status(
-            run,
+        RunFolder(run).write_status(
             state="completed",
             epoch=20,
             max_epochs=20,

@@ -23,7 +23,7 @@ from unittest import mock
 from autotag.config import QUICK_DEMO, make_config
 from autotag.data.demo import default_demo_dir
 from autotag.runs import manager
-from autotag.runs.folder import METRICS_FILE, read_status
+from autotag.runs.folder import RunFolder
 
 
 def one_run(data: Path, runs: Path, overrides: dict) -> tuple[float, dict]:
@@ -35,8 +35,8 @@ def one_run(data: Path, runs: Path, overrides: dict) -> tuple[float, dict]:
         time.sleep(0.1)
     seconds = time.perf_counter() - start
     if state != "completed":
-        raise SystemExit(f"{run.name} ended {state}: {read_status(run).get('error')}")
-    return seconds, json.loads((run / METRICS_FILE).read_text())
+        raise SystemExit(f"{run.name} ended {state}: {RunFolder(run).read_status().error}")
+    return seconds, json.loads(RunFolder(run).metrics.read_text())
 
 
 def main() -> None:

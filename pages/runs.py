@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-import json
 import runpy
 from pathlib import Path
 
 import pandas as pd
 import streamlit as st
-import yaml
 
 from autotag.charts import curves_figure
 from autotag.config import QUICK_DEMO, make_config
 from autotag.data.demo import default_demo_dir
 from autotag.runs import manager
 from autotag.runs.curves import CurveReader
-from autotag.runs.folder import CONFIG_FILE, METRICS_FILE, TB_DIR, RunError, RunState, default_runs_dir
-from autotag.runs.table import summarize
+from autotag.runs.folder import RunError, RunFolder, RunState, default_runs_dir
+from autotag.runs.table import config_differences, summarize
 
 if "_app_nav" not in st.session_state:  # run alone by Streamlit's older pages/ layout: see app.py
     runpy.run_path(str(Path(__file__).parents[1] / "app.py"), run_name="__main__")
@@ -28,7 +26,7 @@ REFRESH_S = 1.0  # seconds between live refreshes; one costs about 1 ms per 50 r
 @st.cache_resource(max_entries=200)
 def _reader(run_path: str) -> CurveReader:
     """One reader per run for the server's lifetime: later refreshes read only new records."""
-    return CurveReader(Path(run_path) / TB_DIR)
+    return CurveReader(RunFolder(Path(run_path)).tb)
 
 
 def _quick_demo() -> None:
@@ -97,7 +95,7 @@ def _live_view(names: list[str], weight: float) -> None:
             continue
         row = summarize(info)
         eta = f", ETA ≤ {row['ETA (s)']} s" if row["ETA (s)"] else ""
-        st.caption(f"**{name}**: {info.state} · epoch {row['epoch']} · {info.status.get('phase', '')}{eta}")
+        st.caption(f"**{name}**: {info.state} · epoch {row['epoch']} · {info.status.phase or ''}{eta}")
     if any(fresh[n].state != r.state for n, r in by_name.items() if n in fresh) or fresh.keys() != by_name.keys():
         st.rerun()  # a run started or ended: refresh the whole page (buttons, metrics)
 
@@ -106,15 +104,12 @@ _live_view(selected, smoothing)
 
 if len(selected) >= 2:
     st.subheader("Config differences")
-    configs = {n: yaml.safe_load((by_name[n].path / CONFIG_FILE).read_text()) for n in selected}
-    keys = sorted({k for c in configs.values() for k in c})
-    diff = {
-        k: {n: configs[n].get(k) for n in selected} for k in keys if len({str(c.get(k)) for c in configs.values()}) > 1
-    }
+    diff = config_differences([by_name[n].path for n in selected])
     st.dataframe(pd.DataFrame(diff).T.astype(str) if diff else pd.DataFrame({"": ["identical configs"]}))
 
 if len(selected) == 1:
     info = by_name[selected[0]]
+    folder = RunFolder(info.path)
     b1, b2, b3, _ = st.columns([1, 1, 1, 3])
     try:
         if b1.button(
@@ -145,11 +140,10 @@ if len(selected) == 1:
                 st.rerun()
     except RunError as exc:
         st.error(str(exc))
-    if info.state in (RunState.FAILED, RunState.CRASHED) and info.status.get("error"):
-        st.error(info.status["error"])
-    metrics_path = info.path / METRICS_FILE
-    if info.state is RunState.COMPLETED and metrics_path.is_file():
-        metrics = json.loads(metrics_path.read_text())
+    if info.state in (RunState.FAILED, RunState.CRASHED) and info.status.error:
+        st.error(info.status.error)
+    metrics = folder.read_json(folder.metrics) if info.state is RunState.COMPLETED else None
+    if isinstance(metrics, dict):
         st.subheader("Test metrics of the best checkpoint")
         m1, m2, m3 = st.columns(3)
         m1.metric("ROC-AUC (macro)", f"{metrics.get('roc_auc_macro') or float('nan'):.3f}")
@@ -187,5 +181,5 @@ if len(selected) == 1:
     with st.expander("Log (last 40 lines)"):
         st.code(manager.log_tail(info.path, 40) or "(empty)", language=None)
     with st.expander("Config"):
-        st.code((info.path / CONFIG_FILE).read_text(), language="yaml")
-        st.caption(f"Reproduce in a terminal: `python -m autotag fit --config {info.path / 'config.yaml'}`")
+        st.code(folder.config.read_text(), language="yaml")
+        st.caption(f"Reproduce in a terminal: `python -m autotag fit --config {folder.config}`")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import runpy
 from pathlib import Path
 
@@ -13,8 +12,10 @@ from autotag.audio.decode import AUDIO_EXTENSIONS, AudioError
 from autotag.audio.sandbox import decode_untrusted, prestart
 from autotag.charts import taggram_figure, top_tags_figure
 from autotag.runs import manager
-from autotag.runs.folder import CKPT_DIR, THRESHOLDS_FILE, RunError, checkpoint_candidates, default_runs_dir
+from autotag.runs.checkpoints import checkpoint_candidates
+from autotag.runs.folder import RunError, RunFolder, default_runs_dir
 from autotag.runs.table import best_run
+from autotag.serving.decide import decision_thresholds, tags_above, tuned_thresholds
 
 if "_app_nav" not in st.session_state:  # run alone by Streamlit's older pages/ layout: see app.py
     runpy.run_path(str(Path(__file__).parents[1] / "app.py"), run_name="__main__")
@@ -39,15 +40,8 @@ def _predict(run_path: str, stamp: tuple, name: str, data: bytes):  # noqa: ANN2
     return tagger.predict(decode_untrusted(data, tagger.sample_rate, name=name))
 
 
-def _thresholds(run: Path) -> dict[str, float] | None:
-    try:
-        return json.loads((run / THRESHOLDS_FILE).read_text())["thresholds"]
-    except (OSError, ValueError, KeyError):
-        return None
-
-
 st.title("Tag your audio")
-runs = [r for r in manager.list_runs(default_runs_dir()) if (r.path / CKPT_DIR).is_dir()]
+runs = [r for r in manager.list_runs(default_runs_dir()) if RunFolder(r.path).checkpoints.is_dir()]
 if not runs:
     st.info("No trained model yet. Start the quick demo on the Runs page or train one on the Train page.")
     st.page_link("pages/runs.py", label="Go to Runs", icon=":material/monitoring:")
@@ -57,8 +51,7 @@ prestart()  # the decoder of the next upload starts now, while the model loads o
 best = best_run(runs)
 names = [r.name for r in runs]
 labels = {
-    r.name: f"{r.name} · {r.state}"
-    + (f" · test ROC-AUC {r.status['test_roc_auc']:.3f}" if r.status.get("test_roc_auc") else "")
+    r.name: f"{r.name} · {r.state}" + (f" · test ROC-AUC {r.status.test_roc_auc:.3f}" if r.status.test_roc_auc else "")
     for r in runs
 }
 run_name = st.selectbox(
@@ -71,7 +64,7 @@ run_name = st.selectbox(
 )
 run = next(r for r in runs if r.name == run_name)
 
-tuned = _thresholds(run.path)
+tuned = tuned_thresholds(run.path)
 modes = (["Per-tag thresholds tuned on validation (best F1)"] if tuned else []) + ["One threshold for all tags"]
 mode = st.radio("Decide tags with", modes, key="tag_mode", persist_state="session", horizontal=True)
 cut = (
@@ -98,7 +91,7 @@ except RunError as exc:
     st.stop()
 if tagger.note:
     st.warning(f"The best checkpoint does not load: {tagger.note}")
-thresholds = {t: cut for t in tagger.labels} if cut is not None else tuned
+thresholds = decision_thresholds(tagger.labels, tuned, cut)
 
 clips = [(u.name, u.getvalue()) for u in uploads or []]
 if recording is not None:
@@ -118,7 +111,7 @@ for name, data in clips:
         continue
     results[name] = pred
     st.audio(data)
-    on = [t for t, p in pred.top(len(pred.labels)) if p >= thresholds.get(t, 0.5)]
+    on = tags_above(pred, thresholds)
     st.markdown("**Tags:** " + (", ".join(f"`{t}`" for t in on) if on else "none above threshold"))
     c1, c2 = st.columns([2, 3])
     with c1:
@@ -135,15 +128,15 @@ for name, data in clips:
                 {
                     "tag": pred.labels,
                     "probability": [pred.clip[t] for t in pred.labels],
-                    "threshold": [thresholds.get(t, 0.5) for t in pred.labels],
-                    "tagged": [pred.clip[t] >= thresholds.get(t, 0.5) for t in pred.labels],
+                    "threshold": [thresholds[t] for t in pred.labels],
+                    "tagged": [t in on for t in pred.labels],
                 }
             ).sort_values("probability", ascending=False),
             hide_index=True,
         )
 
 if results:
-    from autotag.serving.output import render_predictions
+    from autotag.serving.render import render_predictions
 
     d1, d2, _ = st.columns([1, 1, 3])
     d1.download_button("Download CSV", render_predictions(results, "csv"), "tags.csv", "text/csv", key="tag_csv")

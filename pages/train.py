@@ -10,7 +10,7 @@ from pathlib import Path
 import streamlit as st
 
 from autotag.charts import tag_counts_figure
-from autotag.config import QUICK_DEMO, ConfigError, TrainConfig, field_range, make_config
+from autotag.config import QUICK_DEMO, ConfigError, TrainConfig, field_choices, field_range, make_config
 from autotag.data.demo import default_demo_dir
 from autotag.models.specs import SPECS
 from autotag.runs.folder import RunError, sanitize_name
@@ -21,6 +21,8 @@ if "_app_nav" not in st.session_state:  # run alone by Streamlit's older pages/ 
     runpy.run_path(str(Path(__file__).parents[1] / "app.py"), run_name="__main__")
     st.stop()
 
+# Stops of the select-sliders and numeric selectboxes are UI choices, each inside the schema's
+# field_range (tests/test_app.py checks); the choices of choice fields come from the schema.
 LRS = [1e-5, 2e-5, 5e-5, 1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3, 1e-2, 2e-2, 5e-2, 1e-1]
 BATCHES = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024]
 DEFAULTS = TrainConfig.model_fields
@@ -30,38 +32,13 @@ def _default(name: str):  # noqa: ANN202 - a config default of any type
     return DEFAULTS[name].default
 
 
-FIELDS = [
-    "data",
-    "format",
-    "model",
-    "lr",
-    "batch_size",
-    "max_epochs",
-    "patience",
-    "n_mels",
-    "chunk_seconds",
-    "seed",
-    "accelerator",
-    "devices",
-    "num_nodes",
-    "strategy",
-    "precision",
-    "num_workers",
-    "weight_decay",
-    "eval_chunks",
-    "top_n",
-    "jamendo_subset",
-    "split_index",
-    "sample_rate",
-    "n_fft",
-    "hop_length",
-    "f_min",
-]
-
-
 def _init_state() -> None:
-    """Widget values live in session state only (set once here), so presets can change them."""
-    for name in FIELDS:
+    """Widget values live in session state only (set once here), so presets can change them.
+
+    Every schema field gets its default, also those without a widget (`audio_root`, `f_max`),
+    so the config below is built from the schema's field list, not a copy of it.
+    """
+    for name in DEFAULTS:
         if name != "data":
             st.session_state.setdefault(f"train_{name}", _default(name))
     st.session_state.setdefault("train_data", str(default_demo_dir()))
@@ -133,13 +110,13 @@ c1, c2, c3 = st.columns(3)
 with c1:
     st.selectbox(
         "Model",
-        list(SPECS),
+        field_choices("model"),
         key="train_model",
         persist_state="session",
         on_change=_apply_model_defaults,
         format_func=lambda m: f"{m} — {SPECS[m].description}",
     )
-    st.selectbox("Data format", ["auto", "csv", "mtat", "jamendo"], key="train_format", persist_state="session")
+    st.selectbox("Data format", field_choices("format"), key="train_format", persist_state="session")
 with c2:
     st.select_slider(
         "Learning rate (Adam)", LRS, key="train_lr", persist_state="session", format_func=lambda v: f"{v:g}"
@@ -159,7 +136,7 @@ with c6:
 with st.expander("Advanced"):
     a1, a2, a3 = st.columns(3)
     with a1:
-        st.selectbox("Accelerator", ["auto", "cpu", "gpu"], key="train_accelerator", persist_state="session")
+        st.selectbox("Accelerator", field_choices("accelerator"), key="train_accelerator", persist_state="session")
         _slider("Devices per machine", "devices")
         lo, hi = field_range("num_nodes")
         st.number_input(
@@ -172,12 +149,12 @@ with st.expander("Advanced"):
         )
         st.selectbox(
             "Strategy",
-            ["auto", "ddp"],
+            field_choices("strategy"),
             key="train_strategy",
             persist_state="session",
             help=DEFAULTS["strategy"].description,
         )
-        st.selectbox("Precision", ["32-true", "16-mixed", "bf16-mixed"], key="train_precision", persist_state="session")
+        st.selectbox("Precision", field_choices("precision"), key="train_precision", persist_state="session")
     with a2:
         _slider("DataLoader workers", "num_workers")
         st.select_slider(
@@ -192,7 +169,7 @@ with st.expander("Advanced"):
         _slider("Top-N tags (MTAT, Jamendo)", "top_n")
         st.selectbox(
             "MTG-Jamendo subset",
-            ["top50tags", "all", "genre", "instrument", "moodtheme"],
+            field_choices("jamendo_subset"),
             key="train_jamendo_subset",
             persist_state="session",
         )
@@ -211,7 +188,7 @@ with st.expander("Advanced"):
         st.selectbox("STFT hop (samples)", [128, 160, 256, 512, 1024], key="train_hop_length", persist_state="session")
     with f4:
         _slider("Lowest mel frequency (Hz)", "f_min", step=10.0)
-values = {f: st.session_state[f"train_{f}"] for f in FIELDS}
+values = {f: st.session_state[f"train_{f}"] for f in DEFAULTS}
 try:
     config = make_config(**values)
 except ConfigError as exc:

@@ -109,16 +109,16 @@ def wait_for_run(run: Path, predicate, timeout: float = 180) -> dict:  # noqa: A
     import time
 
     from autotag.runs import manager
-    from autotag.runs.folder import read_status
+    from autotag.runs.folder import RunFolder
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         state = manager.derive_state(run)  # may persist "crashed": read the status after it
-        status = {**read_status(run), "state": state}
+        status = {**RunFolder(run).read_status().to_json(), "state": state}
         if predicate(status):
             return status
         time.sleep(0.05)
-    raise AssertionError(f"timed out; status {read_status(run)}; log:\n{manager.log_tail(run)}")
+    raise AssertionError(f"timed out; status {RunFolder(run).read_status().to_json()}; log:\n{manager.log_tail(run)}")
 
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import base64
 import io
+import json
 import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import soundfile as sf
 from streamlit.testing.v1 import AppTest
 
+from autotag.config import TrainConfig, field_choices, field_range
 from autotag.runs import manager
 from autotag.runs.folder import default_runs_dir
 from tests.conftest import tone
@@ -61,6 +65,55 @@ def test_train_page_explains_invalid_combinations(demo_dataset: Path, monkeypatc
     at.text_input(key="train_data").set_value("/nowhere").run()
     at.selectbox(key="train_model").set_value("tiny").run()
     assert "does not exist" in at.error[0].value
+
+
+def test_train_page_offers_the_schemas_choices_and_stops_inside_its_ranges(
+    demo_dataset: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AUTOTAG_DEMO_DIR", str(demo_dataset))
+    at = _page("pages/train.py")
+    offered = set()
+    for widget in [*at.selectbox, *at.select_slider]:
+        name = widget.key.removeprefix("train_")
+        try:
+            allowed = field_choices(name)
+        except ValueError:  # stops of a numeric field: UI choices, inside the schema's range
+            lo, hi = field_range(name)
+            assert all(lo <= float(option) <= hi for option in widget.options), name
+        else:
+            assert [o.split(" — ")[0] for o in widget.options] == [str(v) for v in allowed], name
+            offered.add(name)
+    with_choices = set()
+    for name in TrainConfig.model_fields:
+        try:
+            field_choices(name)
+        except ValueError:
+            continue
+        with_choices.add(name)
+    assert offered == with_choices
+
+
+def _plotly_array(value: list | dict) -> np.ndarray:
+    """An array of a plotly figure's JSON: a list, or plotly's base64 `bdata` encoding."""
+    if isinstance(value, list):
+        return np.asarray(value)
+    shape = [int(n) for n in str(value.get("shape", -1)).split(",")]
+    return np.frombuffer(base64.b64decode(value["bdata"]), value["dtype"]).reshape(shape)
+
+
+def test_data_page_offers_the_schemas_formats_and_previews_default_features(
+    demo_dataset: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AUTOTAG_DEMO_DIR", str(demo_dataset))
+    at = _page("pages/data.py")
+    assert at.selectbox(key="data_format").options == field_choices("format")
+    assert not at.error
+    cooc, spec = (json.loads(chart.proto.spec)["data"][0] for chart in at.get("plotly_chart")[1:])
+    share = _plotly_array(cooc["z"])
+    assert share.shape == (8, 8) and (np.diag(share) == 1).all()  # the demo set's 8 tags, each with itself
+    mels, times = _plotly_array(spec["z"]), _plotly_array(spec["x"])
+    assert mels.shape == (128, 10 * 16000 // 256 + 1)  # the default mel bands and hop on a 10 s clip
+    assert times[1] == 256 / 16000
 
 
 def test_settings_survive_a_visit_to_another_page(demo_dataset: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -118,7 +171,7 @@ def test_quick_demo_button_on_the_empty_runs_page(demo_dataset: Path, monkeypatc
     at.button(key="runs_quick_demo").click().run()
     assert not at.exception
     runs = manager.list_runs()
-    assert len(runs) == 1 and runs[0].status["model"] == "tiny"
+    assert len(runs) == 1 and runs[0].status.model == "tiny"
     assert manager.stop(runs[0].path, grace=5) == "stopped"
 
 

@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from autotag.runs import manager
+from autotag.runs.folder import RunFolder
 from tests.conftest import shipped_env, stop_trainers
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -221,7 +222,7 @@ def test_a_restarted_dashboard_shows_the_run_still_training(tmp_path: Path, demo
             page.goto(f"{url}/runs")
             expect(page.get_by_text(f"{run.name}: running")).to_be_visible(timeout=90_000)
             _stop(first)  # the dashboard goes down ...
-            pid = manager.read_status(run)["pid"]
+            pid = RunFolder(run).read_status().pid
             assert manager.derive_state(run) == "running"  # ... the training does not
             second, url = _start(tmp_path, demo_dataset, "second.log")
             try:
@@ -231,7 +232,7 @@ def test_a_restarted_dashboard_shows_the_run_still_training(tmp_path: Path, demo
                     timeout=90_000
                 )
                 page.screenshot(path=str(tmp_path / "restarted.png"))
-                assert manager.read_status(run)["pid"] == pid
+                assert RunFolder(run).read_status().pid == pid
             finally:
                 _stop(second)
             browser.close()

@@ -1,8 +1,20 @@
 from pathlib import Path
+from typing import get_args
 
 import pytest
 
-from autotag.config import ConfigError, TrainConfig, field_range, load_config, make_config, save_config
+from autotag.config import (
+    ConfigError,
+    DataFormat,
+    JamendoSubset,
+    TrainConfig,
+    field_choices,
+    field_range,
+    load_config,
+    make_config,
+    save_config,
+)
+from autotag.models.specs import SPECS
 
 
 def test_paper_values_fill_unset_feature_settings() -> None:
@@ -75,3 +87,46 @@ def test_data_folders_are_stored_absolute(tmp_path: Path, monkeypatch: pytest.Mo
     assert load_config(tmp_path / "config.yaml").data == str(tmp_path / "d60")
     with pytest.raises(ConfigError, match="data: give a folder"):
         make_config(data=" ", model="tiny")
+
+
+#: Every field with a fixed set of values and what the schema allows there.
+CHOICES = {
+    "format": list(get_args(DataFormat)),
+    "jamendo_subset": list(get_args(JamendoSubset)),
+    "model": list(SPECS),
+    "accelerator": ["auto", "cpu", "gpu"],
+    "strategy": ["auto", "ddp"],
+    "precision": ["32-true", "16-mixed", "bf16-mixed"],
+}
+
+
+@pytest.mark.parametrize(("name", "allowed"), CHOICES.items())
+def test_field_choices_are_exactly_what_validation_accepts(name: str, allowed: list) -> None:
+    assert field_choices(name) == allowed
+    for value in allowed:
+        assert getattr(make_config(data="d", **{name: value}), name) == value
+    with pytest.raises(ConfigError, match=name):
+        make_config(data="d", **{name: "none-of-these"})
+
+
+def test_only_choice_fields_have_choices() -> None:
+    listed = ", ".join(CHOICES)  # in schema order
+    for name in set(TrainConfig.model_fields) - set(CHOICES):
+        with pytest.raises(ValueError, match=f"field '{name}' has no fixed choices; fields with choices: {listed}$"):
+            field_choices(name)
+    with pytest.raises(ValueError, match="unknown config field 'colour'; fields: data, format"):
+        field_choices("colour")
+
+
+def test_default_feature_settings_and_frame_time() -> None:
+    """The schema's defaults give the Data page's spectrogram preview its settings."""
+    cfg = make_config(data="d")
+    assert cfg.feature_settings() == {
+        "sample_rate": 16000,
+        "n_fft": 512,
+        "hop_length": 256,
+        "n_mels": 128,
+        "f_min": 0.0,
+        "f_max": 8000.0,
+    }
+    assert cfg.frame_seconds == 256 / 16000

@@ -18,6 +18,7 @@ from autotag.cli.runs import add_runs_dir_option, add_runs_parser, warn_if_unfin
 from autotag.config import ConfigError, TrainConfig, field_range, load_config, make_config
 from autotag.logs import setup_logging
 from autotag.paths import absolute
+from autotag.serving.render import FORMATS
 
 USAGE_EXIT = 2
 #: 128 + SIGPIPE, what a shell reports for a command whose reader closed the pipe.
@@ -46,6 +47,13 @@ def _add_config_options(parser: argparse.ArgumentParser) -> None:
         parser.add_argument(
             f"--{name.replace('_', '-')}", dest=name, default=None, help=f"{field.description}{bounds} ({default})"
         )
+
+
+def _probability(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {value}")
+    return value
 
 
 def _cmd_demo_data(args: argparse.Namespace) -> int:
@@ -113,14 +121,14 @@ def _cmd_fit(args: argparse.Namespace) -> int:
 def _stopped_advice(run_dir: Path) -> str:
     """What a user can do with a run stopped in the foreground: resume it, or start it again."""
     from autotag.runs.checkpoints import resumable_checkpoint
-    from autotag.runs.folder import CONFIG_FILE, RunError
+    from autotag.runs.folder import RunError, RunFolder
 
     try:
         resumable_checkpoint(run_dir)
     except RunError:
         return (
             f"stopped before the first checkpoint, so there is nothing to resume; start it again with: "
-            f"python -m autotag fit --config {run_dir / CONFIG_FILE}"
+            f"python -m autotag fit --config {RunFolder(run_dir).config}"
         )
     return f"stopped; continue with: python -m autotag runs resume {run_dir}"
 
@@ -148,9 +156,12 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
 def _cmd_tag(args: argparse.Namespace) -> int:
     from autotag.audio.decode import AudioError
     from autotag.runs.manager import resolve_run
-    from autotag.serving.output import render_predictions
+    from autotag.serving.decide import decision_thresholds, tuned_thresholds
+    from autotag.serving.render import render_predictions
     from autotag.serving.tagger import Tagger
 
+    if args.threshold is not None and args.format != "tags":
+        raise UsageError("--threshold decides tags: use it with --format tags")
     run = resolve_run(args.run, args.runs_dir)
     warn_if_unfinished(run)
     tagger = Tagger.load(run)
@@ -164,7 +175,8 @@ def _cmd_tag(args: argparse.Namespace) -> int:
             errors.append(str(exc))
     if errors:
         raise UsageError("cannot tag:\n  " + "\n  ".join(errors))
-    print(render_predictions(results, args.format, args.taggram))
+    thresholds = decision_thresholds(tagger.labels, tuned_thresholds(run), args.threshold)
+    print(render_predictions(results, args.format, args.taggram, thresholds))
     return 0
 
 
@@ -217,7 +229,18 @@ def build_parser() -> argparse.ArgumentParser:
     tag.add_argument("--run", required=True, help="run folder, or a run's name in the runs folder")
     add_runs_dir_option(tag, "where to look up a run name")
     tag.add_argument("files", nargs="+", help="audio files (wav, flac, ogg, mp3)")
-    tag.add_argument("--format", choices=("json", "csv"), default="json")
+    tag.add_argument(
+        "--format",
+        choices=FORMATS,
+        default="json",
+        help="json or csv: every tag's probability; tags: the tags each file gets (default json)",
+    )
+    tag.add_argument(
+        "--threshold",
+        type=_probability,
+        default=None,
+        help="with --format tags: one cut-off for every tag (default: the run's tuned per-tag thresholds)",
+    )
     tag.add_argument("--taggram", action="store_true", help="also print per-chunk scores over time")
     tag.set_defaults(func=_cmd_tag)
 

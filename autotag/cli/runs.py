@@ -9,7 +9,7 @@ from pathlib import Path
 
 from autotag.paths import absolute
 from autotag.runs import manager
-from autotag.runs.folder import CONFIG_FILE, RunError, RunState, read_status, run_label
+from autotag.runs.folder import RunError, RunFolder, RunState
 
 
 def add_runs_dir_option(parser: argparse.ArgumentParser, purpose: str, top_level: bool = True) -> None:
@@ -34,7 +34,7 @@ def warn_if_unfinished(run: Path) -> None:
     state = manager.derive_state(run)  # may record "crashed": read the status after it
     if state is RunState.COMPLETED:
         return
-    error = read_status(run).get("error") if state in (RunState.FAILED, RunState.CRASHED) else None
+    error = RunFolder(run).read_status().error if state in (RunState.FAILED, RunState.CRASHED) else None
     why = f" ({str(error).splitlines()[0]})" if error else ""
     print(
         f"autotag: warning: run {run.name} is {state}{why}; using its best checkpoint so far",
@@ -62,11 +62,8 @@ def _cmd_list(args: argparse.Namespace) -> int:
     print(f"{'run':<48} {'state':<10} {'epoch':>9} {'best val_loss':>13} {'test ROC-AUC':>12}")
     for r in runs:
         s = r.status
-        epoch = f"{s['epoch']}/{s.get('max_epochs', '?')}" if "epoch" in s else "-"
-        print(
-            f"{r.name:<48} {r.state:<10} {epoch:>9} {_fmt(s.get('best_val_loss')):>13} "
-            f"{_fmt(s.get('test_roc_auc')):>12}"
-        )
+        epoch = f"{s.epoch}/{s.max_epochs or '?'}" if s.epoch is not None else "-"
+        print(f"{r.name:<48} {r.state:<10} {epoch:>9} {_fmt(s.best_val_loss):>13} {_fmt(s.test_roc_auc):>12}")
     if any(r.state is RunState.QUEUED for r in runs) and not any(r.state.active for r in runs):
         print(
             "queued runs wait for a free slot: start them with `python -m autotag runs schedule` "
@@ -87,10 +84,11 @@ def _cmd_schedule(args: argparse.Namespace) -> int:
 
 def _cmd_show(args: argparse.Namespace) -> int:
     run = manager.resolve_run(args.run, args.runs_dir)
-    status = read_status(run)
-    status["state"] = manager.derive_state(run, status)
-    print(json.dumps({"run": str(run), "status": status}, indent=2, default=str))
-    print((run / CONFIG_FILE).read_text(), end="")
+    folder = RunFolder(run)
+    status = folder.read_status()
+    status.state = manager.derive_state(run, status)
+    print(json.dumps({"run": str(run), "status": status.to_json()}, indent=2, default=str))
+    print(folder.config.read_text(), end="")
     return 0
 
 
@@ -126,11 +124,12 @@ def _cmd_export_slurm(args: argparse.Namespace) -> int:
     from autotag.training.slurm import sbatch_script
 
     run = manager.resolve_run(args.run, args.runs_dir)
-    config = load_config(run / CONFIG_FILE)
+    folder = RunFolder(run)
+    config = load_config(folder.config)
     try:
         script = sbatch_script(
             config,
-            run_label(run),
+            folder.label,
             args.project_dir,
             nodes=args.nodes or config.num_nodes,
             gpus_per_node=args.gpus_per_node or config.devices,

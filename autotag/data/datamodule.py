@@ -16,16 +16,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from autotag.config import TrainConfig
 from autotag.data.cache import FeatureCache
-from autotag.data.formats import Clip, TaggedDataset
-
-
-def multi_hot(clips: Sequence[Clip], labels: Sequence[str]) -> torch.Tensor:
-    """(clips, tags) float 0/1 targets in `labels` order."""
-    col = {t: j for j, t in enumerate(labels)}
-    out = torch.zeros(len(clips), len(labels))
-    for i, clip in enumerate(clips):
-        out[i, [col[t] for t in clip.tags if t in col]] = 1.0
-    return out
+from autotag.data.formats import Clip, TaggedDataset, multi_hot
 
 
 class RandomChunks(Dataset):
@@ -33,7 +24,7 @@ class RandomChunks(Dataset):
 
     def __init__(self, cache: FeatureCache, clips: Sequence[Clip], labels: Sequence[str], frames: int) -> None:
         self.cache, self.ids, self.frames = cache, [c.id for c in clips], frames
-        self.targets = multi_hot(clips, labels)
+        self.targets = torch.from_numpy(multi_hot(clips, labels))
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -64,7 +55,7 @@ class EvalChunks(Dataset):
         self, cache: FeatureCache, clips: Sequence[Clip], labels: Sequence[str], frames: int, max_chunks: int
     ) -> None:
         self.cache, self.frames = cache, frames
-        self.clip_targets = multi_hot(clips, labels)
+        self.clip_targets = torch.from_numpy(multi_hot(clips, labels))
         self.items = [
             (i, clip.id, start)
             for i, clip in enumerate(clips)

@@ -12,8 +12,11 @@ import csv
 import hashlib
 import os
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import numpy as np
 
 SPLITS = ("train", "valid", "test")
 _SPLIT_ALIASES = {"train": "train", "valid": "valid", "validation": "valid", "val": "valid", "test": "test"}
@@ -52,6 +55,22 @@ class TaggedDataset:
 
     def split(self, name: str) -> list[Clip]:
         return [c for c in self.clips if c.split == name]
+
+    def targets(self) -> np.ndarray:
+        """(clips, tags) 0/1 matrix of every clip in `labels` order, e.g. for tag co-occurrence."""
+        return multi_hot(self.clips, self.labels)
+
+
+def multi_hot(clips: Sequence[Clip], labels: Sequence[str]) -> np.ndarray:
+    """(clips, tags) float32 0/1 targets in `labels` order; tags outside `labels` are ignored.
+
+    NumPy, not torch: the dashboard draws these without loading the training stack.
+    """
+    col = {t: j for j, t in enumerate(labels)}
+    out = np.zeros((len(clips), len(labels)), dtype=np.float32)
+    for i, clip in enumerate(clips):
+        out[i, [col[t] for t in clip.tags if t in col]] = 1.0
+    return out
 
 
 def detect_format(root: Path) -> str:

@@ -1,7 +1,9 @@
-"""Finding a checkpoint that really loads, for resuming and tagging.
+"""Which checkpoint of a run to use: best first for tagging and export, last first for resume.
 
-Resume never trusts `ckpt_path="last"` blindly: a checkpoint is used only after it was
-read with `weights_only=True` and holds the training state Lightning needs.
+Writing checkpoints is the trainer's business (`autotag.training.checkpoint_io`); this
+module only chooses among those on disk. Resume never trusts `ckpt_path="last"` blindly:
+a checkpoint is used only after it was read with `weights_only=True` and holds the
+training state Lightning needs.
 """
 
 from __future__ import annotations
@@ -9,10 +11,35 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from autotag.runs.folder import CKPT_DIR, RunError
+from autotag.paths import absolute
+from autotag.runs.folder import RunError, RunFolder
 
 log = logging.getLogger("autotag.runs.checkpoints")
 _RESUME_KEYS = ("state_dict", "loops", "optimizer_states", "epoch", "global_step")
+
+
+def checkpoint_candidates(run_dir: str | Path) -> list[Path]:
+    """The run's checkpoints, best first: the recorded best, other best-*, then last.ckpt.
+
+    Raises:
+        RunError: the folder is not a run, or it has no checkpoint yet.
+    """
+    run = RunFolder(absolute(run_dir))
+    if not run.is_run:
+        raise RunError(f"{run.path} is not a run folder (no {run.config.name})")
+    found: list[Path] = []
+    recorded = run.read_status().best_checkpoint
+    if recorded and (run.path / recorded).is_file():
+        found.append(run.path / recorded)
+    best = run.checkpoints.glob(f"{RunFolder.BEST_PREFIX}*.ckpt")
+    found += sorted(best, key=lambda p: p.stat().st_mtime, reverse=True)
+    found.append(run.last_checkpoint)
+    # Only files that really live in this run's checkpoints/ (a symlink out is refused).
+    inside = run.checkpoints.resolve()
+    found = [p for p in dict.fromkeys(found) if p.is_file() and p.resolve().parent == inside]
+    if not found:
+        raise RunError(f"run {run.name} has no checkpoint yet (nothing in {run.checkpoints.name}/)")
+    return found
 
 
 def checkpoint_problem(path: Path) -> str | None:
@@ -33,8 +60,9 @@ def resumable_checkpoint(run_dir: Path) -> Path:
     Raises:
         RunError: no checkpoint loads (the run cannot continue; start a new one).
     """
-    folder = Path(run_dir) / CKPT_DIR
-    candidates = sorted(folder.glob("*.ckpt"), key=lambda p: (p.name != "last.ckpt", -p.stat().st_mtime))
+    run = RunFolder(Path(run_dir))
+    last = run.last_checkpoint.name
+    candidates = sorted(run.checkpoints.glob("*.ckpt"), key=lambda p: (p.name != last, -p.stat().st_mtime))
     problems = []
     for path in candidates:
         problem = checkpoint_problem(path)

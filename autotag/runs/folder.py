@@ -1,7 +1,8 @@
 """Run folders on disk, the source of truth about every run (docs/architecture.md, "A run on disk").
 
 `<runs dir>/<UTC time>_<name>_<short id>/` holds config.yaml (written once), labels.json,
-status.json (replaced atomically), train.log, tb/, checkpoints/ and metrics.json.
+status.json (replaced atomically), train.log, tb/, checkpoints/ and metrics.json. `RunFolder`
+names every file of that layout, and `RunStatus` every field of status.json, once.
 """
 
 from __future__ import annotations
@@ -16,26 +17,15 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from autotag.config import TrainConfig, save_config
 from autotag.paths import absolute
 
-CONFIG_FILE = "config.yaml"
-STATUS_FILE = "status.json"
-LABELS_FILE = "labels.json"
-METRICS_FILE = "metrics.json"
-REPORT_FILE = "data_report.json"
-THRESHOLDS_FILE = "thresholds.json"
-LOG_FILE = "train.log"
-TB_DIR = "tb"
-#: Written by Stop before it signals the trainer; removed by Resume.
-STOP_FILE = "stop_requested"
-CKPT_DIR = "checkpoints"
-STATUS_LOCK = ".status.lock"
 #: Marks a temporary file as `.<target name>.tmp-<writer pid>`.
 TMP_MARK = ".tmp-"
 
@@ -127,6 +117,199 @@ def check_writable(runs_dir: Path, min_free_mb: int = MIN_FREE_MB) -> None:
         )
 
 
+@dataclass
+class RunStatus:
+    """status.json as a typed record: every field a writer sets is declared here.
+
+    The trainer writes its progress and final state, a manager the launch facts and a
+    derived "crashed". `RunFolder.write_status` refuses a field not declared here, so a
+    misspelt name fails where it is written instead of showing nothing on a page.
+    """
+
+    state: RunState = RunState.UNKNOWN
+    note: str | None = None  # why a queued run ended without starting
+    created: float | None = None  # times are seconds since the epoch
+    launched: float | None = None
+    started: float | None = None
+    updated: float | None = None
+    ended: float | None = None
+    model: str | None = None
+    data: str | None = None
+    max_epochs: int | None = None
+    launch_token: str | None = None  # the dedupe key of a launch (a double click starts one run)
+    resume_from: str | None = None  # checkpoint the next start continues from, relative to the run
+    pid: int | None = None  # the trainer's process, identified by pid and start time together
+    pid_start: float | None = None
+    phase: str | None = None  # what the trainer does now, in words
+    cache_done: int | None = None
+    cache_total: int | None = None
+    skipped_clips: int | None = None
+    epoch: int | None = None  # 1-based: the epoch in progress, or just validated
+    global_step: int = 0
+    steps_per_epoch: int | None = None
+    train_clock: tuple[float, int] | None = None  # (time, step) when training began: the ETA's clock
+    best_val_loss: float | None = None
+    last_metrics: dict[str, float] = field(default_factory=dict)
+    best_checkpoint: str | None = None  # relative to the run folder
+    test_roc_auc: float | None = None
+    error: str | None = None
+    forced: bool | None = None  # Stop had to kill the trainer
+
+    #: The phase in which steps are trained: the only one whose pace an ETA may use.
+    TRAINING: ClassVar[str] = "training"
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> RunStatus:
+        """A record from status.json's object; fields it does not declare are left on disk."""
+        values = {f.name: data[f.name] for f in fields(cls) if data.get(f.name) is not None}
+        values["state"] = RunState.of(data.get("state"))
+        if values.get("train_clock") is not None:
+            values["train_clock"] = tuple(values["train_clock"])
+        return cls(**values)
+
+    def to_json(self) -> dict[str, Any]:
+        """The fields that are set, as JSON values (`runs show` prints this)."""
+        return {k: v for k, v in asdict(self).items() if v is not None and v != {}}
+
+
+_STATUS_FIELDS = frozenset(f.name for f in fields(RunStatus))
+
+
+@dataclass(frozen=True)
+class RunFolder:
+    """One run's folder; the only place that names the files of the layout.
+
+    Like mlflow's FileStore, it declares each name once: pages, the CLI and the trainer
+    ask it for `folder.metrics` instead of spelling "metrics.json" themselves.
+    """
+
+    path: Path
+
+    BEST_PREFIX = "best-"  # ModelCheckpoint's file names: best-epoch..., and last.ckpt
+
+    @classmethod
+    def at(cls, run_dir: str | Path) -> RunFolder:
+        """The run folder at a user's path, made absolute (see `autotag.paths`)."""
+        return cls(absolute(run_dir))
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def label(self) -> str:
+        """The name given to `create_run` (folders are `<UTC time>_<name>_<id>`), else the folder's name."""
+        parts = self.path.name.split("_")  # the name itself may hold "_" (shortchunk_cnn)
+        return "_".join(parts[1:-1]) if len(parts) >= 3 else self.path.name
+
+    @property
+    def config(self) -> Path:
+        """The run's TrainConfig, written once when the run is made."""
+        return self.path / "config.yaml"
+
+    @property
+    def status_file(self) -> Path:
+        return self.path / "status.json"
+
+    @property
+    def labels(self) -> Path:
+        """The tag names, in the model's output order."""
+        return self.path / "labels.json"
+
+    @property
+    def metrics(self) -> Path:
+        """Test metrics of the best checkpoint, written when the run completes."""
+        return self.path / "metrics.json"
+
+    @property
+    def data_report(self) -> Path:
+        """The data-set check (`autotag.data.checks`) of the data the run trained on."""
+        return self.path / "data_report.json"
+
+    @property
+    def thresholds(self) -> Path:
+        """Per-tag decision thresholds tuned on the validation split."""
+        return self.path / "thresholds.json"
+
+    @property
+    def log(self) -> Path:
+        return self.path / "train.log"
+
+    @property
+    def tb(self) -> Path:
+        """TensorBoard event files: the curves' only source."""
+        return self.path / "tb"
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.path / "checkpoints"
+
+    @property
+    def last_checkpoint(self) -> Path:
+        return self.checkpoints / "last.ckpt"
+
+    @property
+    def stop_request(self) -> Path:
+        """Written by Stop before it signals the trainer; removed by Resume."""
+        return self.path / "stop_requested"
+
+    @property
+    def is_run(self) -> bool:
+        return self.config.is_file()
+
+    def read_json(self, file: Path) -> Any:
+        """One of the folder's JSON files, or None when it is missing or unreadable."""
+        try:
+            return json.loads(file.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+
+    def read_status(self) -> RunStatus:
+        """status.json as a record; state "unknown" when it is missing or unreadable."""
+        data = self.read_json(self.status_file)
+        return RunStatus.from_json(data if isinstance(data, dict) else {})
+
+    def write_status(self, **changes: Any) -> RunStatus:
+        """Merge `changes` into status.json atomically; return the new status.
+
+        Raises:
+            TypeError: a field that `RunStatus` does not declare.
+        """
+        unknown = changes.keys() - _STATUS_FIELDS
+        if unknown:
+            raise TypeError(f"status.json has no field {', '.join(sorted(unknown))} (see RunStatus)")
+        with self._status_lock():
+            data = self.read_json(self.status_file)
+            data = data if isinstance(data, dict) else {}
+            data.update(changes)
+            data["updated"] = time.time()
+            write_json_atomic(self.status_file, data)
+        return RunStatus.from_json(data)
+
+    @contextmanager
+    def _status_lock(self) -> Iterator[None]:
+        """Serialises read-modify-write of status.json between the trainer and managers."""
+        with open(self.path / ".status.lock", "a") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    def sweep_orphans(self) -> list[Path]:
+        """Delete temporary files in the folder and its checkpoints/ whose writer is dead."""
+        from autotag.runs.procs import is_alive
+
+        removed = []
+        for folder in (self.path, self.checkpoints):
+            for tmp in folder.glob(f".*{TMP_MARK}*") if folder.is_dir() else []:
+                pid = tmp.name.rsplit(TMP_MARK, 1)[-1]
+                if pid.isdigit() and not is_alive(int(pid)):
+                    tmp.unlink(missing_ok=True)
+                    removed.append(tmp)
+        return removed
+
+
 def create_run(
     config: TrainConfig, runs_dir: str | Path | None = None, name: str | None = None, folder: str | Path | None = None
 ) -> Path:
@@ -159,9 +342,9 @@ def create_run(
                 break
             except FileExistsError:
                 continue
-    save_config(config, run_dir / CONFIG_FILE)
-    write_status(
-        run_dir,
+    run = RunFolder(run_dir)
+    save_config(config, run.config)
+    run.write_status(
         state=RunState.QUEUED,
         created=time.time(),
         max_epochs=config.max_epochs,
@@ -169,12 +352,6 @@ def create_run(
         data=config.data,
     )
     return run_dir
-
-
-def run_label(run_dir: Path) -> str:
-    """The name given to `create_run` (folders are `<UTC time>_<name>_<id>`), else the folder's name."""
-    parts = run_dir.name.split("_")  # the name itself may hold "_" (shortchunk_cnn)
-    return "_".join(parts[1:-1]) if len(parts) >= 3 else run_dir.name
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
@@ -191,75 +368,3 @@ def write_json_atomic(path: Path, data: Any) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-
-
-@contextmanager
-def _status_lock(run_dir: Path) -> Iterator[None]:
-    """Serialises read-modify-write of status.json between the trainer and managers."""
-    with open(Path(run_dir) / STATUS_LOCK, "a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
-def read_status(run_dir: Path) -> dict[str, Any]:
-    """The run's status.json, or {} when it is missing or unreadable."""
-    try:
-        data = json.loads((Path(run_dir) / STATUS_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def write_status(run_dir: Path, **fields: Any) -> dict[str, Any]:
-    """Merge `fields` into status.json atomically; return the new status."""
-    with _status_lock(run_dir):
-        status = read_status(run_dir)
-        status.update(fields)
-        status["updated"] = time.time()
-        write_json_atomic(Path(run_dir) / STATUS_FILE, status)
-    return status
-
-
-def checkpoint_candidates(run_dir: str | Path) -> list[Path]:
-    """The run's checkpoints, best first: the recorded best, other best-*, then last.ckpt.
-
-    Raises:
-        RunError: the folder is not a run, or it has no checkpoint yet.
-    """
-    run_dir = absolute(run_dir)
-    if not (run_dir / CONFIG_FILE).is_file():
-        raise RunError(f"{run_dir} is not a run folder (no {CONFIG_FILE})")
-    found: list[Path] = []
-    recorded = read_status(run_dir).get("best_checkpoint")
-    if recorded and (run_dir / recorded).is_file():
-        found.append(run_dir / recorded)
-    found += sorted((run_dir / CKPT_DIR).glob("best-*.ckpt"), key=lambda p: p.stat().st_mtime, reverse=True)
-    found.append(run_dir / CKPT_DIR / "last.ckpt")
-    # Only files that really live in this run's checkpoints/ (a symlink out is refused).
-    inside = (run_dir / CKPT_DIR).resolve()
-    found = [p for p in dict.fromkeys(found) if p.is_file() and p.resolve().parent == inside]
-    if not found:
-        raise RunError(f"run {run_dir.name} has no checkpoint yet (nothing in {CKPT_DIR}/)")
-    return found
-
-
-def best_checkpoint(run_dir: str | Path) -> Path:
-    """The run's best checkpoint by val_loss (last.ckpt when there is no best yet)."""
-    return checkpoint_candidates(run_dir)[0]
-
-
-def sweep_orphans(run_dir: Path) -> list[Path]:
-    """Delete temporary files in a run folder and its checkpoints/ whose writer is dead."""
-    from autotag.runs.procs import is_alive
-
-    removed = []
-    for folder in (Path(run_dir), Path(run_dir) / CKPT_DIR):
-        for tmp in folder.glob(f".*{TMP_MARK}*") if folder.is_dir() else []:
-            pid = tmp.name.rsplit(TMP_MARK, 1)[-1]
-            if pid.isdigit() and not is_alive(int(pid)):
-                tmp.unlink(missing_ok=True)
-                removed.append(tmp)
-    return removed

@@ -2,7 +2,7 @@
 
 Training never runs in the caller's process: `launch` starts a detached OS process
 (`python -m autotag.runs.worker exec RUN`, its own session, output to train.log) from the run's
-config.yaml. A run's state is derived from facts on disk and in /proc (guildai's way):
+config.yaml. A run's state is derived from facts on disk and from the OS through psutil (guildai's way):
 the trainer writes its own final state; a dead or reused pid without one is "crashed".
 At most `max_parallel()` runs train at once; the rest wait as "queued" and are started by
 whoever next schedules: a finishing trainer, a launch, stop or resume, the dashboard's
@@ -20,25 +20,19 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from autotag.config import TrainConfig
-from autotag.paths import absolute
 from autotag.runs import warm
 from autotag.runs.folder import (
-    CONFIG_FILE,
-    LOG_FILE,
-    STOP_FILE,
     RunError,
+    RunFolder,
     RunState,
+    RunStatus,
     check_writable,
     create_run,
-    read_status,
     runs_folder,
-    sweep_orphans,
-    write_status,
 )
 from autotag.runs.procs import is_alive, process_start_time
 from autotag.training.distributed import clean_launch_env, not_here
@@ -76,33 +70,32 @@ class RunInfo:
 
     path: Path
     state: RunState
-    status: dict[str, Any] = field(default_factory=dict)
+    status: RunStatus
 
     @property
     def name(self) -> str:
         return self.path.name
 
 
-def derive_state(run_dir: Path, status: dict[str, Any] | None = None) -> RunState:
+def derive_state(run_dir: Path, status: RunStatus | None = None) -> RunState:
     """The run's state from its status file and its process; persists "crashed" once seen."""
-    status = read_status(run_dir) if status is None else status
-    state = RunState.of(status.get("state"))
-    if not state.active:
-        return state
-    pid = status.get("pid")
-    if pid is None:
-        if time.time() - float(status.get("updated", 0)) < START_TIMEOUT_S:
-            return state
-    elif is_alive(pid, status.get("pid_start")):
-        return state
+    run = RunFolder(run_dir)
+    status = run.read_status() if status is None else status
+    if not status.state.active:
+        return status.state
+    if status.pid is None:
+        if time.time() - (status.updated or 0.0) < START_TIMEOUT_S:
+            return status.state
+    elif is_alive(status.pid, status.pid_start):
+        return status.state
     # Gone without writing a final state. Re-check under the status lock: it may have
     # written "completed" a moment ago.
-    fresh = read_status(run_dir)
-    if RunState.of(fresh.get("state")).active and fresh.get("pid") == pid:
-        write_status(run_dir, state=RunState.CRASHED, ended=time.time(), error=_crash_reason(run_dir))
-        sweep_orphans(run_dir)
+    fresh = run.read_status()
+    if fresh.state.active and fresh.pid == status.pid:
+        run.write_status(state=RunState.CRASHED, ended=time.time(), error=_crash_reason(run_dir))
+        run.sweep_orphans()
         return RunState.CRASHED
-    return RunState.of(fresh.get("state"))
+    return fresh.state
 
 
 def _crash_reason(run_dir: Path, lines: int = 5) -> str:
@@ -112,7 +105,7 @@ def _crash_reason(run_dir: Path, lines: int = 5) -> str:
 
 def log_tail(run_dir: Path, lines: int = 40, max_bytes: int = 64_000) -> str:
     """The last `lines` lines of train.log, reading at most `max_bytes` from its end."""
-    path = Path(run_dir) / LOG_FILE
+    path = RunFolder(Path(run_dir)).log
     try:
         with path.open("rb") as fh:
             fh.seek(max(0, path.stat().st_size - max_bytes))
@@ -128,12 +121,15 @@ def list_runs(runs_dir: str | Path | None = None) -> list[RunInfo]:
     if not runs_dir.is_dir():
         return []
     infos = []
-    for cfg in runs_dir.glob(f"*/{CONFIG_FILE}"):
-        status = read_status(cfg.parent)
-        state = derive_state(cfg.parent, status)
-        if state != status.get("state"):  # derive_state recorded a crash: show what it wrote
-            status = read_status(cfg.parent)
-        infos.append(RunInfo(cfg.parent, state, status))
+    for path in runs_dir.iterdir():
+        run = RunFolder(path)
+        if not run.is_run:
+            continue
+        status = run.read_status()
+        state = derive_state(path, status)
+        if state != status.state:  # derive_state recorded a crash: show what it wrote
+            status = run.read_status()
+        infos.append(RunInfo(path, state, status))
     return sorted(infos, key=lambda r: r.name, reverse=True)
 
 
@@ -156,15 +152,15 @@ def resolve_run(ref: str | Path, runs_dir: str | Path | None = None) -> Path:
         if named.is_dir() or not Path(text).is_dir():
             if named.resolve().parent != base:
                 raise RunError(f"{text!r} is not a run in the runs folder {base} (it leads out of it)")
-            if not (named / CONFIG_FILE).is_file():
+            if not RunFolder(named).is_run:
                 raise RunError(
                     f"no run {text!r} in the runs folder {base} (give a run folder's path, or --runs-dir FOLDER)"
                 )
             return named.resolve()
-    path = absolute(ref)
-    if not (path / CONFIG_FILE).is_file():
-        raise RunError(f"{ref} is not a run folder (no {CONFIG_FILE} in {path})")
-    return path
+    run = RunFolder.at(ref)
+    if not run.is_run:
+        raise RunError(f"{ref} is not a run folder (no {run.config.name} in {run.path})")
+    return run.path
 
 
 def launch(
@@ -184,12 +180,12 @@ def launch(
     with runs_lock(runs_dir):
         if token:
             for info in list_runs(runs_dir):
-                recent = time.time() - float(info.status.get("created", 0)) < DEDUPE_WINDOW_S
-                if info.status.get("launch_token") == token and recent:
+                recent = time.time() - (info.status.created or 0.0) < DEDUPE_WINDOW_S
+                if info.status.launch_token == token and recent:
                     return info.path
         run_dir = create_run(config, runs_dir, name)
         if token:
-            write_status(run_dir, launch_token=token)
+            RunFolder(run_dir).write_status(launch_token=token)
         _schedule_locked(runs_dir)
     return run_dir
 
@@ -208,7 +204,7 @@ def _schedule_locked(runs_dir: Path) -> list[Path]:
     for info in sorted((r for r in runs if r.state is RunState.QUEUED), key=lambda r: r.name):
         if active >= max_parallel():
             break
-        _spawn(info.path, info.status.get("resume_from"))
+        _spawn(info.path, info.status.resume_from)
         started.append(info.path)
         active += 1
     return started
@@ -227,14 +223,15 @@ def warm_up(runs_dir: str | Path | None = None) -> None:
 
 
 def _spawn(run_dir: Path, resume_from: str | None = None) -> None:
-    write_status(run_dir, state=RunState.STARTING, pid=None, pid_start=None, launched=time.time())
+    run = RunFolder(run_dir)
+    run.write_status(state=RunState.STARTING, pid=None, pid_start=None, launched=time.time())
     env = launch_env()
     if warm.hand_over(run_dir, resume_from, env):
         return  # the warm process forks the trainer and records its pid
     cmd = [sys.executable, "-m", warm.WORKER, "exec", str(run_dir)]
     if resume_from:
         cmd += ["--resume", resume_from]
-    with (run_dir / LOG_FILE).open("ab") as log:
+    with run.log.open("ab") as log:
         proc = subprocess.Popen(
             cmd,
             stdin=subprocess.DEVNULL,
@@ -244,7 +241,7 @@ def _spawn(run_dir: Path, resume_from: str | None = None) -> None:
             cwd=PROJECT_ROOT,
             env=env,
         )
-    write_status(run_dir, pid=proc.pid, pid_start=process_start_time(proc.pid))
+    run.write_status(pid=proc.pid, pid_start=process_start_time(proc.pid))
 
 
 def stop(run_dir: Path, grace: float = 15.0) -> RunState:
@@ -252,15 +249,16 @@ def stop(run_dir: Path, grace: float = 15.0) -> RunState:
 
     Returns: the final state, "stopped" (or "completed"/"failed" if it ended on its own first).
     """
-    status = read_status(run_dir)
+    run = RunFolder(run_dir)
+    status = run.read_status()
     state = derive_state(run_dir, status)
     if state is RunState.QUEUED:
-        write_status(run_dir, state=RunState.STOPPED, ended=time.time(), note="cancelled before it started")
+        run.write_status(state=RunState.STOPPED, ended=time.time(), note="cancelled before it started")
         return RunState.STOPPED
     if not state.active:
         raise RunError(f"run {run_dir.name} is not running (it is {state})")
-    (run_dir / STOP_FILE).touch()
-    pid, start = status.get("pid"), status.get("pid_start")
+    run.stop_request.touch()
+    pid, start = status.pid, status.pid_start
     forced = False
     if pid:
         _signal(pid, signal.SIGTERM, group=False)  # the group too would kill DataLoader workers first
@@ -271,11 +269,11 @@ def stop(run_dir: Path, grace: float = 15.0) -> RunState:
         _signal(pid, signal.SIGKILL, group=True)  # the trainer if it hung, and any orphaned workers
         while is_alive(pid, start):
             time.sleep(0.05)
-    final = RunState.of(read_status(run_dir).get("state"))
+    final = run.read_status().state
     if final.active or (final is RunState.FAILED and forced):
-        write_status(run_dir, state=RunState.STOPPED, forced=forced, ended=time.time())
+        run.write_status(state=RunState.STOPPED, forced=forced, ended=time.time())
     schedule(run_dir.parent)
-    return RunState.of(read_status(run_dir).get("state"))
+    return run.read_status().state
 
 
 def _signal(pid: int, sig: signal.Signals, group: bool) -> None:
@@ -296,8 +294,9 @@ def resume(run_dir: Path) -> Path:
     if not state.resumable:
         raise RunError(f"run {run_dir.name} is {state}; only stopped, crashed or failed runs can resume")
     ckpt = resumable_checkpoint(run_dir)
-    (run_dir / STOP_FILE).unlink(missing_ok=True)
-    write_status(run_dir, state=RunState.QUEUED, resume_from=str(ckpt.relative_to(run_dir)), error=None, forced=None)
+    run = RunFolder(run_dir)
+    run.stop_request.unlink(missing_ok=True)
+    run.write_status(state=RunState.QUEUED, resume_from=str(ckpt.relative_to(run_dir)), error=None, forced=None)
     schedule(run_dir.parent)
     return ckpt
 

@@ -1,7 +1,7 @@
-"""What the dashboard and `runs list` show about runs, from their status files only.
+"""What the dashboard and `runs list` show about runs: a row each, the best run, config differences.
 
-Listing never opens event files or checkpoints: one small JSON per run, so the Runs page
-stays fast with hundreds of runs.
+The table never opens event files or checkpoints: one small JSON per run, so the Runs
+page stays fast with hundreds of runs.
 """
 
 from __future__ import annotations
@@ -10,34 +10,32 @@ import time
 from pathlib import Path
 from typing import Any
 
-from autotag.runs.folder import CONFIG_FILE, RunState
+from autotag.runs.folder import RunFolder, RunState, RunStatus
 from autotag.runs.manager import RunInfo
 
 
 def summarize(info: RunInfo) -> dict[str, Any]:
     """One row of the runs table: what a user compares runs by, from status.json only."""
     s = info.status
-    if "model" not in s:  # runs created before status carried these
-        s = {**s, **_config_basics(info.path)}
-    last = s.get("last_metrics") or {}
-    max_epochs = s.get("max_epochs") or 0
-    total = (s.get("steps_per_epoch") or 0) * max_epochs
+    model, data = (s.model, s.data) if s.model else _config_basics(info.path)  # runs from before status had them
+    max_epochs = s.max_epochs or 0
+    total = (s.steps_per_epoch or 0) * max_epochs
     done = 1.0 if info.state is RunState.COMPLETED else 0.0
-    progress = min(1.0, s.get("global_step", 0) / total) if total else done
-    start, end = s.get("started"), s.get("ended") if not info.state.active else time.time()
+    progress = min(1.0, s.global_step / total) if total else done
+    start, end = s.started, s.ended if not info.state.active else time.time()
     duration = (end or time.time()) - start if start else None
-    eta = _eta(s, total) if info.state is RunState.RUNNING and s.get("phase") == "training" else None
+    eta = _eta(s, total) if info.state is RunState.RUNNING and s.phase == RunStatus.TRAINING else None
     return {
         "run": info.name,
-        "state": "stopped (forced)" if info.state is RunState.STOPPED and s.get("forced") else str(info.state),
-        "model": s.get("model"),
-        "data": Path(s.get("data") or "-").name,
-        "epoch": f"{s.get('epoch', 0)}/{max_epochs}" if max_epochs else "-",
+        "state": "stopped (forced)" if info.state is RunState.STOPPED and s.forced else str(info.state),
+        "model": model,
+        "data": Path(data or "-").name,
+        "epoch": f"{s.epoch or 0}/{max_epochs}" if max_epochs else "-",
         "progress": progress,
-        "best val_loss": s.get("best_val_loss"),
-        "val ROC-AUC": last.get("val_roc_auc"),
-        "val PR-AUC": last.get("val_pr_auc"),
-        "test ROC-AUC": s.get("test_roc_auc"),
+        "best val_loss": s.best_val_loss,
+        "val ROC-AUC": s.last_metrics.get("val_roc_auc"),
+        "val PR-AUC": s.last_metrics.get("val_pr_auc"),
+        "test ROC-AUC": s.test_roc_auc,
         "duration (s)": round(duration) if duration else None,
         "ETA (s)": round(eta) if eta else None,
     }
@@ -47,30 +45,46 @@ def summarize(info: RunInfo) -> dict[str, Any]:
 ETA_MIN_STEPS = 10
 
 
-def _eta(status: dict[str, Any], total_steps: int) -> float | None:
+def _eta(status: RunStatus, total_steps: int) -> float | None:
     """Seconds left if every epoch runs (early stopping may end sooner), at the pace since
     training began: the time spent reading data and building the feature cache is not
     training pace, and counting it made the first estimates many times too long."""
-    clock = status.get("train_clock")
-    step = status.get("global_step", 0)
+    clock, step = status.train_clock, status.global_step
     if not clock or not total_steps:
         return None
     since, first_step = clock
     done = step - first_step
     if done < ETA_MIN_STEPS:
         return None
-    at = status.get("updated") or time.time()  # when `step` was written: it lags by up to 2 s
+    at = status.updated or time.time()  # when `step` was written: it lags by up to 2 s
     return max(0.0, (at - since) / done * (total_steps - step) - (time.time() - at))
 
 
-def _config_basics(run_dir: Path) -> dict[str, Any]:
+def _config_basics(run_dir: Path) -> tuple[str | None, str | None]:
+    """Model and data of a run whose status.json does not have them, from its config.yaml."""
     import yaml
 
     try:
-        cfg = yaml.safe_load((run_dir / CONFIG_FILE).read_text(encoding="utf-8")) or {}
+        cfg = yaml.safe_load(RunFolder(run_dir).config.read_text(encoding="utf-8")) or {}
     except (OSError, yaml.YAMLError):
-        return {}
-    return {"model": cfg.get("model"), "data": cfg.get("data")}
+        return None, None
+    return cfg.get("model"), cfg.get("data")
+
+
+def config_differences(runs: list[Path]) -> dict[str, dict[str, Any]]:
+    """{field: {run name: value}} for each config field whose value is not the same in all `runs`.
+
+    A field that one run's config.yaml lacks (an older run) counts as None there.
+    """
+    import yaml
+
+    configs = {run.name: yaml.safe_load(RunFolder(run).config.read_text(encoding="utf-8")) or {} for run in runs}
+    keys = sorted({k for c in configs.values() for k in c})
+    return {
+        k: {name: c.get(k) for name, c in configs.items()}
+        for k in keys
+        if len({str(c.get(k)) for c in configs.values()}) > 1
+    }
 
 
 def best_run(runs: list[RunInfo]) -> RunInfo | None:
@@ -78,4 +92,4 @@ def best_run(runs: list[RunInfo]) -> RunInfo | None:
     done = [r for r in runs if r.state is RunState.COMPLETED]
     if not done:
         return None
-    return max(done, key=lambda r: (r.status.get("test_roc_auc") or -1.0, r.name))
+    return max(done, key=lambda r: (r.status.test_roc_auc or -1.0, r.name))

@@ -28,7 +28,7 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 
-from autotag.runs.folder import LOG_FILE, write_json_atomic, write_status
+from autotag.runs.folder import RunFolder, write_json_atomic
 from autotag.runs.procs import is_alive, process_start_time
 
 #: The module whose `main` a trainer and the warm process run (named, not imported: it imports us).
@@ -189,14 +189,14 @@ def _fork_trainer(
     argv = ["exec", str(run_dir), *(["--resume", resume_from] if resume_from else [])]
     pid = os.fork()
     if pid:
-        write_status(run_dir, pid=pid, pid_start=process_start_time(pid))
+        RunFolder(run_dir).write_status(pid=pid, pid_start=process_start_time(pid))
         return
     code = 1
     try:  # the child: never returns into the warm process's loop
         os.setsid()  # its own session and process group, like a fresh launch: Stop signals the group
         for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, signal.SIG_DFL)
-        log = os.open(run_dir / LOG_FILE, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        log = os.open(RunFolder(run_dir).log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         os.dup2(log, 1)
         os.dup2(log, 2)
         os.close(log)

@@ -20,7 +20,7 @@ from pathlib import Path
 from autotag.logs import setup_logging
 from autotag.paths import absolute
 from autotag.runs import manager
-from autotag.runs.folder import CONFIG_FILE
+from autotag.runs.folder import RunFolder
 
 MODULE = "autotag.runs.worker"
 
@@ -37,7 +37,7 @@ def train_run(run: Path, resume: str | None = None) -> int:
     run = absolute(run)
     logging.getLogger("lightning.pytorch").setLevel(logging.INFO)
     try:
-        fit(run / CONFIG_FILE, run, log_file=False, resume_from=run / resume if resume else None)
+        fit(RunFolder(run).config, run, log_file=False, resume_from=run / resume if resume else None)
     except RunStopped:
         return 0
     finally:

@@ -1,12 +1,19 @@
-"""Text renderings of predictions for the CLI and downloads: JSON and CSV."""
+"""Text renderings of predictions for the CLI and downloads: scores as JSON or CSV, or decided tags."""
 
 from __future__ import annotations
 
 import csv
 import io
 import json
+from typing import TYPE_CHECKING
 
-from autotag.serving.tagger import Prediction
+from autotag.serving.decide import tags_above
+
+if TYPE_CHECKING:  # the CLI imports FORMATS at start-up, which stays torch-free
+    from autotag.serving.tagger import Prediction
+
+#: What `render_predictions` writes: every tag's probability (json, csv), or the tags decided.
+FORMATS = ("json", "csv", "tags")
 
 
 def predictions_to_dict(results: dict[str, Prediction], taggram: bool) -> dict:
@@ -43,7 +50,12 @@ def predictions_to_csv(results: dict[str, Prediction], taggram: bool) -> str:
     return buf.getvalue().rstrip("\n")
 
 
-def render_predictions(results: dict[str, Prediction], fmt: str, taggram: bool = False) -> str:
+def render_predictions(
+    results: dict[str, Prediction], fmt: str, taggram: bool = False, thresholds: dict[str, float] | None = None
+) -> str:
+    """`results` in one of `FORMATS`; "tags" is {file: [tags at or above `thresholds`]} as JSON."""
     if fmt == "csv":
         return predictions_to_csv(results, taggram)
+    if fmt == "tags":
+        return json.dumps({name: tags_above(pred, thresholds or {}) for name, pred in results.items()}, indent=2)
     return json.dumps(predictions_to_dict(results, taggram), indent=2)

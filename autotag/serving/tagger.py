@@ -21,7 +21,8 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from autotag.audio.decode import AudioSource, iter_chunks, load_audio
 from autotag.models.architectures import ConvBlock, ResBlock, build_tagger
-from autotag.runs.folder import RunError, checkpoint_candidates
+from autotag.runs.checkpoints import checkpoint_candidates
+from autotag.runs.folder import RunError
 
 #: Constructor arguments of `autotag.training.module.TaggingModule` that tagging needs.
 _HPARAMS = ("model_name", "labels", "sample_rate", "n_fft", "hop_length", "n_mels", "f_min", "f_max", "chunk_seconds")

@@ -1,7 +1,8 @@
-"""Progress of a training process, written into its run folder's status.json.
+"""Callbacks that report a training process's progress into its run folder's status.json.
 
 The dashboard and `runs list` read only status.json for progress (never the event
-files), so it carries epoch, step, best val_loss and the clock an ETA is computed from.
+files), so it carries epoch, step, best val_loss and the clock an ETA is computed from:
+`StatusCallback` during training, `cache_progress` while the feature cache is built.
 """
 
 from __future__ import annotations
@@ -15,21 +16,21 @@ import lightning as L
 import torch
 
 from autotag.data.cache import Progress
-from autotag.runs.folder import write_status
+from autotag.runs.folder import RunFolder
 
-log = logging.getLogger("autotag.training.fit")
+log = logging.getLogger("autotag.training.fit")  # the epoch lines read as the fit's own
 
 
 def cache_progress(run_dir: Path, every: float = 1.0) -> Progress:
     """A (done, total) callback for the feature cache build, throttled to one write per `every` s."""
-    last = 0.0
+    last, run = 0.0, RunFolder(run_dir)
 
     def report(done: int, total: int) -> None:
         nonlocal last
         now = time.monotonic()
         if done == total or now - last >= every:
             last = now
-            write_status(run_dir, phase=f"computing features {done}/{total}", cache_done=done, cache_total=total)
+            run.write_status(phase=f"computing features {done}/{total}", cache_done=done, cache_total=total)
             if done == total:
                 log.info("features computed for %d clips", total)
 
@@ -47,13 +48,12 @@ class StatusCallback(L.Callback):
     """Writes epoch/step progress and the best val_loss so far into status.json."""
 
     def __init__(self, run_dir: Path, every: float = 2.0) -> None:
-        self.run_dir, self.every = run_dir, every
+        self.run, self.every = RunFolder(run_dir), every
         self._last = 0.0
         self._first_logged = False
 
     def _write(self, trainer: L.Trainer, **extra: Any) -> None:
-        write_status(
-            self.run_dir,
+        self.run.write_status(
             epoch=trainer.current_epoch + 1,  # 1-based: the epoch in progress, or just validated
             global_step=trainer.global_step,
             max_epochs=trainer.max_epochs,

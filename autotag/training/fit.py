@@ -16,19 +16,7 @@ from typing import Any
 
 from autotag.config import TrainConfig, load_config, save_config
 from autotag.paths import absolute
-from autotag.runs.folder import (
-    CONFIG_FILE,
-    LABELS_FILE,
-    LOG_FILE,
-    METRICS_FILE,
-    REPORT_FILE,
-    STOP_FILE,
-    THRESHOLDS_FILE,
-    RunState,
-    sweep_orphans,
-    write_json_atomic,
-    write_status,
-)
+from autotag.runs.folder import RunFolder, RunState, RunStatus, write_json_atomic
 from autotag.runs.procs import process_start_time
 from autotag.training.distributed import is_rank_zero
 
@@ -50,7 +38,7 @@ def _plain(value: Any) -> Any:
 
 def _attach_log_file(run_dir: Path) -> tuple[logging.Handler, int]:
     """Send autotag's and Lightning's log lines to train.log; returns what to restore."""
-    handler = logging.FileHandler(run_dir / LOG_FILE, encoding="utf-8")
+    handler = logging.FileHandler(RunFolder(run_dir).log, encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     for name in ("autotag", "lightning.pytorch"):
         logging.getLogger(name).addHandler(handler)
@@ -111,13 +99,13 @@ def fit(
     config = config if isinstance(config, TrainConfig) else load_config(absolute(config))
     run_dir = absolute(run_dir)
     resume = absolute(resume_from) if resume_from else None
-    folder = _RunFolder(run_dir, writes=is_rank_zero())  # under DDP, rank 0 owns the folder
+    folder = _RankFolder(RunFolder(run_dir), writes=is_rank_zero())  # under DDP, rank 0 owns the folder
     attached = None
     if folder.writes:
         run_dir.mkdir(parents=True, exist_ok=True)
-        if not (run_dir / CONFIG_FILE).is_file():
-            save_config(config, run_dir / CONFIG_FILE)
-        sweep_orphans(run_dir)  # temp files of an earlier process of this run that was killed
+        if not folder.run.is_run:
+            save_config(config, folder.run.config)
+        folder.run.sweep_orphans()  # temp files of an earlier process of this run that was killed
         attached = _attach_log_file(run_dir) if log_file else None
         folder.status(
             state=RunState.RUNNING,
@@ -136,7 +124,7 @@ def fit(
     except BaseException as exc:
         # Under DDP, Stop signals every rank, and the rank that ends first closes the
         # collective's connection under the others: their error is part of the stop.
-        if _is_stop(exc) or (run_dir / STOP_FILE).exists():
+        if _is_stop(exc) or folder.run.stop_request.exists():
             log.info("run stopped on request; resume continues from the last checkpoint")
             folder.status(state=RunState.STOPPED, ended=time.time())
             raise RunStopped(str(run_dir)) from None
@@ -151,38 +139,38 @@ def fit(
     return metrics
 
 
-class _RunFolder:
+class _RankFolder:
     """The run folder as one process of the run sees it: only rank 0 writes to it."""
 
-    def __init__(self, path: Path, writes: bool) -> None:
-        self.path, self.writes = path, writes
+    def __init__(self, run: RunFolder, writes: bool) -> None:
+        self.run, self.writes = run, writes
 
     def status(self, **fields: Any) -> None:
         if self.writes:
-            write_status(self.path, **fields)
+            self.run.write_status(**fields)
 
-    def json(self, name: str, data: Any) -> None:
+    def json(self, file: Path, data: Any) -> None:
         if self.writes:
-            write_json_atomic(self.path / name, data)
+            write_json_atomic(file, data)
 
 
-def _fit(config: TrainConfig, folder: _RunFolder, resume_from: Path | None) -> dict[str, Any]:
+def _fit(config: TrainConfig, folder: _RankFolder, resume_from: Path | None) -> dict[str, Any]:
     import lightning as L
     import torch
 
     from autotag.data.datamodule import TaggingDataModule
     from autotag.data.prepare import prepare_features
-    from autotag.training.progress import cache_progress
+    from autotag.training.callbacks import cache_progress
     from autotag.training.trainer import build_module, build_trainer
 
-    run_dir = folder.path
+    run_dir = folder.run.path
     folder.status(phase="preparing data")
     progress = cache_progress(run_dir) if folder.writes else None
     report, dataset, cache = prepare_features(config, progress=progress)
     for line in report.summary_lines():
         log.info("data: %s", line)
-    folder.json(REPORT_FILE, report.to_dict())
-    folder.json(LABELS_FILE, dataset.labels)
+    folder.json(folder.run.data_report, report.to_dict())
+    folder.json(folder.run.labels, dataset.labels)
 
     if torch.cuda.is_available():
         torch.set_float32_matmul_precision("high")  # TF32 matmuls on tensor cores; convs already use TF32
@@ -191,7 +179,7 @@ def _fit(config: TrainConfig, folder: _RunFolder, resume_from: Path | None) -> d
     datamodule = TaggingDataModule(config, dataset, cache)
     trainer, checkpoint = build_trainer(config, run_dir, report.split_sizes["train"] // config.batch_size)
     log.info("training %s on %s, %d tags", config.model, trainer.strategy.root_device, len(dataset.labels))
-    folder.status(phase="training", skipped_clips=report.skipped)
+    folder.status(phase=RunStatus.TRAINING, skipped_clips=report.skipped)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", ".*does not have many workers.*")
         if resume_from:
@@ -211,14 +199,14 @@ def _fit(config: TrainConfig, folder: _RunFolder, resume_from: Path | None) -> d
         torch=torch.__version__,
     )
     metrics = _plain(metrics)
-    folder.json(METRICS_FILE, metrics)
+    folder.json(folder.run.metrics, metrics)
     folder.status(state=RunState.COMPLETED, phase="done", ended=time.time(), test_roc_auc=metrics.get("roc_auc_macro"))
     log.info("test ROC-AUC %s, PR-AUC %s", metrics.get("roc_auc_macro"), metrics.get("pr_auc_macro"))
     return metrics
 
 
 def _evaluate(
-    trainer: Any, module: Any, datamodule: Any, best: Path, test_clips: int, folder: _RunFolder
+    trainer: Any, module: Any, datamodule: Any, best: Path, test_clips: int, folder: _RankFolder
 ) -> dict[str, Any]:
     """Test metrics of the best checkpoint, and per-tag thresholds tuned on the validation split.
 
@@ -241,7 +229,7 @@ def _evaluate(
     logits, targets, clip_idx = gather_eval_rows(outputs, len(module.labels))
     probs, targets = clip_level(torch.sigmoid(logits), targets, clip_idx)
     tuned = best_f1_thresholds(probs.numpy(), targets.numpy(), module.labels)
-    folder.json(THRESHOLDS_FILE, _plain(tuned))
+    folder.json(folder.run.thresholds, _plain(tuned))
     return metrics
 
 

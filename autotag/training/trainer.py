@@ -16,10 +16,10 @@ from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
 
 from autotag.config import TrainConfig
-from autotag.runs.folder import CKPT_DIR, TB_DIR
+from autotag.runs.folder import RunFolder
+from autotag.training.callbacks import StatusCallback
 from autotag.training.checkpoint_io import AtomicCheckpointIO
 from autotag.training.module import TaggingModule
-from autotag.training.progress import StatusCallback
 
 #: Log scalars at most this often (in steps): per-step logging costs throughput.
 LOG_EVERY_N_STEPS = 10
@@ -54,9 +54,10 @@ def build_trainer(
     Args:
         train_batches: Batches per training epoch, to log at least once per epoch.
     """
+    run = RunFolder(run_dir)
     checkpoint = ModelCheckpoint(
-        dirpath=run_dir / CKPT_DIR,
-        filename="best-epoch{epoch:03d}-step{step:06d}",
+        dirpath=run.checkpoints,
+        filename=f"{RunFolder.BEST_PREFIX}epoch{{epoch:03d}}-step{{step:06d}}",
         auto_insert_metric_name=False,
         monitor="val_loss",
         mode="min",
@@ -78,7 +79,7 @@ def build_trainer(
         ],
         # flush_secs: the dashboard's live curves read the event files; the default is 120 s.
         logger=TensorBoardLogger(
-            save_dir=str(run_dir), name="", version=TB_DIR, default_hp_metric=False, flush_secs=FLUSH_SECS
+            save_dir=str(run.tb.parent), name="", version=run.tb.name, default_hp_metric=False, flush_secs=FLUSH_SECS
         ),
         log_every_n_steps=max(1, min(LOG_EVERY_N_STEPS, train_batches)),
         enable_progress_bar=sys.stderr.isatty(),

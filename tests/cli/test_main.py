@@ -139,14 +139,14 @@ def test_demo_data_command(tmp_path: Path, capsys: pytest.CaptureFixture) -> Non
 def test_tag_names_a_run_that_did_not_complete(
     trained_run: Path, demo_dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
-    from autotag.runs.folder import write_status
+    from autotag.runs.folder import RunFolder
 
     run = tmp_path / "runs" / trained_run.name
     shutil.copytree(trained_run, run)
     clip = str(demo_dataset / "audio" / "clip_0000.wav")
     assert main(["tag", "--run", run.name, "--runs-dir", str(run.parent), clip]) == 0  # by name
     assert capsys.readouterr().err == ""  # completed: nothing to say
-    write_status(run, state="failed", error="RuntimeError: disk full\nmore lines")
+    RunFolder(run).write_status(state="failed", error="RuntimeError: disk full\nmore lines")
     assert main(["tag", "--run", str(run), clip]) == 0
     err = capsys.readouterr().err
     assert f"warning: run {run.name} is failed (RuntimeError: disk full); using its best checkpoint so far" in err

@@ -13,7 +13,7 @@ import pytest
 from autotag.cli.main import main
 from autotag.config import make_config
 from autotag.runs import manager
-from autotag.runs.folder import LABELS_FILE, create_run, read_status, write_status
+from autotag.runs.folder import RunFolder, create_run
 from autotag.runs.procs import process_start_time
 
 
@@ -33,7 +33,7 @@ def test_listing_changes_nothing(tmp_path: Path, capsys: pytest.CaptureFixture) 
     out, err = capsys.readouterr()
     assert run.name in out and "queued" in out
     assert "python -m autotag runs schedule" in err  # says how to start it, does not start it
-    assert read_status(run)["state"] == "queued" and read_status(run).get("pid") is None
+    assert RunFolder(run).read_status().state == "queued" and RunFolder(run).read_status().pid is None
     assert sorted(p.name for p in runs.iterdir()) == before
 
 
@@ -44,11 +44,11 @@ def test_schedule_starts_queued_runs_only_when_a_slot_is_free(
     monkeypatch.setattr(manager, "_spawn", lambda run, resume_from=None: started.append(run))
     runs = tmp_path / "runs"
     busy = _queued_run(runs, tmp_path)  # stands for a training run: this live process is its trainer
-    write_status(busy, state="running", pid=os.getpid(), pid_start=process_start_time(os.getpid()))
+    RunFolder(busy).write_status(state="running", pid=os.getpid(), pid_start=process_start_time(os.getpid()))
     waiting = _queued_run(runs, tmp_path)
     assert main(["runs", "schedule", "--runs-dir", str(runs)]) == 0
     assert started == [] and "no queued run can start now" in capsys.readouterr().err
-    write_status(busy, state="completed")
+    RunFolder(busy).write_status(state="completed")
     assert main(["runs", "--runs-dir", str(runs), "schedule"]) == 0
     assert started == [waiting] and f"{waiting.name}: started" in capsys.readouterr().out
 
@@ -77,7 +77,7 @@ def test_runs_dir_before_or_after_the_subcommand_and_names_or_paths(
 def test_a_closed_pipe_ends_the_command_quietly(tmp_path: Path) -> None:
     """`runs show RUN | head`: the reader leaves early; no traceback, the shell's SIGPIPE status."""
     run = _queued_run(tmp_path / "runs", tmp_path)
-    (run / LABELS_FILE).write_text("[]")
+    RunFolder(run).labels.write_text("[]")
     proc = subprocess.Popen(
         [sys.executable, "-m", "autotag", "runs", "show", str(run)],
         stdout=subprocess.PIPE,

@@ -3,15 +3,9 @@ from pathlib import Path
 import torch
 
 from autotag.data.cache import build_cache
-from autotag.data.datamodule import EvalChunks, RandomChunks, TaggingDataModule, eval_offsets, multi_hot
-from autotag.data.formats import Clip
+from autotag.data.datamodule import EvalChunks, RandomChunks, TaggingDataModule, eval_offsets
 from autotag.data.prepare import open_dataset
 from tests.conftest import tiny_config
-
-
-def test_multi_hot_follows_label_order() -> None:
-    clips = [Clip("1", Path("x"), ("b", "c"), "train"), Clip("2", Path("y"), ("a",), "train")]
-    assert multi_hot(clips, ["a", "b", "c"]).tolist() == [[0, 1, 1], [1, 0, 0]]
 
 
 def test_eval_offsets_cover_the_clip() -> None:

@@ -1,10 +1,20 @@
 from pathlib import Path
 
+import numpy as np
 import pytest
 import soundfile as sf
 
-from autotag.data.formats import DataFormatError, assign_splits, detect_format, load_dataset, top_labels
-from tests.conftest import tone, write_csv_dataset
+from autotag.data.formats import (
+    Clip,
+    DataFormatError,
+    assign_splits,
+    detect_format,
+    load_dataset,
+    multi_hot,
+    top_labels,
+)
+from autotag.data.prepare import open_dataset
+from tests.conftest import tiny_config, tone, write_csv_dataset
 
 MTAT_TAGS = ["no voice", "singer", "guitar", "classical", "slow", "techno"]
 
@@ -114,3 +124,20 @@ def test_unknown_and_missing_folders(tmp_path: Path) -> None:
 
 def test_top_labels_is_stable() -> None:
     assert top_labels([("b", "a"), ("a",), ("c",), ("b",)], 2) == ["a", "b"]
+
+
+def test_multi_hot_follows_label_order_and_ignores_other_tags() -> None:
+    clips = [Clip("1", Path("x"), ("b", "c"), "train"), Clip("2", Path("y"), ("a", "z"), "train")]
+    targets = multi_hot(clips, ["a", "b", "c"])
+    assert targets.dtype == np.float32 and targets.tolist() == [[0, 1, 1], [1, 0, 0]]
+
+
+def test_dataset_targets_equal_a_per_clip_rebuild(small_csv_dataset: Path) -> None:
+    """What the Data page built itself for its co-occurrence chart before asking the data set."""
+    _, ds = open_dataset(tiny_config(small_csv_dataset))
+    col = {t: j for j, t in enumerate(ds.labels)}
+    rebuilt = np.zeros((len(ds.clips), len(ds.labels)))
+    for i, clip in enumerate(ds.clips):
+        rebuilt[i, [col[t] for t in clip.tags]] = 1
+    assert ds.targets().shape == (12, 3)
+    np.testing.assert_array_equal(ds.targets(), rebuilt)

@@ -17,7 +17,7 @@ import torch
 
 from autotag.runs import manager
 from autotag.runs.curves import CurveReader
-from autotag.runs.folder import RunError, RunState, create_run, read_status, sweep_orphans, write_status
+from autotag.runs.folder import RunError, RunFolder, RunState, RunStatus, create_run
 from autotag.runs.procs import is_alive, process_start_time
 from autotag.runs.table import summarize
 from autotag.training.checkpoint_io import AtomicCheckpointIO
@@ -38,12 +38,12 @@ def test_a_trainer_that_ignores_sigterm_is_killed_with_its_group(small_csv_datas
     run = create_run(tiny_config(small_csv_dataset))
     proc = subprocess.Popen([sys.executable, "-c", STUBBORN], stdout=subprocess.PIPE, text=True, start_new_session=True)
     worker = int(proc.stdout.readline())
-    write_status(run, state="running", pid=proc.pid, pid_start=process_start_time(proc.pid))
+    RunFolder(run).write_status(state="running", pid=proc.pid, pid_start=process_start_time(proc.pid))
     started = time.monotonic()
     assert manager.stop(run, grace=1.0) == "stopped"
     assert time.monotonic() - started < 10
-    status = read_status(run)
-    assert status["forced"] is True
+    status = RunFolder(run).read_status()
+    assert status.forced is True
     assert summarize(manager.RunInfo(run, RunState.STOPPED, status))["state"] == "stopped (forced)"
     proc.wait(timeout=5)
     deadline = time.monotonic() + 5
@@ -77,7 +77,7 @@ def test_ten_launches_at_once_run_k_and_queue_the_rest(small_csv_dataset: Path, 
         for run in made:
             if manager.derive_state(run).stoppable:
                 manager.stop(run, grace=5)
-    assert all(read_status(r)["state"] == "stopped" for r in made)
+    assert all(RunFolder(r).read_status().state == "stopped" for r in made)
 
 
 def test_checkpoint_writes_are_atomic_and_orphans_are_swept(tmp_path: Path) -> None:
@@ -101,7 +101,7 @@ def test_checkpoint_writes_are_atomic_and_orphans_are_swept(tmp_path: Path) -> N
     orphan.write_bytes(b"half a checkpoint")
     live = target.parent / f".best.ckpt.tmp-{os.getpid()}"
     live.write_bytes(b"being written")
-    assert sweep_orphans(tmp_path) == [orphan]
+    assert RunFolder(tmp_path).sweep_orphans() == [orphan]
     assert live.exists() and not orphan.exists()
 
 
@@ -126,7 +126,7 @@ def test_twenty_kill_9s_then_resume_reach_the_uninterrupted_end(small_csv_datase
     for kill in range(20):
         wait_for_run(run, lambda s: s["state"] == "running" and s.get("phase") == "training")
         time.sleep(rng.uniform(0.0, 0.4))  # mid-epoch, in validation, or while a checkpoint is written
-        status = read_status(run)
+        status = RunFolder(run).read_status().to_json()
         if status.get("state") == "completed":
             break
         os.kill(status["pid"], 9)
@@ -136,7 +136,7 @@ def test_twenty_kill_9s_then_resume_reach_the_uninterrupted_end(small_csv_datase
         if (run / "checkpoints" / "last.ckpt").exists():
             manager.resume(run)
         else:  # killed before the first checkpoint: nothing to resume, so start the run again
-            write_status(run, state="queued")
+            RunFolder(run).write_status(state="queued")
             manager.schedule(run.parent)
     final = wait_for_run(run, lambda s: RunState.of(s["state"]).final, timeout=300)
     assert final["state"] == "completed", manager.log_tail(run)
@@ -168,7 +168,7 @@ def test_resume_skips_a_torn_last_checkpoint_and_never_restarts_from_zero(small_
         ckpt.write_bytes(b"garbage")
     with pytest.raises(RunError, match="no checkpoint to resume from"):
         manager.resume(run)
-    assert read_status(run)["state"] == "stopped"  # not queued, not restarted from step 0
+    assert RunFolder(run).read_status().state == "stopped"  # not queued, not restarted from step 0
 
 
 @pytest.fixture
@@ -221,9 +221,11 @@ def test_eta_counts_training_pace_not_the_time_spent_on_setup(tmp_path: Path) ->
         "max_epochs": 10,
         "phase": "training",
     }
-    assert summarize(manager.RunInfo(tmp_path, RunState.RUNNING, status))["ETA (s)"] == pytest.approx(80, abs=1)
+    assert summarize(manager.RunInfo(tmp_path, RunState.RUNNING, RunStatus.from_json(status)))[
+        "ETA (s)"
+    ] == pytest.approx(80, abs=1)
     early = {**status, "global_step": 5}  # the first steps pay for warm-up: no estimate yet
-    assert summarize(manager.RunInfo(tmp_path, RunState.RUNNING, early))["ETA (s)"] is None
+    assert summarize(manager.RunInfo(tmp_path, RunState.RUNNING, RunStatus.from_json(early)))["ETA (s)"] is None
     testing = {**status, "phase": "testing"}  # early stopping ended training before max_epochs
-    assert summarize(manager.RunInfo(tmp_path, RunState.RUNNING, testing))["ETA (s)"] is None
-    assert summarize(manager.RunInfo(tmp_path, RunState.COMPLETED, status))["ETA (s)"] is None
+    assert summarize(manager.RunInfo(tmp_path, RunState.RUNNING, RunStatus.from_json(testing)))["ETA (s)"] is None
+    assert summarize(manager.RunInfo(tmp_path, RunState.COMPLETED, RunStatus.from_json(status)))["ETA (s)"] is None

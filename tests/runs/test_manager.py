@@ -13,7 +13,7 @@ import pytest
 
 from autotag.runs import manager
 from autotag.runs.curves import CurveReader
-from autotag.runs.folder import RunError, RunState, read_status, write_status
+from autotag.runs.folder import RunError, RunFolder, RunState
 from autotag.runs.procs import is_alive, process_start_time
 from tests.conftest import tiny_config, wait_for_run
 
@@ -47,7 +47,7 @@ def test_stop_is_stopped_not_completed_and_resumable(small_csv_dataset: Path) ->
     run = manager.launch(tiny_config(small_csv_dataset, max_epochs=200, patience=100))
     wait_for_run(run, lambda s: s["state"] == "running" and s.get("epoch", 0) >= 2)
     assert manager.stop(run) == "stopped"
-    status = read_status(run)
+    status = RunFolder(run).read_status().to_json()
     assert status["state"] == "stopped" and not status.get("forced")
     assert not is_alive(status["pid"], status["pid_start"])
     assert not (run / "metrics.json").exists()
@@ -69,8 +69,8 @@ def test_queue_respects_the_limit_and_drains_by_itself(small_csv_dataset: Path, 
     assert states.count("queued") == 2 and states[0] in ("starting", "running")
     for run in runs:  # the finishing trainer starts the next one; nobody polls in between
         assert wait_for_run(run, _finished)["state"] == "completed", manager.log_tail(run)
-    starts = [read_status(r)["started"] for r in runs]
-    ends = [read_status(r)["ended"] for r in runs]
+    starts = [RunFolder(r).read_status().started for r in runs]
+    ends = [RunFolder(r).read_status().ended for r in runs]
     assert starts[1] >= ends[0] and starts[2] >= ends[1]  # never two at once
 
 
@@ -118,7 +118,7 @@ def test_dead_zombie_and_reused_pids_are_not_running(tmp_path: Path, small_csv_d
 
     run = create_run(config)
     # Our own pid is alive, but with another start time it is not the trainer any more.
-    write_status(run, state="running", pid=os.getpid(), pid_start=process_start_time(os.getpid()) - 1)
+    RunFolder(run).write_status(state="running", pid=os.getpid(), pid_start=process_start_time(os.getpid()) - 1)
     assert manager.derive_state(run) == "crashed"
     with pytest.raises(RunError, match="only stopped, crashed or failed runs can resume|no checkpoint"):
         manager.resume(run)
@@ -140,6 +140,6 @@ def test_run_states_are_typed_and_stored_as_plain_strings(tmp_path: Path) -> Non
     assert {s for s in RunState if s.resumable} == {RunState.STOPPED, RunState.CRASHED, RunState.FAILED}
     assert {s for s in RunState if s.final} == {s for s in RunState if s.resumable} | {RunState.COMPLETED}
     assert RunState.of("no such state") is RunState.UNKNOWN and RunState.of(None) is RunState.UNKNOWN
-    write_status(tmp_path, state=RunState.CRASHED)
+    RunFolder(tmp_path).write_status(state=RunState.CRASHED)
     assert '"state": "crashed"' in (tmp_path / "status.json").read_text()
     assert manager.derive_state(tmp_path) is RunState.CRASHED

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from autotag.runs import manager, warm
-from autotag.runs.folder import default_runs_dir, read_status
+from autotag.runs.folder import RunFolder, default_runs_dir
 from autotag.runs.procs import is_alive
 from autotag.runs.warm import WARM_DIR
 from tests.conftest import tiny_config, wait_for_run
@@ -57,7 +57,7 @@ def test_launches_fork_from_the_warm_trainer_and_stop_and_resume_as_usual(
     assert _parent(pid) == info["pid"]  # forked, not a new interpreter
     assert os.getsid(pid) == pid  # its own session, so Stop can signal its process group
     assert manager.stop(run) == "stopped"
-    stopped_at = read_status(run)["global_step"]
+    stopped_at = RunFolder(run).read_status().global_step
 
     manager.resume(run)
     status = wait_for_run(run, lambda s: s.get("pid") not in (None, pid) and s.get("global_step", 0) > stopped_at)
@@ -78,7 +78,7 @@ def test_a_changed_import_time_setting_starts_a_fresh_trainer(
     status = wait_for_run(run, lambda s: s["state"] == "running" and s.get("pid") is not None)
     assert _parent(status["pid"]) != info["pid"]
     assert manager.stop(run) == "stopped"
-    assert read_status(run)["state"] == "stopped"
+    assert RunFolder(run).read_status().state == "stopped"
 
 
 def test_the_warm_trainer_ends_with_the_dashboard_that_started_it(monkeypatch: pytest.MonkeyPatch) -> None:

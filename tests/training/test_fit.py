@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from autotag.runs.folder import create_run, read_status
+from autotag.runs.folder import RunFolder, create_run
 from autotag.training.fit import fit
 from tests.conftest import tiny_config
 
@@ -17,9 +17,9 @@ def test_fit_api_records_progress_and_skipped_clips(small_csv_dataset: Path, tmp
     (small_csv_dataset / "audio" / "01.wav").write_bytes(b"RIFF broken")
     config = tiny_config(small_csv_dataset, max_epochs=3)
     run_dir = create_run(config, tmp_path / "runs", "api test")
-    assert "_api-test_" in run_dir.name and read_status(run_dir)["state"] == "queued"
+    assert "_api-test_" in run_dir.name and RunFolder(run_dir).read_status().state == "queued"
     metrics = fit(config, run_dir)
-    status = read_status(run_dir)
+    status = RunFolder(run_dir).read_status().to_json()
     assert status["state"] == "completed" and status["epoch"] == 3 and status["skipped_clips"] == 1
     assert status["started"] <= status["train_clock"][0] <= status["ended"] and status["train_clock"][1] == 0
     assert status["best_val_loss"] == pytest.approx(metrics["best_val_loss"])
@@ -36,7 +36,7 @@ def test_a_failing_run_says_why_in_its_status(small_csv_dataset: Path, tmp_path:
         wav.write_bytes(b"junk")  # every file breaks after the run was queued
     with pytest.raises(ValueError, match="no usable clips"):
         fit(config, run_dir)
-    status = read_status(run_dir)
+    status = RunFolder(run_dir).read_status().to_json()
     assert status["state"] == "failed" and "no usable clips" in status["error"]
 
 
@@ -55,7 +55,8 @@ def test_ten_percent_broken_audio_trains_on_the_rest_and_says_exactly_what(demo_
     report = json.loads((run_dir / "data_report.json").read_text())
     assert set(report["missing_files"]) == missing and set(report["undecodable"]) == broken
     assert sum(report["split_sizes"].values()) == 108
-    assert read_status(run_dir)["state"] == "completed" and read_status(run_dir)["skipped_clips"] == 12
+    status = RunFolder(run_dir).read_status()
+    assert status.state == "completed" and status.skipped_clips == 12
 
 
 def test_the_first_batch_puts_its_train_loss_on_disk_at_once(demo_dataset: Path, tmp_path: Path) -> None:

@@ -131,8 +131,8 @@ def test_a_job_shape_the_config_cannot_hold_is_refused(tmp_path: Path) -> None:
 
 
 def test_run_label_keeps_underscores_of_the_name() -> None:
-    from autotag.runs.folder import run_label
+    from autotag.runs.folder import RunFolder
 
-    assert run_label(Path("20250101T000000Z_shortchunk_cnn_abc123")) == "shortchunk_cnn"
-    assert run_label(Path("20250101T000000Z_quick-demo_abc123")) == "quick-demo"
-    assert run_label(Path("my-folder")) == "my-folder"
+    assert RunFolder(Path("20250101T000000Z_shortchunk_cnn_abc123")).label == "shortchunk_cnn"
+    assert RunFolder(Path("20250101T000000Z_quick-demo_abc123")).label == "quick-demo"
+    assert RunFolder(Path("my-folder")).label == "my-folder"

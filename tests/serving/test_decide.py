@@ -1,0 +1,65 @@
+"""Deciding a clip's tags from its probabilities: the Tag page and `tag --format tags` agree."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from autotag.cli.main import main
+from autotag.runs.folder import RunFolder
+from autotag.serving.decide import decision_thresholds, tags_above, tuned_thresholds
+from autotag.serving.tagger import Prediction
+
+
+def _prediction(clip: dict[str, float]) -> Prediction:
+    labels = list(clip)
+    return Prediction(labels, clip, np.array([list(clip.values())]), np.zeros(1), 1.0)
+
+
+def test_a_tag_is_on_at_or_above_its_threshold_most_probable_first() -> None:
+    pred = _prediction({"piano": 0.4, "drums": 0.9, "rock": 0.2, "fast": 0.5})
+    assert tags_above(pred, {"piano": 0.3, "drums": 0.95, "rock": 0.1, "fast": 0.5}) == ["fast", "piano", "rock"]
+    assert tags_above(pred, {}) == ["drums", "fast"]  # no threshold: 0.5
+
+
+def test_one_cut_beats_the_tuned_thresholds_and_missing_tuned_ones_are_half() -> None:
+    labels = ["a", "b"]
+    assert decision_thresholds(labels, {"a": 0.2, "b": 0.7}, cut=0.4) == {"a": 0.4, "b": 0.4}
+    assert decision_thresholds(labels, {"a": 0.2}) == {"a": 0.2, "b": 0.5}
+    assert decision_thresholds(labels) == {"a": 0.5, "b": 0.5}
+
+
+def test_tuned_thresholds_are_none_until_training_wrote_them(tmp_path: Path) -> None:
+    run = RunFolder(tmp_path)
+    assert tuned_thresholds(tmp_path) is None
+    run.thresholds.write_text("{broken")
+    assert tuned_thresholds(tmp_path) is None
+    run.thresholds.write_text(json.dumps({"thresholds": {"a": 0.25}}))
+    assert tuned_thresholds(tmp_path) == {"a": 0.25}
+
+
+def test_tag_format_tags_decides_like_the_tag_page(
+    trained_run: Path, demo_dataset: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    clip = str(demo_dataset / "audio" / "clip_0000.wav")
+    assert main(["tag", "--run", str(trained_run), clip]) == 0
+    scores = json.loads(capsys.readouterr().out)[clip]
+    tuned = json.loads(RunFolder(trained_run).thresholds.read_text())["thresholds"]
+    assert main(["tag", "--run", str(trained_run), clip, "--format", "tags"]) == 0
+    decided = json.loads(capsys.readouterr().out)[clip]
+    assert decided == sorted((t for t in scores if scores[t] >= tuned[t]), key=lambda t: -scores[t])
+    assert main(["tag", "--run", str(trained_run), clip, "--format", "tags", "--threshold", "0"]) == 0
+    assert sorted(json.loads(capsys.readouterr().out)[clip]) == sorted(scores)
+
+
+def test_a_threshold_out_of_range_or_without_tags_format_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["tag", "--run", str(tmp_path), "clip.wav", "--format", "tags", "--threshold", "1.5"])
+    assert exc.value.code == 2 and "must be between 0 and 1, got 1.5" in capsys.readouterr().err
+    assert main(["tag", "--run", str(tmp_path), "clip.wav", "--threshold", "0.3"]) == 2
+    assert "--threshold decides tags: use it with --format tags" in capsys.readouterr().err

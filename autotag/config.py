@@ -59,6 +59,7 @@ class TrainConfig(BaseModel):
         None, ge=0.5, le=60.0, description="Training chunk length in s; empty = the model's paper value"
     )
     eval_chunks: int = Field(16, ge=1, le=256, description="Most chunks per clip scored in validation and test")
+    chunks_per_clip: int = Field(1, ge=1, le=64, description="Random training chunks drawn from each clip per epoch")
 
     # Optimisation
     lr: float = Field(1e-3, gt=0.0, le=1.0, description="Adam learning rate")
@@ -69,6 +70,23 @@ class TrainConfig(BaseModel):
     seed: int = Field(42, ge=0, le=2**31 - 1, description="Random seed for splits, chunks and weights")
     num_workers: int = Field(0, ge=0, le=64, description="DataLoader worker processes")
 
+    # Starting from an earlier run (autotag.training.finetune)
+    init_from: str | None = Field(
+        None, description="Run folder whose best checkpoint starts this run (same model); empty = random weights"
+    )
+    freeze_epochs: int = Field(
+        0, ge=0, le=1000, description="Epochs that train only the output layer of a run started from another"
+    )
+
+    # Augmentation of training batches (autotag.training.augment); 0 switches one off
+    freq_mask: int = Field(0, ge=0, le=64, description="SpecAugment: widest band of mel bins masked; 0 = off")
+    time_mask: int = Field(0, ge=0, le=400, description="SpecAugment: widest run of frames masked; 0 = off")
+    gain_db: float = Field(0.0, ge=0.0, le=24.0, description="Random gain of up to +/- this many dB; 0 = off")
+    noise_snr_db: float = Field(
+        0.0, ge=0.0, le=60.0, description="Noise at an SNR from this to 20 dB above it, in dB; 0 = off"
+    )
+    mixup: float = Field(0.0, ge=0.0, le=1.0, description="Mixup: alpha of the Beta mixing weight; 0 = off")
+
     # Hardware
     accelerator: Literal["auto", "cpu", "gpu"] = Field("auto", description="auto uses a GPU when there is one")
     devices: int = Field(1, ge=1, le=64, description="Devices (GPUs, or CPU processes) per node; one process each")
@@ -78,7 +96,7 @@ class TrainConfig(BaseModel):
     )
     precision: Literal["32-true", "16-mixed", "bf16-mixed"] = Field("32-true", description="Numeric precision")
 
-    @field_validator("data", "audio_root")
+    @field_validator("data", "audio_root", "init_from")
     @classmethod
     def _absolute_folder(cls, value: str | None) -> str | None:
         """Stored absolute: a run's trainer reads its config.yaml from another working folder."""
@@ -105,6 +123,14 @@ class TrainConfig(BaseModel):
             raise ValueError(f"hop_length {self.hop_length} must not exceed n_fft {self.n_fft}")
         if self.n_mels < spec.min_mels:
             raise ValueError(f"model {self.model} needs n_mels >= {spec.min_mels}, got {self.n_mels}")
+        if self.freeze_epochs and self.init_from is None:
+            raise ValueError("freeze_epochs needs init_from: only weights from an earlier run are worth freezing")
+        if self.freq_mask > self.n_mels // 2:
+            raise ValueError(f"freq_mask {self.freq_mask} would mask more than half of the {self.n_mels} mel bands")
+        if self.time_mask > self.chunk_frames // 2:
+            raise ValueError(
+                f"time_mask {self.time_mask} would mask more than half of a chunk's {self.chunk_frames} frames"
+            )
         if self.chunk_frames < spec.min_frames:
             need = spec.min_frames * self.frame_seconds
             raise ValueError(
@@ -138,6 +164,10 @@ class TrainConfig(BaseModel):
             "f_min": self.f_min,
             "f_max": self.f_max if self.f_max is not None else self.sample_rate / 2,
         }
+
+    def augment_settings(self) -> dict[str, Any]:
+        """The augmentation fields, as `autotag.training.augment.AugmentSettings` takes them."""
+        return {k: getattr(self, k) for k in ("freq_mask", "time_mask", "gain_db", "noise_snr_db", "mixup")}
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)

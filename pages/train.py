@@ -13,8 +13,10 @@ from autotag.charts import tag_counts_figure
 from autotag.config import QUICK_DEMO, ConfigError, TrainConfig, field_choices, field_range, make_config
 from autotag.data.demo import default_demo_dir
 from autotag.models.specs import SPECS
-from autotag.runs.folder import RunError, sanitize_name
-from autotag.runs.manager import PROJECT_ROOT, launch
+from autotag.runs.folder import RunError, RunState, default_runs_dir, sanitize_name
+from autotag.runs.manager import PROJECT_ROOT, launch, list_runs
+from autotag.training.estimate import TimeEstimate, human_duration
+from autotag.training.finetune import check_init_source, source_settings
 from autotag.training.slurm import sbatch_script
 
 if "_app_nav" not in st.session_state:  # run alone by Streamlit's older pages/ layout: see app.py
@@ -54,6 +56,16 @@ def _apply_model_defaults() -> None:
     st.session_state["train_chunk_seconds"] = round(spec.chunk_seconds, 2)
 
 
+def _apply_source() -> None:
+    """Starting from a run needs its model and features: take them over when one is chosen."""
+    source = st.session_state["train_init_from"]
+    if source is None:
+        st.session_state["train_freeze_epochs"] = 0
+        return
+    for key, value in source_settings(source).items():
+        st.session_state[f"train_{key}"] = value
+
+
 def _quick_demo() -> None:
     st.session_state["train_data"] = str(default_demo_dir())
     st.session_state.update({f"train_{k}": v for k, v in QUICK_DEMO.items()}, train_name="quick-demo")
@@ -83,6 +95,19 @@ def _check_data(config_yaml: str) -> tuple[str, dict[str, dict[str, int]]]:
 
     report, _ = open_dataset(make_config(**yaml.safe_load(config_yaml)))
     return report.summary_lines()[0], report.tag_counts
+
+
+@st.cache_data(ttl=600, show_spinner=False)
+def _estimate(config_yaml: str) -> TimeEstimate:
+    """Timed once per model and input on this machine (kept on disk), so only a new setting waits."""
+    import yaml
+
+    from autotag.data.prepare import open_dataset
+    from autotag.training.estimate import estimate_run
+
+    config = make_config(**yaml.safe_load(config_yaml))
+    _, dataset = open_dataset(config)
+    return estimate_run(config, dataset.split("train"), dataset.split("valid"))
 
 
 if "train_model" not in st.session_state:
@@ -132,6 +157,22 @@ with c5:
     _slider("Chunk length (s)", "chunk_seconds", step=0.01)
 with c6:
     st.number_input("Seed", min_value=0, max_value=2**31 - 1, key="train_seed", persist_state="session")
+sources = [None] + [str(r.path) for r in list_runs(default_runs_dir()) if r.state is RunState.COMPLETED]
+if st.session_state["train_init_from"] not in sources:  # its run was deleted meanwhile
+    st.session_state["train_init_from"] = None
+s1, s2 = st.columns([2, 1])
+with s1:
+    st.selectbox(
+        "Start from",
+        sources,
+        key="train_init_from",
+        persist_state="session",
+        on_change=_apply_source,
+        format_func=lambda p: "scratch (random weights)" if p is None else f"run {Path(p).name} (its best checkpoint)",
+        help=DEFAULTS["init_from"].description,
+    )
+with s2:
+    _slider("Epochs with a frozen backbone", "freeze_epochs", disabled=st.session_state["train_init_from"] is None)
 
 with st.expander("Advanced"):
     a1, a2, a3 = st.columns(3)
@@ -164,6 +205,7 @@ with st.expander("Advanced"):
             persist_state="session",
             format_func=lambda v: f"{v:g}",
         )
+        _slider("Training chunks per clip and epoch", "chunks_per_clip")
         _slider("Chunks per clip in validation/test", "eval_chunks")
     with a3:
         _slider("Top-N tags (MTAT, Jamendo)", "top_n")
@@ -174,6 +216,18 @@ with st.expander("Advanced"):
             persist_state="session",
         )
         _slider("MTG-Jamendo split", "split_index")
+    st.caption("Augmentation of training batches (0 = off)")
+    g1, g2, g3, g4, g5 = st.columns(5)
+    with g1:
+        _slider("Frequency mask (mel bands)", "freq_mask")
+    with g2:
+        _slider("Time mask (frames)", "time_mask")
+    with g3:
+        _slider("Random gain (± dB)", "gain_db", step=0.5)
+    with g4:
+        _slider("Noise: lowest SNR (dB)", "noise_snr_db", step=1.0)
+    with g5:
+        _slider("Mixup (alpha)", "mixup", step=0.05)
     f1, f2, f3, f4 = st.columns(4)
     with f1:
         st.selectbox(
@@ -194,6 +248,12 @@ try:
 except ConfigError as exc:
     config = None
     st.error(str(exc).replace("\n  ", "\n\n- "))
+else:
+    try:
+        check_init_source(config)
+    except RunError as exc:
+        config = None
+        st.error(str(exc))
 
 name = st.text_input("Run name", key="train_name", persist_state="session", placeholder="e.g. shortchunk-lr1e-3")
 if config is not None:
@@ -208,6 +268,7 @@ if config is not None:
         # on the Runs page after Launch, where it held the first curve back by 3 s.
         with st.expander(f"Tags the model will learn: {len(tag_counts.get('train', {}))} (clips per tag)"):
             st.plotly_chart(tag_counts_figure(tag_counts), key="train_tag_counts")
+estimate_slot = st.empty()  # filled last: timing a new model's steps takes seconds, the button comes first
 
 cluster_only = config is not None and config.num_nodes > 1
 if cluster_only:
@@ -242,3 +303,17 @@ if st.button(
     else:
         st.session_state["runs_selected"] = [run_dir.name]
         st.switch_page("pages/runs.py")
+
+if config is not None and not cluster_only:
+    with estimate_slot, st.spinner("Timing a few training steps on this machine ..."):
+        guess = _estimate(config.to_yaml())
+    where = "this CPU" if guess.device == "cpu" else "this GPU"
+    text = (
+        f"Training time on {where}: about {human_duration(guess.epoch_s)} per epoch "
+        f"({guess.steps_per_epoch} steps of {config.batch_size} chunks, and validation), "
+        f"up to {human_duration(guess.run_s)} for {config.max_epochs} epochs; early stopping often ends sooner. "
+        "The first run on a data set also decodes its audio once."
+    )
+    (estimate_slot.warning if guess.long else estimate_slot.caption)(
+        text + (" The tiny model, fewer epochs or a GPU make it shorter." if guess.long else "")
+    )

@@ -67,6 +67,38 @@ def test_train_page_explains_invalid_combinations(demo_dataset: Path, monkeypatc
     assert "does not exist" in at.error[0].value
 
 
+def test_train_page_estimates_the_training_time_before_launch(
+    demo_dataset: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AUTOTAG_DEMO_DIR", str(demo_dataset))
+    at = _page("pages/train.py", timeout=120)
+    # The default model for 100 epochs takes hours on a 2-core CPU: said as a warning.
+    assert at.warning[0].value.startswith("Training time on this CPU: about ")
+    assert "per epoch (6 steps of 16 chunks, and validation), up to " in at.warning[0].value  # 96 train clips
+    assert "for 100 epochs" in at.warning[0].value and "The tiny model, fewer epochs or a GPU" in at.warning[0].value
+    at.selectbox(key="train_model").set_value("tiny").run()
+    shown = [c.value for c in at.caption if c.value.startswith("Training time on this CPU")]
+    assert shown and not at.warning
+
+
+def test_train_page_starts_from_a_finished_run_with_its_model(
+    with_finished_run: Path, demo_dataset: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AUTOTAG_DEMO_DIR", str(demo_dataset))
+    at = _page("pages/train.py")
+    assert at.selectbox(key="train_init_from").options == [
+        "scratch (random weights)",
+        f"run {with_finished_run.name} (its best checkpoint)",
+    ]
+    assert at.slider(key="train_freeze_epochs").disabled
+    at.selectbox(key="train_init_from").set_value(str(with_finished_run)).run()
+    assert at.selectbox(key="train_model").value == "tiny" and at.slider(key="train_n_mels").value == 64
+    assert not at.error and not at.button(key="train_launch").disabled
+    at.slider(key="train_n_mels").set_value(48).run()  # the source's features are needed: refused, named
+    assert "its model differs (n_mels 64 there, 48 here)" in at.error[0].value
+    assert at.button(key="train_launch").disabled
+
+
 def test_train_page_offers_the_schemas_choices_and_stops_inside_its_ranges(
     demo_dataset: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -75,6 +107,8 @@ def test_train_page_offers_the_schemas_choices_and_stops_inside_its_ranges(
     offered = set()
     for widget in [*at.selectbox, *at.select_slider]:
         name = widget.key.removeprefix("train_")
+        if name == "init_from":  # its choices are the completed runs, not the schema's
+            continue
         try:
             allowed = field_choices(name)
         except ValueError:  # stops of a numeric field: UI choices, inside the schema's range
@@ -222,7 +256,8 @@ def test_tag_page_tags_an_uploaded_and_a_recorded_clip(with_finished_run: Path, 
 
 
 def test_dashboard_start_does_not_import_torch() -> None:
-    modules = "autotag.runs.manager, autotag.config, autotag.runs.curves, autotag.charts"
+    modules = "autotag.runs.manager, autotag.config, autotag.runs.curves, autotag.charts, autotag.serving.decide"
+    modules += ", autotag.training.estimate, autotag.training.finetune, autotag.runs.checkpoints"
     code = f"import sys, {modules}; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

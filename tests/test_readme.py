@@ -94,7 +94,7 @@ def _free_port() -> int:
 
 def _substitute(command: str, j: Journey) -> str:
     """The README command with only its placeholders and its size made concrete."""
-    out = command.replace("runs/<run>", f"runs/{j.run}")
+    out = command.replace("runs/<run>", f"runs/{j.run}").replace("<run>", j.run)
     out = out.replace("--max-epochs 20", "--max-epochs 1").replace("--clips 300", "--clips 20")
     if " runs " in f" {out} " and re.search(r"\bRUN\b", out):
         which = j.background if re.search(r"runs (stop|resume|delete) RUN", out) else j.run

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from autotag.cli.runs import add_runs_dir_option, add_runs_parser, warn_if_unfinished
-from autotag.config import ConfigError, TrainConfig, field_range, load_config, make_config
+from autotag.config import ConfigError, TrainConfig, field_choices, field_range, load_config, make_config
 from autotag.logs import setup_logging
 from autotag.paths import absolute
 from autotag.serving.render import FORMATS
@@ -69,6 +69,10 @@ def _cmd_demo_data(args: argparse.Namespace) -> int:
 
 def _config_from_args(args: argparse.Namespace) -> TrainConfig:
     overrides = {name: getattr(args, name) for name in TrainConfig.model_fields if getattr(args, name) is not None}
+    if overrides.get("init_from"):  # a run's name in the runs folder, or a run folder's path
+        from autotag.runs.manager import resolve_run
+
+        overrides["init_from"] = str(resolve_run(overrides["init_from"], getattr(args, "runs_dir", None)))
     if args.config:
         return load_config(args.config, **overrides)
     if "data" not in overrides:
@@ -86,6 +90,7 @@ def _fit_run_dir(args: argparse.Namespace, config: TrainConfig) -> Path:
     from autotag.data.prepare import open_dataset
     from autotag.runs.folder import create_run
     from autotag.training.distributed import is_rank_zero, launched_by_cluster, not_here
+    from autotag.training.finetune import check_init_source
 
     if not is_rank_zero():
         inherited = os.environ.get(RUN_DIR_ENV) or args.run_dir
@@ -94,7 +99,8 @@ def _fit_run_dir(args: argparse.Namespace, config: TrainConfig) -> Path:
         return absolute(inherited)
     if config.num_nodes > 1 and not launched_by_cluster():
         raise UsageError(not_here(config.num_nodes))
-    open_dataset(config)  # refuse bad data before a run folder exists
+    open_dataset(config)  # refuse bad data, or a run to start from that does not fit, before a run folder exists
+    check_init_source(config)
     run_dir = create_run(config, args.runs_dir, args.name, folder=args.run_dir)
     os.environ[RUN_DIR_ENV] = str(run_dir)
     return run_dir
@@ -180,6 +186,18 @@ def _cmd_tag(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    import json
+
+    from autotag.runs.manager import resolve_run
+    from autotag.serving.evaluate import evaluate_run
+
+    run = resolve_run(args.run, args.runs_dir)
+    warn_if_unfinished(run)
+    print(json.dumps(evaluate_run(run, args.data, args.split, args.data_format), indent=2))
+    return 0
+
+
 def _cmd_export(args: argparse.Namespace) -> int:
     from autotag.runs.manager import resolve_run
     from autotag.serving.export import export_run
@@ -243,6 +261,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     tag.add_argument("--taggram", action="store_true", help="also print per-chunk scores over time")
     tag.set_defaults(func=_cmd_tag)
+
+    evaluate = sub.add_parser("evaluate", help="score a run's best checkpoint on another data set's labels")
+    evaluate.add_argument("run", help="run folder, or a run's name in the runs folder")
+    add_runs_dir_option(evaluate, "where to look up a run name")
+    evaluate.add_argument("--data", type=absolute, required=True, help="data set folder (any layout fit reads)")
+    evaluate.add_argument("--split", choices=("train", "valid", "test"), default=None, help="only this split")
+    evaluate.add_argument("--data-format", choices=field_choices("format"), default="auto", help="layout of --data")
+    evaluate.set_defaults(func=_cmd_evaluate)
 
     export = sub.add_parser("export", help="export a run's best model (front end included)")
     export.add_argument("run", help="run folder, or a run's name in the runs folder")

@@ -20,16 +20,24 @@ from autotag.data.formats import Clip, TaggedDataset, multi_hot
 
 
 class RandomChunks(Dataset):
-    """Item i: a random chunk of clip i and its targets -> ((n_mels, frames), (tags,))."""
+    """Item i: a random chunk of clip i mod clips and its targets -> ((n_mels, frames), (tags,)).
 
-    def __init__(self, cache: FeatureCache, clips: Sequence[Clip], labels: Sequence[str], frames: int) -> None:
-        self.cache, self.ids, self.frames = cache, [c.id for c in clips], frames
+    With `per_clip` > 1 an epoch sees several independent chunks of every clip: a 3 s
+    chunk of a 30 s clip shows a tenth of it, and one chunk per clip per epoch makes
+    epochs short and validation (the costly part of a small-data epoch) frequent.
+    """
+
+    def __init__(
+        self, cache: FeatureCache, clips: Sequence[Clip], labels: Sequence[str], frames: int, per_clip: int = 1
+    ) -> None:
+        self.cache, self.ids, self.frames, self.per_clip = cache, [c.id for c in clips], frames, per_clip
         self.targets = torch.from_numpy(multi_hot(clips, labels))
 
     def __len__(self) -> int:
-        return len(self.ids)
+        return len(self.ids) * self.per_clip
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def __getitem__(self, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        i = k % len(self.ids)
         clip_id = self.ids[i]
         slack = self.cache.frames(clip_id) - self.frames
         # torch's generator is seeded per worker by Lightning's seed_everything(workers=True).
@@ -95,9 +103,9 @@ class TaggingDataModule(L.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         clips = self._clips("train")
-        ds = RandomChunks(self.cache, clips, self.labels, self.config.chunk_frames)
+        ds = RandomChunks(self.cache, clips, self.labels, self.config.chunk_frames, self.config.chunks_per_clip)
         # A last batch of one breaks BatchNorm1d in training mode; drop it when we can.
-        return self._loader(ds, shuffle=True, drop_last=len(clips) > self.config.batch_size)
+        return self._loader(ds, shuffle=True, drop_last=len(ds) > self.config.batch_size)
 
     def eval_dataset(self, split: str) -> EvalChunks:
         clips = self._clips(split)

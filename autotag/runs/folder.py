@@ -151,6 +151,7 @@ class RunStatus:
     best_val_loss: float | None = None
     last_metrics: dict[str, float] = field(default_factory=dict)
     best_checkpoint: str | None = None  # relative to the run folder
+    init_checkpoint: str | None = None  # the earlier run's checkpoint this run started from
     test_roc_auc: float | None = None
     error: str | None = None
     forced: bool | None = None  # Stop had to kill the trainer

@@ -173,8 +173,11 @@ def launch(
             `DEDUPE_WINDOW_S` (a double click, a resubmitted form) returns the first run
             instead of creating another.
     """
+    from autotag.training.finetune import check_init_source
+
     if config.num_nodes > 1:
         raise RunError(not_here(config.num_nodes))
+    check_init_source(config)
     runs_dir = runs_folder(runs_dir)
     check_writable(runs_dir)  # a clear error for a read-only or full disk, before anything starts
     with runs_lock(runs_dir):

@@ -25,6 +25,8 @@ from autotag.runs.checkpoints import checkpoint_candidates
 from autotag.runs.folder import RunError
 
 #: Constructor arguments of `autotag.training.module.TaggingModule` that tagging needs.
+#: Hyper-parameters of training alone: tagging reads none of them.
+_TRAINING_ONLY = {"lr", "weight_decay", "augment"}
 _HPARAMS = ("model_name", "labels", "sample_rate", "n_fft", "hop_length", "n_mels", "f_min", "f_max", "chunk_seconds")
 
 
@@ -38,7 +40,7 @@ class TaggingNet(nn.Module):
 
     def __init__(self, hparams: dict) -> None:
         super().__init__()
-        unknown = set(hparams) - set(_HPARAMS) - {"lr", "weight_decay"}
+        unknown = set(hparams) - set(_HPARAMS) - _TRAINING_ONLY
         if unknown:
             raise TypeError(f"unknown hyper-parameters {sorted(unknown)}")
         hp = {k: hparams[k] for k in _HPARAMS}  # KeyError: not a checkpoint of this project

@@ -1,8 +1,9 @@
-"""Callbacks that report a training process's progress into its run folder's status.json.
+"""Callbacks of a training process: its progress into status.json, and a frozen backbone.
 
 The dashboard and `runs list` read only status.json for progress (never the event
 files), so it carries epoch, step, best val_loss and the clock an ETA is computed from:
 `StatusCallback` during training, `cache_progress` while the feature cache is built.
+`FreezeBackbone` trains only the output layer of a run started from another.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import torch
 
 from autotag.data.cache import Progress
 from autotag.runs.folder import RunFolder
+from autotag.training.finetune import output_layer
 
 log = logging.getLogger("autotag.training.fit")  # the epoch lines read as the fit's own
 
@@ -107,3 +109,24 @@ class StatusCallback(L.Callback):
         _flush(trainer)  # each epoch's validation point shows up at once
         shown = " ".join(f"{k} {v:.4f}" for k, v in sorted(metrics.items()))
         log.info("epoch %d/%d %s", trainer.current_epoch + 1, trainer.max_epochs, shown)
+
+
+class FreezeBackbone(L.Callback):
+    """Trains only the output layer for the first `epochs` epochs, then everything.
+
+    An equivalent of Lightning's `BackboneFinetuning` that needs no `backbone` attribute
+    and no optimizer surgery: while frozen, the backbone's gradients are dropped after
+    each backward pass, and Adam skips a parameter without a gradient. The optimizer's
+    parameter groups never change, so a run resumes mid-freeze or after it as it was.
+    """
+
+    def __init__(self, epochs: int) -> None:
+        self.epochs = epochs
+
+    def on_after_backward(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.current_epoch >= self.epochs:
+            return
+        head = output_layer(pl_module)
+        for name, param in pl_module.named_parameters():
+            if not name.startswith(head):
+                param.grad = None

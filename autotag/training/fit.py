@@ -161,9 +161,11 @@ def _fit(config: TrainConfig, folder: _RankFolder, resume_from: Path | None) -> 
     from autotag.data.datamodule import TaggingDataModule
     from autotag.data.prepare import prepare_features
     from autotag.training.callbacks import cache_progress
+    from autotag.training.finetune import check_init_source, init_from_run
     from autotag.training.trainer import build_module, build_trainer
 
     run_dir = folder.run.path
+    check_init_source(config)
     folder.status(phase="preparing data")
     progress = cache_progress(run_dir) if folder.writes else None
     report, dataset, cache = prepare_features(config, progress=progress)
@@ -176,8 +178,13 @@ def _fit(config: TrainConfig, folder: _RankFolder, resume_from: Path | None) -> 
         torch.set_float32_matmul_precision("high")  # TF32 matmuls on tensor cores; convs already use TF32
     L.seed_everything(config.seed, workers=True, verbose=False)
     module = build_module(config, dataset.labels)
+    if config.init_from and resume_from is None:  # a resumed run has its own weights
+        source = init_from_run(module, config.init_from)
+        folder.status(init_checkpoint=str(source))
     datamodule = TaggingDataModule(config, dataset, cache)
-    trainer, checkpoint = build_trainer(config, run_dir, report.split_sizes["train"] // config.batch_size)
+    trainer, checkpoint = build_trainer(
+        config, run_dir, report.split_sizes["train"] * config.chunks_per_clip // config.batch_size
+    )
     log.info("training %s on %s, %d tags", config.model, trainer.strategy.root_device, len(dataset.labels))
     folder.status(phase=RunStatus.TRAINING, skipped_clips=report.skipped)
     with warnings.catch_warnings():

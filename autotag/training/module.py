@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from autotag.models.architectures import build_tagger
+from autotag.training.augment import Augment, AugmentSettings
 from autotag.training.distributed import EvalRows, gather_eval_rows
 from autotag.training.metrics import clip_level, tag_scores
 
@@ -25,6 +26,8 @@ class TaggingModule(L.LightningModule):
         sample_rate, n_fft, hop_length, n_mels, f_min, f_max: Log-mel settings (Hz, samples).
         chunk_seconds: Input length the model was trained on, used again at tagging time.
         lr, weight_decay: Adam settings.
+        augment: `AugmentSettings` fields for training batches (None: none). Kept in the
+            checkpoint's hyper-parameters, so a checkpoint says how it was trained.
     """
 
     def __init__(
@@ -40,6 +43,7 @@ class TaggingModule(L.LightningModule):
         chunk_seconds: float = 3.69,
         lr: float = 1e-3,
         weight_decay: float = 0.0,
+        augment: dict | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -47,6 +51,8 @@ class TaggingModule(L.LightningModule):
         self.frontend, self.net = build_tagger(
             model_name, len(labels), sample_rate, n_fft, hop_length, n_mels, f_min, f_max
         )
+        settings = AugmentSettings(**(augment or {}))
+        self.augment = Augment(settings) if settings.active else None
         self.loss_fn = nn.BCEWithLogitsLoss()
         self._eval: list[EvalRows] = []
         self.test_result: dict | None = None
@@ -57,6 +63,8 @@ class TaggingModule(L.LightningModule):
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         mels, targets = batch
+        if self.augment is not None:
+            mels, targets = self.augment(mels, targets)
         loss = self.loss_fn(self(mels), targets)
         self.log("train_loss", loss, on_step=True, on_epoch=False, prog_bar=True, batch_size=len(mels))
         return loss

@@ -17,7 +17,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 
 from autotag.config import TrainConfig
 from autotag.runs.folder import RunFolder
-from autotag.training.callbacks import StatusCallback
+from autotag.training.callbacks import FreezeBackbone, StatusCallback
 from autotag.training.checkpoint_io import AtomicCheckpointIO
 from autotag.training.module import TaggingModule
 
@@ -42,6 +42,7 @@ def build_module(config: TrainConfig, labels: list[str]) -> TaggingModule:
         chunk_seconds=float(config.chunk_seconds),
         lr=config.lr,
         weight_decay=config.weight_decay,
+        augment=config.augment_settings(),
         **config.feature_settings(),
     )
 
@@ -75,6 +76,7 @@ def build_trainer(
             EarlyStopping(monitor="val_loss", mode="min", patience=config.patience),
             checkpoint,
             StatusCallback(run_dir),
+            *([FreezeBackbone(config.freeze_epochs)] if config.freeze_epochs else []),
             *extra_callbacks,
         ],
         # flush_secs: the dashboard's live curves read the event files; the default is 120 s.

@@ -38,3 +38,15 @@ def test_random_chunks_vary_and_eval_chunks_do_not(small_csv_dataset: Path) -> N
     assert len(draws) > 1
     ev = EvalChunks(cache, ds.split("valid"), ds.labels, 8, max_chunks=4)
     assert len(ev) == 8 and torch.equal(ev[0][0], ev[0][0])
+
+
+def test_chunks_per_clip_draws_that_many_chunks_of_every_clip_per_epoch(small_csv_dataset: Path) -> None:
+    config = tiny_config(small_csv_dataset, chunk_seconds=0.5, chunks_per_clip=3, batch_size=4)
+    _, ds = open_dataset(config)
+    cache = build_cache(ds.clips, config.feature_settings())
+    loader = TaggingDataModule(config, ds, cache).train_dataloader()
+    train = ds.split("train")
+    assert len(loader.dataset) == 3 * len(train) and len(loader) == 3 * len(train) // 4
+    targets = loader.dataset.targets
+    for k in range(len(loader.dataset)):  # item k is a chunk of clip k mod clips, with that clip's targets
+        assert torch.equal(loader.dataset[k][1], targets[k % len(train)])

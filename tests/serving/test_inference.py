@@ -12,7 +12,7 @@ from torch import nn
 
 from autotag.models.architectures import build_model
 from autotag.models.specs import SPECS
-from autotag.serving.tagger import _HPARAMS, inference_net
+from autotag.serving.tagger import _HPARAMS, _TRAINING_ONLY, inference_net
 
 
 def _with_trained_statistics(net: nn.Module) -> nn.Module:
@@ -46,7 +46,7 @@ def test_tagging_net_knows_every_hyper_parameter_of_the_training_module() -> Non
     from autotag.training.module import TaggingModule
 
     args = set(inspect.signature(TaggingModule.__init__).parameters) - {"self"}
-    assert args == set(_HPARAMS) | {"lr", "weight_decay"}
+    assert args == set(_HPARAMS) | _TRAINING_ONLY
 
 
 @pytest.mark.slow

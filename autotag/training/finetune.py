@@ -1,0 +1,120 @@
+"""Starting a run from an earlier one: its backbone's weights, a new head for the new tags.
+
+Small data sets of one's own train better from a model that already learned to hear
+instruments than from random weights. The source run's best checkpoint gives every
+weight but the output layer; the new output layer keeps the rows of the tags both runs
+share and starts the others fresh. The front end and the network must be the same: a
+different mel count or architecture has weights of other shapes or meanings, so it is
+refused with the difference named, before anything trains.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import yaml
+
+from autotag.config import TrainConfig, make_config
+from autotag.runs.checkpoints import checkpoint_candidates
+from autotag.runs.folder import RunError, RunFolder
+
+if TYPE_CHECKING:  # torch stays out of the dashboard's start-up path (the Train page checks a source)
+    import torch
+
+    from autotag.training.module import TaggingModule
+
+log = logging.getLogger("autotag.training.finetune")
+
+#: What must be equal between a run and the run it starts from.
+SAME = ("model", "sample_rate", "n_fft", "hop_length", "n_mels", "f_min", "f_max")
+
+
+def check_init_source(config: TrainConfig) -> None:
+    """Refuse, before training, a source run whose model or front end differs, or that has no checkpoint.
+
+    Reads only the source's config.yaml and its checkpoint names (no torch).
+
+    Raises:
+        RunError: the source is not a run, has no checkpoint, or differs; the message names how.
+    """
+    if config.init_from is None:
+        return
+    source = RunFolder(Path(config.init_from))
+    if not source.is_run:
+        raise RunError(f"cannot start from {source.path}: it is not a run folder (no {source.config.name})")
+    raw = yaml.safe_load(source.config.read_text(encoding="utf-8")) or {}
+    theirs = make_config(**{**raw, "init_from": None, "freeze_epochs": 0})
+    mine, other = _resolved(config), _resolved(theirs)
+    diffs = [f"{k} {other[k]} there, {mine[k]} here" for k in SAME if mine[k] != other[k]]
+    if diffs:
+        raise RunError(
+            f"cannot start from run {source.name}: its model differs ({'; '.join(diffs)}); "
+            "choose the same model and feature settings, or start from scratch"
+        )
+    checkpoint_candidates(source.path)  # RunError when it has none yet
+
+
+def source_settings(source_dir: str | Path) -> dict[str, Any]:
+    """The source run's model and feature settings as its config.yaml has them, to copy into a new config."""
+    raw = yaml.safe_load(RunFolder(Path(source_dir)).config.read_text(encoding="utf-8")) or {}
+    return {k: raw[k] for k in (*SAME, "chunk_seconds") if k in raw}
+
+
+def _resolved(config: TrainConfig) -> dict[str, Any]:
+    return {"model": config.model, **config.feature_settings()}
+
+
+def init_from_run(module: TaggingModule, source_dir: str | Path) -> Path:
+    """Load the source run's best checkpoint into `module`, all but the output layer's unshared rows.
+
+    Returns:
+        The checkpoint the weights came from.
+
+    Raises:
+        RunError: no checkpoint of the source loads, or its weights do not fit `module`.
+    """
+    import torch
+
+    problems = []
+    for path in checkpoint_candidates(source_dir):
+        try:
+            ckpt = torch.load(path, map_location="cpu", weights_only=True)
+            labels = list(ckpt["hyper_parameters"]["labels"])
+            state = ckpt["state_dict"]
+        except Exception as exc:  # a truncated or foreign file fails in many ways
+            problems.append(f"{path.name}: {type(exc).__name__}: {exc}")
+            continue
+        _load(module, state, labels)
+        shared = [t for t in module.labels if t in labels]
+        log.info(
+            "weights from %s (%d of %d tags shared: %s)",
+            path,
+            len(shared),
+            len(module.labels),
+            ", ".join(shared) or "none",
+        )
+        return path
+    raise RunError(f"no checkpoint of {source_dir} loads: {'; '.join(problems)}")
+
+
+def output_layer(module: TaggingModule) -> str:
+    """State-dict prefix of the layer that maps features to tags: the last of the network's head."""
+    return f"net.head.{len(module.net.head) - 1}."
+
+
+def _load(module: TaggingModule, state: dict[str, torch.Tensor], source_labels: list[str]) -> None:
+    head = output_layer(module)
+    own = module.state_dict()
+    backbone = {k: v for k, v in state.items() if k.startswith(("frontend.", "net.")) and not k.startswith(head)}
+    wrong = [k for k, v in backbone.items() if k not in own or own[k].shape != v.shape]
+    if wrong or set(own) - set(backbone) - {head + "weight", head + "bias"}:
+        raise RunError(f"the source checkpoint's weights do not fit this model ({', '.join(wrong[:3]) or 'missing'})")
+    for key in ("weight", "bias"):  # rows of shared tags keep their trained values
+        new, old = own[head + key].clone(), state[head + key]
+        for j, tag in enumerate(module.labels):
+            if tag in source_labels:
+                new[j] = old[source_labels.index(tag)]
+        backbone[head + key] = new
+    module.load_state_dict(backbone, strict=True)

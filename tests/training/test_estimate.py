@@ -1,0 +1,33 @@
+"""Training time before Launch: timed once per machine and input, scaled to the run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from autotag.data.prepare import open_dataset
+from autotag.training import estimate
+from tests.conftest import tiny_config
+
+
+def test_durations_read_as_precisely_as_an_estimate_deserves() -> None:
+    assert [estimate.human_duration(s) for s in (0.2, 42, 420, 9000)] == ["1 s", "42 s", "7 min", "2.5 h"]
+
+
+def test_steps_are_timed_once_then_the_estimate_scales_with_the_run(
+    small_csv_dataset: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    timed = []
+    real = estimate._time_steps
+    monkeypatch.setattr(estimate, "_time_steps", lambda *a: timed.append(a) or real(*a))
+    config = tiny_config(small_csv_dataset, max_epochs=10, batch_size=4, chunk_seconds=0.5)
+    _, ds = open_dataset(config)
+    first = estimate.estimate_run(config, ds.split("train"), ds.split("valid"))
+    assert len(timed) == 1 and first.device == "cpu" and first.chunk_seconds > 0
+    assert first.steps_per_epoch == 8 // 4 and first.run_s == pytest.approx(10 * first.epoch_s)
+    # More epochs or chunks per clip cost proportionally more, without timing again.
+    longer = tiny_config(small_csv_dataset, max_epochs=20, batch_size=4, chunk_seconds=0.5, chunks_per_clip=2)
+    second = estimate.estimate_run(longer, ds.split("train"), ds.split("valid"))
+    assert len(timed) == 1 and second.steps_per_epoch == 4 and second.epoch_s > first.epoch_s
+    assert not first.long and estimate.TimeEstimate("cpu", 1.0, 1, 10.0, 7200.0).long

@@ -1,0 +1,80 @@
+"""Starting a run from an earlier one: refused when the model differs, weights carried over when it does not."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from autotag.cli.main import main
+from autotag.config import make_config
+from autotag.runs.checkpoints import checkpoint_candidates
+from autotag.runs.folder import RunError, RunFolder
+from autotag.training.callbacks import FreezeBackbone
+from autotag.training.finetune import check_init_source, init_from_run, output_layer, source_settings
+from autotag.training.module import TaggingModule
+from tests.conftest import tiny_config
+
+
+def test_a_source_with_another_model_or_front_end_is_refused_naming_the_difference(
+    trained_run: Path, demo_dataset: Path, tmp_path: Path
+) -> None:
+    check_init_source(make_config(data=str(demo_dataset), model="tiny", init_from=str(trained_run)))
+    with pytest.raises(RunError, match=r"model tiny there, fcn here; n_mels 64 there, 96 here"):
+        check_init_source(make_config(data=str(demo_dataset), model="fcn", init_from=str(trained_run)))
+    with pytest.raises(RunError, match=r"n_mels 64 there, 48 here"):
+        check_init_source(make_config(data=str(demo_dataset), model="tiny", n_mels=48, init_from=str(trained_run)))
+    with pytest.raises(RunError, match="not a run folder"):
+        check_init_source(make_config(data=str(demo_dataset), model="tiny", init_from=str(tmp_path)))
+    assert source_settings(trained_run)["model"] == "tiny"
+
+
+def test_backbone_and_shared_tags_come_from_the_source_new_tags_start_fresh(trained_run: Path) -> None:
+    source_labels = json.loads(RunFolder(trained_run).labels.read_text())
+    ckpt = torch.load(checkpoint_candidates(trained_run)[0], map_location="cpu", weights_only=True)
+    hp = ckpt["hyper_parameters"]
+    features = {k: hp[k] for k in ("sample_rate", "n_fft", "hop_length", "n_mels", "f_min", "f_max")}
+    labels = [source_labels[1], "kazoo", source_labels[0]]  # two shared (other order), one new
+    torch.manual_seed(0)
+    module = TaggingModule("tiny", labels, **features)
+    fresh = module.state_dict()[output_layer(module) + "weight"].clone()
+    assert init_from_run(module, trained_run) == checkpoint_candidates(trained_run)[0]
+    own, theirs = module.state_dict(), ckpt["state_dict"]
+    head = output_layer(module)
+    for key, value in own.items():
+        if not key.startswith(head):
+            assert torch.equal(value, theirs[key]), key
+    assert torch.equal(own[head + "weight"][0], theirs[head + "weight"][1])
+    assert torch.equal(own[head + "weight"][2], theirs[head + "weight"][0])
+    assert torch.equal(own[head + "weight"][1], fresh[1])  # "kazoo" keeps its fresh start
+
+
+def test_a_frozen_backbone_gets_no_gradient_until_its_epochs_are_over() -> None:
+    module = TaggingModule("tiny", ["a", "b"], n_mels=64)
+    module(torch.randn(2, 64, 63)).sum().backward()
+    callback, head = FreezeBackbone(epochs=1), output_layer(module)
+    callback.on_after_backward(SimpleNamespace(current_epoch=1), module)
+    assert all(p.grad is not None for p in module.parameters())
+    callback.on_after_backward(SimpleNamespace(current_epoch=0), module)
+    graded = {n for n, p in module.named_parameters() if p.grad is not None}
+    assert graded == {head + "weight", head + "bias"}
+
+
+def test_fit_init_from_a_run_name_records_the_source_and_trains(
+    trained_run: Path, small_csv_dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    runs = trained_run.parent
+    args = ["fit", "--data", str(small_csv_dataset), "--model", "tiny", "--max-epochs", "2", "--batch-size", "4"]
+    args += ["--chunk-seconds", "0.5", "--init-from", trained_run.name, "--freeze-epochs", "1"]
+    assert main([*args, "--runs-dir", str(runs), "--run-dir", str(tmp_path / "ft")]) == 0
+    run = RunFolder(tmp_path / "ft")
+    assert run.read_status().state == "completed"
+    assert run.read_status().init_checkpoint == str(checkpoint_candidates(trained_run)[0])
+    assert tiny_config(small_csv_dataset).init_from is None
+    assert "init_from: " + str(trained_run) in run.config.read_text()
+    capsys.readouterr()
+    assert main(["fit", "--data", str(small_csv_dataset), "--model", "fcn", "--init-from", str(trained_run)]) == 2
+    assert "its model differs (model tiny there, fcn here" in capsys.readouterr().err

@@ -130,7 +130,16 @@ def list_runs(runs_dir: str | Path | None = None) -> list[RunInfo]:
         if state != status.state:  # derive_state recorded a crash: show what it wrote
             status = run.read_status()
         infos.append(RunInfo(path, state, status))
-    return sorted(infos, key=lambda r: r.name, reverse=True)
+    # Newest first by creation time: a folder a user named (`fit --run-dir runs/mine`) does
+    # not carry the time in its name, and sorting by name put it above every newer run.
+    return sorted(infos, key=lambda r: (r.status.created or _mtime(r.path), r.name), reverse=True)
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
 
 
 def resolve_run(ref: str | Path, runs_dir: str | Path | None = None) -> Path:

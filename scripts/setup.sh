@@ -45,14 +45,14 @@ apt_install() {
   fi
 }
 
-# The demo set renders real instrument sounds with libfluidsynth: FluidR3_GM for the demo set,
-# TimGM6mb for a test set of sounds the model never heard. Without them the demo set falls
-# back to synthetic tones, so a failed install is a warning, not the end of set-up.
+# `demo-data --instruments` renders real instrument sounds with libfluidsynth: FluidR3_GM for the
+# set, TimGM6mb for a test set of sounds the model never heard. Without them it falls back to
+# synthetic tones, so a failed install is a warning, not the end of set-up.
 SF2=/usr/share/sounds/sf2
 if ! { ldconfig -p | grep 'libfluidsynth\.so\.3' >/dev/null && [[ -f $SF2/FluidR3_GM.sf2 && -f $SF2/TimGM6mb.sf2 ]]; }; then
-  echo "setup: installing Debian's libfluidsynth3, fluid-soundfont-gm and timgm6mb-soundfont for the demo set"
+  echo "setup: installing Debian's libfluidsynth3, fluid-soundfont-gm and timgm6mb-soundfont (demo-data --instruments)"
   apt_install libfluidsynth3 fluid-soundfont-gm timgm6mb-soundfont \
-    || echo "setup: could not install them; the demo set will use synthetic tones instead" >&2
+    || echo "setup: could not install them; demo-data --instruments will make synthetic tones instead" >&2
 fi
 
 if [[ ! -f data/demo/tags.csv ]]; then

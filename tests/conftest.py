@@ -65,7 +65,7 @@ def demo_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """
     from autotag.data.demo import make_demo_dataset
 
-    return make_demo_dataset(tmp_path_factory.mktemp("demo") / "demo", clips=120, seed=1, synthetic=True)
+    return make_demo_dataset(tmp_path_factory.mktemp("demo") / "demo", clips=120, seed=1)
 
 
 def tiny_config(data: Path, **overrides: object) -> TrainConfig:

@@ -1,11 +1,12 @@
-"""The built-in demo data set, made on the spot: real instruments, or synthetic tones as a fallback.
+"""The built-in demo data sets, made on the spot: synthetic tones, or real instruments.
 
-With FluidSynth and a General MIDI soundfont (`scripts/setup.sh` installs both) the clips
-are multi-instrument pieces rendered by `autotag.data.instruments`, tagged with the GM
-families that sound in them and `fast`/`slow`, grouped into artists whose clips all land
-in one split. Without them, the clips mix synthetic instrument-like voices (plucked,
-bowed, blown, mallet, bass), drums half of the time, at a slow (60-85 BPM) or fast
-(140-180 BPM) tempo, and a warning says what is missing. Either way the same seed (and
+The default set mixes synthetic instrument-like voices (plucked, bowed, blown, mallet,
+bass), drums half of the time, at a slow (60-85 BPM) or fast (140-180 BPM) tempo: the
+quick demo learns it in seconds. With `instruments`, FluidSynth and a General MIDI
+soundfont (`scripts/setup.sh` installs both) render multi-instrument pieces
+(`autotag.data.instruments`), tagged with the GM families that sound in them and
+`fast`/`slow`, grouped into artists whose clips all land in one split; without them it
+falls back to the tones, and a warning says what is missing. Either way the same seed (and
 soundfont) gives byte-identical files on any machine and worker count.
 """
 
@@ -21,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from autotag.data import instruments
+from autotag.data import instruments as instrument_renderer
 from autotag.paths import absolute
 
 log = logging.getLogger(__name__)
@@ -29,8 +30,9 @@ log = logging.getLogger(__name__)
 SAMPLE_RATE = 16000
 CLIP_SECONDS = 10.0
 INSTRUMENTS = ("plucked", "bowed", "blown", "mallet", "bass")
-TAGS = (*INSTRUMENTS, "drums", "fast", "slow")  # of the synthetic fallback; instruments.TAGS for real ones
+TAGS = (*INSTRUMENTS, "drums", "fast", "slow")  # of the synthetic tones; instruments.TAGS for real ones
 NOTES_FILE = "SOURCE.txt"
+CLIPS_PER_ARTIST = 2
 _MAJOR = np.array([0, 2, 4, 5, 7, 9, 11])
 
 
@@ -125,19 +127,19 @@ def _write_clip(args: tuple[Path, np.random.SeedSequence]) -> tuple[str, ...]:
     return tags
 
 
-_renderer: instruments.Renderer | None = None
+_renderer: instrument_renderer.Renderer | None = None
 
 
 def _start_renderer(soundfont: str) -> None:
     """Pool initializer: one synth with the soundfont loaded per worker process."""
     global _renderer
-    _renderer = instruments.Renderer(Path(soundfont))
+    _renderer = instrument_renderer.Renderer(Path(soundfont))
 
 
-def _render_clip(args: tuple[Path, instruments.ArtistStyle, np.random.SeedSequence]) -> tuple[str, ...]:
+def _render_clip(args: tuple[Path, instrument_renderer.ArtistStyle, np.random.SeedSequence]) -> tuple[str, ...]:
     path, style, seed_seq = args
     assert _renderer is not None, "the pool initializer loads the soundfont"
-    clip = instruments.render_clip(_renderer, style, seed_seq)
+    clip = instrument_renderer.render_clip(_renderer, style, seed_seq)
     sf.write(str(path), clip.audio, SAMPLE_RATE, subtype="PCM_16")
     return clip.tags
 
@@ -171,10 +173,15 @@ def artist_splits(artist_tags: list[list[tuple[str, ...]]], seed: int, tries: in
 
 
 def _real_rows(tmp: Path, names: list[str], seed: int, soundfont: Path, workers: int) -> list[list[str]]:
-    """Render the clips; rows path, tags, split, artist. About five clips per artist."""
+    """Render the clips; rows path, tags, split, artist.
+
+    `CLIPS_PER_ARTIST` clips per artist: enough for a group-disjoint split to matter, few
+    enough that valid and test hold many artists, so their scores are not those of a
+    handful of palettes.
+    """
     artist_root, clip_root = np.random.SeedSequence(seed).spawn(2)
-    n_artists = max(3, round(len(names) / 5))
-    styles = [instruments.make_artist(np.random.default_rng(s)) for s in artist_root.spawn(n_artists)]
+    n_artists = max(3, round(len(names) / CLIPS_PER_ARTIST))
+    styles = [instrument_renderer.make_artist(np.random.default_rng(s)) for s in artist_root.spawn(n_artists)]
     artist_of = [i * n_artists // len(names) for i in range(len(names))]
     jobs = [(tmp / n, styles[a], s) for n, a, s in zip(names, artist_of, clip_root.spawn(len(names)))]
     with ProcessPoolExecutor(workers, initializer=_start_renderer, initargs=(str(soundfont),)) as pool:
@@ -195,15 +202,15 @@ def make_demo_dataset(
     clips: int = 300,
     seed: int = 0,
     workers: int | None = None,
+    instruments: bool = False,
     soundfont: str | Path | None = None,
-    synthetic: bool = False,
 ) -> Path:
     """Write `clips` demo clips, `tags.csv` (plain folder format) and a SOURCE.txt note into `out`.
 
-    Real instruments come from `soundfont` (default: FluidR3_GM). When the default cannot
-    be used, the clips are synthetic tones and a warning names what is missing; a soundfont
-    asked for by name must work, since a generalisation set of synthetic tones would mislead.
-    `synthetic` asks for the tones on purpose: a few epochs learn them, which pipeline tests need.
+    `instruments` (implied by a `soundfont`) renders real instruments from `soundfont`
+    (default: FluidR3_GM). When the default cannot be used, the clips are synthetic tones
+    and a warning names what is missing; a soundfont asked for by name must work, since a
+    generalisation set of synthetic tones would mislead.
     The folder appears complete or not at all: clips are written into a temporary
     sibling folder that is renamed at the end.
 
@@ -217,15 +224,16 @@ def make_demo_dataset(
         raise ValueError(f"--clips must be at least 10 so every split gets clips, got {clips}")
     if out.exists() and any(out.iterdir()):
         raise FileExistsError(f"{out} exists and is not empty; choose a new folder")
-    font = absolute(soundfont) if soundfont is not None else instruments.DEFAULT_SOUNDFONT
-    missing = "synthetic tones were asked for" if synthetic else instruments.unavailable(font)
+    font = absolute(soundfont) if soundfont is not None else instrument_renderer.DEFAULT_SOUNDFONT
+    wanted = instruments or soundfont is not None
+    missing = instrument_renderer.unavailable(font) if wanted else "the default set is synthetic tones"
     if missing and soundfont is not None:
-        raise ValueError(f"cannot render with {font}: {missing}; install with {instruments.INSTALL_HINT}")
-    if missing and not synthetic:
+        raise ValueError(f"cannot render with {font}: {missing}; install with {instrument_renderer.INSTALL_HINT}")
+    if missing and wanted:
         log.warning(
             "demo set: %s, so the clips are synthetic tones, not instruments; install with %s",
             missing,
-            instruments.INSTALL_HINT,
+            instrument_renderer.INSTALL_HINT,
         )
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -235,7 +243,8 @@ def make_demo_dataset(
     try:
         if missing:
             header, rows = ["path", "tags"], _synthetic_rows(tmp, names, seed, workers)
-            note = f"Synthetic tones (seed {seed}): {missing}. For real instruments: {instruments.INSTALL_HINT}.\n"
+            hint = "demo-data --instruments" if not wanted else instrument_renderer.INSTALL_HINT
+            note = f"Synthetic tones (seed {seed}): {missing}. For real instruments: {hint}.\n"
         else:
             header, rows = ["path", "tags", "split", "artist"], _real_rows(tmp, names, seed, font, workers)
             note = f"Rendered with FluidSynth from {font.name} (seed {seed}); splits are disjoint by artist.\n"

@@ -174,7 +174,8 @@ class _Composer:
         self.rng = rng
         self.style = style
         lo, hi = style.bpm_range
-        self.bpm = float(rng.uniform(lo, hi)) if rng.random() < 0.8 else float(rng.uniform(62.0, 170.0))
+        # Half the clips keep the artist's tempo band: tempo is a trait of a clip, not a proxy for an artist.
+        self.bpm = float(rng.uniform(lo, hi)) if rng.random() < 0.5 else float(rng.uniform(62.0, 170.0))
         self.meter = 3 if rng.random() < 0.12 else 4
         self.beat = 60.0 / self.bpm
         self.bar = self.beat * self.meter

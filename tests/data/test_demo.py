@@ -35,18 +35,17 @@ def _digest(folder: Path) -> str:
 def test_same_seed_same_bytes_regardless_of_workers(
     source: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
-    if source == "synthetic":
-        request.getfixturevalue("no_soundfont")
-    a = make_demo_dataset(tmp_path / "a", clips=12, seed=3, workers=1)
-    b = make_demo_dataset(tmp_path / "b", clips=12, seed=3, workers=2)
-    c = make_demo_dataset(tmp_path / "c", clips=12, seed=4, workers=2)
+    real = source == "fluidsynth"
+    a = make_demo_dataset(tmp_path / "a", clips=12, seed=3, workers=1, instruments=real)
+    b = make_demo_dataset(tmp_path / "b", clips=12, seed=3, workers=2, instruments=real)
+    c = make_demo_dataset(tmp_path / "c", clips=12, seed=4, workers=2, instruments=real)
     assert _digest(a) == _digest(b) != _digest(c)
     assert ("Synthetic" in (a / NOTES_FILE).read_text()) == (source == "synthetic")
 
 
 @needs_fluidsynth
 def test_instruments_in_the_plain_folder_format_split_by_artist(tmp_path: Path) -> None:
-    out = make_demo_dataset(tmp_path / "demo", clips=20, seed=0)
+    out = make_demo_dataset(tmp_path / "demo", clips=20, seed=0, instruments=True)
     rows = list(csv.DictReader((out / "tags.csv").open()))
     assert len(rows) == 20 and set(rows[0]) == {"path", "tags", "split", "artist"}
     split_of_artist: dict[str, set[str]] = {}
@@ -75,7 +74,7 @@ def test_falls_back_to_synthetic_tones_and_says_why(
     no_soundfont: None, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     with caplog.at_level(logging.WARNING, logger="autotag.data.demo"):
-        out = make_demo_dataset(tmp_path / "demo", clips=10, seed=0)
+        out = make_demo_dataset(tmp_path / "demo", clips=10, seed=0, instruments=True)
     assert "soundfont" in caplog.text and "bash scripts/setup.sh" in caplog.text
     rows = list(csv.DictReader((out / "tags.csv").open()))
     assert len(rows) == 10 and set(rows[0]) == {"path", "tags"}
@@ -85,16 +84,16 @@ def test_falls_back_to_synthetic_tones_and_says_why(
     assert "Synthetic" in (out / NOTES_FILE).read_text()
 
 
-def test_synthetic_on_purpose_warns_nothing(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_the_default_synthetic_set_warns_nothing(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.WARNING, logger="autotag.data.demo"):
-        out = make_demo_dataset(tmp_path / "demo", clips=10, seed=0, synthetic=True)
-    assert not caplog.records and "asked for" in (out / NOTES_FILE).read_text()
+        out = make_demo_dataset(tmp_path / "demo", clips=10, seed=0)
+    assert not caplog.records and "demo-data --instruments" in (out / NOTES_FILE).read_text()
 
 
 def test_falls_back_without_libfluidsynth(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "fluidsynth", None)  # `import fluidsynth` raises ImportError
     assert "FluidSynth is not usable" in (instruments.unavailable(instruments.DEFAULT_SOUNDFONT) or "")
-    out = make_demo_dataset(tmp_path / "demo", clips=10, seed=0, workers=1)
+    out = make_demo_dataset(tmp_path / "demo", clips=10, seed=0, workers=1, instruments=True)
     assert "Synthetic" in (out / NOTES_FILE).read_text()
 
 

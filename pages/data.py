@@ -10,7 +10,7 @@ import streamlit as st
 
 from autotag.charts import cooccurrence_figure, spectrogram_figure, tag_counts_figure
 from autotag.config import field_choices, make_config
-from autotag.data.demo import default_demo_dir
+from autotag.data.demo import default_demo_dir, source_note
 
 if "_app_nav" not in st.session_state:  # run alone by Streamlit's older pages/ layout: see app.py
     runpy.run_path(str(Path(__file__).parents[1] / "app.py"), run_name="__main__")
@@ -38,6 +38,9 @@ lines = report.summary_lines()
 st.success(f"{dataset.format} data set · {len(dataset.labels)} tags · {lines[0]}")
 for line in lines[1:]:
     st.warning(line)
+note = source_note(dataset.root)
+if note:
+    st.info(note)
 m = st.columns(3)
 for col, split in zip(m, ("train", "valid", "test")):
     col.metric(f"{split} clips", report.split_sizes.get(split, 0))

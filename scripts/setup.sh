@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set up everything autotag needs on a fresh machine; safe to run again (does only what is missing).
-#   scripts/setup.sh         runtime: .venv with requirements.txt, built-in demo data set
+#   scripts/setup.sh         runtime: .venv with requirements.txt, FluidSynth and two General MIDI
+#                            soundfonts (Debian; needs root or sudo), built-in demo data set
 #   scripts/setup.sh --dev   also test tools (requirements-dev.txt) and Debian's chromium for browser tests
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -35,6 +36,25 @@ if [[ "$(cat "$STAMP" 2>/dev/null)" != "$WANT" ]]; then
   fi
 fi
 
+# Debian packages, as root directly, else through sudo.
+apt_install() {
+  if [[ $(id -u) == 0 ]]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+  else
+    sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+  fi
+}
+
+# `demo-data --instruments` renders real instrument sounds with libfluidsynth: FluidR3_GM for the
+# set, TimGM6mb for a test set of sounds the model never heard. Without them it falls back to
+# synthetic tones, so a failed install is a warning, not the end of set-up.
+SF2=/usr/share/sounds/sf2
+if ! { ldconfig -p | grep 'libfluidsynth\.so\.3' >/dev/null && [[ -f $SF2/FluidR3_GM.sf2 && -f $SF2/TimGM6mb.sf2 ]]; }; then
+  echo "setup: installing Debian's libfluidsynth3, fluid-soundfont-gm and timgm6mb-soundfont (demo-data --instruments)"
+  apt_install libfluidsynth3 fluid-soundfont-gm timgm6mb-soundfont \
+    || echo "setup: could not install them; demo-data --instruments will make synthetic tones instead" >&2
+fi
+
 if [[ ! -f data/demo/tags.csv ]]; then
   echo "setup: generating the built-in demo data set in data/demo"
   rm -rf data/demo
@@ -43,9 +63,5 @@ fi
 
 if [[ $DEV == 1 ]] && ! { command -v chromium >/dev/null && command -v chromedriver >/dev/null; }; then
   echo "setup: installing Debian's chromium and chromium-driver for the browser tests"
-  if [[ $(id -u) == 0 ]]; then
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
-  else
-    sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
-  fi
+  apt_install chromium chromium-driver
 fi

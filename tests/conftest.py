@@ -58,7 +58,11 @@ def small_csv_dataset(tmp_path: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def demo_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The real demo generator, 120 clips (shared by the slow end-to-end tests)."""
+    """The demo generator's synthetic tones, 120 clips (shared by the slow end-to-end tests).
+
+    Tones, not the instruments: 8 epochs of `tiny` learn them, so these tests check the
+    pipeline, not how hard the real demo set is.
+    """
     from autotag.data.demo import make_demo_dataset
 
     return make_demo_dataset(tmp_path_factory.mktemp("demo") / "demo", clips=120, seed=1)

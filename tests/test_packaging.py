@@ -37,6 +37,7 @@ def test_dockerfile_ships_what_the_dashboard_needs() -> None:
         "/_stcore/health",
         "AUTOTAG_RUNS_DIR=/data/runs",
         'VOLUME ["/data"]',
+        "libfluidsynth3 fluid-soundfont-gm timgm6mb-soundfont",  # the demo set's instruments
     ):
         assert needed in text, needed
     user = [line for line in text.splitlines() if line.startswith("USER ")]

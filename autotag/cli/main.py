@@ -60,7 +60,9 @@ def _cmd_demo_data(args: argparse.Namespace) -> int:
     from autotag.data.demo import make_demo_dataset
 
     try:
-        out = make_demo_dataset(args.out, clips=args.clips, seed=args.seed)
+        out = make_demo_dataset(
+            args.out, clips=args.clips, seed=args.seed, instruments=args.instruments, soundfont=args.soundfont
+        )
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     print(out)
@@ -217,10 +219,21 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m autotag", description="Train and use music auto-tagging models.")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    demo = sub.add_parser("demo-data", help="synthesize the built-in demo data set (no download)")
+    demo = sub.add_parser("demo-data", help="render the built-in demo data set (no download)")
     demo.add_argument("out", help="new folder to write")
     demo.add_argument("--clips", type=int, default=300, help="number of 10 s clips (default 300)")
     demo.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    demo.add_argument(
+        "--instruments",
+        action="store_true",
+        help="render real instruments with FluidSynth (default: synthetic tones)",
+    )
+    demo.add_argument(
+        "--soundfont",
+        default=None,
+        help="General MIDI .sf2 to render the instruments with (implies --instruments; default FluidR3_GM; "
+        "e.g. /usr/share/sounds/sf2/TimGM6mb.sf2 for sounds a demo model never heard)",
+    )
     demo.set_defaults(func=_cmd_demo_data)
 
     fit = sub.add_parser("fit", help="train in the foreground; prints the run folder last")

@@ -1,14 +1,19 @@
-"""The built-in demo data set: synthesized multi-label clips, made on the spot.
+"""The built-in demo data sets, made on the spot: synthetic tones, or real instruments.
 
-Each clip mixes one to three instrument-like voices (plucked, bowed, blown, mallet,
-bass), drums half of the time, at a slow (60-85 BPM) or fast (140-180 BPM) tempo. Every
-tag is audible: timbre decides the instrument tags, note and drum onsets the tempo tag.
-The same seed gives byte-identical files on any machine and worker count.
+The default set mixes synthetic instrument-like voices (plucked, bowed, blown, mallet,
+bass), drums half of the time, at a slow (60-85 BPM) or fast (140-180 BPM) tempo: the
+quick demo learns it in seconds. With `instruments`, FluidSynth and a General MIDI
+soundfont (`scripts/setup.sh` installs both) render multi-instrument pieces
+(`autotag.data.instruments`), tagged with the GM families that sound in them and
+`fast`/`slow`, grouped into artists whose clips all land in one split; without them it
+falls back to the tones, and a warning says what is missing. Either way the same seed (and
+soundfont) gives byte-identical files on any machine and worker count.
 """
 
 from __future__ import annotations
 
 import csv
+import logging
 import os
 import shutil
 from concurrent.futures import ProcessPoolExecutor
@@ -17,12 +22,17 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from autotag.data import instruments as instrument_renderer
 from autotag.paths import absolute
+
+log = logging.getLogger(__name__)
 
 SAMPLE_RATE = 16000
 CLIP_SECONDS = 10.0
 INSTRUMENTS = ("plucked", "bowed", "blown", "mallet", "bass")
-TAGS = (*INSTRUMENTS, "drums", "fast", "slow")
+TAGS = (*INSTRUMENTS, "drums", "fast", "slow")  # of the synthetic tones; instruments.TAGS for real ones
+NOTES_FILE = "SOURCE.txt"
+CLIPS_PER_ARTIST = 2
 _MAJOR = np.array([0, 2, 4, 5, 7, 9, 11])
 
 
@@ -117,34 +127,132 @@ def _write_clip(args: tuple[Path, np.random.SeedSequence]) -> tuple[str, ...]:
     return tags
 
 
-def make_demo_dataset(out: str | Path, clips: int = 300, seed: int = 0, workers: int | None = None) -> Path:
-    """Write `clips` synthesized clips and `tags.csv` (plain folder format) into `out`.
+_renderer: instrument_renderer.Renderer | None = None
 
+
+def _start_renderer(soundfont: str) -> None:
+    """Pool initializer: one synth with the soundfont loaded per worker process."""
+    global _renderer
+    _renderer = instrument_renderer.Renderer(Path(soundfont))
+
+
+def _render_clip(args: tuple[Path, instrument_renderer.ArtistStyle, np.random.SeedSequence]) -> tuple[str, ...]:
+    path, style, seed_seq = args
+    assert _renderer is not None, "the pool initializer loads the soundfont"
+    clip = instrument_renderer.render_clip(_renderer, style, seed_seq)
+    sf.write(str(path), clip.audio, SAMPLE_RATE, subtype="PCM_16")
+    return clip.tags
+
+
+def artist_splits(artist_tags: list[list[tuple[str, ...]]], seed: int, tries: int = 200) -> list[str]:
+    """A split per artist, so no artist spans two: 80/10/10 of the artists, at least one in valid and test.
+
+    With a few artists in valid and test, a random choice often leaves a tag out of one of
+    them (unscorable); of `tries` seeded choices, the one whose rarest tag in valid or test
+    has the most clips is kept (MTG-Jamendo's splits are balanced per tag as well).
+    """
+    n = len(artist_tags)
+    n_test = n_valid = max(1, round(n * 0.1))
+    tags = sorted({t for clips in artist_tags for tags in clips for t in tags})
+    rng = np.random.default_rng(seed)
+    best: tuple[int, list[str]] | None = None
+    for _ in range(tries):
+        order = rng.permutation(n)
+        splits = [""] * n
+        for rank, artist in enumerate(order):
+            splits[artist] = "valid" if rank < n_valid else "test" if rank < n_valid + n_test else "train"
+        worst = min(
+            sum(t in clip for a in range(n) if splits[a] == split for clip in artist_tags[a])
+            for split in ("valid", "test")
+            for t in tags
+        )
+        if best is None or worst > best[0]:
+            best = (worst, splits)
+    assert best is not None
+    return best[1]
+
+
+def _real_rows(tmp: Path, names: list[str], seed: int, soundfont: Path, workers: int) -> list[list[str]]:
+    """Render the clips; rows path, tags, split, artist.
+
+    `CLIPS_PER_ARTIST` clips per artist: enough for a group-disjoint split to matter, few
+    enough that valid and test hold many artists, so their scores are not those of a
+    handful of palettes.
+    """
+    artist_root, clip_root = np.random.SeedSequence(seed).spawn(2)
+    n_artists = max(3, round(len(names) / CLIPS_PER_ARTIST))
+    styles = [instrument_renderer.make_artist(np.random.default_rng(s)) for s in artist_root.spawn(n_artists)]
+    artist_of = [i * n_artists // len(names) for i in range(len(names))]
+    jobs = [(tmp / n, styles[a], s) for n, a, s in zip(names, artist_of, clip_root.spawn(len(names)))]
+    with ProcessPoolExecutor(workers, initializer=_start_renderer, initargs=(str(soundfont),)) as pool:
+        all_tags = list(pool.map(_render_clip, jobs, chunksize=4))
+    splits = artist_splits([[t for t, a in zip(all_tags, artist_of) if a == k] for k in range(n_artists)], seed)
+    return [[n, ";".join(t), splits[a], f"artist_{a:03d}"] for n, t, a in zip(names, all_tags, artist_of)]
+
+
+def _synthetic_rows(tmp: Path, names: list[str], seed: int, workers: int) -> list[list[str]]:
+    jobs = list(zip((tmp / n for n in names), np.random.SeedSequence(seed).spawn(len(names))))
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        all_tags = list(pool.map(_write_clip, jobs, chunksize=8))
+    return [[n, ";".join(t)] for n, t in zip(names, all_tags)]
+
+
+def make_demo_dataset(
+    out: str | Path,
+    clips: int = 300,
+    seed: int = 0,
+    workers: int | None = None,
+    instruments: bool = False,
+    soundfont: str | Path | None = None,
+) -> Path:
+    """Write `clips` demo clips, `tags.csv` (plain folder format) and a SOURCE.txt note into `out`.
+
+    `instruments` (implied by a `soundfont`) renders real instruments from `soundfont`
+    (default: FluidR3_GM). When the default cannot be used, the clips are synthetic tones
+    and a warning names what is missing; a soundfont asked for by name must work, since a
+    generalisation set of synthetic tones would mislead.
     The folder appears complete or not at all: clips are written into a temporary
     sibling folder that is renamed at the end.
 
     Raises:
         FileExistsError: `out` exists and is not empty.
-        ValueError: `clips` is below 10 (too few for three splits).
+        ValueError: `clips` is below 10 (too few for three splits), or the `soundfont`
+            asked for cannot be used.
     """
     out = absolute(out)
     if clips < 10:
         raise ValueError(f"--clips must be at least 10 so every split gets clips, got {clips}")
     if out.exists() and any(out.iterdir()):
         raise FileExistsError(f"{out} exists and is not empty; choose a new folder")
+    font = absolute(soundfont) if soundfont is not None else instrument_renderer.DEFAULT_SOUNDFONT
+    wanted = instruments or soundfont is not None
+    missing = instrument_renderer.unavailable(font) if wanted else "the default set is synthetic tones"
+    if missing and soundfont is not None:
+        raise ValueError(f"cannot render with {font}: {missing}; install with {instrument_renderer.INSTALL_HINT}")
+    if missing and wanted:
+        log.warning(
+            "demo set: %s, so the clips are synthetic tones, not instruments; install with %s",
+            missing,
+            instrument_renderer.INSTALL_HINT,
+        )
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     (tmp / "audio").mkdir(parents=True)
     names = [f"audio/clip_{i:04d}.wav" for i in range(clips)]
-    jobs = list(zip((tmp / n for n in names), np.random.SeedSequence(seed).spawn(clips)))
     workers = workers or min(4, os.cpu_count() or 1)
     try:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            all_tags = list(pool.map(_write_clip, jobs, chunksize=8))
+        if missing:
+            header, rows = ["path", "tags"], _synthetic_rows(tmp, names, seed, workers)
+            hint = "demo-data --instruments" if not wanted else instrument_renderer.INSTALL_HINT
+            note = f"Synthetic tones (seed {seed}): {missing}. For real instruments: {hint}.\n"
+        else:
+            header, rows = ["path", "tags", "split", "artist"], _real_rows(tmp, names, seed, font, workers)
+            note = f"Rendered with FluidSynth from {font.name} (seed {seed}); splits are disjoint by artist.\n"
         with (tmp / "tags.csv").open("w", newline="", encoding="utf-8") as fh:
             writer = csv.writer(fh)
-            writer.writerow(["path", "tags"])
-            writer.writerows([name, ";".join(tags)] for name, tags in zip(names, all_tags))
+            writer.writerow(header)
+            writer.writerows(rows)
+        (tmp / NOTES_FILE).write_text(note, encoding="utf-8")
         if out.exists():
             out.rmdir()
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -152,6 +260,14 @@ def make_demo_dataset(out: str | Path, clips: int = 300, seed: int = 0, workers:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return out
+
+
+def source_note(root: Path) -> str | None:
+    """What made a demo set (real instruments, or the synthetic fallback and why), if it says."""
+    try:
+        return (Path(root) / NOTES_FILE).read_text(encoding="utf-8", errors="replace").strip() or None
+    except OSError:
+        return None
 
 
 def default_demo_dir() -> Path:

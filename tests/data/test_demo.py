@@ -1,12 +1,26 @@
 import csv
 import hashlib
+import logging
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
 
-from autotag.data.demo import TAGS, make_demo_dataset, synthesize_clip
+from autotag.data import instruments
+from autotag.data.demo import NOTES_FILE, TAGS, artist_splits, make_demo_dataset, synthesize_clip
+from autotag.data.formats import read_csv_folder
+
+needs_fluidsynth = pytest.mark.skipif(
+    instruments.unavailable(instruments.DEFAULT_SOUNDFONT) is not None, reason="FluidSynth or FluidR3_GM is missing"
+)
+
+
+@pytest.fixture
+def no_soundfont(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The default soundfont is not installed: the demo set falls back to synthetic tones."""
+    monkeypatch.setattr(instruments, "DEFAULT_SOUNDFONT", tmp_path / "missing" / "FluidR3_GM.sf2")
 
 
 def _digest(folder: Path) -> str:
@@ -17,26 +31,79 @@ def _digest(folder: Path) -> str:
     return h.hexdigest()
 
 
-def test_same_seed_same_bytes_regardless_of_workers(tmp_path: Path) -> None:
-    a = make_demo_dataset(tmp_path / "a", clips=12, seed=3, workers=1)
-    b = make_demo_dataset(tmp_path / "b", clips=12, seed=3, workers=2)
-    c = make_demo_dataset(tmp_path / "c", clips=12, seed=4, workers=2)
+@pytest.mark.parametrize("source", [pytest.param("fluidsynth", marks=needs_fluidsynth), "synthetic"])
+def test_same_seed_same_bytes_regardless_of_workers(
+    source: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    real = source == "fluidsynth"
+    a = make_demo_dataset(tmp_path / "a", clips=12, seed=3, workers=1, instruments=real)
+    b = make_demo_dataset(tmp_path / "b", clips=12, seed=3, workers=2, instruments=real)
+    c = make_demo_dataset(tmp_path / "c", clips=12, seed=4, workers=2, instruments=real)
     assert _digest(a) == _digest(b) != _digest(c)
+    assert ("Synthetic" in (a / NOTES_FILE).read_text()) == (source == "synthetic")
 
 
-def test_written_in_the_plain_folder_format(tmp_path: Path) -> None:
-    out = make_demo_dataset(tmp_path / "demo", clips=20, seed=0)
+@needs_fluidsynth
+def test_instruments_in_the_plain_folder_format_split_by_artist(tmp_path: Path) -> None:
+    out = make_demo_dataset(tmp_path / "demo", clips=20, seed=0, instruments=True)
     rows = list(csv.DictReader((out / "tags.csv").open()))
-    assert len(rows) == 20 and set(rows[0]) == {"path", "tags"}
+    assert len(rows) == 20 and set(rows[0]) == {"path", "tags", "split", "artist"}
+    split_of_artist: dict[str, set[str]] = {}
     for row in rows:
         tags = row["tags"].split(";")
-        assert set(tags) <= set(TAGS) and ("fast" in tags) != ("slow" in tags)
+        assert set(tags) <= set(instruments.TAGS) and not {"fast", "slow"} <= set(tags)
+        split_of_artist.setdefault(row["artist"], set()).add(row["split"])
         audio, sr = sf.read(out / row["path"])
-        assert sr == 16000 and len(audio) == 160000 and np.abs(audio).max() <= 1.0
+        assert sr == 16000 and len(audio) == 160000 and 0.05 < np.abs(audio).max() < 1.0
+    assert all(len(splits) == 1 for splits in split_of_artist.values())
+    data = read_csv_folder(out)
+    assert {c.split for c in data.clips} == {"train", "valid", "test"} and not data.dropped
+    assert "FluidR3_GM" in (out / NOTES_FILE).read_text()
     assert not list(tmp_path.glob(".demo.tmp*"))
 
 
-def test_tags_are_audible() -> None:
+def test_artist_splits_keep_every_tag_in_valid_and_test() -> None:
+    rare = [[("a",), ("b",)]] + [[("b",)] * 3] * 8 + [[("a", "b"), ("a",)]]
+    splits = artist_splits(rare, seed=0)
+    assert splits.count("valid") == splits.count("test") == 1
+    assert {splits[0], splits[-1]} == {"valid", "test"}  # the only artists with "a"
+    assert splits == artist_splits(rare, seed=0)
+
+
+def test_falls_back_to_synthetic_tones_and_says_why(
+    no_soundfont: None, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="autotag.data.demo"):
+        out = make_demo_dataset(tmp_path / "demo", clips=10, seed=0, instruments=True)
+    assert "soundfont" in caplog.text and "bash scripts/setup.sh" in caplog.text
+    rows = list(csv.DictReader((out / "tags.csv").open()))
+    assert len(rows) == 10 and set(rows[0]) == {"path", "tags"}
+    for row in rows:
+        tags = row["tags"].split(";")
+        assert set(tags) <= set(TAGS) and ("fast" in tags) != ("slow" in tags)
+    assert "Synthetic" in (out / NOTES_FILE).read_text()
+
+
+def test_the_default_synthetic_set_warns_nothing(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="autotag.data.demo"):
+        out = make_demo_dataset(tmp_path / "demo", clips=10, seed=0)
+    assert not caplog.records and "demo-data --instruments" in (out / NOTES_FILE).read_text()
+
+
+def test_falls_back_without_libfluidsynth(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "fluidsynth", None)  # `import fluidsynth` raises ImportError
+    assert "FluidSynth is not usable" in (instruments.unavailable(instruments.DEFAULT_SOUNDFONT) or "")
+    out = make_demo_dataset(tmp_path / "demo", clips=10, seed=0, workers=1, instruments=True)
+    assert "Synthetic" in (out / NOTES_FILE).read_text()
+
+
+def test_a_soundfont_asked_for_must_exist(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="setup.sh"):
+        make_demo_dataset(tmp_path / "demo", clips=10, soundfont=tmp_path / "none.sf2")
+    assert not (tmp_path / "demo").exists()
+
+
+def test_synthetic_tags_are_audible() -> None:
     """Drums add low-frequency kick energy; fast clips have more onsets than slow ones."""
     kicks, onsets = {True: [], False: []}, {"fast": [], "slow": []}
     for seq in np.random.SeedSequence(11).spawn(40):

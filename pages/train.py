@@ -28,6 +28,8 @@ if "_app_nav" not in st.session_state:  # run alone by Streamlit's older pages/ 
 LRS = [1e-5, 2e-5, 5e-5, 1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3, 1e-2, 2e-2, 5e-2, 1e-1]
 BATCHES = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024]
 DEFAULTS = TrainConfig.model_fields
+#: "Start from" for random weights: a selectbox shows None as "Choose an option", not as a choice.
+SCRATCH = ""
 
 
 def _default(name: str):  # noqa: ANN202 - a config default of any type
@@ -45,6 +47,7 @@ def _init_state() -> None:
             st.session_state.setdefault(f"train_{name}", _default(name))
     st.session_state.setdefault("train_data", str(default_demo_dir()))
     st.session_state.setdefault("train_name", "")
+    st.session_state["train_init_from"] = SCRATCH
     st.session_state.setdefault("train_session", uuid.uuid4().hex)
     _apply_model_defaults()
 
@@ -59,7 +62,7 @@ def _apply_model_defaults() -> None:
 def _apply_source() -> None:
     """Starting from a run needs its model and features: take them over when one is chosen."""
     source = st.session_state["train_init_from"]
-    if source is None:
+    if source == SCRATCH:
         st.session_state["train_freeze_epochs"] = 0
         return
     for key, value in source_settings(source).items():
@@ -69,6 +72,7 @@ def _apply_source() -> None:
 def _quick_demo() -> None:
     st.session_state["train_data"] = str(default_demo_dir())
     st.session_state.update({f"train_{k}": v for k, v in QUICK_DEMO.items()}, train_name="quick-demo")
+    st.session_state.update(train_init_from=SCRATCH, train_freeze_epochs=0)  # the demo starts from scratch
     _apply_model_defaults()
 
 
@@ -157,9 +161,9 @@ with c5:
     _slider("Chunk length (s)", "chunk_seconds", step=0.01)
 with c6:
     st.number_input("Seed", min_value=0, max_value=2**31 - 1, key="train_seed", persist_state="session")
-sources = [None] + [str(r.path) for r in list_runs(default_runs_dir()) if r.state is RunState.COMPLETED]
+sources = [SCRATCH] + [str(r.path) for r in list_runs(default_runs_dir()) if r.state is RunState.COMPLETED]
 if st.session_state["train_init_from"] not in sources:  # its run was deleted meanwhile
-    st.session_state["train_init_from"] = None
+    st.session_state["train_init_from"] = SCRATCH
 s1, s2 = st.columns([2, 1])
 with s1:
     st.selectbox(
@@ -168,11 +172,13 @@ with s1:
         key="train_init_from",
         persist_state="session",
         on_change=_apply_source,
-        format_func=lambda p: "scratch (random weights)" if p is None else f"run {Path(p).name} (its best checkpoint)",
+        format_func=lambda p: (
+            "scratch (random weights)" if p == SCRATCH else f"run {Path(p).name} (its best checkpoint)"
+        ),
         help=DEFAULTS["init_from"].description,
     )
 with s2:
-    _slider("Epochs with a frozen backbone", "freeze_epochs", disabled=st.session_state["train_init_from"] is None)
+    _slider("Epochs with a frozen backbone", "freeze_epochs", disabled=st.session_state["train_init_from"] == SCRATCH)
 
 with st.expander("Advanced"):
     a1, a2, a3 = st.columns(3)
@@ -242,7 +248,9 @@ with st.expander("Advanced"):
         st.selectbox("STFT hop (samples)", [128, 160, 256, 512, 1024], key="train_hop_length", persist_state="session")
     with f4:
         _slider("Lowest mel frequency (Hz)", "f_min", step=10.0)
-values = {f: st.session_state[f"train_{f}"] for f in DEFAULTS}
+values = {f: st.session_state[f"train_{f}"] for f in DEFAULTS} | {
+    "init_from": st.session_state["train_init_from"] or None
+}
 try:
     config = make_config(**values)
 except ConfigError as exc:

@@ -12,16 +12,26 @@ import soundfile as sf
 from autotag.config import TrainConfig, make_config
 
 
+@pytest.fixture(scope="session")
+def _step_times(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("estimate") / "step_times.json"
+
+
 @pytest.fixture(autouse=True)
-def _isolated_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def _isolated_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, _step_times: Path) -> None:
     """Every test gets its own feature cache and runs folder, and no pre-warmed trainer.
 
     A warm trainer holds torch in memory (~0.5 GB) for as long as the process that asked
     for it lives; tests that want one turn it on themselves (tests/runs/test_warm.py).
+    The Train page's timed training steps are a fact of the machine: one file for the
+    session, so each page test does not time the default model again (seconds each).
     """
+    from autotag.training import estimate
+
     monkeypatch.setenv("AUTOTAG_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("AUTOTAG_RUNS_DIR", str(tmp_path / "runs"))
     monkeypatch.setenv("AUTOTAG_WARM", "0")
+    monkeypatch.setattr(estimate, "_cache_file", lambda: _step_times)
 
 
 def tone(seconds: float = 1.0, freq: float = 440.0, sr: int = 16000, channels: int = 1) -> np.ndarray:

@@ -16,8 +16,9 @@ def test_durations_read_as_precisely_as_an_estimate_deserves() -> None:
 
 
 def test_steps_are_timed_once_then_the_estimate_scales_with_the_run(
-    small_csv_dataset: Path, monkeypatch: pytest.MonkeyPatch
+    small_csv_dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(estimate, "_cache_file", lambda: tmp_path / "step_times.json")
     timed = []
     real = estimate._time_steps
     monkeypatch.setattr(estimate, "_time_steps", lambda *a: timed.append(a) or real(*a))
@@ -31,3 +32,9 @@ def test_steps_are_timed_once_then_the_estimate_scales_with_the_run(
     second = estimate.estimate_run(longer, ds.split("train"), ds.split("valid"))
     assert len(timed) == 1 and second.steps_per_epoch == 4 and second.epoch_s > first.epoch_s
     assert not first.long and estimate.TimeEstimate("cpu", 1.0, 1, 10.0, 7200.0).long
+
+
+def test_step_times_are_kept_beside_the_feature_cache(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.undo()  # the suite shares one file between tests (tests/conftest.py)
+    monkeypatch.setenv("AUTOTAG_CACHE_DIR", str(tmp_path / "features"))
+    assert estimate._cache_file() == tmp_path / "step_times.json"

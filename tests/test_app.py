@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from autotag.config import TrainConfig, field_choices, field_range
@@ -77,6 +78,7 @@ def test_train_page_estimates_the_training_time_before_launch(
     # fixed here, so that which side of an hour a run lands on does not depend on the load.
     per_chunk = {"shortchunk_cnn": 0.5, "tiny": 0.01}
     monkeypatch.setattr(estimate, "chunk_seconds", lambda model, *_: per_chunk[model])
+    st.cache_data.clear()  # the page keeps estimates per config for the process: an earlier test's would show
     at = _page("pages/train.py", timeout=120)
     # The default model for 100 epochs takes hours on a 2-core CPU: said as a warning.
     assert at.warning[0].value.startswith("Training time on this CPU: about ")

@@ -265,6 +265,17 @@ class RunFolder:
         except (OSError, ValueError):
             return None
 
+    def read_config(self) -> dict[str, Any]:
+        """config.yaml as written, unvalidated (a run from an older version may lack newer fields).
+
+        Raises:
+            OSError, yaml.YAMLError: it cannot be read.
+        """
+        import yaml
+
+        raw = yaml.safe_load(self.config.read_text(encoding="utf-8"))
+        return raw if isinstance(raw, dict) else {}
+
     def read_status(self) -> RunStatus:
         """status.json as a record; state "unknown" when it is missing or unreadable."""
         data = self.read_json(self.status_file)

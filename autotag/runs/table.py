@@ -65,7 +65,7 @@ def _config_basics(run_dir: Path) -> tuple[str | None, str | None]:
     import yaml
 
     try:
-        cfg = yaml.safe_load(RunFolder(run_dir).config.read_text(encoding="utf-8")) or {}
+        cfg = RunFolder(run_dir).read_config()
     except (OSError, yaml.YAMLError):
         return None, None
     return cfg.get("model"), cfg.get("data")
@@ -76,9 +76,7 @@ def config_differences(runs: list[Path]) -> dict[str, dict[str, Any]]:
 
     A field that one run's config.yaml lacks (an older run) counts as None there.
     """
-    import yaml
-
-    configs = {run.name: yaml.safe_load(RunFolder(run).config.read_text(encoding="utf-8")) or {} for run in runs}
+    configs = {run.name: RunFolder(run).read_config() for run in runs}
     keys = sorted({k for c in configs.values() for k in c})
     return {
         k: {name: c.get(k) for name, c in configs.items()}

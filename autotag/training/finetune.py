@@ -14,8 +14,6 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import yaml
-
 from autotag.config import TrainConfig, make_config
 from autotag.runs.checkpoints import checkpoint_candidates
 from autotag.runs.folder import RunError, RunFolder
@@ -44,8 +42,7 @@ def check_init_source(config: TrainConfig) -> None:
     source = RunFolder(Path(config.init_from))
     if not source.is_run:
         raise RunError(f"cannot start from {source.path}: it is not a run folder (no {source.config.name})")
-    raw = yaml.safe_load(source.config.read_text(encoding="utf-8")) or {}
-    theirs = make_config(**{**raw, "init_from": None, "freeze_epochs": 0})
+    theirs = make_config(**{**source.read_config(), "init_from": None, "freeze_epochs": 0})
     mine, other = _resolved(config), _resolved(theirs)
     diffs = [f"{k} {other[k]} there, {mine[k]} here" for k in SAME if mine[k] != other[k]]
     if diffs:
@@ -58,7 +55,7 @@ def check_init_source(config: TrainConfig) -> None:
 
 def source_settings(source_dir: str | Path) -> dict[str, Any]:
     """The source run's model and feature settings as its config.yaml has them, to copy into a new config."""
-    raw = yaml.safe_load(RunFolder(Path(source_dir)).config.read_text(encoding="utf-8")) or {}
+    raw = RunFolder(Path(source_dir)).read_config()
     return {k: raw[k] for k in (*SAME, "chunk_seconds") if k in raw}
 
 

@@ -57,10 +57,14 @@ class Augment(nn.Module):
         s = self.settings
         if s.gain_db:
             mels = mels + (torch.rand(len(mels), 1, 1, device=mels.device) * 2 - 1) * s.gain_db
-        if s.noise_snr_db:
-            mels = _add_noise(mels, s.noise_snr_db)
-        if s.mixup and len(mels) > 1:
-            mels, targets = _mixup(mels, targets, s.mixup)
+        mix = bool(s.mixup) and len(mels) > 1
+        if s.noise_snr_db or mix:  # both work on power: one conversion there and back
+            power = _to_power(mels)
+            if s.noise_snr_db:
+                power = _add_noise(power, s.noise_snr_db)
+            if mix:
+                power, targets = _mixup(power, targets, s.mixup)
+            mels = _to_db(power)
         if self.freq is not None or self.time is not None:
             mean = mels.mean(dim=(1, 2), keepdim=True)
             centred = (mels - mean)[:, None]  # (batch, 1, mels, frames): iid masks need a channel axis
@@ -83,30 +87,29 @@ def _to_db(power: torch.Tensor) -> torch.Tensor:
     return _DB * torch.log(power.clamp_min(1e-10))  # AmplitudeToDB's floor: -100 dB
 
 
-def _add_noise(mels: torch.Tensor, min_snr_db: float) -> torch.Tensor:
+def _add_noise(power: torch.Tensor, min_snr_db: float) -> torch.Tensor:
     """White-ish noise of random colour at an SNR in [min_snr_db, min_snr_db + SNR_SPAN_DB].
 
     The noise's spectrum is a random tilt over the mel bands (white to pink-like), with
     exponentially distributed power per bin, as a periodogram of Gaussian noise has.
     """
-    n, bands = mels.shape[:2]
-    power = _to_power(mels)
-    snr_db = min_snr_db + torch.rand(n, 1, 1, device=mels.device) * SNR_SPAN_DB
-    tilt = torch.linspace(0.0, 1.0, bands, device=mels.device)[None, :, None]
-    shape = torch.exp(-tilt * torch.rand(n, 1, 1, device=mels.device) * math.log(10.0))  # top band up to 10 dB down
+    n, bands = power.shape[:2]
+    snr_db = min_snr_db + torch.rand(n, 1, 1, device=power.device) * SNR_SPAN_DB
+    tilt = torch.linspace(0.0, 1.0, bands, device=power.device)[None, :, None]
+    shape = torch.exp(-tilt * torch.rand(n, 1, 1, device=power.device) * math.log(10.0))  # top band up to 10 dB down
     shape = shape / shape.mean(dim=1, keepdim=True)
     # Per band and example: the level of the noise (small tensors; one full-size multiply below).
-    level = shape * power.mean(dim=(1, 2), keepdim=True) * torch.exp(-snr_db / _DB) / 2
-    real, imag = torch.randn_like(mels), torch.randn_like(mels)
-    grain = torch.addcmul(real * real, imag, imag)  # |complex Gaussian|^2 = 2 x exponential(1): no log
-    return _to_db(torch.addcmul(power, grain, level))
+    level = shape * power.mean(dim=(1, 2), keepdim=True) * torch.exp(-snr_db / _DB)
+    # Exponential(1) by inversion: one uniform draw per bin, half the cost of two Gaussians.
+    grain = torch.log1p(-torch.rand_like(power)).neg_()
+    return torch.addcmul(power, grain, level)
 
 
-def _mixup(mels: torch.Tensor, targets: torch.Tensor, alpha: float) -> tuple[torch.Tensor, torch.Tensor]:
+def _mixup(power: torch.Tensor, targets: torch.Tensor, alpha: float) -> tuple[torch.Tensor, torch.Tensor]:
     """Each example mixed with another of the batch, weight from Beta(alpha, alpha) (>= 0.5 for its own)."""
-    weight = torch.distributions.Beta(alpha, alpha).sample((len(mels),)).to(mels.device, mels.dtype)
+    weight = torch.distributions.Beta(alpha, alpha).sample((len(power),)).to(power.device, power.dtype)
     weight = torch.maximum(weight, 1 - weight)  # the example stays the louder part of its mix
-    other = torch.randperm(len(mels), device=mels.device)
+    other = torch.randperm(len(power), device=power.device)
     w = weight[:, None, None]
-    mixed = _to_db(w * _to_power(mels) + (1 - w) * _to_power(mels[other]))
+    mixed = w * power + (1 - w) * power[other]
     return mixed, weight[:, None] * targets + (1 - weight[:, None]) * targets[other]

@@ -11,7 +11,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     AUTOTAG_CACHE_DIR=/data/cache \
     AUTOTAG_DEMO_DIR=/data/demo
 
-# FluidSynth and two General MIDI soundfonts for `demo-data --instruments` (see scripts/setup.sh).
+# FluidSynth and two General MIDI soundfonts for the demo set's instruments (see scripts/setup.sh).
 RUN apt-get update \
     && apt-get install -y --no-install-recommends libfluidsynth3 fluid-soundfont-gm timgm6mb-soundfont \
     && rm -rf /var/lib/apt/lists/*

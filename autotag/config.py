@@ -59,7 +59,9 @@ class TrainConfig(BaseModel):
         None, ge=0.5, le=60.0, description="Training chunk length in s; empty = the model's paper value"
     )
     eval_chunks: int = Field(16, ge=1, le=256, description="Most chunks per clip scored in validation and test")
-    chunks_per_clip: int = Field(1, ge=1, le=64, description="Random training chunks drawn from each clip per epoch")
+    # 4, not the papers' 1: on the demo set it reaches a higher validation ROC-AUC (benchmarks.schedule),
+    # and each epoch's validation pass costs a quarter as much per training chunk.
+    chunks_per_clip: int = Field(4, ge=1, le=64, description="Random training chunks drawn from each clip per epoch")
 
     # Optimisation
     lr: float = Field(1e-3, gt=0.0, le=1.0, description="Adam learning rate")
@@ -85,7 +87,9 @@ class TrainConfig(BaseModel):
     noise_snr_db: float = Field(
         0.0, ge=0.0, le=60.0, description="Noise at an SNR from this to 20 dB above it, in dB; 0 = off"
     )
-    mixup: float = Field(0.0, ge=0.0, le=1.0, description="Mixup: alpha of the Beta mixing weight; 0 = off")
+    # The one augmentation on by default: the best of the on/off ablation on both the demo set's
+    # test split and unheard sounds (README, benchmarks.recipes).
+    mixup: float = Field(0.2, ge=0.0, le=1.0, description="Mixup: alpha of the Beta mixing weight; 0 = off")
 
     # Hardware
     accelerator: Literal["auto", "cpu", "gpu"] = Field("auto", description="auto uses a GPU when there is one")
@@ -173,8 +177,9 @@ class TrainConfig(BaseModel):
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
 
 
-#: The "quick demo": `tiny` on the built-in demo set, 22 s on a 2-core CPU (benchmarks.quick_demo).
-QUICK_DEMO: dict[str, Any] = {"model": "tiny", "max_epochs": 15, "patience": 5, "batch_size": 16, "lr": 1e-3}
+#: The "quick demo": `tiny` on the built-in demo set in under a minute on a 2-core CPU
+#: (benchmarks.quick_demo); lr 3e-3 learns the real-instrument set faster than 1e-3 in 20 epochs.
+QUICK_DEMO: dict[str, Any] = {"model": "tiny", "max_epochs": 20, "patience": 8, "batch_size": 16, "lr": 3e-3}
 
 
 def make_config(**values: Any) -> TrainConfig:

@@ -45,20 +45,24 @@ apt_install() {
   fi
 }
 
-# `demo-data --instruments` renders real instrument sounds with libfluidsynth: FluidR3_GM for the
+# `demo-data` renders the demo set's real instrument sounds with libfluidsynth: FluidR3_GM for the
 # set, TimGM6mb for a test set of sounds the model never heard. Without them it falls back to
 # synthetic tones, so a failed install is a warning, not the end of set-up.
 SF2=/usr/share/sounds/sf2
 if ! { ldconfig -p | grep 'libfluidsynth\.so\.3' >/dev/null && [[ -f $SF2/FluidR3_GM.sf2 && -f $SF2/TimGM6mb.sf2 ]]; }; then
-  echo "setup: installing Debian's libfluidsynth3, fluid-soundfont-gm and timgm6mb-soundfont (demo-data --instruments)"
+  echo "setup: installing Debian's libfluidsynth3, fluid-soundfont-gm and timgm6mb-soundfont (the demo set's instruments)"
   apt_install libfluidsynth3 fluid-soundfont-gm timgm6mb-soundfont \
-    || echo "setup: could not install them; demo-data --instruments will make synthetic tones instead" >&2
+    || echo "setup: could not install them; the demo set will be synthetic tones instead" >&2
 fi
 
 if [[ ! -f data/demo/tags.csv ]]; then
   echo "setup: generating the built-in demo data set in data/demo"
   rm -rf data/demo
   .venv/bin/python -m autotag demo-data data/demo --clips 300 --seed 0
+elif grep -q '^Synthetic tones' data/demo/SOURCE.txt 2>/dev/null; then
+  # Kept: runs may have trained on it. A new folder gets the real instruments.
+  echo "setup: data/demo holds synthetic tones; for the real-instrument demo set, move it away" \
+    "(mv data/demo data/demo-tones) and run this again"
 fi
 
 if [[ $DEV == 1 ]] && ! { command -v chromium >/dev/null && command -v chromedriver >/dev/null; }; then

@@ -75,12 +75,17 @@ def demo_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """
     from autotag.data.demo import make_demo_dataset
 
-    return make_demo_dataset(tmp_path_factory.mktemp("demo") / "demo", clips=120, seed=1)
+    return make_demo_dataset(tmp_path_factory.mktemp("demo") / "demo", clips=120, seed=1, synthetic=True)
 
 
 def tiny_config(data: Path, **overrides: object) -> TrainConfig:
-    """The real config schema, shrunk for tests: tiny model, short chunks, few epochs."""
+    """The real config schema, shrunk for tests: tiny model, short chunks, few epochs.
+
+    One chunk per clip and epoch (the default is 4): the process tests count epochs and kill
+    trainers mid-run, and four chunks would make each of their fits four times longer.
+    """
     values: dict = {"data": str(data), "model": "tiny", "max_epochs": 2, "batch_size": 4, "chunk_seconds": 0.5}
+    values["chunks_per_clip"] = 1
     values.update(overrides)
     return make_config(**values)
 

@@ -17,9 +17,9 @@ import soundfile as sf
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from autotag.config import TrainConfig, field_choices, field_range
+from autotag.config import QUICK_DEMO, TrainConfig, field_choices, field_range
 from autotag.runs import manager
-from autotag.runs.folder import default_runs_dir
+from autotag.runs.folder import RunFolder, default_runs_dir
 from tests.conftest import tone
 
 APP = str(Path(__file__).parent.parent / "app.py")
@@ -82,7 +82,8 @@ def test_train_page_estimates_the_training_time_before_launch(
     at = _page("pages/train.py", timeout=120)
     # The default model for 100 epochs takes hours on a 2-core CPU: said as a warning.
     assert at.warning[0].value.startswith("Training time on this CPU: about ")
-    assert "per epoch (6 steps of 16 chunks, and validation), up to " in at.warning[0].value  # 96 train clips
+    # 96 train clips x 4 chunks per clip (the default) / batch 16
+    assert "per epoch (24 steps of 16 chunks, and validation), up to " in at.warning[0].value
     assert "for 100 epochs" in at.warning[0].value and "The tiny model, fewer epochs or a GPU" in at.warning[0].value
     at.selectbox(key="train_model").set_value("tiny").run()
     shown = [c.value for c in at.caption if c.value.startswith("Training time on this CPU")]
@@ -205,6 +206,9 @@ def test_launch_from_train_page_runs_to_completion(demo_dataset: Path, monkeypat
     run = manager.list_runs()[0]
     assert run.state == "completed", manager.log_tail(run.path)
     assert (run.path / "metrics.json").is_file() and (run.path / "thresholds.json").is_file()
+    # Every preset value reached the run: a value the widget has no stop for would be replaced.
+    saved = RunFolder(run.path).read_config()
+    assert {k: saved[k] for k in QUICK_DEMO} == {**QUICK_DEMO, "max_epochs": 2}
 
 
 def test_quick_demo_button_on_the_empty_runs_page(demo_dataset: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -61,7 +61,7 @@ def _cmd_demo_data(args: argparse.Namespace) -> int:
 
     try:
         out = make_demo_dataset(
-            args.out, clips=args.clips, seed=args.seed, instruments=args.instruments, soundfont=args.soundfont
+            args.out, clips=args.clips, seed=args.seed, synthetic=args.synthetic, soundfont=args.soundfont
         )
     except ValueError as exc:
         raise UsageError(str(exc)) from None
@@ -224,14 +224,14 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--clips", type=int, default=300, help="number of 10 s clips (default 300)")
     demo.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     demo.add_argument(
-        "--instruments",
+        "--synthetic",
         action="store_true",
-        help="render real instruments with FluidSynth (default: synthetic tones)",
+        help="synthetic tones instead of real instruments (the set made when FluidSynth is missing)",
     )
     demo.add_argument(
         "--soundfont",
         default=None,
-        help="General MIDI .sf2 to render the instruments with (implies --instruments; default FluidR3_GM; "
+        help="General MIDI .sf2 to render the instruments with (default FluidR3_GM; "
         "e.g. /usr/share/sounds/sf2/TimGM6mb.sf2 for sounds a demo model never heard)",
     )
     demo.set_defaults(func=_cmd_demo_data)

@@ -1,13 +1,13 @@
-"""The built-in demo data sets, made on the spot: synthetic tones, or real instruments.
+"""The built-in demo data sets, made on the spot: real instruments, or synthetic tones.
 
-The default set mixes synthetic instrument-like voices (plucked, bowed, blown, mallet,
-bass), drums half of the time, at a slow (60-85 BPM) or fast (140-180 BPM) tempo: the
-quick demo learns it in seconds. With `instruments`, FluidSynth and a General MIDI
-soundfont (`scripts/setup.sh` installs both) render multi-instrument pieces
-(`autotag.data.instruments`), tagged with the GM families that sound in them and
-`fast`/`slow`, grouped into artists whose clips all land in one split; without them it
-falls back to the tones, and a warning says what is missing. Either way the same seed (and
-soundfont) gives byte-identical files on any machine and worker count.
+The default set: FluidSynth and a General MIDI soundfont (`scripts/setup.sh` installs
+both) render multi-instrument pieces (`autotag.data.instruments`), tagged with the GM
+families that sound in them and `fast`/`slow`, grouped into artists whose clips all land
+in one split. Without FluidSynth or the soundfont, or when asked (`synthetic`), the clips
+are synthetic instrument-like voices (plucked, bowed, blown, mallet, bass), drums half of
+the time, at a slow (60-85 BPM) or fast (140-180 BPM) tempo; a fallback says in a warning
+and in SOURCE.txt what is missing. Either way the same seed (and soundfont) gives
+byte-identical files on any machine and worker count.
 """
 
 from __future__ import annotations
@@ -202,34 +202,35 @@ def make_demo_dataset(
     clips: int = 300,
     seed: int = 0,
     workers: int | None = None,
-    instruments: bool = False,
+    synthetic: bool = False,
     soundfont: str | Path | None = None,
 ) -> Path:
     """Write `clips` demo clips, `tags.csv` (plain folder format) and a SOURCE.txt note into `out`.
 
-    `instruments` (implied by a `soundfont`) renders real instruments from `soundfont`
-    (default: FluidR3_GM). When the default cannot be used, the clips are synthetic tones
-    and a warning names what is missing; a soundfont asked for by name must work, since a
-    generalisation set of synthetic tones would mislead.
+    Real instruments rendered from `soundfont` (default: FluidR3_GM), or synthetic tones
+    when `synthetic`. When the default soundfont cannot be used, the clips are synthetic
+    tones and a warning names what is missing; a soundfont asked for by name must work,
+    since a generalisation set of synthetic tones would mislead.
     The folder appears complete or not at all: clips are written into a temporary
     sibling folder that is renamed at the end.
 
     Raises:
         FileExistsError: `out` exists and is not empty.
-        ValueError: `clips` is below 10 (too few for three splits), or the `soundfont`
-            asked for cannot be used.
+        ValueError: `clips` is below 10 (too few for three splits), both `synthetic` and a
+            `soundfont` are asked for, or the `soundfont` asked for cannot be used.
     """
     out = absolute(out)
     if clips < 10:
         raise ValueError(f"--clips must be at least 10 so every split gets clips, got {clips}")
+    if synthetic and soundfont is not None:
+        raise ValueError("--synthetic makes tones without a soundfont; give one of --synthetic and --soundfont")
     if out.exists() and any(out.iterdir()):
         raise FileExistsError(f"{out} exists and is not empty; choose a new folder")
     font = absolute(soundfont) if soundfont is not None else instrument_renderer.DEFAULT_SOUNDFONT
-    wanted = instruments or soundfont is not None
-    missing = instrument_renderer.unavailable(font) if wanted else "the default set is synthetic tones"
+    missing = "asked for (--synthetic)" if synthetic else instrument_renderer.unavailable(font)
     if missing and soundfont is not None:
         raise ValueError(f"cannot render with {font}: {missing}; install with {instrument_renderer.INSTALL_HINT}")
-    if missing and wanted:
+    if missing and not synthetic:
         log.warning(
             "demo set: %s, so the clips are synthetic tones, not instruments; install with %s",
             missing,
@@ -243,7 +244,7 @@ def make_demo_dataset(
     try:
         if missing:
             header, rows = ["path", "tags"], _synthetic_rows(tmp, names, seed, workers)
-            hint = "demo-data --instruments" if not wanted else instrument_renderer.INSTALL_HINT
+            hint = "python -m autotag demo-data OUT" if synthetic else instrument_renderer.INSTALL_HINT
             note = f"Synthetic tones (seed {seed}): {missing}. For real instruments: {hint}.\n"
         else:
             header, rows = ["path", "tags", "split", "artist"], _real_rows(tmp, names, seed, font, workers)

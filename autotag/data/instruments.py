@@ -35,10 +35,12 @@ DEFAULT_SOUNDFONT = SOUNDFONT_DIR / "FluidR3_GM.sf2"  # Debian fluid-soundfont-g
 OTHER_SOUNDFONT = SOUNDFONT_DIR / "TimGM6mb.sf2"  # Debian timgm6mb-soundfont: sounds the model never heard
 INSTALL_HINT = "bash scripts/setup.sh (Debian packages libfluidsynth3 fluid-soundfont-gm timgm6mb-soundfont)"
 
-# GM programs (0-based) per family and role; a clip draws one at random. Instruments whose
-# plain-word family is ambiguous (harpsichord, accordion, pizzicato, choir pads) are left out.
+# GM programs (0-based) per family and role; a clip draws one at random, so a program listed
+# twice is drawn twice as often (most piano in tagged music is an acoustic grand, not an
+# electric piano). Instruments whose plain-word family is ambiguous (harpsichord, accordion,
+# pizzicato, choir pads) are left out.
 FAMILIES: dict[str, dict[str, tuple[int, ...]]] = {
-    "piano": {"chords": (0, 1, 2, 3, 4, 5), "melody": (0, 1, 2, 4, 5)},
+    "piano": {"chords": (0, 0, 0, 1, 1, 2, 3, 4, 5), "melody": (0, 0, 0, 1, 1, 2, 4, 5)},
     "organ": {"chords": (16, 17, 18, 19, 20), "melody": (16, 17, 18)},
     "guitar": {"chords": (24, 25, 26, 27, 29, 30), "melody": (24, 25, 26, 27, 29, 30)},
     "strings": {"chords": (44, 48, 49, 50), "melody": (40, 41, 42)},
@@ -49,6 +51,19 @@ FAMILIES: dict[str, dict[str, tuple[int, ...]]] = {
     "bass": {"bass": (32, 33, 34, 35, 36, 37, 38)},
 }
 MELODIC = ("piano", "organ", "guitar", "strings", "brass", "reed", "flute", "synth")
+# How often each family joins an artist's palette: guitar and piano lead the instrument tags
+# of MagnaTagATune and MTG-Jamendo, wind instruments trail.
+PALETTE_WEIGHTS = {
+    "piano": 0.2,
+    "organ": 0.1,
+    "guitar": 0.18,
+    "strings": 0.14,
+    "brass": 0.09,
+    "reed": 0.09,
+    "flute": 0.08,
+    "synth": 0.12,
+}
+SOLO_P = 0.15  # clips of one instrument alone (both hands of a piano, a guitar strumming and picking)
 DRUM_KITS = (0, 8, 16, 24, 25, 32, 40)  # standard, room, power, electronic, TR-808, jazz, brush
 TAGS = (*FAMILIES, "drums", "fast", "slow")
 _REGISTER = {  # lowest and highest melody key per family
@@ -155,7 +170,12 @@ def make_artist(rng: np.random.Generator) -> ArtistStyle:
     bpm_range = ((62.0, 89.0), (90.0, 119.0), (120.0, 170.0))[band]
     drums_p = float(rng.choice((0.15, 0.5, 0.85)))
     return ArtistStyle(
-        palette=tuple(str(f) for f in rng.choice(MELODIC, size=int(rng.integers(3, 5)), replace=False)),
+        palette=tuple(
+            str(f)
+            for f in rng.choice(
+                MELODIC, size=int(rng.integers(3, 5)), replace=False, p=[PALETTE_WEIGHTS[f] for f in MELODIC]
+            )
+        ),
         drums_p=drums_p,
         bass_p=float(np.clip(drums_p + rng.uniform(-0.3, 0.2), 0.1, 0.9)),
         bpm_range=bpm_range,
@@ -354,8 +374,31 @@ def _late(notes: list[Note], rng: np.random.Generator, preroll: float, bar: floa
 
 
 def compose(rng: np.random.Generator, style: ArtistStyle) -> Piece:
-    """A random piece in the artist's style: 1-3 melodic parts, maybe bass, maybe drums."""
+    """A random piece in the artist's style: 1-3 melodic parts, maybe bass, maybe drums; or a solo.
+
+    A solo is one instrument alone, playing chords and a melody at once when its family
+    comps (a pianist's two hands): the clean examples of a timbre that real collections
+    have plenty of, and that a mix of four instruments never gives.
+    """
     c = _Composer(rng, style)
+    parts = _solo(c, str(rng.choice(style.palette))) if rng.random() < SOLO_P else _band(c, style)
+    return _produce(c, style, parts)
+
+
+def _solo(c: _Composer, family: str) -> list[Part]:
+    """One instrument: chords and a melody (on the same program where it plays both) when the family comps."""
+    programs = FAMILIES[family]
+    program = int(c.rng.choice(programs["melody"]))
+    parts = [Part(family, "melody", program, c.melody(family), 0, 0, 0)]
+    if "chords" in programs:
+        comp = program if program in programs["chords"] else int(c.rng.choice(programs["chords"]))
+        parts.insert(0, Part(family, "chords", comp, c.chords(family), 0, 0, 0))
+    return parts
+
+
+def _band(c: _Composer, style: ArtistStyle) -> list[Part]:
+    """1-3 melodic parts from the palette (sometimes beyond it), maybe bass, maybe drums."""
+    rng = c.rng
     n_melodic = int(rng.choice((1, 2, 3), p=(0.3, 0.45, 0.25)))
     families: list[str] = []
     while len(families) < n_melodic:
@@ -377,6 +420,12 @@ def compose(rng: np.random.Generator, style: ArtistStyle) -> Piece:
         role = "chords" if family == chord_family else "melody"
         notes = c.chords(family) if role == "chords" else c.melody(family)
         parts.append(Part(family, role, int(rng.choice(FAMILIES[family][role])), notes, 0, 0, 0))
+    return parts
+
+
+def _produce(c: _Composer, style: ArtistStyle, parts: list[Part]) -> Piece:
+    """Mix and master the parts: late entries, levels, sends, EQ, noise."""
+    rng = c.rng
     for i, part in enumerate(parts):
         if i > 0 and rng.random() < 0.25:
             part.notes = _late(part.notes, rng, c.preroll, c.bar)
@@ -570,7 +619,11 @@ class ClipResult:
 def render_clip(renderer: Renderer, style: ArtistStyle, seed_seq: np.random.SeedSequence) -> ClipResult:
     """Compose, render and master one clip; programs the soundfont lacks are redrawn."""
     rng = np.random.default_rng(seed_seq)
-    piece = compose(rng, style)
+    return _finish(renderer, compose(rng, style), rng)
+
+
+def _finish(renderer: Renderer, piece: Piece, rng: np.random.Generator) -> ClipResult:
+    """Render and master a piece, first redrawing the programs the soundfont lacks."""
     for part in piece.parts:
         drums = part.family == "drums"
         choices = DRUM_KITS if drums else FAMILIES[part.family][part.role]
@@ -578,3 +631,17 @@ def render_clip(renderer: Renderer, style: ArtistStyle, seed_seq: np.random.Seed
             part.program = next(p for p in choices if renderer.has_program(p, drums))
     audio = master(renderer.render(piece), piece, rng)
     return ClipResult(audio, piece_tags(piece), piece)
+
+
+def solo_clip(renderer: Renderer, family: str, seed: int) -> ClipResult:
+    """One instrument family playing alone, as `compose` makes its solos: a stand-in for a user's recording of it.
+
+    Raises:
+        ValueError: `family` is not one of the melodic families.
+    """
+    if family not in MELODIC:
+        raise ValueError(f"no solo for {family!r}; melodic families: {', '.join(MELODIC)}")
+    rng = np.random.default_rng(seed)
+    style = make_artist(rng)
+    c = _Composer(rng, style)
+    return _finish(renderer, _produce(c, style, _solo(c, family)), rng)

@@ -27,7 +27,7 @@ from crc32c import crc32c
 from google.protobuf.message import DecodeError
 from tensorboard.compat.proto.event_pb2 import Event
 
-_EVENT_GLOB = "events.out.tfevents.*"
+EVENT_GLOB = "events.out.tfevents.*"
 _STAMP = re.compile(r"events\.out\.tfevents\.(\d+)")
 
 
@@ -143,7 +143,7 @@ class CurveReader:
     def refresh(self) -> int:
         """Read new records of every event file; returns how many scalar points arrived."""
         with self._lock:
-            files = sorted(self.log_dir.glob(_EVENT_GLOB), key=_file_order) if self.log_dir.is_dir() else []
+            files = sorted(self.log_dir.glob(EVENT_GLOB), key=_file_order) if self.log_dir.is_dir() else []
             added = 0
             for path in files:
                 tail = self._tails.setdefault(path, EventFileTail(path))

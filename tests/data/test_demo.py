@@ -35,17 +35,17 @@ def _digest(folder: Path) -> str:
 def test_same_seed_same_bytes_regardless_of_workers(
     source: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
-    real = source == "fluidsynth"
-    a = make_demo_dataset(tmp_path / "a", clips=12, seed=3, workers=1, instruments=real)
-    b = make_demo_dataset(tmp_path / "b", clips=12, seed=3, workers=2, instruments=real)
-    c = make_demo_dataset(tmp_path / "c", clips=12, seed=4, workers=2, instruments=real)
+    tones = source == "synthetic"
+    a = make_demo_dataset(tmp_path / "a", clips=12, seed=3, workers=1, synthetic=tones)
+    b = make_demo_dataset(tmp_path / "b", clips=12, seed=3, workers=2, synthetic=tones)
+    c = make_demo_dataset(tmp_path / "c", clips=12, seed=4, workers=2, synthetic=tones)
     assert _digest(a) == _digest(b) != _digest(c)
     assert ("Synthetic" in (a / NOTES_FILE).read_text()) == (source == "synthetic")
 
 
 @needs_fluidsynth
-def test_instruments_in_the_plain_folder_format_split_by_artist(tmp_path: Path) -> None:
-    out = make_demo_dataset(tmp_path / "demo", clips=20, seed=0, instruments=True)
+def test_instruments_by_default_in_the_plain_folder_format_split_by_artist(tmp_path: Path) -> None:
+    out = make_demo_dataset(tmp_path / "demo", clips=20, seed=0)
     rows = list(csv.DictReader((out / "tags.csv").open()))
     assert len(rows) == 20 and set(rows[0]) == {"path", "tags", "split", "artist"}
     split_of_artist: dict[str, set[str]] = {}
@@ -74,7 +74,7 @@ def test_falls_back_to_synthetic_tones_and_says_why(
     no_soundfont: None, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     with caplog.at_level(logging.WARNING, logger="autotag.data.demo"):
-        out = make_demo_dataset(tmp_path / "demo", clips=10, seed=0, instruments=True)
+        out = make_demo_dataset(tmp_path / "demo", clips=10, seed=0)
     assert "soundfont" in caplog.text and "bash scripts/setup.sh" in caplog.text
     rows = list(csv.DictReader((out / "tags.csv").open()))
     assert len(rows) == 10 and set(rows[0]) == {"path", "tags"}
@@ -84,16 +84,19 @@ def test_falls_back_to_synthetic_tones_and_says_why(
     assert "Synthetic" in (out / NOTES_FILE).read_text()
 
 
-def test_the_default_synthetic_set_warns_nothing(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_synthetic_tones_when_asked_warn_nothing(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.WARNING, logger="autotag.data.demo"):
-        out = make_demo_dataset(tmp_path / "demo", clips=10, seed=0)
-    assert not caplog.records and "demo-data --instruments" in (out / NOTES_FILE).read_text()
+        out = make_demo_dataset(tmp_path / "demo", clips=10, seed=0, synthetic=True)
+    note = (out / NOTES_FILE).read_text()
+    assert not caplog.records and "--synthetic" in note and "demo-data OUT" in note
+    with pytest.raises(ValueError, match="one of --synthetic and --soundfont"):
+        make_demo_dataset(tmp_path / "both", clips=10, synthetic=True, soundfont=instruments.OTHER_SOUNDFONT)
 
 
 def test_falls_back_without_libfluidsynth(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "fluidsynth", None)  # `import fluidsynth` raises ImportError
     assert "FluidSynth is not usable" in (instruments.unavailable(instruments.DEFAULT_SOUNDFONT) or "")
-    out = make_demo_dataset(tmp_path / "demo", clips=10, seed=0, workers=1, instruments=True)
+    out = make_demo_dataset(tmp_path / "demo", clips=10, seed=0, workers=1)
     assert "Synthetic" in (out / NOTES_FILE).read_text()
 
 

@@ -13,10 +13,10 @@ needs_fluidsynth = pytest.mark.skipif(
 )
 
 
-def _pieces(n: int, seed: int = 5) -> list[ins.Piece]:
-    artists = [ins.make_artist(np.random.default_rng(s)) for s in np.random.SeedSequence(seed).spawn(8)]
+def _pieces(n: int, seed: int = 5, artists: int = 8) -> list[ins.Piece]:
+    styles = [ins.make_artist(np.random.default_rng(s)) for s in np.random.SeedSequence(seed).spawn(artists)]
     return [
-        ins.compose(np.random.default_rng(s), artists[i % 8])
+        ins.compose(np.random.default_rng(s), styles[i % artists])
         for i, s in enumerate(np.random.SeedSequence(seed + 1).spawn(n))
     ]
 
@@ -37,7 +37,7 @@ def test_tags_are_the_families_that_sound_and_the_tempo() -> None:
 
 
 def test_every_tag_is_common_but_not_everywhere() -> None:
-    pieces = _pieces(300)
+    pieces = _pieces(300, artists=150)  # as many artists as the demo set's 300 clips have
     counts = {t: sum(t in ins.piece_tags(p) for p in pieces) / len(pieces) for t in ins.TAGS}
     assert all(0.1 <= share <= 0.6 for share in counts.values()), counts
 
@@ -100,3 +100,21 @@ def test_another_soundfont_sounds_different() -> None:
     fluid = ins.render_clip(ins.Renderer(ins.DEFAULT_SOUNDFONT), style, seq)
     tim = ins.render_clip(ins.Renderer(ins.OTHER_SOUNDFONT), style, seq)
     assert fluid.tags == tim.tags and not np.allclose(fluid.audio, tim.audio, atol=1e-3)
+
+
+def test_solos_are_one_family_and_common() -> None:
+    """About SOLO_P of the clips are one instrument alone; a comping family plays chords and melody."""
+    pieces = _pieces(300)
+    solos = [p for p in pieces if len({part.family for part in p.parts}) == 1 and p.parts[0].family != "drums"]
+    assert 0.5 * ins.SOLO_P <= len(solos) / len(pieces) <= 2 * ins.SOLO_P
+    assert any({part.role for part in p.parts} == {"chords", "melody"} for p in solos)
+
+
+@needs_fluidsynth
+def test_a_solo_clip_is_that_family_alone() -> None:
+    renderer = ins.Renderer(ins.DEFAULT_SOUNDFONT)
+    clip = ins.solo_clip(renderer, "piano", seed=3)
+    assert {p.family for p in clip.piece.parts} == {"piano"} and "piano" in clip.tags
+    assert clip.audio.shape == (160000,) and np.array_equal(clip.audio, ins.solo_clip(renderer, "piano", 3).audio)
+    with pytest.raises(ValueError, match="melodic families"):
+        ins.solo_clip(renderer, "drums", seed=3)

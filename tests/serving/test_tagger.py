@@ -95,4 +95,5 @@ def test_tagger_scores_like_the_trained_lightning_module(trained_run: Path, demo
     chunks.flat[: len(wave)] = wave
     with torch.no_grad():
         expected = torch.sigmoid(module(module.frontend(torch.from_numpy(chunks)))).numpy()
-    np.testing.assert_allclose(pred.taggram, expected, atol=1e-6)
+    # Folded batch norms sum in another order: float32 noise of about 1e-6 in a probability.
+    np.testing.assert_allclose(pred.taggram, expected, atol=5e-6)

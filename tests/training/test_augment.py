@@ -18,9 +18,10 @@ def _batch(n: int = 8, bands: int = 32, frames: int = 100) -> tuple[torch.Tensor
     return torch.randn(n, bands, frames) * 10 - 40, (torch.rand(n, 5) > 0.5).float()
 
 
-def test_nothing_is_on_by_default_and_off_changes_nothing() -> None:
+def test_only_mixup_is_on_by_default_and_off_changes_nothing() -> None:
     config = make_config(data=".", model="tiny")
-    assert not AugmentSettings(**config.augment_settings()).active
+    assert AugmentSettings(**config.augment_settings()) == AugmentSettings(mixup=0.2)
+    assert not AugmentSettings(**{**config.augment_settings(), "mixup": 0.0}).active
     mels, targets = _batch()
     out, out_targets = Augment(AugmentSettings())(mels, targets)
     assert torch.equal(out, mels) and torch.equal(out_targets, targets)

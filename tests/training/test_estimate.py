@@ -22,7 +22,7 @@ def test_steps_are_timed_once_then_the_estimate_scales_with_the_run(
     timed = []
     real = estimate._time_steps
     monkeypatch.setattr(estimate, "_time_steps", lambda *a: timed.append(a) or real(*a))
-    config = tiny_config(small_csv_dataset, max_epochs=10, batch_size=4, chunk_seconds=0.5)
+    config = tiny_config(small_csv_dataset, max_epochs=10, batch_size=4, chunk_seconds=0.5, chunks_per_clip=1)
     _, ds = open_dataset(config)
     first = estimate.estimate_run(config, ds.split("train"), ds.split("valid"))
     assert len(timed) == 1 and first.device == "cpu" and first.chunk_seconds > 0

@@ -61,6 +61,7 @@ class Journey:
     clone: Path
     run: str = ""  # the run `fit` made, by name (README's `runs/<run>` and `RUN`)
     background: str = ""  # a run training in the background, for stop / resume / delete
+    sweep: str = ""  # the sweep `sweep` made, by folder (README's `<sweep>`)
     covered: list[str] = field(default_factory=list)  # README commands run, as README has them
 
     def sh(self, command: str, timeout: float = 300, ok: bool = True) -> subprocess.CompletedProcess:
@@ -94,8 +95,9 @@ def _free_port() -> int:
 
 def _substitute(command: str, j: Journey) -> str:
     """The README command with only its placeholders and its size made concrete."""
-    out = command.replace("runs/<run>", f"runs/{j.run}").replace("<run>", j.run)
+    out = command.replace("runs/<run>", f"runs/{j.run}").replace("<run>", j.run).replace("<sweep>", j.sweep)
     out = out.replace("--max-epochs 20", "--max-epochs 1").replace("--clips 300", "--clips 20")
+    out = out.replace("--trials 12", "--trials 3")
     if " runs " in f" {out} " and re.search(r"\bRUN\b", out):
         which = j.background if re.search(r"runs (stop|resume|delete) RUN", out) else j.run
         out = re.sub(r"\bRUN\b", which, out)
@@ -141,6 +143,12 @@ def _run_commands(j: Journey, commands: list[str]) -> None:
             run_dir = Path(done.stdout.strip().splitlines()[-1])
             assert run_dir.parent == j.clone / "runs", run_dir  # the default ./runs of the clone
             j.run = run_dir.name
+        if command.startswith("python -m autotag sweep --data"):
+            sweep = Path(done.stdout.strip().splitlines()[-1])
+            assert sweep.parent == j.clone / "runs" / "sweeps", sweep
+            j.sweep = sweep.name
+        if " sweep show " in f" {command} ":
+            assert done.stdout.count(" complete ") + done.stdout.count(" pruned ") == 3, done.stdout
         if " runs stop " in f" {command} ":
             assert done.stdout.strip() == f"{j.background}: stopped"
         if " runs resume " in f" {command} ":
@@ -234,6 +242,9 @@ def test_readme_journey_from_another_folder(shipped_clone: Path, elsewhere: Path
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
+            # As in a terminal: a suite started in the background of a non-interactive shell
+            # inherits an ignored SIGINT, and Python then installs no Ctrl-C handler at all.
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )
         try:
             deadline = time.monotonic() + 120

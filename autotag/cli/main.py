@@ -1,4 +1,4 @@
-"""Command line: `python -m autotag demo-data | fit | prepare | tag | export | runs ...`.
+"""Command line: `python -m autotag demo-data | fit | prepare | tag | export | runs ... | sweep ...`.
 
 Each command parses its arguments and calls one library function. Bad input (options,
 data sets, audio, run folders) exits with status 2 and one clear message on stderr,
@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from autotag.cli.runs import add_runs_dir_option, add_runs_parser, warn_if_unfinished
+from autotag.cli.sweep import add_sweep_parser
 from autotag.config import ConfigError, TrainConfig, field_choices, field_range, load_config, make_config
 from autotag.logs import setup_logging
 from autotag.paths import absolute
@@ -34,8 +35,9 @@ def _input_errors() -> tuple[type[BaseException], ...]:
     from autotag.data.checks import DataSetError
     from autotag.data.formats import DataFormatError
     from autotag.runs.folder import RunError
+    from autotag.sweeps.folder import SweepError
 
-    return (UsageError, ConfigError, DataFormatError, DataSetError, AudioError, RunError, FileExistsError)
+    return (UsageError, ConfigError, DataFormatError, DataSetError, AudioError, RunError, SweepError, FileExistsError)
 
 
 def _add_config_options(parser: argparse.ArgumentParser) -> None:
@@ -292,6 +294,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.set_defaults(func=_cmd_export)
 
     add_runs_parser(sub)
+    add_sweep_parser(sub, _add_config_options)
     return parser
 
 

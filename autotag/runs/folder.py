@@ -43,6 +43,7 @@ class RunState(StrEnum):
     STOPPED = "stopped"
     FAILED = "failed"
     CRASHED = "crashed"
+    PRUNED = "pruned"  # a sweep's pruner ended the trial early (autotag.training.pruning)
     UNKNOWN = "unknown"  # status.json missing, unreadable or from an unknown writer
 
     @classmethod
@@ -60,7 +61,7 @@ class RunState(StrEnum):
     @property
     def final(self) -> bool:
         """It has ended and nothing will change it on its own."""
-        return self in (RunState.COMPLETED, RunState.FAILED, RunState.STOPPED, RunState.CRASHED)
+        return self in (RunState.COMPLETED, RunState.FAILED, RunState.STOPPED, RunState.CRASHED, RunState.PRUNED)
 
     @property
     def resumable(self) -> bool:
@@ -149,6 +150,7 @@ class RunStatus:
     steps_per_epoch: int | None = None
     train_clock: tuple[float, int] | None = None  # (time, step) when training began: the ETA's clock
     best_val_loss: float | None = None
+    best_val_metrics: dict[str, float] = field(default_factory=dict)  # every val_* of the best epoch
     last_metrics: dict[str, float] = field(default_factory=dict)
     best_checkpoint: str | None = None  # relative to the run folder
     init_checkpoint: str | None = None  # the earlier run's checkpoint this run started from
@@ -248,6 +250,11 @@ class RunFolder:
     @property
     def last_checkpoint(self) -> Path:
         return self.checkpoints / "last.ckpt"
+
+    @property
+    def trial(self) -> Path:
+        """A sweep's trial: which study and trial this run is (`autotag.training.pruning.TrialLink`)."""
+        return self.path / "trial.json"
 
     @property
     def stop_request(self) -> Path:

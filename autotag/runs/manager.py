@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from autotag.config import TrainConfig
 from autotag.runs import warm
@@ -36,6 +37,9 @@ from autotag.runs.folder import (
 )
 from autotag.runs.procs import is_alive, process_start_time
 from autotag.training.distributed import clean_launch_env, not_here
+
+if TYPE_CHECKING:
+    from autotag.training.trial import TrialLink
 
 LOCK_FILE = ".autotag.lock"
 #: A run still "starting" without a pid this long after launch lost its launcher.
@@ -173,7 +177,11 @@ def resolve_run(ref: str | Path, runs_dir: str | Path | None = None) -> Path:
 
 
 def launch(
-    config: TrainConfig, runs_dir: str | Path | None = None, name: str | None = None, token: str | None = None
+    config: TrainConfig,
+    runs_dir: str | Path | None = None,
+    name: str | None = None,
+    token: str | None = None,
+    trial: TrialLink | None = None,
 ) -> Path:
     """Create a run and start it in the background (or queue it); return its folder.
 
@@ -181,6 +189,8 @@ def launch(
         token: Idempotency key: a second launch with the same token within
             `DEDUPE_WINDOW_S` (a double click, a resubmitted form) returns the first run
             instead of creating another.
+        trial: The sweep trial this run is, written into its folder before its trainer
+            can start (the trainer reports to the trial from its first epoch).
     """
     from autotag.training.finetune import check_init_source
 
@@ -196,6 +206,8 @@ def launch(
                 if info.status.launch_token == token and recent:
                     return info.path
         run_dir = create_run(config, runs_dir, name)
+        if trial:
+            trial.write(RunFolder(run_dir).trial)
         if token:
             RunFolder(run_dir).write_status(launch_token=token)
         _schedule_locked(runs_dir)

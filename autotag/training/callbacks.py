@@ -4,6 +4,12 @@ The dashboard and `runs list` read only status.json for progress (never the even
 files), so it carries epoch, step, best val_loss and the clock an ETA is computed from:
 `StatusCallback` during training, `cache_progress` while the feature cache is built.
 `FreezeBackbone` trains only the output layer of a run started from another.
+`PruneTrial` reports a sweep trial's metric after every validation to the study's
+storage (shared by every process of the sweep) and asks the study's pruner whether to go
+on, as optuna_integration's `PyTorchLightningPruningCallback` does. Unlike that callback,
+which raises `TrialPruned` out of `trainer.fit` before the epoch's checkpoint is written,
+it asks the trainer to stop after the epoch, so a pruned run ends like an early-stopped
+one: checkpoints written, state "pruned". Under DDP rank 0 asks and every rank stops together.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import torch
 from autotag.data.cache import Progress
 from autotag.runs.folder import RunFolder
 from autotag.training.finetune import output_layer
+from autotag.training.trial import TrialLink, make_pruner, open_storage
 
 log = logging.getLogger("autotag.training.fit")  # the epoch lines read as the fit's own
 
@@ -105,7 +112,12 @@ class StatusCallback(L.Callback):
         if ckpt is not None and ckpt.best_model_score is not None:
             seen.append(float(ckpt.best_model_score))
         best = min((v for v in seen if v is not None), default=None)
-        self._write(trainer, best_val_loss=best, last_metrics=metrics)
+        extra: dict[str, Any] = {}
+        current = metrics.get("val_loss")
+        if current is not None and (len(seen) == 1 or current < seen[1]):  # ModelCheckpoint's rule: strictly lower
+            # The epoch whose checkpoint is the run's best: a sweep scores a trial by these.
+            extra["best_val_metrics"] = {k: v for k, v in metrics.items() if k.startswith("val_")}
+        self._write(trainer, best_val_loss=best, last_metrics=metrics, **extra)
         _flush(trainer)  # each epoch's validation point shows up at once
         shown = " ".join(f"{k} {v:.4f}" for k, v in sorted(metrics.items()))
         log.info("epoch %d/%d %s", trainer.current_epoch + 1, trainer.max_epochs, shown)
@@ -130,3 +142,32 @@ class FreezeBackbone(L.Callback):
         for name, param in pl_module.named_parameters():
             if not name.startswith(head):
                 param.grad = None
+
+
+class PruneTrial(L.Callback):
+    """Reports `link.metric` each epoch to the trial and stops training when the pruner says so."""
+
+    def __init__(self, link: TrialLink) -> None:
+        import optuna
+
+        self.link = link
+        self.pruned_at: int | None = None  # the 1-based epoch after which the trial was pruned
+        study = optuna.load_study(
+            study_name=link.study, storage=open_storage(link.storage), pruner=make_pruner(link.pruner, link.max_epochs)
+        )
+        self.trial = optuna.trial.Trial(study, link.trial_id)
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.sanity_checking:
+            return
+        prune = False
+        if trainer.is_global_zero:
+            value = trainer.callback_metrics.get(self.link.metric)
+            if value is not None:
+                self.trial.report(float(value), step=trainer.current_epoch + 1)
+                prune = self.trial.should_prune()
+        prune = trainer.strategy.broadcast(prune)
+        if prune:
+            trainer.should_stop = True
+            self.pruned_at = trainer.current_epoch + 1
+            log.info("the sweep's %s pruner ended this trial after epoch %d", self.link.pruner, self.pruned_at)

@@ -91,7 +91,8 @@ def fit(
     writes to it (autotag.training.distributed says which process is which).
 
     Returns:
-        The test metrics written to metrics.json.
+        The test metrics written to metrics.json (a sweep trial that its pruner ended: the epoch
+        it ended after; nothing is tested).
 
     Raises:
         RunStopped: SIGTERM or Ctrl-C ended training; status.json says "stopped".
@@ -160,9 +161,10 @@ def _fit(config: TrainConfig, folder: _RankFolder, resume_from: Path | None) -> 
 
     from autotag.data.datamodule import TaggingDataModule
     from autotag.data.prepare import prepare_features
-    from autotag.training.callbacks import cache_progress
+    from autotag.training.callbacks import PruneTrial, cache_progress
     from autotag.training.finetune import check_init_source, init_from_run
     from autotag.training.trainer import build_module, build_trainer
+    from autotag.training.trial import TrialLink
 
     run_dir = folder.run.path
     check_init_source(config)
@@ -182,8 +184,13 @@ def _fit(config: TrainConfig, folder: _RankFolder, resume_from: Path | None) -> 
         source = init_from_run(module, config.init_from)
         folder.status(init_checkpoint=str(source))
     datamodule = TaggingDataModule(config, dataset, cache)
+    link = TrialLink.read(folder.run.trial)
+    pruning = PruneTrial(link) if link else None
     trainer, checkpoint = build_trainer(
-        config, run_dir, report.split_sizes["train"] * config.chunks_per_clip // config.batch_size
+        config,
+        run_dir,
+        report.split_sizes["train"] * config.chunks_per_clip // config.batch_size,
+        extra_callbacks=[pruning] if pruning else [],
     )
     log.info("training %s on %s, %d tags", config.model, trainer.strategy.root_device, len(dataset.labels))
     folder.status(phase=RunStatus.TRAINING, skipped_clips=report.skipped)
@@ -193,6 +200,14 @@ def _fit(config: TrainConfig, folder: _RankFolder, resume_from: Path | None) -> 
             log.info("resuming from %s", resume_from.name)
         trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from, weights_only=True)
         best = absolute(checkpoint.best_model_path or checkpoint.last_model_path)
+        if pruning and pruning.pruned_at:  # the sweep has what it needs; testing would only cost time
+            folder.status(
+                state=RunState.PRUNED,
+                phase=f"pruned after epoch {pruning.pruned_at}",
+                ended=time.time(),
+                best_checkpoint=str(best.relative_to(run_dir)),
+            )
+            return {"pruned_after_epoch": pruning.pruned_at}
         folder.status(phase="testing", best_checkpoint=str(best.relative_to(run_dir)))
         metrics = _evaluate(trainer, module, datamodule, best, report.split_sizes["test"], folder)
     best_score = checkpoint.best_model_score

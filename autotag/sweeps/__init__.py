@@ -1,0 +1,8 @@
+"""Hyperparameter sweeps: Optuna searches a space of config fields, each trial an ordinary run.
+
+`space` reads the searched fields (`FIELD=lo:hi[:log]`, `FIELD=a,b,c`, conditions with
+`@`), `folder` declares a sweep's folder, `driver` is the loop that asks the study for
+trials, launches them through the runs layer's queue, and tells the study their results;
+`manager` starts, lists, stops and resumes sweeps. The trainer's side of a trial (its
+report to the pruner) is `autotag.training.callbacks.PruneTrial`.
+"""

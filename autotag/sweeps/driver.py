@@ -1,0 +1,426 @@
+"""One sweep worker's loop: ask the study for trials, run each as a run, tell the study how it ended.
+
+A sweep has one driver (started by `sweep`, the Sweep page or `sweep resume`) and any number
+of extra workers (`sweep worker`, the tasks of a SLURM array) on the same study. Each keeps up
+to `parallel` trials of its own going, each an ordinary run started through the runs layer's
+launcher and queue (`autotag.runs.manager`), so a trial is a separate process that the Runs
+page shows, stops and deletes like any run. The study's storage (SQLite in the sweep folder,
+or PostgreSQL when workers on several machines share it) is the only truth about trials.
+
+Counting: a sweep wants `trials` finished trials, complete or pruned. A trial that failed
+(its config or its training raised) does not count, and another takes its place. A trial
+whose process died is failed and retried as a new trial with the same parameters, so it is
+never counted twice: a dead trainer shows as a "crashed" run; a dead worker on this machine
+by its pid and start time, whereupon another worker here adopts its trials (their runs go
+on); a dead worker elsewhere by its stale heartbeat (Optuna's `fail_stale_trials`).
+Two workers may ask at the same moment for the last trial: the non-failed trials are
+ranked by number, and a trial asked beyond the first `trials` of them fails at once as
+over the budget, and its worker stops asking.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import signal
+import socket
+import threading
+import time
+import warnings
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from autotag.config import ConfigError, TrainConfig, make_config
+from autotag.runs import manager
+from autotag.runs.folder import RunFolder, RunState
+from autotag.runs.procs import is_alive, process_start_time
+from autotag.sweeps.folder import SweepFolder, SweepSpec
+from autotag.sweeps.space import Space, parse_space
+from autotag.training.trial import TrialLink, make_pruner, open_storage
+
+if TYPE_CHECKING:
+    import optuna
+
+log = logging.getLogger("autotag.sweeps")
+
+#: Seconds between a worker's heartbeats for its trials.
+HEARTBEAT_S = 20
+#: A trial whose worker has not beaten for this long is failed and retried (another machine's worker).
+GRACE_S = 90
+#: Retries of one trial whose process died, before its parameters are given up.
+MAX_RETRIES = 3
+#: Configs in a row that the schema refuses (say hop_length > n_fft) before the sweep gives up.
+MAX_INVALID = 25
+#: Trials in a row whose training raised before the sweep gives up (a data set that broke, say).
+MAX_FAILED = 3
+
+
+class SweepFailed(RuntimeError):
+    """The sweep cannot go on (its trials keep failing); the message says why."""
+
+
+class SweepStopped(Exception):
+    """Stop was asked for (sweep stop, SIGTERM, Ctrl-C)."""
+
+
+@dataclass(frozen=True)
+class Worker:
+    """A sweep worker process: host, pid and start time, stored on each trial it owns."""
+
+    host: str
+    pid: int
+    start: float
+
+    @classmethod
+    def this(cls) -> Worker:
+        return cls(socket.gethostname(), os.getpid(), process_start_time(os.getpid()) or 0.0)
+
+    @classmethod
+    def parse(cls, key: object) -> Worker | None:
+        try:
+            host, pid, start = str(key).rsplit(":", 2)
+            return cls(host, int(pid), float(start))
+        except ValueError:
+            return None
+
+    @property
+    def key(self) -> str:
+        return f"{self.host}:{self.pid}:{self.start}"
+
+    def dead_here(self) -> bool:
+        """A worker of this machine whose process is gone (of another machine: unknown, False)."""
+        return self.host == socket.gethostname() and not is_alive(self.pid, self.start or None)
+
+
+def sweep_epochs(spec: SweepSpec, space: Space) -> int:
+    """The most epochs a trial may train: what Hyperband divides its budgets from."""
+    for param in space.params:
+        if param.field == "max_epochs":
+            return int(param.high if param.kind != "choice" else max(param.choices))
+    return int(spec.fixed.get("max_epochs", TrainConfig.model_fields["max_epochs"].default))
+
+
+def make_sampler(spec: SweepSpec, space: Space, asked: int = 0) -> optuna.samplers.BaseSampler:
+    """TPE starts from a third of the budget drawn at random (3 to 10 trials) instead of
+    Optuna's fixed 10, which would leave a 12-trial sweep two guided trials; with parallel
+    trials, the constant liar keeps workers from asking for the same point.
+
+    Args:
+        asked: Trials the study already has. A resumed driver or a second worker offsets
+            the seed by it, or its random draws would repeat the first driver's points.
+    """
+    import optuna
+
+    seed = None if spec.seed is None else spec.seed + asked
+    if spec.sampler == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if spec.sampler == "grid":
+        return optuna.samplers.GridSampler(space.grid(), seed=seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.samplers.TPESampler(
+            seed=seed, n_startup_trials=max(3, min(10, spec.trials // 3)), constant_liar=spec.parallel > 1
+        )
+
+
+def open_study(folder: SweepFolder, spec: SweepSpec, space: Space) -> tuple[optuna.Study, Any]:
+    """The sweep's study (created on first use) and its storage, with heartbeats and retries."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # our log says what each trial did
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        storage = open_storage(
+            folder.storage_url(spec),
+            heartbeat_interval=HEARTBEAT_S,
+            grace_period=GRACE_S,
+            heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(MAX_RETRIES),
+        )
+    study = optuna.create_study(
+        study_name=spec.study,
+        storage=storage,
+        sampler=make_sampler(spec, space),
+        pruner=make_pruner(spec.pruner, sweep_epochs(spec, space)),
+        direction=spec.direction,
+        load_if_exists=True,
+    )
+    asked = len(study.get_trials(deepcopy=False))
+    if asked:
+        study.sampler = make_sampler(spec, space, asked)
+    return study, storage
+
+
+def trial_counts(study: optuna.Study) -> dict[str, int]:
+    """Trials per state, in Optuna's lower-case names (complete, pruned, running, waiting, fail)."""
+    return dict(Counter(t.state.name.lower() for t in study.get_trials(deepcopy=False)))
+
+
+def finished(counts: dict[str, int]) -> int:
+    """Trials that count towards a sweep's budget."""
+    return counts.get("complete", 0) + counts.get("pruned", 0)
+
+
+class _Loop:
+    """One worker's state: the trials it owns, by number, with their trial ids and runs."""
+
+    def __init__(self, folder: SweepFolder, spec: SweepSpec, space: Space, study: optuna.Study, storage: Any) -> None:
+        self.folder, self.spec, self.space, self.study, self.storage = folder, spec, space, study, storage
+        self.me = Worker.this()
+        self.own: dict[int, tuple[int, Path]] = {}
+        self.invalid = self.failed = 0
+        self._beaten = 0.0
+
+    def step(self) -> None:
+        self._adopt()
+        self._finish()
+        if time.monotonic() - self._beaten >= HEARTBEAT_S / 2:
+            self._beaten = time.monotonic()
+            for trial_id, _ in self.own.values():
+                self.storage.record_heartbeat(trial_id)
+            self._fail_stale()
+        self._launch()
+
+    def done(self) -> bool:
+        return not self.own and finished(trial_counts(self.study)) >= self.spec.trials
+
+    def _fail_stale(self) -> None:
+        import optuna
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            optuna.storages.fail_stale_trials(self.study)
+
+    # --- taking over the trials of a worker that died on this machine
+
+    def _adopt(self) -> None:
+        import optuna
+
+        with self.folder.lock():  # two live workers here must not both take the same trial
+            for trial in self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+                owner = Worker.parse(trial.user_attrs.get("worker"))
+                if trial.number in self.own or owner is None or not owner.dead_here():
+                    continue
+                run = trial.user_attrs.get("run") or self._find_run(trial._trial_id)
+                if run is None:
+                    self._retry(trial._trial_id, "its worker died before its run was made")
+                    continue
+                self.storage.set_trial_user_attr(trial._trial_id, "worker", self.me.key)
+                self.storage.record_heartbeat(trial._trial_id)
+                self.own[trial.number] = (trial._trial_id, Path(run))
+                log.info("trial %d: taken over from a worker that died (run %s)", trial.number, Path(run).name)
+
+    def _find_run(self, trial_id: int) -> str | None:
+        """The run of a trial whose worker died between launching it and recording it."""
+        for info in manager.list_runs(self.spec.runs_dir):
+            link = TrialLink.read(RunFolder(info.path).trial)
+            if link and link.sweep == str(self.folder.path) and link.trial_id == trial_id:
+                return str(info.path)
+        return None
+
+    # --- telling the study how trials ended
+
+    def _finish(self) -> None:
+        for number, (trial_id, run) in list(self.own.items()):
+            state = manager.derive_state(run)
+            if not state.final:
+                continue
+            del self.own[number]
+            status = RunFolder(run).read_status()
+            if state is RunState.COMPLETED:
+                self._tell_value(number, trial_id, status.best_val_metrics.get(self.spec.metric))
+            elif state is RunState.PRUNED:
+                self._tell(number, state="PRUNED")
+                log.info("trial %d: pruned (%s)", number, status.phase)
+            elif state is RunState.CRASHED:
+                self._retry(trial_id, f"its trainer died ({run.name})")
+            elif state is RunState.STOPPED:
+                self.storage.set_trial_user_attr(trial_id, "note", "its run was stopped by hand")
+                self._tell(number, state="FAIL")
+            else:
+                self.storage.set_trial_user_attr(trial_id, "error", status.error or f"its run is {state}")
+                self._tell(number, state="FAIL")
+                self.failed += 1
+                if self.failed >= MAX_FAILED:
+                    raise SweepFailed(f"{self.failed} trials in a row failed; the last ({run.name}): {status.error}")
+
+    def _tell_value(self, number: int, trial_id: int, value: float | None) -> None:
+        if value is None or not math.isfinite(value):
+            self.storage.set_trial_user_attr(trial_id, "error", f"the run ended without a finite {self.spec.metric}")
+            self._tell(number, state="FAIL")
+            return
+        self.failed = 0
+        self._tell(number, values=value)
+        log.info("trial %d: %s %.4f", number, self.spec.metric, value)
+
+    def _tell(self, number: int, values: float | None = None, state: str | None = None) -> None:
+        import optuna
+
+        self.study.tell(
+            number,
+            values,
+            state=optuna.trial.TrialState[state] if state else None,
+            skip_if_finished=True,  # another worker may have told it (after a takeover)
+        )
+
+    def _retry(self, trial_id: int, why: str) -> None:
+        """Fail the trial and queue its parameters again (up to MAX_RETRIES times)."""
+        import optuna
+
+        self.storage.set_trial_user_attr(trial_id, "error", why)
+        try:
+            self.storage.set_trial_state_values(trial_id, state=optuna.trial.TrialState.FAIL)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            return  # another worker got there first
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            optuna.storages.RetryHeartbeatStaleTrialCallback(MAX_RETRIES)(self.study, self.storage.get_trial(trial_id))
+        log.info("trial %d failed (%s); its parameters run again", self.storage.get_trial(trial_id).number, why)
+
+    # --- starting trials
+
+    def _room(self) -> bool:
+        import optuna
+
+        trials = self.study.get_trials(deepcopy=False)
+        live = [t for t in trials if t.state != optuna.trial.TrialState.FAIL]
+        return len(live) < self.spec.trials or any(t.state == optuna.trial.TrialState.WAITING for t in trials)
+
+    def _rank(self, number: int) -> int:
+        import optuna
+
+        live = sorted(
+            t.number for t in self.study.get_trials(deepcopy=False) if t.state != optuna.trial.TrialState.FAIL
+        )
+        return live.index(number)
+
+    def _launch(self) -> None:
+        while len(self.own) < self.spec.parallel and self._room():
+            trial = self.study.ask()
+            self.storage.record_heartbeat(trial._trial_id)
+            trial.set_user_attr("worker", self.me.key)
+            if self._rank(trial.number) >= self.spec.trials:
+                trial.set_user_attr("note", "not run: the sweep already had its trials")
+                self._tell(trial.number, state="FAIL")
+                return
+            values = self.space.sample(trial)
+            try:
+                config = make_config(**self.spec.fixed, **values)
+            except ConfigError as exc:
+                trial.set_user_attr("error", str(exc))
+                self._tell(trial.number, state="FAIL")
+                self.invalid += 1
+                if self.invalid >= MAX_INVALID:
+                    raise SweepFailed(f"{self.invalid} configs in a row were invalid; the last: {exc}") from None
+                continue
+            self.invalid = 0
+            link = TrialLink(
+                storage=self.folder.storage_url(self.spec),
+                study=self.spec.study,
+                trial_id=trial._trial_id,
+                number=trial.number,
+                sweep=str(self.folder.path),
+                metric=self.spec.metric,
+                pruner=self.spec.pruner,
+                max_epochs=sweep_epochs(self.spec, self.space),
+            )
+            run = manager.launch(
+                config, self.spec.runs_dir, name=f"{self.folder.label}-t{trial.number:03d}", trial=link
+            )
+            trial.set_user_attr("run", str(run))
+            self.own[trial.number] = (trial._trial_id, run)
+            shown = ", ".join(f"{k}={v}" for k, v in values.items())
+            log.info("trial %d: %s -> %s", trial.number, shown, run.name)
+
+    # --- stopping
+
+    def release(self) -> None:
+        """Stop this worker's trials and queue their parameters again, for `sweep resume`."""
+        self._finish()
+        for _number, (trial_id, run) in list(self.own.items()):
+            if manager.derive_state(run).stoppable:
+                manager.stop(run)
+            self._retry(trial_id, "the sweep was stopped")
+        self.own.clear()
+
+
+def drive(folder: SweepFolder, main: bool = True, poll_s: float = 1.0) -> RunState:
+    """Run the sweep's loop in this process until its trials are done or it is stopped.
+
+    Args:
+        main: This is the sweep's driver (it writes the sweep's status.json); extra
+            workers only take part in the study.
+
+    Returns: completed or stopped.
+
+    Raises:
+        SweepFailed: too many invalid configs or failed trials in a row.
+    """
+    spec = folder.spec()
+    space = parse_space(spec.space, spec.fixed)
+    study, storage = open_study(folder, spec, space)
+    stop = threading.Event()
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    me = Worker.this()
+    if main:
+        folder.write_status(
+            state=RunState.RUNNING, pid=me.pid, pid_start=me.start, host=me.host, started=time.time(), ended=None
+        )
+    loop = _Loop(folder, spec, space, study, storage)
+    try:
+        while not loop.done():
+            if stop.is_set() or folder.stop_request.exists():
+                raise SweepStopped
+            loop.step()
+            if main:
+                folder.write_status(counts=trial_counts(study))
+            stop.wait(poll_s)
+    except (SweepStopped, KeyboardInterrupt):
+        loop.release()
+        if main:
+            folder.write_status(state=RunState.STOPPED, ended=time.time(), counts=trial_counts(study))
+        log.info("sweep stopped; `python -m autotag sweep resume %s` goes on", folder.path)
+        return RunState.STOPPED
+    except BaseException as exc:
+        if main:
+            folder.write_status(state=RunState.FAILED, ended=time.time(), error=f"{type(exc).__name__}: {exc}")
+        raise
+    if main:
+        folder.write_status(state=RunState.COMPLETED, ended=time.time(), counts=trial_counts(study))
+    return RunState.COMPLETED
+
+
+def release_dead(folder: SweepFolder) -> None:
+    """Stop the trials of this machine's workers that died (a killed driver): their runs go
+    on training without a driver, and their parameters must run again on resume."""
+    spec = folder.spec()
+    space = parse_space(spec.space, spec.fixed)
+    study, storage = open_study(folder, spec, space)
+    loop = _Loop(folder, spec, space, study, storage)
+    loop._adopt()
+    loop.release()
+    if folder.read_status().state is not RunState.COMPLETED:
+        folder.write_status(counts=trial_counts(study))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m autotag.sweeps.driver SWEEP [--worker]`: a background driver or worker."""
+    import argparse
+
+    from autotag.logs import setup_logging
+
+    parser = argparse.ArgumentParser(prog=f"python -m {__name__}")
+    parser.add_argument("sweep")
+    parser.add_argument("--worker", action="store_true", help="an extra worker: leave status.json to the driver")
+    args = parser.parse_args(argv)
+    setup_logging()
+    logging.getLogger("autotag").setLevel(logging.INFO)
+    drive(SweepFolder(Path(args.sweep).resolve()), main=not args.worker)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,204 @@
+"""Sweep folders: what a sweep is (sweep.yaml), its study (study.db), and its driver's status.
+
+    <runs dir>/sweeps/<UTC time>_<name>_<id>/
+      sweep.yaml     .spec          the space, the fixed fields and the search settings, written once
+      study.db       .study_db      the Optuna study (SQLite) unless sweep.yaml names another storage
+      status.json    .status_file   the driver's state, pid + start time, and its last count of trials
+      sweep.log      .log           the driver's output (a background sweep)
+      stop_requested .stop_request  Stop was asked for (resume removes it)
+
+Each trial is an ordinary run in the runs folder (`autotag.runs.folder`), whose trial.json
+names the study and trial; the study, not this folder, is the truth about trials.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import secrets
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field, fields
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from autotag.runs.folder import RunState, check_writable, runs_folder, sanitize_name, write_json_atomic
+from autotag.training.trial import DIRECTIONS, Metric, PrunerName
+
+SamplerName = Literal["tpe", "random", "grid"]
+
+
+class SweepError(ValueError):
+    """A sweep cannot be made, found or continued as asked; the message says why."""
+
+
+SWEEPS_DIR = "sweeps"
+
+
+def sweeps_folder(runs_dir: str | Path | None = None) -> Path:
+    """Where a runs folder keeps its sweeps."""
+    return runs_folder(runs_dir) / SWEEPS_DIR
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    """sweep.yaml: everything that decides what a sweep searches and how."""
+
+    runs_dir: str  # where the trials' runs go
+    study: str
+    storage: str | None  # None: study.db in the sweep folder
+    space: list[str]  # `FIELD=SPEC` entries (autotag.sweeps.space)
+    fixed: dict[str, Any]  # config fields every trial shares
+    trials: int
+    parallel: int
+    sampler: SamplerName = "tpe"
+    pruner: PrunerName = "median"
+    metric: Metric = "val_loss"
+    seed: int | None = None
+
+    @property
+    def direction(self) -> str:
+        return DIRECTIONS[self.metric]
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(asdict(self), sort_keys=False)
+
+    @classmethod
+    def from_yaml(cls, text: str) -> SweepSpec:
+        data = yaml.safe_load(text)
+        if not isinstance(data, dict):
+            raise ValueError("sweep.yaml is not a mapping")
+        return cls(**data)
+
+
+@dataclass
+class SweepStatus:
+    """status.json of a sweep: written by its driver; `autotag.sweeps.manager` derives "crashed"."""
+
+    state: RunState = RunState.UNKNOWN
+    created: float | None = None
+    started: float | None = None
+    updated: float | None = None
+    ended: float | None = None
+    pid: int | None = None
+    pid_start: float | None = None
+    host: str | None = None
+    error: str | None = None
+    counts: dict[str, int] = field(default_factory=dict)  # trials per Optuna state, as last seen
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> SweepStatus:
+        values = {f.name: data[f.name] for f in fields(cls) if data.get(f.name) is not None}
+        values["state"] = RunState.of(data.get("state"))
+        return cls(**values)
+
+
+_STATUS_FIELDS = frozenset(f.name for f in fields(SweepStatus))
+
+
+@dataclass(frozen=True)
+class SweepFolder:
+    """One sweep's folder; the only place that names its files."""
+
+    path: Path
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def label(self) -> str:
+        """The name given to `create_sweep` (folders are `<UTC time>_<name>_<id>`); its trials' runs carry it."""
+        parts = self.path.name.split("_")
+        return "_".join(parts[1:-1]) if len(parts) >= 3 else self.path.name
+
+    @property
+    def spec_file(self) -> Path:
+        return self.path / "sweep.yaml"
+
+    @property
+    def study_db(self) -> Path:
+        return self.path / "study.db"
+
+    @property
+    def status_file(self) -> Path:
+        return self.path / "status.json"
+
+    @property
+    def log(self) -> Path:
+        return self.path / "sweep.log"
+
+    @property
+    def stop_request(self) -> Path:
+        return self.path / "stop_requested"
+
+    @property
+    def is_sweep(self) -> bool:
+        return self.spec_file.is_file()
+
+    def spec(self) -> SweepSpec:
+        """Raises: OSError, ValueError, TypeError: sweep.yaml cannot be read as a spec."""
+        return SweepSpec.from_yaml(self.spec_file.read_text(encoding="utf-8"))
+
+    def storage_url(self, spec: SweepSpec | None = None) -> str:
+        spec = spec or self.spec()
+        return spec.storage or f"sqlite:///{self.study_db}"
+
+    def read_status(self) -> SweepStatus:
+        try:
+            data = json.loads(self.status_file.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            data = {}
+        return SweepStatus.from_json(data if isinstance(data, dict) else {})
+
+    def write_status(self, **changes: Any) -> SweepStatus:
+        unknown = changes.keys() - _STATUS_FIELDS
+        if unknown:
+            raise TypeError(f"a sweep's status.json has no field {', '.join(sorted(unknown))}")
+        with self.lock(".status.lock"):
+            try:
+                data = json.loads(self.status_file.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                data = {}
+            data.update(changes)
+            data["updated"] = time.time()
+            write_json_atomic(self.status_file, data)
+        return SweepStatus.from_json(data)
+
+    @contextmanager
+    def lock(self, name: str = ".workers.lock") -> Iterator[None]:
+        """An exclusive lock between the processes of this machine (status writes, taking over trials)."""
+        with open(self.path / name, "a") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def create_sweep(spec: SweepSpec, name: str | None = None) -> SweepFolder:
+    """A new sweep folder with its sweep.yaml and a "queued" status.
+
+    Raises:
+        RunError: the runs folder is read-only, full or cannot be made.
+    """
+    base = sweeps_folder(spec.runs_dir)
+    check_writable(base)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    while True:
+        path = base / f"{stamp}_{sanitize_name(name or 'sweep')}_{secrets.token_hex(3)}"
+        try:
+            path.mkdir()
+            break
+        except FileExistsError:
+            continue
+    folder = SweepFolder(path)
+    if not spec.study:
+        spec = SweepSpec(**{**asdict(spec), "study": path.name})
+    folder.spec_file.write_text(spec.to_yaml(), encoding="utf-8")
+    folder.write_status(state=RunState.QUEUED, created=time.time())
+    return folder

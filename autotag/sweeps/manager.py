@@ -10,6 +10,7 @@ still training.
 from __future__ import annotations
 
 import math
+import shutil
 import signal
 import subprocess
 import sys
@@ -116,7 +117,13 @@ def new_sweep(
         seed=seed,
     )
     folder = create_sweep(spec, name)
-    study, _ = open_study(folder, folder.spec(), parsed)  # creates the study; a bad storage URL fails here
+    try:
+        study, _ = open_study(folder, folder.spec(), parsed)  # creates the study
+    except Exception as exc:  # a bad URL, a missing database driver, a server that is not there
+        shutil.rmtree(folder.path)
+        raise SweepError(
+            f"cannot open the study's storage {folder.storage_url(spec)}: {str(exc).splitlines()[0]}"
+        ) from None
     for point in points:
         study.enqueue_trial(point)
     return folder

@@ -84,6 +84,7 @@ def test_a_trial_to_try_first_must_lie_in_the_space() -> None:
         (["--trials", "3", "--space", "lr=1e-4:1e-2", "--sampler", "grid"], "a grid needs listed values"),
         (["--trials", "2", "--space", "lr=1e-4:1e-2", "--parallel", "3"], "AUTOTAG_MAX_RUNS"),
         (["--trials", "2", "--space", "lr=1e-4:1e-2", "--try", "lr=0.5"], "outside"),
+        (["--trials", "2", "--space", "lr=1e-4:1e-2", "--storage", "sqlite:////no/such/dir/x.db"], "cannot open"),
     ],
 )
 def test_the_cli_refuses_bad_sweeps_with_exit_2_before_writing_anything(

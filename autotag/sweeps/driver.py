@@ -130,7 +130,6 @@ def open_study(folder: SweepFolder, spec: SweepSpec, space: Space) -> tuple[optu
     """The sweep's study (created on first use) and its storage, with heartbeats and retries."""
     import optuna
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)  # our log says what each trial did
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         storage = open_storage(

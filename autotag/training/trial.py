@@ -71,5 +71,6 @@ def open_storage(url: str, **options: Any) -> optuna.storages.RDBStorage:
     that another process holds; PostgreSQL connections are checked before use."""
     import optuna
 
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # the driver's log and train.log say what happened
     engine = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {"pool_pre_ping": True}
     return optuna.storages.RDBStorage(url, engine_kwargs=engine, **options)

@@ -38,6 +38,7 @@ st.set_page_config(page_title="autotag", page_icon=":material/sell:", layout="wi
 pages = [
     st.Page("pages/train.py", title="Train", icon=":material/model_training:", url_path="train", default=True),
     st.Page("pages/runs.py", title="Runs", icon=":material/monitoring:", url_path="runs"),
+    st.Page("pages/sweep.py", title="Sweep", icon=":material/tune:", url_path="sweep"),
     st.Page("pages/tag.py", title="Tag", icon=":material/sell:", url_path="tag"),
     st.Page("pages/data.py", title="Data", icon=":material/folder_open:", url_path="data"),
 ]

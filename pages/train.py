@@ -76,6 +76,13 @@ def _quick_demo() -> None:
     _apply_model_defaults()
 
 
+def _stops(stops: list, name: str) -> list:
+    """A widget's stops, and the field's current value among them when a sweep's best config
+    (Sweep page) set one between them: a select-slider refuses a value it does not list."""
+    value = st.session_state.get(f"train_{name}")
+    return sorted({*stops, value}) if value is not None and value not in stops else stops
+
+
 def _slider(label: str, name: str, **kwargs: object) -> None:
     lo, hi = field_range(name)
     st.slider(
@@ -148,9 +155,13 @@ with c1:
     st.selectbox("Data format", field_choices("format"), key="train_format", persist_state="session")
 with c2:
     st.select_slider(
-        "Learning rate (Adam)", LRS, key="train_lr", persist_state="session", format_func=lambda v: f"{v:g}"
+        "Learning rate (Adam)",
+        _stops(LRS, "lr"),
+        key="train_lr",
+        persist_state="session",
+        format_func=lambda v: f"{v:g}",
     )
-    st.select_slider("Batch size", BATCHES, key="train_batch_size", persist_state="session")
+    st.select_slider("Batch size", _stops(BATCHES, "batch_size"), key="train_batch_size", persist_state="session")
 with c3:
     _slider("Max epochs", "max_epochs")
     _slider("Early-stopping patience (epochs)", "patience")
@@ -206,7 +217,7 @@ with st.expander("Advanced"):
         _slider("DataLoader workers", "num_workers")
         st.select_slider(
             "Weight decay",
-            [0.0, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2],
+            _stops([0.0, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2], "weight_decay"),
             key="train_weight_decay",
             persist_state="session",
             format_func=lambda v: f"{v:g}",
@@ -238,14 +249,21 @@ with st.expander("Advanced"):
     with f1:
         st.selectbox(
             "Sample rate (Hz)",
-            [8000, 16000, 22050, 32000, 44100, 48000],
+            _stops([8000, 16000, 22050, 32000, 44100, 48000], "sample_rate"),
             key="train_sample_rate",
             persist_state="session",
         )
     with f2:
-        st.selectbox("STFT size (samples)", [256, 512, 1024, 2048], key="train_n_fft", persist_state="session")
+        st.selectbox(
+            "STFT size (samples)", _stops([256, 512, 1024, 2048], "n_fft"), key="train_n_fft", persist_state="session"
+        )
     with f3:
-        st.selectbox("STFT hop (samples)", [128, 160, 256, 512, 1024], key="train_hop_length", persist_state="session")
+        st.selectbox(
+            "STFT hop (samples)",
+            _stops([128, 160, 256, 512, 1024], "hop_length"),
+            key="train_hop_length",
+            persist_state="session",
+        )
     with f4:
         _slider("Lowest mel frequency (Hz)", "f_min", step=10.0)
 values = {f: st.session_state[f"train_{f}"] for f in DEFAULTS} | {

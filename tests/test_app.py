@@ -23,7 +23,7 @@ from autotag.runs.folder import RunFolder, default_runs_dir
 from tests.conftest import tone
 
 APP = str(Path(__file__).parent.parent / "app.py")
-PAGES = ["pages/train.py", "pages/runs.py", "pages/tag.py", "pages/data.py"]
+PAGES = ["pages/train.py", "pages/runs.py", "pages/sweep.py", "pages/tag.py", "pages/data.py"]
 
 
 def _page(path: str, timeout: float = 60) -> AppTest:
@@ -52,6 +52,9 @@ def test_every_page_renders_with_no_runs(page: str, demo_dataset: Path, monkeypa
         assert at.button(key="runs_quick_demo")
     if page == "pages/tag.py":
         assert "No trained model yet" in at.info[0].value
+    if page == "pages/sweep.py":
+        assert "No sweeps yet" in at.info[0].value
+        assert at.button(key="sweep_launch")
 
 
 def test_train_page_explains_invalid_combinations(demo_dataset: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -284,3 +287,47 @@ def test_runs_page_exports_a_model_for_download(with_finished_run: Path) -> None
     assert (with_finished_run / "export" / "model.pt").is_file()
     assert any("largest difference to the PyTorch model" in c.value for c in at.caption)
     assert at.get("download_button")
+
+
+@pytest.mark.slow
+def test_sweep_page_launches_a_sweep_shows_pruning_and_hands_the_best_run_on(
+    demo_dataset: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two range widgets, six trials of tiny in the background, a hopeless lr tried fourth (pruned)."""
+    from autotag.sweeps import manager as sweeps
+
+    monkeypatch.setenv("AUTOTAG_DEMO_DIR", str(demo_dataset))
+    at = _page("pages/sweep.py")
+    at.text_input(key="sweep_data").set_value(str(demo_dataset)).run()
+    at.multiselect(key="sweep_fields").set_value(["lr", "mixup"]).run()
+    at.select_slider(key="sweep_space_lr").set_value((1e-4, 1.0)).run()
+    at.slider(key="sweep_space_mixup").set_value((0.0, 0.3)).run()
+    at.slider(key="sweep_max_epochs").set_value(4).run()
+    at.slider(key="sweep_trials").set_value(6).run()
+    at.text_area(key="sweep_first").set_value("lr=0.003\nlr=0.002\nlr=0.005\nlr=1.0").run()
+    assert "lr=0.0001:1.0:log" in at.caption[-1].value and "mixup=0.0:0.3" in at.caption[-1].value
+    at.button(key="sweep_launch").click().run()
+    assert not at.exception and "sweep_error" not in at.session_state, at.session_state["sweep_error"]
+    [info] = sweeps.list_sweeps()
+    assert info.spec.trials == 6 and info.spec.fixed["model"] == "tiny" and info.spec.fixed["max_epochs"] == 4
+    deadline = time.monotonic() + 400
+    while sweeps.derive_state(info.folder).active and time.monotonic() < deadline:
+        time.sleep(1)
+    assert sweeps.derive_state(info.folder) == "completed", info.folder.log.read_text()[-3000:]
+
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    compare, trials = (d.value for d in at.dataframe)  # all sweeps, then the chosen sweep's trials
+    assert len(trials) == 6 and trials["state"].tolist()[3] == "pruned" and trials["lr"].tolist()[3] == 1.0
+    assert set(trials["state"]) <= {"complete", "pruned"}
+    assert len(at.get("plotly_chart")) == 4  # history, parallel coordinates, importances, per-epoch values
+    assert compare["finished"].tolist() == ["6/6"]
+    best_run = compare["best run"].tolist()[0]
+    at.button(key="sweep_tag").click().run()
+    assert not at.exception and at.selectbox(key="tag_run").value == best_run  # the Tag page tags with it
+    at.switch_page("pages/sweep.py").run()
+    at.button(key="sweep_train").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    best_lr = RunFolder(default_runs_dir() / best_run).read_config()["lr"]
+    assert at.select_slider(key="train_lr").value == best_lr  # the Train page shows the best trial's config
+    assert at.session_state["train_data"] == str(demo_dataset)

@@ -6,7 +6,9 @@ truth about trials, through the sweep folder's spec.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from autotag.sweeps.folder import SweepFolder
@@ -14,6 +16,8 @@ from autotag.sweeps.space import parse_space
 
 if TYPE_CHECKING:
     import optuna
+
+    from autotag.sweeps.manager import SweepInfo
 
 
 @dataclass(frozen=True)
@@ -73,3 +77,64 @@ def best_row(study: optuna.Study) -> TrialRow | None:
         return None
     sign = 1 if study.direction.name == "MINIMIZE" else -1
     return min(complete, key=lambda r: sign * r.value)
+
+
+def sweep_figures(study: optuna.Study) -> dict[str, Any]:
+    """optuna.visualization's plotly figures that the study has data for, by title.
+
+    Parameter importances use PED-ANOVA, which needs no scikit-learn (Optuna's default
+    fANOVA does) and is meant for studies of tens of trials; it needs two complete trials.
+    """
+    import optuna
+    from optuna import visualization as vis
+
+    complete = [t for t in study.get_trials(deepcopy=False) if t.state == optuna.trial.TrialState.COMPLETE]
+    figures: dict[str, Any] = {}
+    if not complete:
+        return figures
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        figures["Optimization history"] = vis.plot_optimization_history(study)
+        figures["Parallel coordinates"] = vis.plot_parallel_coordinate(study)
+        if len(complete) >= 2 and any(t.params for t in complete):
+            evaluator = optuna.importance.PedAnovaImportanceEvaluator()
+            figures["Parameter importances"] = vis.plot_param_importances(study, evaluator=evaluator)
+        reported = [v for t in study.get_trials(deepcopy=False) for v in t.intermediate_values.values()]
+        if reported:
+            fig = vis.plot_intermediate_values(study)
+            finite = [v for v in reported if v == v and v not in (float("inf"), float("-inf"))]
+            if finite and min(finite) > 0 and max(finite) > 100 * min(finite):
+                # A diverged trial's loss (thousands) would flatten every other curve onto zero.
+                fig.update_yaxes(type="log")
+            fig.update_xaxes(title="epoch")
+            figures["Intermediate values (per epoch)"] = fig
+    for fig in figures.values():
+        fig.update_layout(height=380, margin={"l": 60, "r": 20, "t": 50, "b": 50})
+    return figures
+
+
+def compare_sweeps(infos: list[SweepInfo]) -> list[dict[str, Any]]:
+    """One row per sweep, for comparing sweeps by their best value (newest first, as given)."""
+    from autotag.sweeps.driver import finished, trial_counts
+
+    rows = []
+    for info in infos:
+        try:
+            study = load_study(info.folder)
+        except Exception as exc:  # a sweep whose PostgreSQL server is away still gets its row
+            rows.append({"sweep": info.name, "state": str(info.state), "note": str(exc).splitlines()[0]})
+            continue
+        best = best_row(study)
+        rows.append(
+            {
+                "sweep": info.name,
+                "state": str(info.state),
+                "finished": f"{finished(trial_counts(study))}/{info.spec.trials}",
+                "metric": info.spec.metric,
+                "best value": best.value if best else None,
+                "best trial": best.number if best else None,
+                "best run": Path(best.run).name if best and best.run else None,
+                "searched": " ".join(info.spec.space),
+            }
+        )
+    return rows

@@ -2,7 +2,8 @@
 # Set up everything autotag needs on a fresh machine; safe to run again (does only what is missing).
 #   scripts/setup.sh         runtime: .venv with requirements.txt, FluidSynth and two General MIDI
 #                            soundfonts (Debian; needs root or sudo), built-in demo data set
-#   scripts/setup.sh --dev   also test tools (requirements-dev.txt) and Debian's chromium for browser tests
+#   scripts/setup.sh --dev   also test tools (requirements-dev.txt), Debian's chromium for browser tests
+#                            and Debian's postgresql for the sweep tests
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -63,6 +64,14 @@ elif grep -q '^Synthetic tones' data/demo/SOURCE.txt 2>/dev/null; then
   # Kept: runs may have trained on it. A new folder gets the real instruments.
   echo "setup: data/demo holds synthetic tones; for the real-instrument demo set, move it away" \
     "(mv data/demo data/demo-tones) and run this again"
+fi
+
+# The sweep tests run two workers against a real PostgreSQL server (Debian keeps its
+# binaries in /usr/lib/postgresql/<version>/bin); the tests start and stop their own.
+if [[ $DEV == 1 ]] && ! compgen -G "/usr/lib/postgresql/*/bin/pg_ctl" >/dev/null; then
+  echo "setup: installing Debian's postgresql for the sweep tests (a server per test session)"
+  apt_install postgresql \
+    || echo "setup: could not install postgresql; the PostgreSQL sweep test will be skipped and say why" >&2
 fi
 
 if [[ $DEV == 1 ]] && ! { command -v chromium >/dev/null && command -v chromedriver >/dev/null; }; then

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -189,3 +190,53 @@ def shipped_clone(tmp_path_factory: pytest.TempPathFactory) -> Path:
     assert "installing" not in done.stdout, "the linked .venv should be up to date: " + done.stdout
     assert (clone / "data" / "demo" / "tags.csv").is_file(), done.stdout
     return clone
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A real PostgreSQL server for this test session (Debian's, which `scripts/setup.sh --dev`
+    installs), on a free loopback port, as the `postgres` user when the tests run as root;
+    stopped afterwards. Yields an SQLAlchemy URL of an empty database."""
+    import glob
+    import os
+    import pwd
+    import shutil
+    import socket
+    import subprocess
+    import tempfile
+
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"))
+    if not found:
+        pytest.skip(
+            "no PostgreSQL server binaries (/usr/lib/postgresql/*/bin): bash scripts/setup.sh --dev installs them"
+        )
+    bin_dir = Path(found[-1]).parent
+    # Not under pytest's temporary folder: as root, that is closed to the postgres user.
+    base = Path(tempfile.mkdtemp(prefix="autotag-postgres-"))
+    data, sockets = base / "data", base / "sockets"
+    sockets.mkdir()
+    as_user: list[str] = []
+    if os.geteuid() == 0:  # initdb refuses root: the server runs as Debian's postgres user
+        user = pwd.getpwnam("postgres")
+        for path in (base, sockets):
+            os.chown(path, user.pw_uid, user.pw_gid)
+        as_user = ["runuser", "-u", "postgres", "--"]
+        if shutil.which("runuser") is None:
+            pytest.skip("tests run as root, and there is no runuser to start PostgreSQL as its own user")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+
+    def run(*cmd: str) -> None:
+        done = subprocess.run([*as_user, *cmd], capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, f"{cmd[0]}: {done.stderr[-2000:]}"
+
+    run(str(bin_dir / "initdb"), "-D", str(data), "--auth=trust", "-U", "autotag", "--no-sync")
+    options = f"-p {port} -k {sockets} -c listen_addresses=127.0.0.1 -c fsync=off"
+    run(str(bin_dir / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(base / "server.log"), "-w", "start")
+    try:
+        run(str(bin_dir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "autotag", "sweeps")
+        yield f"postgresql+psycopg://autotag@127.0.0.1:{port}/sweeps"
+    finally:
+        subprocess.run([*as_user, str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"], timeout=120)
+        shutil.rmtree(base, ignore_errors=True)

@@ -36,6 +36,9 @@ NOT_RUN = {
     "docker build": "no Docker engine on these machines; tests/test_packaging.py reads the Dockerfile",
     "docker run": "no Docker engine on these machines; tests/test_packaging.py reads the Dockerfile",
     "DATA=/shared/mtat sbatch": "no SLURM cluster here; tests/training/test_slurm.py runs an exported script",
+    "python -m autotag sweep export-slurm --data /shared": "no cluster or PostgreSQL host here; "
+    "tests/sweeps/test_sweep.py exports and runs an array against a PostgreSQL server it starts",
+    "sbatch sweep.sbatch": "no SLURM cluster here; tests/sweeps/test_sweep.py runs the array's tasks",
 }
 
 

@@ -15,10 +15,12 @@ from typing import Any
 
 from autotag.cli.runs import add_runs_dir_option
 from autotag.config import TrainConfig
+from autotag.paths import absolute
 from autotag.runs.folder import RunState
+from autotag.runs.manager import PROJECT_ROOT
 from autotag.training.trial import DIRECTIONS
 
-ACTIONS = ("list", "show", "stop", "resume", "worker")
+ACTIONS = ("list", "show", "stop", "resume", "worker", "export-slurm")
 #: Options that only a new sweep takes: destination -> option.
 SEARCH_OPTIONS = {
     "trials": "--trials",
@@ -45,7 +47,9 @@ def add_sweep_parser(
         description="A new sweep: --data, --trials and --space FIELD=SPEC (repeatable); SPEC is lo:hi, "
         "lo:hi:log or a,b,c, with @OTHER=v1,v2 to search the field only when OTHER has one of those values. "
         "Any fit option (--model tiny, --max-epochs 5) is a value every trial shares. "
-        "Actions: list; show, stop, resume, worker SWEEP.",
+        "Actions: list; show, stop, resume, worker, export-slurm SWEEP. export-slurm with the options of "
+        "a new sweep (and --storage postgresql+psycopg://...) makes the sweep for a SLURM array without "
+        "running it here.",
     )
     p.add_argument("action", nargs="?", choices=ACTIONS, help="what to do with sweeps (none: a new sweep)")
     p.add_argument("sweep", nargs="?", help="a sweep folder, or its name in RUNS/sweeps")
@@ -69,6 +73,14 @@ def add_sweep_parser(
     p.add_argument("--name", default=None, help="short name in the sweep's and its trials' folder names")
     p.add_argument("--background", action="store_true", help="drive it in a background process and return")
     add_runs_dir_option(p, "where trials' runs and the sweeps/ folder go")
+    slurm = p.add_argument_group("export-slurm (a SLURM array job of sweep workers)")
+    slurm.add_argument("--workers", type=_positive, default=4, help="array tasks, one worker each (default 4)")
+    slurm.add_argument("--gpus-per-worker", type=_positive, default=1, help="GPUs per task (default 1)")
+    slurm.add_argument("--cpus-per-worker", type=_positive, default=8, help="CPU cores per task (default 8)")
+    slurm.add_argument("--time", default="24:00:00", help="SLURM time limit per task (default 24:00:00)")
+    slurm.add_argument("--partition", default=None, help="SLURM partition (default: the cluster's)")
+    slurm.add_argument("--project-dir", type=absolute, default=PROJECT_ROOT, help="this project's folder there")
+    slurm.add_argument("--out", type=absolute, default=None, help="write the script here (default: print it)")
     add_config_options(p)
     p.set_defaults(func=_cmd_sweep)
 
@@ -82,6 +94,13 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 
     if args.action is None:
         return _new(args)
+    if args.action == "export-slurm" and args.sweep is None:  # make the sweep, for the array's workers only
+        from autotag.sweeps.slurm import check_shared_storage
+
+        check_shared_storage(args.storage)  # before a sweep folder exists
+        folder = _create(args)
+        print(f"sweep folder: {folder.path}", file=sys.stderr)
+        return _export_slurm(folder, args)
     given = [option for dest, option in SEARCH_OPTIONS.items() if getattr(args, dest) not in (None, [])] + [
         f"--{k.replace('_', '-')}" for k in _config_values(args)
     ]
@@ -102,21 +121,51 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     if args.action == "resume":
         manager.check_resumable(folder)
         return _drive(folder, args.background)
+    if args.action == "export-slurm":
+        return _export_slurm(folder, args)
     return _drive(folder, background=False, worker=True)
+
+
+def _export_slurm(folder: Any, args: argparse.Namespace) -> int:
+    from autotag.sweeps.slurm import sweep_sbatch_script
+
+    script = sweep_sbatch_script(
+        folder,
+        args.project_dir,
+        workers=args.workers,
+        gpus_per_worker=args.gpus_per_worker,
+        cpus_per_worker=args.cpus_per_worker,
+        time_limit=args.time,
+        partition=args.partition,
+    )
+    if args.out:
+        args.out.write_text(script, encoding="utf-8")
+        print(f"wrote {args.out}; submit it with: sbatch {args.out}", file=sys.stderr)
+    else:
+        print(script, end="")
+    return 0
 
 
 def _new(args: argparse.Namespace) -> int:
     from autotag.cli.main import UsageError
-    from autotag.sweeps import manager
 
     if args.sweep is not None:
         raise UsageError(f"unexpected {args.sweep!r}: a new sweep takes only options (actions: {', '.join(ACTIONS)})")
+    folder = _create(args)
+    print(f"sweep folder: {folder.path}", file=sys.stderr)
+    return _drive(folder, args.background)
+
+
+def _create(args: argparse.Namespace) -> Any:
+    from autotag.cli.main import UsageError
+    from autotag.sweeps import manager
+
     if args.trials is None:
         raise UsageError("a new sweep needs --trials N")
     fixed = _config_values(args)
     if "data" not in fixed:
         raise UsageError("a new sweep needs --data FOLDER")
-    folder = manager.new_sweep(
+    return manager.new_sweep(
         fixed,
         args.space,
         trials=args.trials,
@@ -131,8 +180,6 @@ def _new(args: argparse.Namespace) -> int:
         name=args.name,
         first=args.first,
     )
-    print(f"sweep folder: {folder.path}", file=sys.stderr)
-    return _drive(folder, args.background)
 
 
 def _drive(folder: Any, background: bool, worker: bool = False) -> int:

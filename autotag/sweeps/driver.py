@@ -349,8 +349,9 @@ def drive(folder: SweepFolder, main: bool = True, poll_s: float = 1.0) -> RunSta
     """Run the sweep's loop in this process until its trials are done or it is stopped.
 
     Args:
-        main: This is the sweep's driver (it writes the sweep's status.json); extra
-            workers only take part in the study.
+        main: This is the sweep's driver: its pid in status.json says whether the sweep
+            runs. Extra workers keep the trial counts there fresh; a sweep of workers alone
+            (a SLURM array) is "running" while they write, and "crashed" a minute after.
 
     Returns: completed or stopped.
 
@@ -368,14 +369,15 @@ def drive(folder: SweepFolder, main: bool = True, poll_s: float = 1.0) -> RunSta
         folder.write_status(
             state=RunState.RUNNING, pid=me.pid, pid_start=me.start, host=me.host, started=time.time(), ended=None
         )
+    elif folder.read_status().state is RunState.QUEUED:  # workers alone (a SLURM array): no driver's pid
+        folder.write_status(state=RunState.RUNNING, started=time.time())
     loop = _Loop(folder, spec, space, study, storage)
     try:
         while not loop.done():
             if stop.is_set() or folder.stop_request.exists():
                 raise SweepStopped
             loop.step()
-            if main:
-                folder.write_status(counts=trial_counts(study))
+            folder.write_status(counts=trial_counts(study))  # a driver without a pid lives by these writes
             stop.wait(poll_s)
     except (SweepStopped, KeyboardInterrupt):
         loop.release()
@@ -387,8 +389,7 @@ def drive(folder: SweepFolder, main: bool = True, poll_s: float = 1.0) -> RunSta
         if main:
             folder.write_status(state=RunState.FAILED, ended=time.time(), error=f"{type(exc).__name__}: {exc}")
         raise
-    if main:
-        folder.write_status(state=RunState.COMPLETED, ended=time.time(), counts=trial_counts(study))
+    folder.write_status(state=RunState.COMPLETED, ended=time.time(), counts=trial_counts(study))
     return RunState.COMPLETED
 
 

@@ -151,7 +151,7 @@ def derive_state(folder: SweepFolder, status: SweepStatus | None = None) -> RunS
     if not status.state.active:
         return status.state
     if status.pid is None and time.time() - (status.updated or 0.0) < runs.START_TIMEOUT_S:
-        return status.state
+        return status.state  # starting, or workers without a driver that write every second
     if status.pid is not None and is_alive(status.pid, status.pid_start):
         return status.state
     fresh = folder.read_status()

@@ -21,10 +21,17 @@ _TIME = re.compile(r"^(\d+-)?\d{1,2}(:\d{2}){0,2}$")
 _PARTITION = re.compile(r"^[A-Za-z0-9_.,-]+$")
 
 
-def _check_time_limit(value: str) -> None:
-    """SLURM's time formats (`MM`, `HH:MM:SS`, `D-HH:MM`, ...); raises ValueError otherwise."""
-    if not _TIME.match(value):
-        raise ValueError(f"time limit {value!r} is not a SLURM time such as 24:00:00 or 2-00:00:00")
+def check_job_settings(time_limit: str, partition: str | None) -> None:
+    """A time limit in one of SLURM's formats (`MM`, `HH:MM:SS`, `D-HH:MM`, ...) and a partition
+    name that is safe in a script line.
+
+    Raises:
+        ValueError: either is malformed.
+    """
+    if partition is not None and not _PARTITION.match(partition):
+        raise ValueError(f"partition {partition!r} may only hold letters, digits and . , _ -")
+    if not _TIME.match(time_limit):
+        raise ValueError(f"time limit {time_limit!r} is not a SLURM time such as 24:00:00 or 2-00:00:00")
 
 
 def sbatch_script(
@@ -45,9 +52,7 @@ def sbatch_script(
         project_dir: This project's folder on the cluster (with its .venv).
         source: Where the config came from, for the script's header.
     """
-    if partition is not None and not _PARTITION.match(partition):
-        raise ValueError(f"partition {partition!r} may only hold letters, digits and . , _ -")
-    _check_time_limit(time_limit)
+    check_job_settings(time_limit, partition)
     label = sanitize_name(name)
     workers = max(config.num_workers, min(4, cpus_per_gpu - 1))  # a GPU starves on one loading process
     job = make_config(  # validated: the cluster's `fit` must accept what the script carries

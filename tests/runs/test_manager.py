@@ -138,7 +138,11 @@ def test_run_states_are_typed_and_stored_as_plain_strings(tmp_path: Path) -> Non
     assert {s for s in RunState if s.active} == {RunState.STARTING, RunState.RUNNING}
     assert {s for s in RunState if s.stoppable} == {RunState.STARTING, RunState.RUNNING, RunState.QUEUED}
     assert {s for s in RunState if s.resumable} == {RunState.STOPPED, RunState.CRASHED, RunState.FAILED}
-    assert {s for s in RunState if s.final} == {s for s in RunState if s.resumable} | {RunState.COMPLETED}
+    # A pruned trial has ended for good: its sweep decided so, and resuming it would undo that.
+    assert {s for s in RunState if s.final} == {s for s in RunState if s.resumable} | {
+        RunState.COMPLETED,
+        RunState.PRUNED,
+    }
     assert RunState.of("no such state") is RunState.UNKNOWN and RunState.of(None) is RunState.UNKNOWN
     RunFolder(tmp_path).write_status(state=RunState.CRASHED)
     assert '"state": "crashed"' in (tmp_path / "status.json").read_text()

@@ -108,3 +108,22 @@ def test_sweep_actions_refuse_new_sweep_options_and_unknown_sweeps(
     assert "no sweep 'nothing-here'" in capsys.readouterr().err
     assert main(["sweep", "--data", str(tmp_path / "none"), "--trials", "2", "--space", "lr=1e-4:1e-2"]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_export_slurm_refuses_a_sweep_whose_study_is_in_sqlite(
+    small_csv_dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from autotag.sweeps.manager import new_sweep
+
+    folder = new_sweep({"data": str(small_csv_dataset)}, ["lr=1e-4:1e-2"], trials=2, runs_dir=tmp_path / "runs")
+    assert main(["sweep", "export-slurm", str(folder.path)]) == 2
+    assert "--storage postgresql" in capsys.readouterr().err
+
+
+def test_export_slurm_of_a_new_sweep_refuses_sqlite_before_making_it(
+    small_csv_dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    runs = tmp_path / "runs"
+    args = ["--data", str(small_csv_dataset), "--trials", "2", "--space", "lr=1e-4:1e-2", "--runs-dir", str(runs)]
+    assert main(["sweep", "export-slurm", *args]) == 2
+    assert "--storage postgresql" in capsys.readouterr().err and not runs.exists()

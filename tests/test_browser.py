@@ -253,7 +253,10 @@ def test_a_restarted_dashboard_shows_the_run_still_training(tmp_path: Path, demo
         stop_trainers(tmp_path / "runs")
 
 
-@pytest.mark.parametrize(("path", "heading"), [("runs", "Runs"), ("tag", "Tag your audio"), ("data", "Data sets")])
+@pytest.mark.parametrize(
+    ("path", "heading"),
+    [("runs", "Runs"), ("sweep", "Sweep hyperparameters"), ("tag", "Tag your audio"), ("data", "Data sets")],
+)
 def test_a_fresh_dashboards_first_request_to_a_page_url_goes_through_app_py(
     path: str, heading: str, tmp_path: Path
 ) -> None:
@@ -273,9 +276,9 @@ def test_a_fresh_dashboards_first_request_to_a_page_url_goes_through_app_py(
             page.goto(f"{url}/{path}")  # the server's first request
             expect(page.get_by_role("heading", name=heading, exact=True)).to_be_visible()
             nav = page.get_by_test_id("stSidebarNav")
-            for name in ("Train", "Runs", "Tag", "Data"):
+            for name in ("Train", "Runs", "Sweep", "Tag", "Data"):
                 expect(nav.get_by_role("link", name=name, exact=True)).to_be_visible()
-            expect(nav.get_by_role("link")).to_have_count(4)  # not the older layout's "app", "runs", ...
+            expect(nav.get_by_role("link")).to_have_count(5)  # not the older layout's "app", "runs", ...
             expect(page.get_by_test_id("stSidebar").get_by_text("Runs folder:")).to_be_visible()
             expect(page).to_have_title("autotag")  # app.py's set_page_config
             expect(page).to_have_url(f"{url}/{path}")

@@ -223,6 +223,11 @@ class _Loop:
 
     def _finish(self) -> None:
         for number, (trial_id, run) in list(self.own.items()):
+            if not RunFolder(run).is_run:  # deleted (stopped first) from the Runs page or by hand
+                del self.own[number]
+                self.storage.set_trial_user_attr(trial_id, "note", "its run was deleted")
+                self._tell(number, state="FAIL")
+                continue
             state = manager.derive_state(run)
             if not state.final:
                 continue

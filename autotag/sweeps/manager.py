@@ -98,9 +98,9 @@ def new_sweep(
     points = [parse_point(text, parsed) for text in first]
     config = make_config(**fixed)
     if sampler == "grid":
-        points = math.prod(len(v) for v in parsed.grid().values())
-        if trials > points:
-            raise SweepError(f"the grid has {points} points; --trials {trials} would repeat some of them")
+        size = math.prod(len(v) for v in parsed.grid().values())
+        if trials > size:
+            raise SweepError(f"the grid has {size} points; --trials {trials} would repeat some of them")
     open_dataset(config)  # a data set that cannot be trained on fails here, not in every trial
     values = config.model_dump(mode="json")
     spec = SweepSpec(

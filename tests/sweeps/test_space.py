@@ -127,3 +127,19 @@ def test_export_slurm_of_a_new_sweep_refuses_sqlite_before_making_it(
     args = ["--data", str(small_csv_dataset), "--trials", "2", "--space", "lr=1e-4:1e-2", "--runs-dir", str(runs)]
     assert main(["sweep", "export-slurm", *args]) == 2
     assert "--storage postgresql" in capsys.readouterr().err and not runs.exists()
+
+
+def test_a_grid_sweep_is_made_with_its_trials_to_run_first(small_csv_dataset: Path, tmp_path: Path) -> None:
+    from autotag.sweeps.manager import new_sweep
+    from autotag.sweeps.results import load_study
+
+    folder = new_sweep(
+        {"data": str(small_csv_dataset)},
+        ["lr=0.001,0.002,0.003"],
+        trials=3,
+        sampler="grid",
+        runs_dir=tmp_path / "runs",
+        first=["lr=0.002"],
+    )
+    [waiting] = load_study(folder).get_trials()
+    assert waiting.state.name == "WAITING" and waiting.system_attrs["fixed_params"] == {"lr": 0.002}

@@ -1,8 +1,8 @@
 """TPE with median pruning against random search without pruning, on the same budget of trials.
 
 Each seed runs both searches over the same space on the same data set, one trial at a time,
-and reports the best validation metric after N trials and the wall time the search took
-(pruned trials end early, so TPE + median may spend less). The default space is the Sweep
+and reports the best validation metric after N trials, the epochs all its trials trained
+(pruned trials end early, so TPE + median may spend less) and the wall time it took. The default space is the Sweep
 page's: learning rate (log), batch size, mixup, chunks per clip, for `tiny`.
 
     .venv/bin/python -m benchmarks.sweep_search --data data/demo [--trials 12] [--seeds 0 1 2]
@@ -35,7 +35,7 @@ def main() -> None:
     parser.add_argument("--space", nargs="+", default=SPACE)
     args = parser.parse_args()
     fixed = {"data": str(Path(args.data).resolve()), "model": "tiny", "max_epochs": args.max_epochs, "patience": 8}
-    results: dict[str, list[tuple[float, float, int]]] = {name: [] for name in RECIPES}
+    results: dict[str, list[tuple[float, float, int, int]]] = {name: [] for name in RECIPES}
     with tempfile.TemporaryDirectory() as tmp:
         for seed in args.seeds:
             for name, (sampler, pruner) in RECIPES.items():
@@ -54,18 +54,21 @@ def main() -> None:
                 minutes = (time.perf_counter() - start) / 60
                 study = load_study(folder)
                 best = best_row(study)
-                pruned = sum(r.state == "pruned" for r in trial_rows(study))
-                results[name].append((best.value if best else float("nan"), minutes, pruned))
+                rows = trial_rows(study)
+                pruned = sum(r.state == "pruned" for r in rows)
+                epochs = sum(r.epochs for r in rows)  # the compute spent, whatever else ran on the machine
+                results[name].append((best.value if best else float("nan"), minutes, pruned, epochs))
                 print(f"seed {seed}, {name}: best {args.metric} {results[name][-1][0]:.4f}, {minutes:.1f} min, "
-                      f"{pruned} pruned", flush=True)  # fmt: skip
+                      f"{epochs} epochs, {pruned} pruned", flush=True)  # fmt: skip
     print(f"\n{args.trials} trials of tiny, at most {args.max_epochs} epochs each, seeds {args.seeds}:")
-    print(f"| search | best {args.metric}, mean (range) | minutes, mean | pruned trials, mean |")
-    print("|---|---|---|---|")
+    print(f"| search | best {args.metric}, mean (range) | epochs trained, mean | minutes, mean | pruned trials, mean |")
+    print("|---|---|---|---|---|")
     for name, rows in results.items():
-        values = [v for v, _, _ in rows]
+        values = [v for v, _, _, _ in rows]
         print(
             f"| {name} | {statistics.mean(values):.3f} ({min(values):.3f}-{max(values):.3f}) | "
-            f"{statistics.mean(m for _, m, _ in rows):.1f} | {statistics.mean(p for _, _, p in rows):.1f} |"
+            f"{statistics.mean(e for *_, e in rows):.0f} | {statistics.mean(m for _, m, _, _ in rows):.1f} | "
+            f"{statistics.mean(p for _, _, p, _ in rows):.1f} |"
         )
 
 

@@ -11,7 +11,7 @@ import argparse
 import json
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from autotag.cli.runs import add_runs_dir_option
 from autotag.config import TrainConfig
@@ -19,6 +19,9 @@ from autotag.paths import absolute
 from autotag.runs.folder import RunState
 from autotag.runs.manager import PROJECT_ROOT
 from autotag.training.trial import DIRECTIONS
+
+if TYPE_CHECKING:
+    from autotag.sweeps.folder import SweepFolder
 
 ACTIONS = ("list", "show", "stop", "resume", "worker", "export-slurm")
 #: Options that only a new sweep takes: destination -> option.
@@ -96,8 +99,13 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         return _new(args)
     if args.action == "export-slurm" and args.sweep is None:  # make the sweep, for the array's workers only
         from autotag.sweeps.slurm import check_shared_storage
+        from autotag.training.slurm import check_job_settings
 
         check_shared_storage(args.storage)  # before a sweep folder exists
+        try:
+            check_job_settings(args.time, args.partition)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
         folder = _create(args)
         print(f"sweep folder: {folder.path}", file=sys.stderr)
         return _export_slurm(folder, args)
@@ -126,7 +134,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     return _drive(folder, background=False, worker=True)
 
 
-def _export_slurm(folder: Any, args: argparse.Namespace) -> int:
+def _export_slurm(folder: SweepFolder, args: argparse.Namespace) -> int:
     from autotag.sweeps.slurm import sweep_sbatch_script
 
     script = sweep_sbatch_script(
@@ -156,7 +164,7 @@ def _new(args: argparse.Namespace) -> int:
     return _drive(folder, args.background)
 
 
-def _create(args: argparse.Namespace) -> Any:
+def _create(args: argparse.Namespace) -> SweepFolder:
     from autotag.cli.main import UsageError
     from autotag.sweeps import manager
 
@@ -182,7 +190,7 @@ def _create(args: argparse.Namespace) -> Any:
     )
 
 
-def _drive(folder: Any, background: bool, worker: bool = False) -> int:
+def _drive(folder: SweepFolder, background: bool, worker: bool = False) -> int:
     from autotag.sweeps import manager
     from autotag.sweeps.driver import drive
     from autotag.sweeps.results import best_row, load_study
@@ -219,7 +227,7 @@ def _list(args: argparse.Namespace) -> int:
     return 0
 
 
-def _show(folder: Any) -> int:
+def _show(folder: SweepFolder) -> int:
     from autotag.sweeps import manager
     from autotag.sweeps.results import best_row, load_study, trial_rows
 

@@ -46,6 +46,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("autotag.sweeps")
 
+#: Seconds between a worker's looks at its trials' status files (a trial's end is seen this late).
+POLL_S = 0.25
+#: Seconds between a busy worker's questions to the study (takeovers of dead workers' trials).
+BUSY_CHECK_S = 5.0
 #: Seconds between a worker's heartbeats for its trials.
 HEARTBEAT_S = 20
 #: A trial whose worker has not beaten for this long is failed and retried (another machine's worker).
@@ -118,12 +122,25 @@ def make_sampler(spec: SweepSpec, space: Space, asked: int = 0) -> optuna.sample
     if spec.sampler == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     if spec.sampler == "grid":
-        return optuna.samplers.GridSampler(space.grid(), seed=seed)
+        return _grid_sampler(space.grid(), seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         return optuna.samplers.TPESampler(
             seed=seed, n_startup_trials=max(3, min(10, spec.trials // 3)), constant_liar=spec.parallel > 1
         )
+
+
+def _grid_sampler(grid: dict[str, list[Any]], seed: int | None) -> optuna.samplers.BaseSampler:
+    """Optuna's GridSampler, without its end: it calls `study.stop()` after the last point,
+    which raises outside `optimize`. A sweep asks no more trials than the grid has points
+    (`manager.new_sweep` checks), so its own count of trials ends it."""
+    import optuna
+
+    class AskTellGrid(optuna.samplers.GridSampler):
+        def after_trial(self, *args: Any) -> None:
+            pass
+
+    return AskTellGrid(grid, seed=seed)
 
 
 def open_study(folder: SweepFolder, spec: SweepSpec, space: Space) -> tuple[optuna.Study, Any]:
@@ -170,17 +187,28 @@ class _Loop:
         self.me = Worker.this()
         self.own: dict[int, tuple[int, Path]] = {}
         self.invalid = self.failed = 0
-        self._beaten = 0.0
+        self._beaten = self._checked = 0.0
 
-    def step(self) -> None:
+    def step(self) -> bool:
+        """One poll. While all its trials train, a worker only reads their status files; the
+        study is asked when one ended, when there is room, and every `BUSY_CHECK_S` (takeovers,
+        heartbeats), so the driver costs the trainers next to it no CPU to speak of.
+
+        Returns: whether the study was asked (its counts may have changed).
+        """
+        ended = self._finish()
+        now = time.monotonic()
+        if not ended and len(self.own) >= self.spec.parallel and now - self._checked < BUSY_CHECK_S:
+            return False
+        self._checked = now
         self._adopt()
-        self._finish()
-        if time.monotonic() - self._beaten >= HEARTBEAT_S / 2:
-            self._beaten = time.monotonic()
+        if now - self._beaten >= HEARTBEAT_S / 2:
+            self._beaten = now
             for trial_id, _ in self.own.values():
                 self.storage.record_heartbeat(trial_id)
             self._fail_stale()
         self._launch()
+        return True
 
     def done(self) -> bool:
         return not self.own and finished(trial_counts(self.study)) >= self.spec.trials
@@ -221,10 +249,13 @@ class _Loop:
 
     # --- telling the study how trials ended
 
-    def _finish(self) -> None:
+    def _finish(self) -> bool:
+        """Tell the study about this worker's trials whose runs ended; whether any did."""
+        ended = False
         for number, (trial_id, run) in list(self.own.items()):
             if not RunFolder(run).is_run:  # deleted (stopped first) from the Runs page or by hand
                 del self.own[number]
+                ended = True
                 self.storage.set_trial_user_attr(trial_id, "note", "its run was deleted")
                 self._tell(number, state="FAIL")
                 continue
@@ -232,6 +263,7 @@ class _Loop:
             if not state.final:
                 continue
             del self.own[number]
+            ended = True
             status = RunFolder(run).read_status()
             if state is RunState.COMPLETED:
                 self._tell_value(number, trial_id, status.best_val_metrics.get(self.spec.metric))
@@ -249,6 +281,7 @@ class _Loop:
                 self.failed += 1
                 if self.failed >= MAX_FAILED:
                     raise SweepFailed(f"{self.failed} trials in a row failed; the last ({run.name}): {status.error}")
+        return ended
 
     def _tell_value(self, number: int, trial_id: int, value: float | None) -> None:
         if value is None or not math.isfinite(value):
@@ -350,7 +383,7 @@ class _Loop:
         self.own.clear()
 
 
-def drive(folder: SweepFolder, main: bool = True, poll_s: float = 1.0) -> RunState:
+def drive(folder: SweepFolder, main: bool = True, poll_s: float = POLL_S) -> RunState:
     """Run the sweep's loop in this process until its trials are done or it is stopped.
 
     Args:
@@ -377,12 +410,14 @@ def drive(folder: SweepFolder, main: bool = True, poll_s: float = 1.0) -> RunSta
     elif folder.read_status().state is RunState.QUEUED:  # workers alone (a SLURM array): no driver's pid
         folder.write_status(state=RunState.RUNNING, started=time.time())
     loop = _Loop(folder, spec, space, study, storage)
+    written = 0.0
     try:
         while not loop.done():
             if stop.is_set() or folder.stop_request.exists():
                 raise SweepStopped
-            loop.step()
-            folder.write_status(counts=trial_counts(study))  # a driver without a pid lives by these writes
+            if loop.step() or time.monotonic() - written >= BUSY_CHECK_S:
+                folder.write_status(counts=trial_counts(study))  # workers without a driver live by these writes
+                written = time.monotonic()
             stop.wait(poll_s)
     except (SweepStopped, KeyboardInterrupt):
         loop.release()

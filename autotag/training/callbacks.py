@@ -153,7 +153,9 @@ class PruneTrial(L.Callback):
         self.link = link
         self.pruned_at: int | None = None  # the 1-based epoch after which the trial was pruned
         study = optuna.load_study(
-            study_name=link.study, storage=open_storage(link.storage), pruner=make_pruner(link.pruner, link.max_epochs)
+            study_name=link.study,
+            storage=open_storage(link.storage, existing=True),
+            pruner=make_pruner(link.pruner, link.max_epochs),
         )
         self.trial = optuna.trial.Trial(study, link.trial_id)
 

@@ -66,11 +66,18 @@ def make_pruner(name: PrunerName, max_epochs: int) -> optuna.pruners.BasePruner:
     return optuna.pruners.NopPruner()
 
 
-def open_storage(url: str, **options: Any) -> optuna.storages.RDBStorage:
+def open_storage(url: str, existing: bool = False, **options: Any) -> optuna.storages.RDBStorage:
     """The study's storage (`options` go to RDBStorage). SQLite waits up to 60 s for a lock
-    that another process holds; PostgreSQL connections are checked before use."""
+    that another process holds; PostgreSQL connections are checked before use.
+
+    Args:
+        existing: The sweep's driver made the storage's tables: skip creating them and
+            checking their schema version (a trial's trainer saves 0.17 s of its start).
+    """
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # the driver's log and train.log say what happened
     engine = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {"pool_pre_ping": True}
+    if existing:
+        options |= {"skip_table_creation": True, "skip_compatibility_check": True}
     return optuna.storages.RDBStorage(url, engine_kwargs=engine, **options)

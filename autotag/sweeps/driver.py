@@ -335,7 +335,9 @@ class _Loop:
 
     def _launch(self) -> None:
         while len(self.own) < self.spec.parallel and self._room():
-            trial = self.study.ask()
+            with warnings.catch_warnings():  # this loop records the heartbeats itself, as `optimize` would
+                warnings.filterwarnings("ignore", "Heartbeat of storage is supposed to be used with Study.optimize")
+                trial = self.study.ask()
             self.storage.record_heartbeat(trial._trial_id)
             trial.set_user_attr("worker", self.me.key)
             if self._rank(trial.number) >= self.spec.trials:

@@ -6,7 +6,7 @@ and reports the best validation metric after N trials, the epochs all its trials
 page's: learning rate (log), batch size, mixup, chunks per clip, for `tiny`.
 
     .venv/bin/python -m benchmarks.sweep_search --data data/demo [--trials 12] [--seeds 0 1 2]
-        [--max-epochs 20] [--metric val_roc_auc] [--space lr=1e-4:1e-1:log ...]
+        [--max-epochs 20] [--metric val_roc_auc] [--space lr=1e-4:1e-1:log ...] [--chunks-per-clip N]
 """
 
 from __future__ import annotations
@@ -33,8 +33,11 @@ def main() -> None:
     parser.add_argument("--max-epochs", type=int, default=20)
     parser.add_argument("--metric", default="val_roc_auc", choices=("val_loss", "val_roc_auc", "val_pr_auc"))
     parser.add_argument("--space", nargs="+", default=SPACE)
+    parser.add_argument("--chunks-per-clip", type=int, default=None, help="fixed for every trial (not searched)")
     args = parser.parse_args()
     fixed = {"data": str(Path(args.data).resolve()), "model": "tiny", "max_epochs": args.max_epochs, "patience": 8}
+    if args.chunks_per_clip:
+        fixed["chunks_per_clip"] = args.chunks_per_clip
     results: dict[str, list[tuple[float, float, int, int]]] = {name: [] for name in RECIPES}
     with tempfile.TemporaryDirectory() as tmp:
         for seed in args.seeds:

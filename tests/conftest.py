@@ -169,9 +169,18 @@ def shipped_clone(tmp_path_factory: pytest.TempPathFactory) -> Path:
     install, as on a second run), and `scripts/setup.sh` then does what it does for a new
     user: it generates the built-in demo data set in `./data/demo`.
     """
+    import hashlib
     import shutil
     import subprocess
 
+    # The clone's set-up would reinstall an out-of-date .venv, and with it autotag from the
+    # clone's path, which is deleted after the session: refuse before it can.
+    want = hashlib.sha256((ROOT / "requirements.txt").read_bytes() * 2).hexdigest()  # scripts/setup.sh's stamp
+    stamp = ROOT / ".venv" / ".installed-requirements"
+    if not stamp.is_file() or stamp.read_text().strip() != want:
+        pytest.fail(
+            "the project's .venv is older than requirements.txt: run `bash scripts/test.sh` (or scripts/setup.sh)"
+        )
     clone = tmp_path_factory.mktemp("clone") / "autotag"
     listed = subprocess.run(
         ["git", "-C", str(ROOT), "ls-files", "-z", "--cached", "--others", "--exclude-standard"],

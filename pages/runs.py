@@ -8,25 +8,17 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from autotag.charts import curves_figure
 from autotag.config import QUICK_DEMO, make_config
 from autotag.data.demo import default_demo_dir
 from autotag.runs import manager
-from autotag.runs.curves import CurveReader
 from autotag.runs.folder import RunError, RunFolder, RunState, default_runs_dir
-from autotag.runs.table import config_differences, summarize
+from autotag.runs.live import live_runs, refresh_interval
+from autotag.runs.table import config_differences
+from autotag.ui.ticker import refresh_clock
 
 if "_app_nav" not in st.session_state:  # run alone by Streamlit's older pages/ layout: see app.py
     runpy.run_path(str(Path(__file__).parents[1] / "app.py"), run_name="__main__")
     st.stop()
-
-REFRESH_S = 1.0  # seconds between live refreshes; one costs about 1 ms per 50 runs
-
-
-@st.cache_resource(max_entries=200)
-def _reader(run_path: str) -> CurveReader:
-    """One reader per run for the server's lifetime: later refreshes read only new records."""
-    return CurveReader(RunFolder(Path(run_path)).tb)
 
 
 def _quick_demo() -> None:
@@ -38,7 +30,8 @@ def _quick_demo() -> None:
 st.title("Runs")
 runs_dir = default_runs_dir()
 manager.schedule(runs_dir)  # start queued runs whose turn has come
-runs = manager.list_runs(runs_dir)
+shared = live_runs(runs_dir)  # one read of the runs folder and event files for every viewer
+runs = list(shared.snapshot(max_age=0).runs)  # a whole-page run follows a user's action: read now
 if not runs:
     st.info(
         "No runs yet. Train the tiny model on the built-in demo set (under a minute on a 2-core CPU), "
@@ -57,7 +50,6 @@ st.session_state["runs_selected"] = selected
 smoothing = smooth_col.slider(
     "Smoothing of train_loss", 0.0, 0.99, 0.6, 0.01, key="runs_smoothing", persist_state="session"
 )
-live = any(r.state.stoppable for r in runs)
 COLUMNS = {
     "progress": st.column_config.ProgressColumn("progress", min_value=0.0, max_value=1.0, format="percent"),
     "best val_loss": st.column_config.NumberColumn(format="%.4f"),
@@ -67,18 +59,13 @@ COLUMNS = {
 }
 
 
-@st.fragment(run_every=REFRESH_S if live else None)
+@st.fragment
 def _live_view(names: list[str], weight: float) -> None:
-    """Table, curves and progress lines; reruns alone every few seconds while runs train."""
-    fresh = {r.name: r for r in manager.list_runs(runs_dir)}
-    table = pd.DataFrame([summarize(r) for r in fresh.values()])
-    st.dataframe(table, hide_index=True, column_config=COLUMNS)
-    readers = {}
-    for name in names:
-        if name in fresh:
-            reader = _reader(str(fresh[name].path))
-            reader.refresh()
-            readers[name] = reader
+    """Table, curves and progress lines; reruns alone while the tab is visible (see ui.ticker)."""
+    snapshot = shared.snapshot()
+    fresh = snapshot.by_name()
+    st.dataframe(snapshot.table, hide_index=True, column_config=COLUMNS)
+    readers = shared.readers([fresh[n] for n in names if n in fresh])
     for name, reader in readers.items():
         if reader.problems:
             st.warning(
@@ -88,16 +75,17 @@ def _live_view(names: list[str], weight: float) -> None:
         if fresh[name].state.final and reader.pending_bytes():
             st.warning(f"{name}: its event file ends in an incomplete record ({reader.pending_bytes()} bytes).")
     if names:  # drawn empty too: the browser loads plotly while the trainer starts, not after
-        st.plotly_chart(curves_figure(readers, weight), key="runs_curves")
+        st.plotly_chart(shared.figure(readers, weight).figure, key="runs_curves")
+    rows = {row["run"]: row for row in snapshot.rows}
     for name in names:
-        info = fresh.get(name)
-        if info is None:
+        if name not in fresh:
             continue
-        row = summarize(info)
+        row = rows[name]
         eta = f", ETA ≤ {row['ETA (s)']} s" if row["ETA (s)"] else ""
-        st.caption(f"**{name}**: {info.state} · epoch {row['epoch']} · {info.status.phase or ''}{eta}")
+        st.caption(f"**{name}**: {fresh[name].state} · epoch {row['epoch']} · {fresh[name].status.phase or ''}{eta}")
     if any(fresh[n].state != r.state for n, r in by_name.items() if n in fresh) or fresh.keys() != by_name.keys():
         st.rerun()  # a run started or ended: refresh the whole page (buttons, metrics)
+    refresh_clock("runs_clock", refresh_interval(snapshot, names))
 
 
 _live_view(selected, smoothing)

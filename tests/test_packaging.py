@@ -23,6 +23,14 @@ def test_effective_streamlit_options() -> None:
     assert effective["fileWatcherType"] == '"none"'
     assert effective["enableCORS"] == "true"
     assert effective["enableStaticServing"] == "false"
+    hidden = subprocess.run(  # `config show` leaves out Streamlit's hidden options
+        [sys.executable, "-c", "from streamlit import config; print(config.get_option('runner.postScriptGC'))"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert hidden.strip() == "False"  # a full collection after every fragment rerun: see the config file
 
 
 def test_dockerfile_ships_what_the_dashboard_needs() -> None:

@@ -137,6 +137,8 @@ class CurveReader:
     def __init__(self, log_dir: str | Path) -> None:
         self.log_dir = Path(log_dir)
         self.series: dict[str, Series] = {}
+        #: Points read so far (replaced ones included): it changes exactly when a curve does.
+        self.points = 0
         self._tails: dict[Path, EventFileTail] = {}
         self._lock = threading.Lock()  # one reader may serve several dashboard sessions
 
@@ -152,6 +154,7 @@ class CurveReader:
                         if value.HasField("simple_value"):
                             self.series.setdefault(value.tag, Series()).add(int(event.step), float(value.simple_value))
                             added += 1
+            self.points += added
             return added
 
     @property

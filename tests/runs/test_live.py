@@ -1,0 +1,98 @@
+"""The Runs page's shared reads: N viewers cost one read per interval, and one figure per change."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from torch.utils.tensorboard import SummaryWriter
+
+from autotag.runs.folder import RunFolder, RunState, create_run
+from autotag.runs.live import INTERVALS_S, MIN_INTERVAL_S, LiveRuns, live_runs, refresh_interval
+from tests.conftest import tiny_config
+
+
+class Clock:
+    """A clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _log(run: Path, steps: range) -> None:
+    writer = SummaryWriter(str(RunFolder(run).tb))
+    for step in steps:
+        writer.add_scalar("train_loss", 1.0 / (step + 1), step)
+    writer.close()
+
+
+def test_many_viewers_within_an_interval_cost_one_read(tmp_path: Path, small_csv_dataset: Path) -> None:
+    runs_dir = tmp_path / "runs"
+    run = create_run(tiny_config(small_csv_dataset), runs_dir, "watched")
+    _log(run, range(10))
+    clock = Clock()
+    live = LiveRuns(runs_dir, clock)
+
+    def viewer() -> None:
+        snap = live.snapshot()
+        readers = live.readers(snap.runs)
+        live.figure(readers, 0.6)
+
+    threads = [threading.Thread(target=viewer) for _ in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert live.reads == {"runs": 1, "curves": 1, "figures": 1}
+    first = live.snapshot()
+    figure = live.figure(live.readers(first.runs), 0.6)
+    assert figure.figure.data[0].x[-1] == 9
+
+    clock.now += MIN_INTERVAL_S  # time passes, nothing is written: read again, same version, same figure
+    again = live.snapshot()
+    assert live.reads["runs"] == 2 and again.version == first.version
+    assert live.figure(live.readers(again.runs), 0.6) is figure and live.reads["figures"] == 1
+
+    _log(run, range(10, 20))  # the trainer writes: the next read after the interval sees it
+    assert live.figure(live.readers(again.runs), 0.6) is figure
+    clock.now += MIN_INTERVAL_S
+    newer = live.figure(live.readers(live.snapshot().runs), 0.6)
+    assert newer is not figure and newer.figure.data[0].x[-1] == 19
+    assert live.figure(live.readers(live.snapshot().runs), 0.3) is not newer  # another smoothing, its own figure
+
+    RunFolder(run).write_status(state=RunState.RUNNING, pid=None)
+    assert live.snapshot(max_age=0).version == first.version + 1  # a user's action reads at once
+
+
+def test_a_deleted_run_leaves_no_reader_behind(tmp_path: Path, small_csv_dataset: Path) -> None:
+    import shutil
+
+    runs_dir = tmp_path / "runs"
+    run = create_run(tiny_config(small_csv_dataset), runs_dir, "gone")
+    live = LiveRuns(runs_dir, Clock())
+    live.readers(live.snapshot().runs)
+    assert len(live._readers) == 1
+    shutil.rmtree(run)
+    assert live.snapshot(max_age=0).runs == () and not live._readers
+
+
+def test_pages_look_again_soon_only_while_a_run_they_show_trains(tmp_path: Path, small_csv_dataset: Path) -> None:
+    runs_dir = tmp_path / "runs"
+    shown = create_run(tiny_config(small_csv_dataset), runs_dir, "shown")
+    other = create_run(tiny_config(small_csv_dataset), runs_dir, "other")
+    live = LiveRuns(runs_dir, Clock())
+    for run in (shown, other):
+        RunFolder(run).write_status(state=RunState.COMPLETED)
+    assert refresh_interval(live.snapshot(max_age=0), [shown.name]) == INTERVALS_S[2]
+    RunFolder(other).write_status(state=RunState.QUEUED)
+    assert refresh_interval(live.snapshot(max_age=0), [shown.name]) == INTERVALS_S[1]
+    RunFolder(shown).write_status(state=RunState.QUEUED)
+    assert refresh_interval(live.snapshot(max_age=0), [shown.name]) == INTERVALS_S[0]
+
+
+def test_one_shared_reader_per_runs_folder(tmp_path: Path) -> None:
+    (tmp_path / "runs").mkdir()
+    assert live_runs(tmp_path / "runs") is live_runs(tmp_path / "x" / ".." / "runs")

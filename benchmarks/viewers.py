@@ -16,7 +16,11 @@ Then, with the pages still open: the same CPU with every page hidden while the r
 (background tabs), and with the pages shown once the run has stopped ("nothing changes");
 the time to open the pages, the server's memory, and the tracebacks in its log.
 
+Last, in a dashboard of its own, `--uploads K` pages on /tag upload a clip each at the
+same moment, against one lone upload.
+
     .venv/bin/python -m benchmarks.viewers [--viewers 1 5 10 20] [--seconds 60] [--data data/demo]
+        [--uploads 5] [--only viewers|uploads]
 """
 
 from __future__ import annotations
@@ -36,25 +40,9 @@ from autotag.runs import manager
 from autotag.runs.curves import CurveReader
 from autotag.runs.folder import RunFolder
 from tests.conftest import stop_trainers, wait_for_run
-from tests.test_browser import _browser, _start, _stop
+from tests.test_browser import CHART_STEP, HIDE, SHOW, _browser, _start, _stop
 
 ROOT = Path(__file__).resolve().parent.parent
-#: The last train_loss step a page's chart draws (react-plotly keeps the figure's data on its div).
-_CHART_STEP = """() => {
-  const div = document.querySelector('.js-plotly-plot');
-  if (!div || !div.data) return null;
-  const trace = div.data.find(t => t.name === 'train_loss');
-  return trace && trace.x.length ? trace.x[trace.x.length - 1] : null;
-}"""
-#: A page as a background tab: what the browser reports when the user switches away.
-_HIDE = """() => {
-  Object.defineProperty(document, 'visibilityState', {configurable: true, get: () => 'hidden'});
-  Object.defineProperty(document, 'hidden', {configurable: true, get: () => true});
-  document.dispatchEvent(new Event('visibilitychange'));
-}"""
-
-
-_SHOW = _HIDE.replace("'hidden'", "'visible'").replace("=> true", "=> false")
 
 
 class FileClock:
@@ -100,37 +88,41 @@ def _cpu(proc: psutil.Process) -> float:
 
 
 def _measure(server: psutil.Process, pages: list, clock: FileClock, seconds: float, sample_s: float = 2.0) -> dict:
-    """Server CPU and chart lag over `seconds`, sampling every page every `sample_s`."""
-    start, cpu0 = time.monotonic(), _cpu(server)
+    """Server CPU and chart lag over `seconds`, sampling every page every `sample_s`.
+
+    A sample that finds no chart (the page is between two drawings of it) is counted
+    apart, not as a lag.
+    """
+    start, cpu0 = time.monotonic(), _cpu_split(server.pid)
     lags_steps: list[int] = []
     lags_s: list[float] = []
-    first_step = {}
-    last_step = {}
+    missing = 0
+    first_step: dict[int, int] = {}
+    last_step: dict[int, int] = {}
     while time.monotonic() - start < seconds:
         for i, page in enumerate(pages):
-            step = page.evaluate(_CHART_STEP)
-            at = time.monotonic()
-            behind_steps, behind_s = clock.behind(step, at)
+            step = page.evaluate(CHART_STEP)
+            if step is None:
+                missing += 1
+                continue
+            behind_steps, behind_s = clock.behind(step, time.monotonic())
             lags_steps.append(behind_steps)
             lags_s.append(behind_s)
             first_step.setdefault(i, step)
             last_step[i] = step
         time.sleep(sample_s)
     wall = time.monotonic() - start
-    cpu = 100 * (_cpu(server) - cpu0) / wall
-    frozen = (
-        sum(1 for i in first_step if first_step[i] == last_step[i])
-        if clock.steps_per_second(start, start + wall)
-        else 0
-    )
+    cpu = {k: 100 * (v - cpu0[k]) / wall for k, v in _cpu_split(server.pid).items()}
+    trainer = clock.steps_per_second(start, start + wall)
     return {
-        "server CPU %": round(cpu, 2),
-        "per viewer %": round(cpu / max(1, len(pages)), 2),
+        "server CPU %": round(cpu["server"], 2),
+        "per viewer %": round(cpu["server"] / max(1, len(pages)), 2),
+        "chromium CPU %": round(cpu["chromium"], 1),
         "behind (steps) median/max": [statistics.median(lags_steps or [0]), max(lags_steps or [0])],
         "behind (s) median/max": [round(statistics.median(lags_s or [0]), 2), round(max(lags_s or [0]), 2)],
-        "frozen charts": frozen,
-        "trainer steps/s": round(clock.steps_per_second(start, start + wall), 2),
-        "window": (start, start + wall),
+        "samples without a chart": missing,
+        "frozen charts": sum(first_step[i] == last_step[i] for i in first_step) if trainer else 0,
+        "trainer steps/s": round(trainer, 2),
     }
 
 
@@ -141,7 +133,7 @@ def _open_pages(browser, url: str, n: int) -> tuple[list, list[float]]:  # noqa:
         page.set_default_timeout(180_000)
         began = time.monotonic()
         page.goto(f"{url}/runs")
-        page.wait_for_function(f"({_CHART_STEP})() !== null")
+        page.wait_for_function(f"({CHART_STEP})() !== null")
         waits.append(round(time.monotonic() - began, 1))
         pages.append(page)
     return pages, waits
@@ -182,10 +174,10 @@ def run_levels(data: Path, levels: list[int], seconds: float) -> dict:
                     level["page open (s) max"] = max(waits, default=0)
                     out[f"{n} viewers"] = level
                 for page in pages:
-                    page.evaluate(_HIDE)
+                    page.evaluate(HIDE)
                 out[f"{len(pages)} viewers, all hidden, run training"] = _measure(proc, [], clock, seconds)
                 for page in pages:
-                    page.evaluate(_SHOW)
+                    page.evaluate(SHOW)
                 manager.stop(run)
                 wait_for_run(run, lambda s: s["state"] != "running", timeout=120)
                 time.sleep(5)  # the pages see the final state and slow down
@@ -198,10 +190,90 @@ def run_levels(data: Path, levels: list[int], seconds: float) -> dict:
             if server is not None:
                 _stop(server)
             stop_trainers(tmp / "runs")
-    for level in out.values():
-        if isinstance(level, dict):
-            level.pop("window", None)
     return out
+
+
+def _cpu_split(server_pid: int) -> dict[str, float]:
+    """CPU seconds so far of the server, its children (decoders, trainers) and the browsers."""
+    out = {"server": 0.0, "server's children": 0.0, "chromium": 0.0}
+    server = psutil.Process(server_pid)
+    times = server.cpu_times()
+    out["server"] = times.user + times.system
+    out["server's children"] = times.children_user + times.children_system  # the ones that ended
+    for child in server.children(recursive=True):
+        try:
+            out["server's children"] += _cpu(child)
+        except psutil.Error:
+            pass
+    for proc in psutil.process_iter(["name"]):
+        try:
+            if "chrom" in (proc.info["name"] or ""):
+                out["chromium"] += _cpu(proc)
+        except psutil.Error:
+            pass
+    return out
+
+
+def _tags_shown(page) -> bool:  # noqa: ANN001 - playwright page
+    return page.locator("strong", has_text="Tags:").count() > 0
+
+
+def run_uploads(data: Path, k: int) -> dict:
+    """Seconds from upload to tags shown on /tag: a lone upload (the second of two, warm),
+    then `k` pages uploading at the same moment, each a clip of its own (30 s, 44.1 kHz
+    stereo WAV, `shortchunk_cnn`)."""
+    from playwright.sync_api import sync_playwright
+
+    from benchmarks.dashboard_latency import _tag_run
+
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        _tag_run(tmp / "tag", data)
+        clips = iter(sorted((tmp / "tag").glob("clip*.wav")))
+        server, url = _start(tmp / "tag", data, "uploads.log")
+        try:
+            with sync_playwright() as pw:
+                browser = _browser(pw)
+                pages = []
+                for _ in range(k):
+                    page = browser.new_page()
+                    page.set_default_timeout(180_000)
+                    page.goto(url)  # the Train page, as a user arrives (its chart loads plotly.js)
+                    page.locator(".js-plotly-plot").first.wait_for(state="attached")
+                    page.get_by_role("link", name="Tag", exact=True).click()
+                    page.get_by_text("Tags: tag00, tag01").wait_for()  # the model is loaded
+                    pages.append(page)
+                uploaders = [p.locator("[data-testid='stFileUploaderDropzoneInput']") for p in pages]
+                lone = []
+                for _ in range(2):
+                    began = time.monotonic()
+                    uploaders[0].set_input_files([str(next(clips))])
+                    pages[0].locator("strong", has_text="Tags:").first.wait_for()
+                    lone.append(time.monotonic() - began)
+                    pages[0].get_by_test_id("stFileChipDeleteBtn").first.click()
+                    pages[0].locator("strong", has_text="Tags:").first.wait_for(state="hidden")
+                time.sleep(2)  # the decoder started ahead for the next upload is ready
+                cpu0 = _cpu_split(server.pid)
+                began = time.monotonic()
+                for uploader in uploaders:
+                    uploader.set_input_files([str(next(clips))])
+                done: dict[int, float] = {}
+                while len(done) < k and time.monotonic() - began < 120:
+                    for i, page in enumerate(pages):
+                        if i not in done and _tags_shown(page):
+                            done[i] = time.monotonic() - began
+                    time.sleep(0.02)
+                cpu = {k: round(v - cpu0.get(k, 0.0), 2) for k, v in _cpu_split(server.pid).items()}
+                browser.close()
+        finally:
+            _stop(server)
+    together = sorted(done.values())
+    return {
+        "lone upload to tags (s)": round(lone[-1], 2),
+        f"{k} simultaneous uploads to tags (s)": [round(t, 2) for t in together],
+        "slowest minus lone (s)": round(together[-1] - lone[-1], 2) if len(together) == k else None,
+        "CPU seconds meanwhile": cpu,
+    }
 
 
 def main() -> None:
@@ -209,8 +281,15 @@ def main() -> None:
     parser.add_argument("--viewers", type=int, nargs="+", default=[1, 5, 10, 20])
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--data", type=Path, default=ROOT / "data" / "demo")
+    parser.add_argument("--uploads", type=int, default=5, help="simultaneous uploads on /tag (0: none)")
+    parser.add_argument("--only", choices=["viewers", "uploads"])
     args = parser.parse_args()
-    print(json.dumps(run_levels(args.data.resolve(), sorted(args.viewers), args.seconds), indent=2))
+    out = {}
+    if args.only != "uploads":
+        out["viewers"] = run_levels(args.data.resolve(), sorted(args.viewers), args.seconds)
+    if args.only != "viewers" and args.uploads:
+        out["uploads"] = run_uploads(args.data.resolve(), args.uploads)
+    print(json.dumps(out, indent=2))
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ import os
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import time
@@ -27,6 +28,7 @@ import soundfile as sf
 from autotag.data.demo import NOTES_FILE
 from autotag.data.instruments import OTHER_SOUNDFONT, Renderer, solo_clip
 from autotag.runs import manager
+from autotag.runs.curves import CurveReader
 from autotag.runs.folder import RunFolder
 from tests.conftest import shipped_env, stop_trainers
 
@@ -251,6 +253,91 @@ def test_a_restarted_dashboard_shows_the_run_still_training(tmp_path: Path, demo
         if first.poll() is None:
             _stop(first)
         stop_trainers(tmp_path / "runs")
+
+
+#: The last train_loss step a page's chart draws (react-plotly keeps the figure's data on its div).
+CHART_STEP = """() => {
+  const div = document.querySelector('.js-plotly-plot');
+  if (!div || !div.data) return null;
+  const trace = div.data.find(t => t.name === 'train_loss');
+  return trace && trace.x.length ? trace.x[trace.x.length - 1] : null;
+}"""
+#: The page as a background tab: what the browser reports when the user switches away.
+HIDE = """() => {
+  Object.defineProperty(document, 'visibilityState', {configurable: true, get: () => 'hidden'});
+  Object.defineProperty(document, 'hidden', {configurable: true, get: () => true});
+  document.dispatchEvent(new Event('visibilitychange'));
+}"""
+SHOW = HIDE.replace("'hidden'", "'visible'").replace("=> true", "=> false")
+
+
+def _file_step(run: Path) -> int:
+    reader = CurveReader(RunFolder(run).tb)
+    reader.refresh()
+    return reader.get("train_loss").steps[-1]
+
+
+def _drop_handshakes(url: str, count: int) -> None:
+    """Open the dashboard's websocket and hang up before, during or after the server accepts."""
+    port = int(url.rsplit(":", 1)[1])
+    request = (
+        f"GET /_stcore/stream HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
+        "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+        f"Origin: http://127.0.0.1:{port}\r\nSec-WebSocket-Protocol: streamlit\r\n\r\n"
+    ).encode()
+    for i in range(count):
+        with socket.create_connection(("127.0.0.1", port)) as conn:
+            if i % 2:  # a reset instead of a close
+                conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            conn.sendall(request)
+            time.sleep((0, 0.001, 0.01, 0.05)[i % 4])
+
+
+def test_a_hidden_tab_asks_for_nothing_and_closed_tabs_leave_no_traceback(tmp_path: Path, demo_dataset: Path) -> None:
+    """While a run trains, a visible Runs page follows its event file; hidden, it stops
+    refreshing (its chart stays where it was) and catches up as soon as it is shown.
+    Tabs closed while loading or refreshing, and websockets dropped in the handshake,
+    leave no traceback in the server's log."""
+    from playwright.sync_api import sync_playwright
+
+    from autotag.config import make_config
+
+    run = manager.launch(
+        make_config(data=str(demo_dataset), model="tiny", max_epochs=1000, patience=100), runs_dir=tmp_path / "runs"
+    )
+    server, url = _start(tmp_path, demo_dataset, "server.log")
+    try:
+        with sync_playwright() as pw:
+            browser = _browser(pw)
+            page = browser.new_page()
+            page.set_default_timeout(120_000)
+            page.goto(f"{url}/runs")
+            page.wait_for_function(f"({CHART_STEP})() > 0")
+            first = page.evaluate(CHART_STEP)
+            page.wait_for_function(f"({CHART_STEP})() > {first}", timeout=20_000)  # visible: it follows
+
+            page.evaluate(HIDE)
+            time.sleep(3)  # a refresh already on its way lands
+            hidden_at = page.evaluate(CHART_STEP)
+            time.sleep(5)
+            assert page.evaluate(CHART_STEP) == hidden_at, "a hidden tab kept refreshing"
+            assert _file_step(run) > hidden_at, "the trainer wrote nothing meanwhile: the check proves nothing"
+            page.evaluate(SHOW)
+            page.wait_for_function(f"({CHART_STEP})() > {hidden_at}", timeout=5_000)  # shown: at once
+
+            for i in range(12):
+                tab = browser.new_page()
+                tab.goto(f"{url}/runs", wait_until="commit")
+                time.sleep((0.05, 0.3, 1.0, 2.5)[i % 4])
+                tab.close()
+            _drop_handshakes(url, 20)
+            browser.close()
+        time.sleep(2)
+    finally:
+        _stop(server)
+        stop_trainers(tmp_path / "runs")
+    log = (tmp_path / "server.log").read_text()
+    assert "Traceback" not in log and "Exception" not in log, log[-4000:]
 
 
 @pytest.mark.parametrize(

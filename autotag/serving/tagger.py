@@ -9,6 +9,7 @@ LightningModule, so it never imports Lightning (seconds at the first tag on a CP
 from __future__ import annotations
 
 import copy
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -104,6 +105,9 @@ class Tagger:
         self.note = note  # says which checkpoints were unusable when a fallback was loaded
         self.device = torch.device(device)
         self._net = inference_net(self.module.net)  # what `predict` runs; `module` stays as trained
+        # One forward pass at a time: each already uses every core (torch's threads), and five
+        # dashboard uploads at once, each with its own threads, thrashed the CPU.
+        self._forward_lock = threading.Lock()
         hp = module.hparams
         self.labels: list[str] = list(hp.labels)
         self.sample_rate: int = int(hp.sample_rate)
@@ -175,7 +179,8 @@ class Tagger:
 
         def flush() -> None:
             x = torch.from_numpy(np.stack(batch)).to(self.device)
-            probs.append(torch.sigmoid(self._net(self.module.frontend(x))).float().cpu())
+            with self._forward_lock:
+                probs.append(torch.sigmoid(self._net(self.module.frontend(x))).float().cpu())
             batch.clear()
 
         with torch.inference_mode():

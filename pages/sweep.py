@@ -18,6 +18,7 @@ from autotag.runs.manager import max_parallel
 from autotag.sweeps import manager
 from autotag.sweeps.folder import SweepError
 from autotag.training.trial import DIRECTIONS
+from autotag.ui.ticker import refresh_clock
 
 if "_app_nav" not in st.session_state:  # run alone by Streamlit's older pages/ layout: see app.py
     runpy.run_path(str(Path(__file__).parents[1] / "app.py"), run_name="__main__")
@@ -196,12 +197,12 @@ names = [s.name for s in sweeps]
 selected = st.session_state.get("sweep_selected")
 name = st.selectbox("Sweep", names, index=names.index(selected) if selected in names else 0, key="sweep_pick")
 info = next(s for s in sweeps if s.name == name)
-live = any(s.state.active for s in sweeps)
 
 
-@st.fragment(run_every=REFRESH_S if live else None)
+@st.fragment
 def _live_view(name: str) -> None:
-    """The comparison, the chosen sweep's trials and figures; reruns alone while a sweep runs."""
+    """The comparison, the chosen sweep's trials and figures; reruns alone while a sweep runs
+    and the tab is visible (see ui.ticker)."""
     from autotag.sweeps.results import best_row, compare_sweeps, load_study, sweep_figures, trial_rows
 
     infos = manager.list_sweeps(runs_dir)
@@ -264,6 +265,8 @@ def _live_view(name: str) -> None:
     for (title, fig), col in zip(figures.items(), st.columns(2) * 2):
         with col:
             st.plotly_chart(fig, key=f"sweep_fig_{title}")  # each figure carries its own title
+    if any(s.state.active for s in infos):
+        refresh_clock("sweep_clock", REFRESH_S)
 
 
 _live_view(info.name)

@@ -75,7 +75,7 @@ def _live_view(names: list[str], weight: float) -> None:
         if fresh[name].state.final and reader.pending_bytes():
             st.warning(f"{name}: its event file ends in an incomplete record ({reader.pending_bytes()} bytes).")
     if names:  # drawn empty too: the browser loads plotly while the trainer starts, not after
-        st.plotly_chart(shared.figure(readers, weight).figure, key="runs_curves")
+        st.plotly_chart(shared.figure(readers, weight), key="runs_curves")
     rows = {row["run"]: row for row in snapshot.rows}
     for name in names:
         if name not in fresh:

@@ -10,9 +10,7 @@ One `LiveRuns` per runs folder lives as long as the server and serves every sess
 - `figure()` builds the curves figure once per change of its points and smoothing, and
   hands every session the same figure.
 
-Each snapshot and figure carries a version that changes only when something a viewer
-sees has changed, so a page can tell that it is already up to date and how soon to look
-again (`refresh_interval`).
+`refresh_interval` says how soon a page should look again.
 """
 
 from __future__ import annotations
@@ -52,20 +50,9 @@ class Snapshot:
     rows: tuple[dict[str, Any], ...]
     #: The rows as one Arrow table, converted once for every viewer's table.
     table: pa.Table
-    #: Changes when a run appears, goes, or its status.json changes; not when only time passes.
-    version: int
 
     def by_name(self) -> dict[str, RunInfo]:
         return {r.name: r for r in self.runs}
-
-
-@dataclass(frozen=True)
-class Figure:
-    """A curves figure shared by every session that shows the same runs the same way."""
-
-    figure: go.Figure
-    #: The points and damage it was built from: equal keys, equal figures.
-    key: tuple[Any, ...]
 
 
 @dataclass
@@ -82,10 +69,11 @@ class LiveRuns:
         self.runs_dir = runs_dir
         self._clock = clock
         self._lock = threading.Lock()
+        self._figure_lock = threading.Lock()  # a build (~20 ms) does not hold up the listing
         self._snapshot: Snapshot | None = None
         self._snapshot_at = float("-inf")
         self._readers: dict[Path, _Watched] = {}
-        self._figures: OrderedDict[tuple[Any, ...], Figure] = OrderedDict()
+        self._figures: OrderedDict[tuple[Any, ...], go.Figure] = OrderedDict()
         #: How many times the runs folder and the event files were actually read (for tests).
         self.reads = {"runs": 0, "curves": 0, "figures": 0}
 
@@ -98,11 +86,8 @@ class LiveRuns:
                 self.reads["runs"] += 1
                 for gone in self._readers.keys() - {r.path for r in runs}:  # deleted: memory stays flat
                     del self._readers[gone]
-                old = self._snapshot
-                changed = old is None or old.runs != runs
-                version = (old.version if old else 0) + changed
                 rows = tuple(summarize(r) for r in runs)
-                self._snapshot = Snapshot(runs, rows, pa.Table.from_pylist(list(rows)), version)
+                self._snapshot = Snapshot(runs, rows, pa.Table.from_pylist(list(rows)))
                 self._snapshot_at = now
             return self._snapshot
 
@@ -123,15 +108,16 @@ class LiveRuns:
             out[run.name] = watched.reader
         return out
 
-    def figure(self, readers: dict[str, CurveReader], smoothing: float) -> Figure:
-        """The curves figure of `readers`, built once for every session that asks the same."""
+    def figure(self, readers: dict[str, CurveReader], smoothing: float) -> go.Figure:
+        """The curves figure of `readers`, built once for every session that asks the same:
+        equal points (counted with the replaced ones), damage and smoothing, equal figures."""
         key = (round(smoothing, 4), *((name, r.points, len(r.problems)) for name, r in readers.items()))
-        with self._lock:
+        with self._figure_lock:
             cached = self._figures.get(key)
             if cached is not None:
                 self._figures.move_to_end(key)
                 return cached
-            built = Figure(curves_figure(readers, smoothing), key)
+            built = curves_figure(readers, smoothing)
             self.reads["figures"] += 1
             self._figures[key] = built
             while len(self._figures) > FIGURES_KEPT:

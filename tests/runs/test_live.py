@@ -49,22 +49,23 @@ def test_many_viewers_within_an_interval_cost_one_read(tmp_path: Path, small_csv
     assert live.reads == {"runs": 1, "curves": 1, "figures": 1}
     first = live.snapshot()
     figure = live.figure(live.readers(first.runs), 0.6)
-    assert figure.figure.data[0].x[-1] == 9
+    assert figure.data[0].x[-1] == 9
 
-    clock.now += MIN_INTERVAL_S  # time passes, nothing is written: read again, same version, same figure
+    clock.now += MIN_INTERVAL_S  # time passes, nothing is written: read again, the same runs, the same figure
     again = live.snapshot()
-    assert live.reads["runs"] == 2 and again.version == first.version
+    assert live.reads["runs"] == 2 and again.runs == first.runs
     assert live.figure(live.readers(again.runs), 0.6) is figure and live.reads["figures"] == 1
 
     _log(run, range(10, 20))  # the trainer writes: the next read after the interval sees it
     assert live.figure(live.readers(again.runs), 0.6) is figure
     clock.now += MIN_INTERVAL_S
     newer = live.figure(live.readers(live.snapshot().runs), 0.6)
-    assert newer is not figure and newer.figure.data[0].x[-1] == 19
+    assert newer is not figure and newer.data[0].x[-1] == 19
     assert live.figure(live.readers(live.snapshot().runs), 0.3) is not newer  # another smoothing, its own figure
 
     RunFolder(run).write_status(state=RunState.RUNNING, pid=None)
-    assert live.snapshot(max_age=0).version == first.version + 1  # a user's action reads at once
+    assert live.snapshot().runs[0].state is RunState.QUEUED  # within the interval: the shared listing
+    assert live.snapshot(max_age=0).runs[0].state is RunState.RUNNING  # a user's action reads at once
 
 
 def test_a_deleted_run_leaves_no_reader_behind(tmp_path: Path, small_csv_dataset: Path) -> None:

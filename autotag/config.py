@@ -8,6 +8,7 @@ explicit, so loading it reproduces the run.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
@@ -219,6 +220,18 @@ def format_errors(exc: ValidationError) -> str:
         shown = "" if err["type"] in ("missing",) or isinstance(given, dict) else f" (got {given!r})"
         lines.append(f"{field}: {msg}{shown}")
     return "invalid config:\n  " + "\n  ".join(lines)
+
+
+def log_stops(lo: float, hi: float) -> list[float]:
+    """1, 2, 3 and 5 times each power of ten from `lo` to `hi`: the stops of a log-scale slider
+    (the learning rate's), written as decimal literals so that 3e-05 is 3e-05, not 3 * 1e-05."""
+    stops = []
+    for exponent in range(math.floor(math.log10(lo)), math.ceil(math.log10(hi)) + 1):
+        for mantissa in (1, 2, 3, 5):
+            value = float(f"{mantissa}e{exponent}")
+            if lo <= value <= hi:
+                stops.append(value)
+    return stops
 
 
 def field_range(name: str) -> tuple[float | None, float | None]:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from autotag.config import ConfigError, TrainConfig, field_choices, field_range
+from autotag.config import ConfigError, TrainConfig, field_choices, field_range, log_stops
 from autotag.data.checks import DataSetError
 from autotag.data.demo import default_demo_dir
 from autotag.data.formats import DataFormatError
@@ -25,29 +25,8 @@ if "_app_nav" not in st.session_state:  # run alone by Streamlit's older pages/ 
     st.stop()
 
 REFRESH_S = 2.0
-#: Learning rates on a log scale in 1-2-3-5 steps, as on the Train page, up to the schema's 1.0.
-LRS = [
-    1e-5,
-    2e-5,
-    3e-5,
-    5e-5,
-    1e-4,
-    2e-4,
-    3e-4,
-    5e-4,
-    1e-3,
-    2e-3,
-    3e-3,
-    5e-3,
-    1e-2,
-    2e-2,
-    3e-2,
-    5e-2,
-    0.1,
-    0.2,
-    0.5,
-    1.0,
-]
+#: Learning rates as on the Train page, up to the schema's 1.0 (a hopeless one shows pruning).
+LRS = log_stops(1e-5, field_range("lr")[1])
 BATCHES = [4, 8, 16, 32, 64, 128]
 #: Fields offered here, with the widget each gets; any field can be searched from the CLI.
 SEARCHABLE = {

@@ -10,7 +10,7 @@ from pathlib import Path
 import streamlit as st
 
 from autotag.charts import tag_counts_figure
-from autotag.config import QUICK_DEMO, ConfigError, TrainConfig, field_choices, field_range, make_config
+from autotag.config import QUICK_DEMO, ConfigError, TrainConfig, field_choices, field_range, log_stops, make_config
 from autotag.data.demo import default_demo_dir
 from autotag.models.specs import SPECS
 from autotag.runs.folder import RunError, RunState, default_runs_dir, sanitize_name
@@ -25,7 +25,7 @@ if "_app_nav" not in st.session_state:  # run alone by Streamlit's older pages/ 
 
 # Stops of the select-sliders and numeric selectboxes are UI choices, each inside the schema's
 # field_range (tests/test_app.py checks); the choices of choice fields come from the schema.
-LRS = [1e-5, 2e-5, 3e-5, 5e-5, 1e-4, 2e-4, 3e-4, 5e-4, 1e-3, 2e-3, 3e-3, 5e-3, 1e-2, 2e-2, 3e-2, 5e-2, 1e-1]
+LRS = log_stops(1e-5, 0.1)
 BATCHES = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024]
 DEFAULTS = TrainConfig.model_fields
 #: "Start from" for random weights: a selectbox shows None as "Choose an option", not as a choice.

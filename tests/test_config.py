@@ -130,3 +130,11 @@ def test_default_feature_settings_and_frame_time() -> None:
         "f_max": 8000.0,
     }
     assert cfg.frame_seconds == 256 / 16000
+
+
+def test_log_stops_are_decimal_literals_in_one_two_three_five_steps() -> None:
+    from autotag.config import log_stops
+
+    assert log_stops(1e-5, 1e-3) == [1e-5, 2e-5, 3e-5, 5e-5, 1e-4, 2e-4, 3e-4, 5e-4, 1e-3]
+    assert log_stops(2e-3, 0.5) == [2e-3, 3e-3, 5e-3, 1e-2, 2e-2, 3e-2, 5e-2, 0.1, 0.2, 0.3, 0.5]
+    assert 3e-5 in log_stops(1e-5, 1.0)  # not 3.0000000000000004e-05: a slider's value must be one of its stops

@@ -35,7 +35,7 @@ from autotag.runs.folder import (
     create_run,
     runs_folder,
 )
-from autotag.runs.procs import is_alive, process_start_time
+from autotag.runs.procs import is_alive, process_start_time, send_signal
 from autotag.training.distributed import clean_launch_env, not_here
 
 if TYPE_CHECKING:
@@ -285,12 +285,12 @@ def stop(run_dir: Path, grace: float = 15.0) -> RunState:
     pid, start = status.pid, status.pid_start
     forced = False
     if pid:
-        _signal(pid, signal.SIGTERM, group=False)  # the group too would kill DataLoader workers first
+        send_signal(pid, signal.SIGTERM, group=False)  # the group too would kill DataLoader workers first
         deadline = time.monotonic() + grace
         while is_alive(pid, start) and time.monotonic() < deadline:
             time.sleep(0.1)
         forced = is_alive(pid, start)
-        _signal(pid, signal.SIGKILL, group=True)  # the trainer if it hung, and any orphaned workers
+        send_signal(pid, signal.SIGKILL, group=True)  # the trainer if it hung, and any orphaned workers
         while is_alive(pid, start):
             time.sleep(0.05)
     final = run.read_status().state
@@ -298,16 +298,6 @@ def stop(run_dir: Path, grace: float = 15.0) -> RunState:
         run.write_status(state=RunState.STOPPED, forced=forced, ended=time.time())
     schedule(run_dir.parent)
     return run.read_status().state
-
-
-def _signal(pid: int, sig: signal.Signals, group: bool) -> None:
-    try:
-        if group:
-            os.killpg(pid, sig)  # the trainer leads its own session, so its pgid is its pid
-        else:
-            os.kill(pid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 def resume(run_dir: Path) -> Path:

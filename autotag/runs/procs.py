@@ -9,6 +9,7 @@ states too; reading /proc by hand worked on Linux only.
 from __future__ import annotations
 
 import os
+import signal
 import sys
 
 import psutil
@@ -106,3 +107,15 @@ def _same_start(recorded: float, created: float) -> bool:
     if recorded < boot and sys.platform.startswith("linux"):
         recorded = recorded / os.sysconf("SC_CLK_TCK") + boot
     return abs(created - recorded) < _SAME_START_S
+
+
+def send_signal(pid: int, sig: signal.Signals, group: bool) -> None:
+    """Signal a process, or the process group it leads (a trainer leads its own session);
+    one that has already gone, or is not ours to signal, is left alone."""
+    try:
+        if group:
+            os.killpg(pid, sig)
+        else:
+            os.kill(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass

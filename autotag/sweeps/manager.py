@@ -23,7 +23,7 @@ from typing import Any
 from autotag.config import make_config
 from autotag.runs import manager as runs
 from autotag.runs.folder import RunState, runs_folder
-from autotag.runs.procs import is_alive, process_start_time
+from autotag.runs.procs import is_alive, process_start_time, send_signal
 from autotag.sweeps.folder import (
     SamplerName,
     SweepError,
@@ -199,7 +199,7 @@ def stop(folder: SweepFolder, timeout: float = 120.0) -> RunState:
     folder.stop_request.touch()
     status = folder.read_status()
     if derive_state(folder, status).active and status.pid:
-        runs._signal(status.pid, signal.SIGTERM, group=False)
+        send_signal(status.pid, signal.SIGTERM, group=False)
         deadline = time.monotonic() + timeout
         while is_alive(status.pid, status.pid_start) and time.monotonic() < deadline:
             time.sleep(0.2)

@@ -238,7 +238,7 @@ def _live_view(name: str) -> None:
             "seconds": st.column_config.NumberColumn(format="%.0f"),
         },
     )
-    figures = sweep_figures(study)
+    figures = sweep_figures(study, info.folder.path)
     if not figures:
         st.caption("The figures appear when the first trial completes.")
     for (title, fig), col in zip(figures.items(), st.columns(2) * 2):

@@ -6,7 +6,9 @@ truth about trials, through the sweep folder's spec.
 
 from __future__ import annotations
 
+import threading
 import warnings
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -35,10 +37,25 @@ class TrialRow:
 
 
 def load_study(folder: SweepFolder) -> optuna.Study:
+    """The sweep's study, opened once per process and sweep: a page that refreshes every
+    2 s for each viewer would otherwise open a database engine each time."""
     from autotag.sweeps.driver import open_study
 
-    spec = folder.spec()
-    return open_study(folder, spec, parse_space(spec.space, spec.fixed))[0]
+    with _STUDIES_LOCK:
+        study = _STUDIES.get(folder.path)
+        if study is None:
+            spec = folder.spec()
+            study = _STUDIES[folder.path] = open_study(folder, spec, parse_space(spec.space, spec.fixed))[0]
+            while len(_STUDIES) > STUDIES_KEPT:
+                _STUDIES.popitem(last=False)
+        _STUDIES.move_to_end(folder.path)
+        return study
+
+
+#: Studies kept open: a few sweeps viewed at once.
+STUDIES_KEPT = 8
+_STUDIES: OrderedDict[Path, optuna.Study] = OrderedDict()
+_STUDIES_LOCK = threading.Lock()
 
 
 def trial_rows(study: optuna.Study) -> list[TrialRow]:
@@ -79,12 +96,32 @@ def best_row(study: optuna.Study) -> TrialRow | None:
     return min(complete, key=lambda r: sign * r.value)
 
 
-def sweep_figures(study: optuna.Study) -> dict[str, Any]:
+def sweep_figures(study: optuna.Study, sweep: Path) -> dict[str, Any]:
     """optuna.visualization's plotly figures that the study has data for, by title.
+
+    Built once per change of the study's trials (their states, values and reported
+    epochs) and shared by every caller in this process: the Sweep page refreshes every 2 s
+    for each viewer, and the importances alone take tens of milliseconds.
 
     Parameter importances use PED-ANOVA, which needs no scikit-learn (Optuna's default
     fANOVA does) and is meant for studies of tens of trials; it needs two complete trials.
     """
+    trials = study.get_trials(deepcopy=False)
+    key = (sweep, *((t.number, t.state, t.value, len(t.intermediate_values)) for t in trials))
+    with _FIGURES_LOCK:
+        if key not in _FIGURES:
+            _FIGURES[key] = _build_figures(study)
+            while len(_FIGURES) > STUDIES_KEPT:
+                _FIGURES.popitem(last=False)
+        _FIGURES.move_to_end(key)
+        return _FIGURES[key]
+
+
+_FIGURES: OrderedDict[tuple[Any, ...], dict[str, Any]] = OrderedDict()
+_FIGURES_LOCK = threading.Lock()
+
+
+def _build_figures(study: optuna.Study) -> dict[str, Any]:
     import optuna
     from optuna import visualization as vis
 

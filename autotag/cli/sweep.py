@@ -215,7 +215,7 @@ def _drive(folder: SweepFolder, background: bool, worker: bool = False) -> int:
 
 def _list(args: argparse.Namespace) -> int:
     from autotag.sweeps import manager
-    from autotag.sweeps.driver import finished
+    from autotag.sweeps.study import finished
 
     sweeps = manager.list_sweeps(args.runs_dir)
     if not sweeps:

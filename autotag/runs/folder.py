@@ -297,23 +297,7 @@ class RunFolder:
         unknown = changes.keys() - _STATUS_FIELDS
         if unknown:
             raise TypeError(f"status.json has no field {', '.join(sorted(unknown))} (see RunStatus)")
-        with self._status_lock():
-            data = self.read_json(self.status_file)
-            data = data if isinstance(data, dict) else {}
-            data.update(changes)
-            data["updated"] = time.time()
-            write_json_atomic(self.status_file, data)
-        return RunStatus.from_json(data)
-
-    @contextmanager
-    def _status_lock(self) -> Iterator[None]:
-        """Serialises read-modify-write of status.json between the trainer and managers."""
-        with open(self.path / ".status.lock", "a") as fh:
-            fcntl.flock(fh, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(fh, fcntl.LOCK_UN)
+        return RunStatus.from_json(merge_status(self.status_file, changes, self.path / ".status.lock"))
 
     def sweep_orphans(self) -> list[Path]:
         """Delete temporary files in the folder and its checkpoints/ whose writer is dead."""
@@ -371,6 +355,36 @@ def create_run(
         data=config.data,
     )
     return run_dir
+
+
+@contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    """An exclusive lock between this machine's processes, held on `path` (created if missing)."""
+    with open(path, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def merge_status(file: Path, changes: dict[str, Any], lock: Path) -> dict[str, Any]:
+    """Merge `changes` into the JSON object in `file`, stamped `updated`, and return it.
+
+    The read-modify-write holds `lock`, so a trainer's and a manager's writes (or a sweep's
+    workers') never lose each other's fields; the file is replaced atomically, so a reader
+    never sees half of it.
+    """
+    with file_lock(lock):
+        try:
+            data = json.loads(file.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            data = {}
+        data = data if isinstance(data, dict) else {}
+        data.update(changes)
+        data["updated"] = time.time()
+        write_json_atomic(file, data)
+    return data
 
 
 def write_json_atomic(path: Path, data: Any) -> None:

@@ -151,10 +151,6 @@ def serve(runs_dir: Path, owner: int, print_: str, trainer: Callable[[list[str]]
         trainer: The trainer process's entry (`autotag.runs.worker.main`), called in each
             forked child with the `exec` arguments a fresh trainer would get.
     """
-    # A sweep trial reports to its study through Optuna's storage: SQLAlchemy and Alembic
-    # take a fresh trainer about 0.5 s to import (benchmarks.sweep_overhead).
-    import optuna.storages  # noqa: F401
-
     import autotag.training.fit  # noqa: F401
     import autotag.training.trainer  # noqa: F401 - torch, Lightning, the TensorBoard logger
     from autotag.data import datamodule, prepare  # noqa: F401

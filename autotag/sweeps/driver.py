@@ -5,7 +5,9 @@ of extra workers (`sweep worker`, the tasks of a SLURM array) on the same study.
 to `parallel` trials of its own going, each an ordinary run started through the runs layer's
 launcher and queue (`autotag.runs.manager`), so a trial is a separate process that the Runs
 page shows, stops and deletes like any run. The study's storage (SQLite in the sweep folder,
-or PostgreSQL when workers on several machines share it) is the only truth about trials.
+or PostgreSQL when workers on several machines share it) is the only truth about trials,
+and only workers open it: a trial's trainer reports each validation to its worker's
+report desk (`autotag.sweeps.desk`), which records it and answers whether to prune.
 
 Counting: a sweep wants `trials` finished trials, complete or pruned. A trial that failed
 (its config or its training raised) does not count, and another takes its place. A trial
@@ -28,18 +30,19 @@ import socket
 import threading
 import time
 import warnings
-from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from autotag.config import ConfigError, TrainConfig, make_config
+from autotag.config import ConfigError, make_config
 from autotag.runs import manager
 from autotag.runs.folder import RunFolder, RunState
 from autotag.runs.procs import is_alive, process_start_time
+from autotag.sweeps.desk import ReportDesk
 from autotag.sweeps.folder import SweepFolder, SweepSpec
 from autotag.sweeps.space import Space, parse_space
-from autotag.training.trial import TrialLink, make_pruner, open_storage
+from autotag.sweeps.study import HEARTBEAT_S, MAX_RETRIES, finished, open_study, trial_counts
+from autotag.training.trial import TrialLink
 
 if TYPE_CHECKING:
     import optuna
@@ -50,12 +53,6 @@ log = logging.getLogger("autotag.sweeps")
 POLL_S = 0.25
 #: Seconds between a busy worker's questions to the study (takeovers of dead workers' trials).
 BUSY_CHECK_S = 5.0
-#: Seconds between a worker's heartbeats for its trials.
-HEARTBEAT_S = 20
-#: A trial whose worker has not beaten for this long is failed and retried (another machine's worker).
-GRACE_S = 90
-#: Retries of one trial whose process died, before its parameters are given up.
-MAX_RETRIES = 3
 #: Configs in a row that the schema refuses (say hop_length > n_fft) before the sweep gives up.
 MAX_INVALID = 25
 #: Trials in a row whose training raised before the sweep gives up (a data set that broke, say).
@@ -99,91 +96,24 @@ class Worker:
         return self.host == socket.gethostname() and not is_alive(self.pid, self.start or None)
 
 
-def sweep_epochs(spec: SweepSpec, space: Space) -> int:
-    """The most epochs a trial may train: what Hyperband divides its budgets from."""
-    for param in space.params:
-        if param.field == "max_epochs":
-            return int(param.high if param.kind != "choice" else max(param.choices))
-    return int(spec.fixed.get("max_epochs", TrainConfig.model_fields["max_epochs"].default))
-
-
-def make_sampler(spec: SweepSpec, space: Space, asked: int = 0) -> optuna.samplers.BaseSampler:
-    """TPE starts from a third of the budget drawn at random (3 to 10 trials) instead of
-    Optuna's fixed 10, which would leave a 12-trial sweep two guided trials; with parallel
-    trials, the constant liar keeps workers from asking for the same point.
+class _Loop:
+    """One worker's state: the trials it owns, by number, with their trial ids and runs.
 
     Args:
-        asked: Trials the study already has. A resumed driver or a second worker offsets
-            the seed by it, or its random draws would repeat the first driver's points.
+        desk: Where this worker's trainers report (None: a worker that only releases trials).
     """
-    import optuna
 
-    seed = None if spec.seed is None else spec.seed + asked
-    if spec.sampler == "random":
-        return optuna.samplers.RandomSampler(seed=seed)
-    if spec.sampler == "grid":
-        return _grid_sampler(space.grid(), seed)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return optuna.samplers.TPESampler(
-            seed=seed, n_startup_trials=max(3, min(10, spec.trials // 3)), constant_liar=spec.parallel > 1
-        )
-
-
-def _grid_sampler(grid: dict[str, list[Any]], seed: int | None) -> optuna.samplers.BaseSampler:
-    """Optuna's GridSampler, without its end: it calls `study.stop()` after the last point,
-    which raises outside `optimize`. A sweep asks no more trials than the grid has points
-    (`manager.new_sweep` checks), so its own count of trials ends it."""
-    import optuna
-
-    class AskTellGrid(optuna.samplers.GridSampler):
-        def after_trial(self, *args: Any) -> None:
-            pass
-
-    return AskTellGrid(grid, seed=seed)
-
-
-def open_study(folder: SweepFolder, spec: SweepSpec, space: Space) -> tuple[optuna.Study, Any]:
-    """The sweep's study (created on first use) and its storage, with heartbeats and retries."""
-    import optuna
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        storage = open_storage(
-            folder.storage_url(spec),
-            heartbeat_interval=HEARTBEAT_S,
-            grace_period=GRACE_S,
-            heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(MAX_RETRIES),
-        )
-    study = optuna.create_study(
-        study_name=spec.study,
-        storage=storage,
-        sampler=make_sampler(spec, space),
-        pruner=make_pruner(spec.pruner, sweep_epochs(spec, space)),
-        direction=spec.direction,
-        load_if_exists=True,
-    )
-    asked = len(study.get_trials(deepcopy=False))
-    if asked:
-        study.sampler = make_sampler(spec, space, asked)
-    return study, storage
-
-
-def trial_counts(study: optuna.Study) -> dict[str, int]:
-    """Trials per state, in Optuna's lower-case names (complete, pruned, running, waiting, fail)."""
-    return dict(Counter(t.state.name.lower() for t in study.get_trials(deepcopy=False)))
-
-
-def finished(counts: dict[str, int]) -> int:
-    """Trials that count towards a sweep's budget."""
-    return counts.get("complete", 0) + counts.get("pruned", 0)
-
-
-class _Loop:
-    """One worker's state: the trials it owns, by number, with their trial ids and runs."""
-
-    def __init__(self, folder: SweepFolder, spec: SweepSpec, space: Space, study: optuna.Study, storage: Any) -> None:
+    def __init__(
+        self,
+        folder: SweepFolder,
+        spec: SweepSpec,
+        space: Space,
+        study: optuna.Study,
+        storage: Any,
+        desk: ReportDesk | None = None,
+    ) -> None:
         self.folder, self.spec, self.space, self.study, self.storage = folder, spec, space, study, storage
+        self.desk = desk
         self.me = Worker.this()
         self.own: dict[int, tuple[int, Path]] = {}
         self.invalid = self.failed = 0
@@ -237,6 +167,10 @@ class _Loop:
                 self.storage.set_trial_user_attr(trial._trial_id, "worker", self.me.key)
                 self.storage.record_heartbeat(trial._trial_id)
                 self.own[trial.number] = (trial._trial_id, Path(run))
+                trial_file = RunFolder(Path(run)).trial
+                link = TrialLink.read(trial_file)
+                if link and self.desk:  # its trainer's next report comes here
+                    replace(link, port=self.desk.port, token=self.desk.token).write(trial_file)
                 log.info("trial %d: taken over from a worker that died (run %s)", trial.number, Path(run).name)
 
     def _find_run(self, trial_id: int) -> str | None:
@@ -363,7 +297,8 @@ class _Loop:
                 sweep=str(self.folder.path),
                 metric=self.spec.metric,
                 pruner=self.spec.pruner,
-                max_epochs=sweep_epochs(self.spec, self.space),
+                port=self.desk.port if self.desk else 0,
+                token=self.desk.token if self.desk else "",
             )
             run = manager.launch(
                 config, self.spec.runs_dir, name=f"{self.folder.label}-t{trial.number:03d}", trial=link
@@ -411,7 +346,8 @@ def drive(folder: SweepFolder, main: bool = True, poll_s: float = POLL_S) -> Run
         )
     elif folder.read_status().state is RunState.QUEUED:  # workers alone (a SLURM array): no driver's pid
         folder.write_status(state=RunState.RUNNING, started=time.time())
-    loop = _Loop(folder, spec, space, study, storage)
+    desk = ReportDesk(study)
+    loop = _Loop(folder, spec, space, study, storage, desk)
     written = 0.0
     try:
         while not loop.done():
@@ -431,6 +367,8 @@ def drive(folder: SweepFolder, main: bool = True, poll_s: float = POLL_S) -> Run
         if main:
             folder.write_status(state=RunState.FAILED, ended=time.time(), error=f"{type(exc).__name__}: {exc}")
         raise
+    finally:
+        desk.close()
     folder.write_status(state=RunState.COMPLETED, ended=time.time(), counts=trial_counts(study))
     return RunState.COMPLETED
 

@@ -13,12 +13,10 @@ names the study and trial; the study, not this folder, is the truth about trials
 
 from __future__ import annotations
 
-import fcntl
 import json
 import secrets
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,7 +24,14 @@ from typing import Any, Literal
 
 import yaml
 
-from autotag.runs.folder import RunState, check_writable, runs_folder, sanitize_name, write_json_atomic
+from autotag.runs.folder import (
+    RunState,
+    check_writable,
+    file_lock,
+    merge_status,
+    runs_folder,
+    sanitize_name,
+)
 from autotag.training.trial import DIRECTIONS, Metric, PrunerName
 
 SamplerName = Literal["tpe", "random", "grid"]
@@ -159,25 +164,11 @@ class SweepFolder:
         unknown = changes.keys() - _STATUS_FIELDS
         if unknown:
             raise TypeError(f"a sweep's status.json has no field {', '.join(sorted(unknown))}")
-        with self.lock(".status.lock"):
-            try:
-                data = json.loads(self.status_file.read_text(encoding="utf-8"))
-            except (OSError, ValueError):
-                data = {}
-            data.update(changes)
-            data["updated"] = time.time()
-            write_json_atomic(self.status_file, data)
-        return SweepStatus.from_json(data)
+        return SweepStatus.from_json(merge_status(self.status_file, changes, self.path / ".status.lock"))
 
-    @contextmanager
-    def lock(self, name: str = ".workers.lock") -> Iterator[None]:
-        """An exclusive lock between the processes of this machine (status writes, taking over trials)."""
-        with open(self.path / name, "a") as fh:
-            fcntl.flock(fh, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(fh, fcntl.LOCK_UN)
+    def lock(self, name: str = ".workers.lock") -> AbstractContextManager[None]:
+        """An exclusive lock between the processes of this machine (taking over trials)."""
+        return file_lock(self.path / name)
 
 
 def create_sweep(spec: SweepSpec, name: str | None = None) -> SweepFolder:

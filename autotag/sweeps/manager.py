@@ -85,7 +85,7 @@ def new_sweep(
         SweepError: trials or parallel out of range, a grid smaller than the trials.
     """
     from autotag.data.prepare import open_dataset
-    from autotag.sweeps.driver import open_study
+    from autotag.sweeps.study import open_study
 
     if trials < 1:
         raise SweepError(f"--trials must be at least 1, got {trials}")

@@ -39,7 +39,7 @@ class TrialRow:
 def load_study(folder: SweepFolder) -> optuna.Study:
     """The sweep's study, opened once per process and sweep: a page that refreshes every
     2 s for each viewer would otherwise open a database engine each time."""
-    from autotag.sweeps.driver import open_study
+    from autotag.sweeps.study import open_study
 
     with _STUDIES_LOCK:
         study = _STUDIES.get(folder.path)
@@ -152,7 +152,7 @@ def _build_figures(study: optuna.Study) -> dict[str, Any]:
 
 def compare_sweeps(infos: list[SweepInfo]) -> list[dict[str, Any]]:
     """One row per sweep, for comparing sweeps by their best value (newest first, as given)."""
-    from autotag.sweeps.driver import finished, trial_counts
+    from autotag.sweeps.study import finished, trial_counts
 
     rows = []
     for info in infos:

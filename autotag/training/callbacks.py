@@ -4,12 +4,13 @@ The dashboard and `runs list` read only status.json for progress (never the even
 files), so it carries epoch, step, best val_loss and the clock an ETA is computed from:
 `StatusCallback` during training, `cache_progress` while the feature cache is built.
 `FreezeBackbone` trains only the output layer of a run started from another.
-`PruneTrial` reports a sweep trial's metric after every validation to the study's
-storage (shared by every process of the sweep) and asks the study's pruner whether to go
-on, as optuna_integration's `PyTorchLightningPruningCallback` does. Unlike that callback,
-which raises `TrialPruned` out of `trainer.fit` before the epoch's checkpoint is written,
-it asks the trainer to stop after the epoch, so a pruned run ends like an early-stopped
-one: checkpoints written, state "pruned". Under DDP rank 0 asks and every rank stops together.
+`PruneTrial` reports a sweep trial's metric after every validation to the sweep worker
+that owns the trial (`autotag.training.trial.report`), which records it in the study and
+answers whether to go on, as optuna_integration's `PyTorchLightningPruningCallback` asks
+the study's pruner. Unlike that callback, which raises `TrialPruned` out of `trainer.fit`
+before the epoch's checkpoint is written, it asks the trainer to stop after the epoch,
+so a pruned run ends like an early-stopped one: checkpoints written, state "pruned".
+Under DDP rank 0 asks and every rank stops together.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import torch
 from autotag.data.cache import Progress
 from autotag.runs.folder import RunFolder
 from autotag.training.finetune import output_layer
-from autotag.training.trial import TrialLink, make_pruner, open_storage
+from autotag.training.trial import TrialLink, report
 
 log = logging.getLogger("autotag.training.fit")  # the epoch lines read as the fit's own
 
@@ -145,19 +146,11 @@ class FreezeBackbone(L.Callback):
 
 
 class PruneTrial(L.Callback):
-    """Reports `link.metric` each epoch to the trial and stops training when the pruner says so."""
+    """Reports `link.metric` each epoch to the trial's worker and stops training when it says prune."""
 
-    def __init__(self, link: TrialLink) -> None:
-        import optuna
-
-        self.link = link
+    def __init__(self, trial_file: Path, link: TrialLink) -> None:
+        self.trial_file, self.link = trial_file, link
         self.pruned_at: int | None = None  # the 1-based epoch after which the trial was pruned
-        study = optuna.load_study(
-            study_name=link.study,
-            storage=open_storage(link.storage, existing=True),
-            pruner=make_pruner(link.pruner, link.max_epochs),
-        )
-        self.trial = optuna.trial.Trial(study, link.trial_id)
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.sanity_checking:
@@ -166,8 +159,7 @@ class PruneTrial(L.Callback):
         if trainer.is_global_zero:
             value = trainer.callback_metrics.get(self.link.metric)
             if value is not None:
-                self.trial.report(float(value), step=trainer.current_epoch + 1)
-                prune = self.trial.should_prune()
+                prune = report(self.trial_file, trainer.current_epoch + 1, float(value))
         prune = trainer.strategy.broadcast(prune)
         if prune:
             trainer.should_stop = True

@@ -185,7 +185,7 @@ def _fit(config: TrainConfig, folder: _RankFolder, resume_from: Path | None) -> 
         folder.status(init_checkpoint=str(source))
     datamodule = TaggingDataModule(config, dataset, cache)
     link = TrialLink.read(folder.run.trial)
-    pruning = PruneTrial(link) if link else None
+    pruning = PruneTrial(folder.run.trial, link) if link else None
     trainer, checkpoint = build_trainer(
         config,
         run_dir,

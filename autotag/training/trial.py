@@ -1,38 +1,40 @@
-"""What ties a run to a sweep's trial: trial.json, the study's storage, and its pruner.
+"""What ties a run to a sweep's trial: trial.json, and the trainer's report to its worker.
 
 A trial of a sweep (`autotag.sweeps`) is an ordinary run whose folder also holds a
-trial.json naming its Optuna study and trial. Its trainer reports to that trial
-(`autotag.training.callbacks.PruneTrial`); the sweep's driver reads the result. Both
-build the pruner here, since a study's storage keeps no pruner. Nothing here imports
-torch or Lightning, so the driver and the dashboard stay light.
+trial.json naming its Optuna study and trial, and where the sweep worker that owns it
+listens (a loopback port and a token). After each validation the trainer sends its metric
+there and the worker answers whether to prune (`autotag.sweeps.desk`). The trainer never
+opens the study itself: importing Optuna's storage (SQLAlchemy, Alembic) cost every trial
+about a second of its start, and a trainer holding no database connection is one less
+writer for SQLite to serialise and one less connection for PostgreSQL to hold.
+Nothing here imports torch, Lightning or Optuna.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import logging
+import socket
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Literal
 
 from autotag.runs.folder import write_json_atomic
-
-if TYPE_CHECKING:
-    import optuna
 
 Metric = Literal["val_loss", "val_roc_auc", "val_pr_auc"]
 PrunerName = Literal["median", "hyperband", "none"]
 #: Which way each metric is better.
 DIRECTIONS: dict[str, str] = {"val_loss": "minimize", "val_roc_auc": "maximize", "val_pr_auc": "maximize"}
-#: Trials that finish before the median pruner compares against them.
-MEDIAN_STARTUP_TRIALS = 3
-#: The first epoch at which the median pruner may end a trial (steps are 1-based epochs):
-#: one epoch is too noisy to judge by, and after it a pruned run has a checkpoint.
-MEDIAN_FIRST_EPOCH = 2
+#: How long a trainer waits for its worker's answer (the worker may wait on a locked SQLite file).
+ANSWER_TIMEOUT_S = 30.0
+
+log = logging.getLogger("autotag.training.fit")  # the trainer's train.log says what happened
 
 
 @dataclass(frozen=True)
 class TrialLink:
-    """trial.json: which study and trial a run is, and what its trainer reports to the pruner."""
+    """trial.json: which study and trial a run is, and where its worker takes its reports."""
 
     storage: str  # an SQLAlchemy URL (sqlite:///..., postgresql+psycopg://...)
     study: str
@@ -41,7 +43,8 @@ class TrialLink:
     sweep: str  # the sweep folder
     metric: Metric
     pruner: PrunerName
-    max_epochs: int
+    port: int = 0  # the owning worker's report desk on 127.0.0.1; 0: none listens
+    token: str = ""  # what the desk asks of a report, so no other local process can prune a trial
 
     def write(self, path: Path) -> None:
         write_json_atomic(path, asdict(self))
@@ -49,35 +52,52 @@ class TrialLink:
     @classmethod
     def read(cls, path: Path) -> TrialLink | None:
         try:
-            return cls(**json.loads(path.read_text(encoding="utf-8")))
-        except (OSError, ValueError, TypeError):
+            data = json.loads(path.read_text(encoding="utf-8"))
+            known = {f.name for f in dataclasses.fields(cls)}
+            return cls(**{k: v for k, v in data.items() if k in known})
+        except (OSError, ValueError, TypeError, AttributeError):
             return None
 
 
-def make_pruner(name: PrunerName, max_epochs: int) -> optuna.pruners.BasePruner:
-    """The study's pruner; built the same way in the sweep driver and in every trial's trainer
-    (a study's storage keeps no pruner)."""
-    import optuna
+def report(path: Path, epoch: int, value: float) -> bool:
+    """Send the trial's metric after `epoch` (1-based) to its worker; whether to prune.
 
-    if name == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=MEDIAN_STARTUP_TRIALS, n_warmup_steps=MEDIAN_FIRST_EPOCH)
-    if name == "hyperband":
-        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max_epochs, reduction_factor=3)
-    return optuna.pruners.NopPruner()
-
-
-def open_storage(url: str, existing: bool = False, **options: Any) -> optuna.storages.RDBStorage:
-    """The study's storage (`options` go to RDBStorage). SQLite waits up to 60 s for a lock
-    that another process holds; PostgreSQL connections are checked before use.
-
-    Args:
-        existing: The sweep's driver made the storage's tables: skip creating them and
-            checking their schema version (a trial's trainer saves 0.17 s of its start).
+    The link is read afresh for each report, so a worker that took the trial over from one
+    that died (and wrote its own port) gets the next report. With no worker answering, the
+    trial trains on and train.log says which epoch went unreported.
     """
-    import optuna
+    why = "no trial.json"
+    for _ in range(2):  # a takeover may rewrite the link between two tries
+        link = TrialLink.read(path)
+        if link is None or not link.port:
+            break
+        try:
+            conn = socket.create_connection(("127.0.0.1", link.port), timeout=ANSWER_TIMEOUT_S)
+        except OSError as exc:
+            why = f"port {link.port}: {exc.strerror or exc}"
+            continue
+        try:
+            answer = _ask(conn, link, epoch, value)
+        except (OSError, ValueError) as exc:
+            why = f"{type(exc).__name__}: {exc}"
+            break
+        if "error" in answer:
+            why = str(answer["error"])
+            break
+        return bool(answer.get("prune"))
+    log.warning("epoch %d's %.4f did not reach the sweep (%s); the trial trains on", epoch, value, why)
+    return False
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)  # the driver's log and train.log say what happened
-    engine = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {"pool_pre_ping": True}
-    if existing:
-        options |= {"skip_table_creation": True, "skip_compatibility_check": True}
-    return optuna.storages.RDBStorage(url, engine_kwargs=engine, **options)
+
+def _ask(conn: socket.socket, link: TrialLink, epoch: int, value: float) -> dict:
+    request = {"token": link.token, "trial_id": link.trial_id, "epoch": epoch, "value": value}
+    with conn:
+        conn.sendall(json.dumps(request).encode() + b"\n")
+        with conn.makefile("rb") as answer:
+            line = answer.readline(4096)
+    if not line:
+        raise ValueError("the worker closed the connection without an answer")
+    reply = json.loads(line)
+    if not isinstance(reply, dict):
+        raise ValueError(f"not an answer: {line[:80]!r}")
+    return reply

@@ -1,0 +1,78 @@
+"""A sweep worker's report desk: its trials' trainers report here, and it answers prune or not.
+
+Each worker listens on a loopback port of its own machine (its trials run there) with a
+token that only its trials' trial.json files carry. A trainer sends one line per validation,
+`{"token", "trial_id", "epoch", "value"}`; the desk records the value on the trial in the
+study, asks the study's pruner as `Trial.should_prune` would, and answers `{"prune": bool}`
+or `{"error": why}`. Reports are served on their own threads, as Optuna's `optimize(n_jobs=...)`
+reports from several threads, so a worker busy launching a trial never keeps a trainer
+waiting on the main loop.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import secrets
+import socketserver
+import threading
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import optuna
+
+log = logging.getLogger("autotag.sweeps")
+
+
+class ReportDesk:
+    """Takes trainers' reports for the trials of one worker's study (see the module's text)."""
+
+    def __init__(self, study: optuna.Study) -> None:
+        self.study = study
+        self.token = secrets.token_hex(16)
+        desk = self
+
+        class Handler(socketserver.StreamRequestHandler):
+            timeout = 10  # a client that connects and says nothing holds no thread for long
+
+            def handle(self) -> None:
+                try:
+                    answer = desk.answer(json.loads(self.rfile.readline(4096)))
+                except ValueError as exc:
+                    answer = {"error": f"not a report: {exc}"}
+                except Exception as exc:  # noqa: BLE001 - said to the trainer, logged here
+                    log.exception("a report could not be answered")
+                    answer = {"error": f"the worker failed: {type(exc).__name__}: {exc}"}
+                self.wfile.write(json.dumps(answer).encode() + b"\n")
+
+        class Server(socketserver.ThreadingTCPServer):
+            daemon_threads = True
+
+        self._server = Server(("127.0.0.1", 0), Handler)
+        self.port: int = self._server.server_address[1]
+        self._thread = threading.Thread(target=self._server.serve_forever, name="report-desk", daemon=True)
+        self._thread.start()
+
+    def answer(self, request: Any) -> dict[str, Any]:
+        """The answer to one report; a report that cannot be taken says why."""
+        import optuna
+
+        if not isinstance(request, dict) or not hmac.compare_digest(str(request.get("token")), self.token):
+            return {"error": "the report's token is not this worker's"}
+        try:
+            trial_id, epoch, value = int(request["trial_id"]), int(request["epoch"]), float(request["value"])
+        except (KeyError, TypeError, ValueError) as exc:
+            return {"error": f"not a report: {exc!r}"}
+        trial = optuna.trial.Trial(self.study, trial_id)
+        try:
+            trial.report(value, step=epoch)
+            prune = bool(trial.should_prune())  # a numpy bool from some pruners
+        except Exception as exc:  # noqa: BLE001 - the trainer must hear why, not hang
+            log.warning("trial id %d: its epoch %d report was not taken: %s", trial_id, epoch, exc)
+            return {"error": f"{type(exc).__name__}: {exc}"}
+        return {"prune": prune}
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()

@@ -23,6 +23,8 @@ if TYPE_CHECKING:
     import optuna
 
 log = logging.getLogger("autotag.sweeps")
+#: How often the desk's loop looks for `close` (socketserver's default, 0.5 s, held every sweep's end).
+SHUTDOWN_POLL_S = 0.05
 
 
 class ReportDesk:
@@ -51,7 +53,12 @@ class ReportDesk:
 
         self._server = Server(("127.0.0.1", 0), Handler)
         self.port: int = self._server.server_address[1]
-        self._thread = threading.Thread(target=self._server.serve_forever, name="report-desk", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": SHUTDOWN_POLL_S},
+            name="report-desk",
+            daemon=True,
+        )
         self._thread.start()
 
     def answer(self, request: Any) -> dict[str, Any]:

@@ -354,6 +354,8 @@ def drive(folder: SweepFolder, main: bool = True, poll_s: float = POLL_S) -> Run
             if stop.is_set() or folder.stop_request.exists():
                 raise SweepStopped
             if loop.step() or time.monotonic() - written >= BUSY_CHECK_S:
+                if loop.done():  # the last trial just ended: no poll's wait before saying so
+                    break
                 folder.write_status(counts=trial_counts(study))  # workers without a driver live by these writes
                 written = time.monotonic()
             stop.wait(poll_s)

@@ -188,3 +188,87 @@ def taggram_figure(
         margin={"l": 10, "r": 10, "t": 20, "b": 40},
     )
     return fig
+
+
+def _delta_heatmap(
+    z: list[list[float | None]],
+    text: list[list[str]],
+    rows: Sequence[str],
+    cols: Sequence[str],
+    span: float,
+    title: str,
+    x_title: str,
+) -> go.Figure:
+    """A heatmap of changes against clean: red where the score fell, blue where it rose, white at none."""
+    fig = go.Figure(
+        go.Heatmap(
+            z=z,
+            x=list(cols),
+            y=list(rows),
+            text=text,
+            texttemplate="%{text}",
+            colorscale="RdBu",
+            zmid=0,
+            zmin=-span,
+            zmax=span,
+            colorbar={"title": "Δ ROC-AUC"},
+            hovertemplate="%{y}, %{text}<extra></extra>",
+            xgap=2,
+            ygap=2,
+        )
+    )
+    fig.update_layout(
+        title={"text": title, "font": {"size": 14}},
+        height=max(260, 44 * len(rows) + 110),
+        margin={"l": 10, "r": 10, "t": 50, "b": 40},
+        xaxis={"type": "category", "title": x_title},
+        yaxis={"type": "category", "autorange": "reversed"},
+    )
+    return fig
+
+
+def robustness_span(*reports: Mapping) -> float:
+    """One colour range for the reports shown together (side by side compare alike)."""
+    deltas = [
+        abs(row["roc_auc_macro"] - report["clean"]["roc_auc_macro"])
+        for report in reports
+        for name, rows in report.items()
+        if name != "clean"
+        for row in rows.values()
+        if row["roc_auc_macro"] is not None and report["clean"]["roc_auc_macro"] is not None
+    ]
+    return max([0.05, *[d for d in deltas if np.isfinite(d)]])
+
+
+def robustness_figure(report: Mapping, title: str = "", span: float | None = None) -> go.Figure:
+    """Perturbation x strength (mildest left) -> change in macro ROC-AUC against the clean audio."""
+    clean = report["clean"]["roc_auc_macro"]
+    names = [n for n in report if n != "clean"]
+    width = max(len(report[n]) for n in names) if names else 0
+    z: list[list[float | None]] = []
+    text: list[list[str]] = []
+    for name in names:
+        rows = list(report[name].items())
+        z.append([rows[i][1]["roc_auc_macro"] - clean if i < len(rows) else None for i in range(width)])
+        text.append([f"{rows[i][0]}<br>{z[-1][i]:+.3f}" if i < len(rows) else "" for i in range(width)])
+    cols = [f"{i + 1}" for i in range(width)]
+    heading = title or f"Change in macro ROC-AUC against clean audio ({clean:.3f})"
+    return _delta_heatmap(z, text, names, cols, span or robustness_span(report), heading, "strength, mildest first")
+
+
+def robustness_tags_figure(report: Mapping, perturbation: str, span: float | None = None) -> go.Figure:
+    """Tag x strength -> change in the tag's ROC-AUC: which tags break first (worst on top)."""
+    clean = report["clean"]["per_tag"]
+    strengths = list(report[perturbation])
+    tags = [t for t, v in clean.items() if v["roc_auc"] is not None]
+
+    def delta(tag: str, strength: str) -> float:
+        value = report[perturbation][strength]["per_tag"][tag]["roc_auc"]
+        return float("nan") if value is None else value - clean[tag]["roc_auc"]
+
+    tags.sort(key=lambda t: np.nanmin([delta(t, s) for s in strengths]))
+    z = [[delta(t, s) for s in strengths] for t in tags]
+    text = [[f"{v:+.3f}" for v in row] for row in z]
+    deltas = [abs(v) for row in z for v in row if np.isfinite(v)]
+    title = f"{perturbation}: change in each tag's ROC-AUC (worst first)"
+    return _delta_heatmap(z, text, tags, strengths, span or max([0.05, *deltas]), title, "strength")

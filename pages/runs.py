@@ -1,4 +1,4 @@
-"""Runs: every run with its progress, live curves from TensorBoard files, stop/resume/delete."""
+"""Runs: every run with its progress, live curves from TensorBoard files, stop/resume/delete, robustness."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from autotag.runs import manager
 from autotag.runs.folder import RunError, RunFolder, RunState, default_runs_dir
 from autotag.runs.live import live_runs, refresh_interval
 from autotag.runs.table import config_differences
+from autotag.ui.robustness import robustness_section
 from autotag.ui.ticker import refresh_clock
 
 if "_app_nav" not in st.session_state:  # run alone by Streamlit's older pages/ layout: see app.py
@@ -94,6 +95,7 @@ if len(selected) >= 2:
     st.subheader("Config differences")
     diff = config_differences([by_name[n].path for n in selected])
     st.dataframe(pd.DataFrame(diff).T.astype(str) if diff else pd.DataFrame({"": ["identical configs"]}))
+    robustness_section([by_name[n] for n in selected])
 
 if len(selected) == 1:
     info = by_name[selected[0]]
@@ -149,6 +151,7 @@ if len(selected) == 1:
             st.caption(
                 "No positive (or no negative) in the test split, not scored: " + ", ".join(metrics["unscored_tags"])
             )
+    robustness_section([info])
     if info.state is RunState.COMPLETED:
         with st.expander("Export the model (log-mel front end included)"):
             fmt = st.radio(

@@ -269,13 +269,51 @@ def test_tag_page_tags_an_uploaded_and_a_recorded_clip(with_finished_run: Path, 
     at.run()
     assert "recording.wav" in [s.value for s in at.subheader]
 
+    players = len(at.get("audio"))
+    at.toggle(key="tag_hear_clip.wav").set_value(True).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.selectbox(key="tag_perturb_clip.wav").value == "white_noise"
+    assert len(at.get("audio")) == players + 4  # one player per strength: 30, 20, 10 and 0 dB SNR
+    assert any(m.value.startswith("**0 dB SNR**") for m in at.markdown)
+
 
 def test_dashboard_start_does_not_import_torch() -> None:
     modules = "autotag.runs.manager, autotag.config, autotag.runs.curves, autotag.charts, autotag.serving.decide"
     modules += ", autotag.training.estimate, autotag.training.finetune, autotag.runs.checkpoints, autotag.runs.live"
+    modules += ", autotag.robustness.job, autotag.audio.perturb, autotag.ui.robustness"
     code = f"import sys, {modules}; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+@pytest.mark.slow
+def test_runs_page_makes_a_robustness_report_and_compares_two(with_finished_run: Path) -> None:
+    from autotag.robustness import job
+
+    name = with_finished_run.name
+    at = _page("pages/runs.py")
+    assert "Make a robustness report" in [e.label for e in at.expander]
+    at.multiselect(key=f"robust_names_{name}").set_value(["white_noise", "gain"])
+    at.button(key=f"robust_start_{name}").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    folder = job.ReportFolder(with_finished_run)
+    deadline = time.monotonic() + 120
+    while folder.state().active and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert folder.read_status().state == "completed", folder.read_status().error
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert len(at.get("plotly_chart")) == 3  # the curves, the heatmap, the per-tag view
+    assert at.selectbox(key=f"robust_pick_{name}").options == ["white_noise", "gain"]
+    assert any(c.value.startswith("Decisions at the run's thresholds") for c in at.caption)
+    assert "Make the report again" in [e.label for e in at.expander]
+
+    twin = shutil.copytree(with_finished_run, with_finished_run.with_name(name + "-twin"))
+    at.run()
+    at.multiselect(key="runs_pick").set_value([name, twin.name]).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert len(at.get("plotly_chart")) == 5  # the curves, two heatmaps, two per-tag views
+    assert at.selectbox(key="robust_cmp_pick").value == "white_noise"
 
 
 @pytest.mark.slow

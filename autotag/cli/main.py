@@ -1,4 +1,4 @@
-"""Command line: `python -m autotag demo-data | fit | prepare | tag | export | runs ... | sweep ...`.
+"""Command line: `python -m autotag demo-data | fit | prepare | tag | evaluate | export | robustness | runs | sweep`.
 
 Each command parses its arguments and calls one library function. Bad input (options,
 data sets, audio, run folders) exits with status 2 and one clear message on stderr,
@@ -14,6 +14,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from autotag.cli.robustness import add_robustness_parser
 from autotag.cli.runs import add_runs_dir_option, add_runs_parser, warn_if_unfinished
 from autotag.cli.sweep import add_sweep_parser
 from autotag.config import ConfigError, TrainConfig, field_choices, field_range, load_config, make_config
@@ -34,10 +35,12 @@ def _input_errors() -> tuple[type[BaseException], ...]:
     from autotag.audio.decode import AudioError
     from autotag.data.checks import DataSetError
     from autotag.data.formats import DataFormatError
+    from autotag.robustness.job import RobustnessError
     from autotag.runs.folder import RunError
     from autotag.sweeps.folder import SweepError
 
-    return (UsageError, ConfigError, DataFormatError, DataSetError, AudioError, RunError, SweepError, FileExistsError)
+    errors = (ConfigError, DataFormatError, DataSetError, AudioError, RunError, SweepError, RobustnessError)
+    return (UsageError, *errors, FileExistsError)
 
 
 def _add_config_options(parser: argparse.ArgumentParser) -> None:
@@ -293,6 +296,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--check", type=absolute, nargs="*", default=[], help="audio files to compare outputs on")
     export.set_defaults(func=_cmd_export)
 
+    add_robustness_parser(sub)
     add_runs_parser(sub)
     add_sweep_parser(sub, _add_config_options)
     return parser

@@ -90,15 +90,22 @@ class FeatureCache:
         Returns: float32 array (n_mels, length).
         """
         first, n = self.clips[clip_id]
-        out = np.full((length, self.n_mels), SILENCE_DB, dtype=np.float32)
-        stop = min(n, start + length)
-        if stop > start:
-            out[: stop - start] = self.mels[first + start : first + stop]
-        return out.T
+        return padded_chunk(self.mels[first : first + n], start, length)
 
 
-def _mel_f16(logmel: LogMel, wave: np.ndarray) -> np.ndarray:
-    """(frames, n_mels) float16 log-mel of a mono wave, on the device `logmel` is on."""
+def padded_chunk(mels: np.ndarray, start: int, length: int) -> np.ndarray:
+    """Frames [start, start + length) of one clip's (frames, n_mels) log-mels, padded with
+    silence past its end: float32 (n_mels, length), what the network takes."""
+    out = np.full((length, mels.shape[1]), SILENCE_DB, dtype=np.float32)
+    stop = min(len(mels), start + length)
+    if stop > start:
+        out[: stop - start] = mels[start:stop]
+    return out.T
+
+
+def mel_f16(logmel: LogMel, wave: np.ndarray) -> np.ndarray:
+    """(frames, n_mels) float16 log-mel of a mono wave, on the device `logmel` is on: the
+    features as the cache stores them (a robustness report computes its own the same way)."""
     device = next(logmel.buffers()).device
     with torch.no_grad():
         return logmel(torch.from_numpy(wave).to(device)[None])[0].T.cpu().numpy().astype(np.float16)
@@ -122,7 +129,7 @@ class _DecodeDataset(torch.utils.data.Dataset):
             wave = load_audio(clip.path, self.sample_rate)
         except AudioError as exc:
             return clip.id, None, str(exc)
-        return clip.id, wave if self.logmel is None else _mel_f16(self.logmel, wave), None
+        return clip.id, wave if self.logmel is None else mel_f16(self.logmel, wave), None
 
 
 def _as_is(item: tuple) -> tuple:
@@ -193,7 +200,7 @@ def _write_entry(
     with (tmp / "mels.f16").open("wb") as fh:
         for done, (clip_id, mel, error) in enumerate(loader, start=1):
             if mel is not None and on_device is not None:  # a waveform: featurize it on the GPU
-                mel = _mel_f16(on_device, mel)
+                mel = mel_f16(on_device, mel)
             if mel is None:
                 index["failed"][clip_id] = error
             else:

@@ -1,0 +1,216 @@
+"""A robustness report as a job of its own: its files in the run folder, its background process.
+
+    <run>/robustness.json            the finished report (`report.REPORT_SHAPE`)
+    <run>/robustness/status.json     state, pid, clips done of total, the clock of an ETA, error
+    <run>/robustness/progress.npz    the clips scored so far (a stopped report goes on from here)
+    <run>/robustness/request.json    what is being scored: split, perturbations, seed, checkpoint, clips
+    <run>/robustness/report.log      the background process's output
+
+The report runs in a process of its own (`python -m autotag.robustness.job RUN ...`, or in
+the foreground from the CLI), never in the dashboard's. Stop is SIGTERM: the process
+finishes the clip in hand, saves and ends "stopped". Nothing here imports torch, so the
+CLI checks a request and the Runs page shows a report's state without it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from autotag.audio.perturb import PERTURBATIONS, PerturbationError
+from autotag.runs import manager
+from autotag.runs.folder import RunError, RunFolder, RunState, merge_status
+from autotag.runs.procs import is_alive, process_start_time, send_signal
+
+MODULE = "autotag.robustness.job"
+SPLITS = ("test", "valid", "train")
+#: A report starting longer than this without a pid in its status has failed to start.
+START_TIMEOUT_S = 60.0
+
+
+class RobustnessError(ValueError):
+    """A report that cannot be made or started; the message says why."""
+
+
+@dataclass
+class ReportStatus:
+    state: RunState = RunState.UNKNOWN
+    pid: int | None = None
+    pid_start: float | None = None
+    started: float | None = None  # the clock of this attempt's ETA (a resume starts a new one)
+    done_at_start: int = 0  # clips already scored when this attempt began
+    done: int = 0
+    total: int | None = None
+    updated: float | None = None
+    ended: float | None = None
+    error: str | None = None
+    skipped: int | None = None  # clips that could not be decoded
+    seconds: dict[str, float] = field(default_factory=dict)  # wall time per perturbation (clean, decode too)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ReportStatus:
+        values = {f.name: data[f.name] for f in fields(cls) if data.get(f.name) is not None}
+        values["state"] = RunState.of(data.get("state"))
+        return cls(**values)
+
+    def eta_s(self, now: float | None = None) -> float | None:
+        """Seconds left at this attempt's pace; None before its first clip."""
+        if self.started is None or not self.total or self.done <= self.done_at_start:
+            return None
+        pace = ((now or time.time()) - self.started) / (self.done - self.done_at_start)
+        return pace * (self.total - self.done)
+
+
+_FIELDS = frozenset(f.name for f in fields(ReportStatus))
+
+
+class ReportFolder:
+    """Where a run's robustness report and its job keep their files."""
+
+    def __init__(self, run_dir: str | Path) -> None:
+        self.run = RunFolder(Path(run_dir))
+        self.path = self.run.path / "robustness"
+
+    @property
+    def report(self) -> Path:
+        return self.run.path / "robustness.json"
+
+    @property
+    def status_file(self) -> Path:
+        return self.path / "status.json"
+
+    @property
+    def progress(self) -> Path:
+        return self.path / "progress.npz"
+
+    @property
+    def request(self) -> Path:
+        return self.path / "request.json"
+
+    @property
+    def log(self) -> Path:
+        return self.path / "report.log"
+
+    def read_status(self) -> ReportStatus:
+        data = self.run.read_json(self.status_file)
+        return ReportStatus.from_json(data if isinstance(data, dict) else {})
+
+    def write_status(self, **changes: Any) -> ReportStatus:
+        unknown = changes.keys() - _FIELDS
+        if unknown:
+            raise TypeError(f"a report's status.json has no field {', '.join(sorted(unknown))}")
+        changes = {k: str(v) if isinstance(v, RunState) else v for k, v in changes.items()}
+        self.path.mkdir(exist_ok=True)
+        return ReportStatus.from_json(merge_status(self.status_file, changes, self.path / ".status.lock"))
+
+    def read_report(self) -> dict[str, Any] | None:
+        data = self.run.read_json(self.report)
+        return data if isinstance(data, dict) and "clean" in data else None
+
+    def state(self) -> RunState:
+        """The job's state; "crashed" (recorded) when its process is gone without a final one."""
+        status = self.read_status()
+        if not status.state.active:
+            return status.state
+        if status.pid is None and time.time() - (status.updated or 0.0) < START_TIMEOUT_S:
+            return status.state
+        if status.pid is not None and is_alive(status.pid, status.pid_start):
+            return status.state
+        self.write_status(state=RunState.CRASHED, ended=time.time(), error="the report's process ended without a state")
+        return RunState.CRASHED
+
+
+def check_request(run_dir: str | Path, split: str, perturbations: Sequence[str]) -> RunFolder:
+    """The run, when a report of it can be made; else why not.
+
+    Raises:
+        RobustnessError: not a run, a run still training or one that failed, no checkpoint,
+            an unknown split or perturbation, or a report of this run already running.
+    """
+    run = RunFolder(Path(run_dir))
+    if not run.is_run:
+        raise RobustnessError(f"{run_dir} is not a run folder (it has no config.yaml)")
+    for name in perturbations:
+        if name not in PERTURBATIONS:
+            raise RobustnessError(
+                str(PerturbationError(f"no perturbation {name!r}; known: {', '.join(PERTURBATIONS)}"))
+            )
+    if split not in SPLITS:
+        raise RobustnessError(f"no split {split!r}; one of {', '.join(SPLITS)}")
+    state = manager.derive_state(run.path)
+    if state.active:
+        raise RobustnessError(f"run {run.name} is {state}: a report needs its final checkpoint, wait for it to end")
+    if state in (RunState.FAILED, RunState.CRASHED):
+        error = (run.read_status().error or "").splitlines()
+        raise RobustnessError(
+            f"run {run.name} {state}" + (f" ({error[0]})" if error else "") + ": there is no model to report on"
+        )
+    from autotag.runs.checkpoints import checkpoint_candidates
+
+    try:
+        if not checkpoint_candidates(run.path):
+            raise RunError("")
+    except RunError:
+        raise RobustnessError(f"run {run.name} has no checkpoint") from None
+    folder = ReportFolder(run.path)
+    if folder.state().active and folder.read_status().pid != os.getpid():  # the report's own process checks too
+        raise RobustnessError(f"a robustness report of {run.name} is already running")
+    return run
+
+
+def start(run_dir: Path, split: str = "test", perturbations: Sequence[str] = (), seed: int = 0) -> None:
+    """Start the report in the background (it goes on from a stopped one with the same request)."""
+    run = check_request(run_dir, split, perturbations)
+    folder = ReportFolder(run.path)
+    folder.write_status(state=RunState.STARTING, pid=None, pid_start=None, error=None, ended=None, updated=time.time())
+    cmd = [sys.executable, "-m", MODULE, str(run.path), "--split", split, "--seed", str(seed)]
+    cmd += [a for name in perturbations for a in ("--perturbations", name)]
+    with folder.log.open("ab") as log:
+        proc = subprocess.Popen(
+            cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            cwd=manager.PROJECT_ROOT,
+            env=manager.launch_env(),
+        )
+    folder.write_status(pid=proc.pid, pid_start=process_start_time(proc.pid))
+
+
+def stop(run_dir: Path) -> bool:
+    """Ask a running report to stop (it saves the clips it scored); whether one was running."""
+    folder = ReportFolder(run_dir)
+    status = folder.read_status()
+    if not folder.state().active or status.pid is None:
+        return False
+    send_signal(status.pid, signal.SIGTERM, group=False)
+    return True
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The background report process: `python -m autotag.robustness.job RUN [--split] [--perturbations]`."""
+    from autotag.logs import setup_logging
+    from autotag.robustness.report import make_report
+
+    parser = argparse.ArgumentParser(prog=f"python -m {MODULE}")
+    parser.add_argument("run")
+    parser.add_argument("--split", default="test")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--perturbations", action="append", default=[])
+    args = parser.parse_args(argv)
+    setup_logging()
+    make_report(Path(args.run), args.split, args.perturbations or list(PERTURBATIONS), args.seed)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -40,24 +40,30 @@ def _predict(run_path: str, stamp: tuple, name: str, data: bytes):  # noqa: ANN2
     return tagger.predict(decode_untrusted(data, tagger.sample_rate, name=name))
 
 
-@st.cache_data(max_entries=16, show_spinner="Perturbing and tagging ...")
-def _perturbed(run_path: str, stamp: tuple, name: str, data: bytes, perturbation: str, seed: int = 0) -> list:
-    """(strength label, wave, Prediction) for each strength of `perturbation` on the clip."""
+#: Seconds of an upload that "hear it perturbed" plays and tags (its waves are kept in memory).
+HEAR_S = 60
+
+
+@st.cache_data(max_entries=4, show_spinner="Perturbing and tagging ...")
+def _perturbed(run_path: str, stamp: tuple, name: str, data: bytes, perturbation: str) -> tuple:
+    """The clip's first HEAR_S s tagged as it is, and (label, wave, Prediction) per strength of `perturbation`."""
     import numpy as np
 
     from autotag.audio.perturb import get, perturb
 
     tagger = _tagger(run_path, stamp)
-    wave = decode_untrusted(data, tagger.sample_rate, name=name)
+    wave = decode_untrusted(data, tagger.sample_rate, name=name)[: HEAR_S * tagger.sample_rate]
     kind = get(perturbation)
-    out = []
+    versions = []
     for i, strength in enumerate(kind.strengths):
-        heard = perturb(wave, tagger.sample_rate, perturbation, strength, np.random.default_rng([seed, i]))
-        out.append((kind.label(strength), heard, tagger.predict(heard)))
-    return out
+        heard = perturb(wave, tagger.sample_rate, perturbation, strength, np.random.default_rng(i))
+        versions.append((kind.label(strength), heard, tagger.predict(heard)))
+    return tagger.predict(wave), versions
 
 
-def _hear_perturbed(name: str, data: bytes, pred, thresholds: dict[str, float]) -> None:  # noqa: ANN001 - a Prediction
+def _hear_perturbed(  # the page's state, passed in rather than read from globals
+    run_path: str, stamp: tuple, sample_rate: int, name: str, data: bytes, thresholds: dict[str, float]
+) -> None:
     """The clip's tags under one perturbation at each strength, with players to hear what the model heard.
 
     Behind a toggle, not an expander: an expander's body runs even when closed, and this costs
@@ -65,31 +71,30 @@ def _hear_perturbed(name: str, data: bytes, pred, thresholds: dict[str, float]) 
     """
     from autotag.audio.perturb import PERTURBATIONS
 
-    if st.toggle("How its tags hold up: hear it perturbed", key=f"tag_hear_{name}"):
-        pick = st.selectbox(
-            "Perturbation",
-            list(PERTURBATIONS),
-            format_func=lambda n: f"{n}: {PERTURBATIONS[n].about}",
-            key=f"tag_perturb_{name}",
-        )
-        clean = tags_above(pred, thresholds)
-        st.caption("Clean: " + (", ".join(clean) or "no tag") + ". Below, each strength: its tags, what changed.")
-        for label, wave, heard in _perturbed(str(run.path), stamp, name, data, pick):
-            tags = tags_above(heard, thresholds)
-            lost, gained = [t for t in clean if t not in tags], [t for t in tags if t not in clean]
-            change = "; ".join(
-                part
-                for part in (f"lost {', '.join(lost)}" if lost else "", f"gained {', '.join(gained)}" if gained else "")
-                if part
-            )
-            a, b = st.columns([2, 3])
-            a.audio(wave, sample_rate=tagger.sample_rate)
-            top = ", ".join(f"{t} {p:.2f}" for t, p in heard.top(3))
-            b.markdown(
-                f"**{label}**: "
-                + (", ".join(f"`{t}`" for t in tags) or "no tag")
-                + f"  \n{change or 'no change'} · top: {top}"
-            )
+    if not st.toggle("How its tags hold up: hear it perturbed", key=f"tag_hear_{name}"):
+        return
+    pick = st.selectbox(
+        "Perturbation",
+        list(PERTURBATIONS),
+        format_func=lambda n: f"{n}: {PERTURBATIONS[n].about}",
+        key=f"tag_perturb_{name}",
+    )
+    plain, versions = _perturbed(run_path, stamp, name, data, pick)
+    clean = tags_above(plain, thresholds)
+    st.caption(
+        f"The first {HEAR_S} s as they are: " + (", ".join(clean) or "no tag") + ". Each strength below: its tags "
+        "and what changed."
+    )
+    for label, wave, heard in versions:
+        tags = tags_above(heard, thresholds)
+        lost, gained = [t for t in clean if t not in tags], [t for t in tags if t not in clean]
+        change = [f"lost {', '.join(lost)}"] if lost else []
+        change += [f"gained {', '.join(gained)}"] if gained else []
+        a, b = st.columns([2, 3])
+        a.audio(wave, sample_rate=sample_rate)
+        top = ", ".join(f"{t} {p:.2f}" for t, p in heard.top(3))
+        shown = ", ".join(f"`{t}`" for t in tags) or "no tag"
+        b.markdown(f"**{label}**: {shown}  \n{'; '.join(change) or 'no change'} · top: {top}")
 
 
 st.title("Tag your audio")
@@ -174,7 +179,7 @@ for name, data in clips:
             taggram_figure(pred.labels, pred.taggram, pred.chunk_starts, tagger.chunk_samples / tagger.sample_rate),
             key=f"tag_gram_{name}",
         )
-    _hear_perturbed(name, data, pred, thresholds)
+    _hear_perturbed(str(run.path), stamp, tagger.sample_rate, name, data, thresholds)
     with st.expander("All tags"):
         st.dataframe(
             pd.DataFrame(

@@ -140,11 +140,19 @@ _MP3_RANGE = {True: (32, 320), False: (8, 160)}
 
 def mp3(wave: np.ndarray, sample_rate: int, kbps: float, rng: np.random.Generator) -> np.ndarray:
     """Constant bit rate MP3 (LAME): libsndfile sets the bit rate from a compression level
-    that spans its version's range (MPEG-2 at 16 kHz: 160 down to 8 kbit/s). Decoded as a
-    player without gapless data would: below 64 kbit/s the music starts about 70 ms late."""
+    that spans its version's range (MPEG-2 at 16 kHz: 160 down to 8 kbit/s; MPEG-1 from 32 kHz
+    goes no lower than 32 kbit/s, so a lower rate asked there is 32). Decoded as a player
+    without gapless data would: below 64 kbit/s the music starts about 70 ms late."""
     low, high = _MP3_RANGE[sample_rate >= 32000]
     level = min(1.0, max(0.0, (high - kbps) / (high - low)))
     return _reencode(wave, sample_rate, "MP3", "MPEG_LAYER_III", compression_level=level, bitrate_mode="CONSTANT")
+
+
+def mp3_available() -> bool:
+    """Whether this libsndfile writes MP3 (1.1 and later, built with LAME)."""
+    import soundfile as sf
+
+    return "MP3" in sf.available_formats()
 
 
 def ogg_vorbis(wave: np.ndarray, sample_rate: int, level: float, rng: np.random.Generator) -> np.ndarray:

@@ -1,8 +1,8 @@
 """A robustness report as a job of its own: its files in the run folder, its background process.
 
-    <run>/robustness.json            the finished report (`report.REPORT_SHAPE`)
+    <run>/robustness.json            the finished report (`report.summarize`)
     <run>/robustness/status.json     state, pid, clips done of total, the clock of an ETA, error
-    <run>/robustness/progress.npz    the clips scored so far (a stopped report goes on from here)
+    <run>/robustness/progress.npz    the clips scored so far and their request (a stopped report goes on)
     <run>/robustness/request.json    what is being scored: split, perturbations, seed, checkpoint, clips
     <run>/robustness/report.log      the background process's output
 
@@ -15,19 +15,18 @@ CLI checks a request and the Runs page shows a report's state without it.
 from __future__ import annotations
 
 import argparse
-import os
 import signal
-import subprocess
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from autotag.audio.perturb import PERTURBATIONS, PerturbationError
+from autotag.audio.perturb import PERTURBATIONS, PerturbationError, get, mp3_available
 from autotag.runs import manager
-from autotag.runs.folder import RunError, RunFolder, RunState, merge_status
+from autotag.runs.folder import RunError, RunFolder, RunState, file_lock, merge_status
 from autotag.runs.procs import is_alive, process_start_time, send_signal
 
 MODULE = "autotag.robustness.job"
@@ -43,6 +42,7 @@ class RobustnessError(ValueError):
 @dataclass
 class ReportStatus:
     state: RunState = RunState.UNKNOWN
+    split: str | None = None  # the split being (or last) scored
     pid: int | None = None
     pid_start: float | None = None
     started: float | None = None  # the clock of this attempt's ETA (a resume starts a new one)
@@ -67,9 +67,6 @@ class ReportStatus:
             return None
         pace = ((now or time.time()) - self.started) / (self.done - self.done_at_start)
         return pace * (self.total - self.done)
-
-
-_FIELDS = frozenset(f.name for f in fields(ReportStatus))
 
 
 class ReportFolder:
@@ -104,12 +101,8 @@ class ReportFolder:
         return ReportStatus.from_json(data if isinstance(data, dict) else {})
 
     def write_status(self, **changes: Any) -> ReportStatus:
-        unknown = changes.keys() - _FIELDS
-        if unknown:
-            raise TypeError(f"a report's status.json has no field {', '.join(sorted(unknown))}")
-        changes = {k: str(v) if isinstance(v, RunState) else v for k, v in changes.items()}
         self.path.mkdir(exist_ok=True)
-        return ReportStatus.from_json(merge_status(self.status_file, changes, self.path / ".status.lock"))
+        return ReportStatus.from_json(merge_status(self.status_file, changes, self.path / ".status.lock", ReportStatus))
 
     def read_report(self) -> dict[str, Any] | None:
         data = self.run.read_json(self.report)
@@ -124,12 +117,21 @@ class ReportFolder:
             return status.state
         if status.pid is not None and is_alive(status.pid, status.pid_start):
             return status.state
-        self.write_status(state=RunState.CRASHED, ended=time.time(), error="the report's process ended without a state")
-        return RunState.CRASHED
+        fresh = self.read_status()  # it may have written its final state a moment ago
+        if fresh.state.active and fresh.pid == status.pid:
+            self.write_status(
+                state=RunState.CRASHED, ended=time.time(), error="the report's process ended without a state"
+            )
+            return RunState.CRASHED
+        return fresh.state
 
 
-def check_request(run_dir: str | Path, split: str, perturbations: Sequence[str]) -> RunFolder:
+def check_request(run_dir: str | Path, split: str, perturbations: Sequence[str], running: bool = True) -> RunFolder:
     """The run, when a report of it can be made; else why not.
+
+    Args:
+        running: Also refuse when a report of the run is running (not in that report's own
+            process, which `start` checked under its lock).
 
     Raises:
         RobustnessError: not a run, a run still training or one that failed, no checkpoint,
@@ -139,10 +141,13 @@ def check_request(run_dir: str | Path, split: str, perturbations: Sequence[str])
     if not run.is_run:
         raise RobustnessError(f"{run_dir} is not a run folder (it has no config.yaml)")
     for name in perturbations:
-        if name not in PERTURBATIONS:
-            raise RobustnessError(
-                str(PerturbationError(f"no perturbation {name!r}; known: {', '.join(PERTURBATIONS)}"))
-            )
+        try:
+            get(name)
+        except PerturbationError as exc:
+            raise RobustnessError(str(exc)) from None
+    if "mp3" in perturbations and not mp3_available():
+        raise RobustnessError("this libsndfile cannot write MP3 (it needs 1.1 or later with LAME): leave mp3 out")
+
     if split not in SPLITS:
         raise RobustnessError(f"no split {split!r}; one of {', '.join(SPLITS)}")
     state = manager.derive_state(run.path)
@@ -160,30 +165,23 @@ def check_request(run_dir: str | Path, split: str, perturbations: Sequence[str])
             raise RunError("")
     except RunError:
         raise RobustnessError(f"run {run.name} has no checkpoint") from None
-    folder = ReportFolder(run.path)
-    if folder.state().active and folder.read_status().pid != os.getpid():  # the report's own process checks too
+    if running and ReportFolder(run.path).state().active:
         raise RobustnessError(f"a robustness report of {run.name} is already running")
     return run
 
 
 def start(run_dir: Path, split: str = "test", perturbations: Sequence[str] = (), seed: int = 0) -> None:
     """Start the report in the background (it goes on from a stopped one with the same request)."""
-    run = check_request(run_dir, split, perturbations)
+    run = check_request(run_dir, split, perturbations, running=False)
     folder = ReportFolder(run.path)
-    folder.write_status(state=RunState.STARTING, pid=None, pid_start=None, error=None, ended=None, updated=time.time())
+    folder.path.mkdir(exist_ok=True)
+    with file_lock(folder.path / ".start.lock"):  # a double click, two viewers: one process
+        check_request(run.path, split, perturbations)
+        folder.write_status(state=RunState.STARTING, pid=None, pid_start=None, error=None, ended=None)
     cmd = [sys.executable, "-m", MODULE, str(run.path), "--split", split, "--seed", str(seed)]
     cmd += [a for name in perturbations for a in ("--perturbations", name)]
-    with folder.log.open("ab") as log:
-        proc = subprocess.Popen(
-            cmd,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            cwd=manager.PROJECT_ROOT,
-            env=manager.launch_env(),
-        )
-    folder.write_status(pid=proc.pid, pid_start=process_start_time(proc.pid))
+    pid = manager.start_process(cmd, folder.log)
+    folder.write_status(pid=pid, pid_start=process_start_time(pid))
 
 
 def stop(run_dir: Path) -> bool:
@@ -197,7 +195,13 @@ def stop(run_dir: Path) -> bool:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """The background report process: `python -m autotag.robustness.job RUN [--split] [--perturbations]`."""
+    """The background report process: `python -m autotag.robustness.job RUN [--split] [--perturbations]`.
+
+    Stop is heard from the first line (a SIGTERM while torch is still being imported ends
+    the report "stopped", not killed), and a refusal ends it "failed" with its reason.
+    """
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
     from autotag.logs import setup_logging
     from autotag.robustness.report import make_report
 
@@ -208,7 +212,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--perturbations", action="append", default=[])
     args = parser.parse_args(argv)
     setup_logging()
-    make_report(Path(args.run), args.split, args.perturbations or list(PERTURBATIONS), args.seed)
+    try:
+        make_report(Path(args.run), args.split, args.perturbations or list(PERTURBATIONS), args.seed, stop=stop)
+    except RobustnessError as exc:
+        ReportFolder(args.run).write_status(state=RunState.FAILED, ended=time.time(), error=str(exc))
+        print(f"autotag: error: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -5,17 +5,20 @@ under every chosen perturbation and strength (`autotag.audio.perturb`). A score 
 what the run's test computed: log-mel features rounded to float16 as the feature cache
 stores them, up to `eval_chunks` evenly spaced chunks, the trained network (as trained,
 not the faster inference copy, whose rounding differs), the mean of the chunks' sigmoids.
-So the clean row reproduces metrics.json's test ROC-AUC, and a row's change is the
+So the clean row reproduces metrics.json's test ROC-AUC (of a run trained in float32, the
+CPU default: a mixed-precision run tested under autocast), and a row's change is the
 perturbation's alone.
 
-The report (`REPORT_SHAPE`) gives macro and per-tag ROC-AUC and PR-AUC per condition, and
-per perturbed condition the share of (clip, tag) decisions at the run's thresholds that
-differ from the clean audio's. Work goes clip by clip, so a stopped report keeps the
-clips it scored (`Progress`) and a restart with the same settings goes on from there.
+The report (its shape: README, "Robustness report") gives macro and per-tag ROC-AUC and
+PR-AUC per condition, and per perturbed condition the share of (clip, tag) decisions at
+the run's thresholds that differ from the clean audio's. Work goes clip by clip, so a
+stopped report keeps the clips it scored (`Progress`, saved with the request they were
+scored for) and a restart with the same request goes on from there.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
@@ -45,11 +48,6 @@ from autotag.training.metrics import tag_scores
 CLEAN = "clean"
 #: Seconds between saves of the clips scored so far (and at a stop, and at the end).
 SAVE_EVERY_S = 5.0
-#: What `robustness --format json` prints and robustness.json holds (values illustrative).
-REPORT_SHAPE = {
-    "clean": {"roc_auc_macro": 0.8, "pr_auc_macro": 0.6, "per_tag": {"piano": {"roc_auc": 0.9}}},
-    "white_noise": {"10 dB SNR": {"roc_auc_macro": 0.7, "pr_auc_macro": 0.5, "per_tag": {}, "flipped": 0.1}},
-}
 
 log = logging.getLogger("autotag.robustness")
 
@@ -68,8 +66,10 @@ def condition_key(condition: Condition) -> str:
 
 @dataclass
 class Progress:
-    """Per condition, the clip probabilities scored so far, one row per clip done."""
+    """Per condition, the clip probabilities scored so far, one row per clip done, and the
+    request they were scored for (a resume takes them only for the same request)."""
 
+    request: str = ""  # the request as canonical JSON
     clips: list[str] = field(default_factory=list)
     probs: dict[str, list[np.ndarray]] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)  # per perturbation (and clean), all clips
@@ -81,6 +81,7 @@ class Progress:
         with tmp.open("wb") as fh:
             np.savez(
                 fh,
+                request=np.array(self.request),
                 clips=np.array(self.clips, dtype=str),
                 skipped=np.array([f"{k}\t{v}" for k, v in self.skipped.items()], dtype=str),
                 seconds=np.array([f"{k}\t{v}" for k, v in self.seconds.items()], dtype=str),
@@ -89,10 +90,13 @@ class Progress:
         tmp.replace(path)
 
     @classmethod
-    def load(cls, path: Path) -> Progress | None:
+    def load(cls, path: Path, request: str) -> Progress | None:
+        """The saved progress of `request`; None when there is none (or it is another's)."""
         try:
             with np.load(path) as data:
-                progress = cls(clips=[str(c) for c in data["clips"]])
+                if str(data["request"]) != request:
+                    return None
+                progress = cls(request=request, clips=[str(c) for c in data["clips"]])
                 progress.skipped = dict(str(s).split("\t", 1) for s in data["skipped"])
                 progress.seconds = {k: float(v) for k, v in (str(s).split("\t", 1) for s in data["seconds"])}
                 progress.probs = {k[2:]: list(data[k]) for k in data.files if k.startswith("p:")}
@@ -178,7 +182,7 @@ def summarize(
     todo: Sequence[Condition],
     thresholds: dict[str, float],
 ) -> dict[str, Any]:
-    """The report (`REPORT_SHAPE`) from the scored clips."""
+    """The report, `{"clean": row, perturbation: {strength: row + "flipped"}}`, from the scored clips."""
     by_id = {c.id: c for c in clips}
     targets = torch.from_numpy(multi_hot([by_id[i] for i in progress.clips], labels))
     cut = np.array([thresholds[t] for t in labels], dtype=np.float32)
@@ -198,12 +202,16 @@ def summarize(
 
 
 def make_report(
-    run_dir: Path, split: str = "test", perturbations: Sequence[str] = tuple(PERTURBATIONS), seed: int = 0
+    run_dir: Path,
+    split: str = "test",
+    perturbations: Sequence[str] = tuple(PERTURBATIONS),
+    seed: int = 0,
+    stop: threading.Event | None = None,
 ) -> dict[str, Any] | None:
     """Score the run's `split` clean and perturbed; write and return the report.
 
-    Goes on from the clips a stopped report with the same request scored. SIGTERM (Stop)
-    ends it after the clip in hand, saved; it then returns None.
+    Goes on from the clips a stopped report with the same request scored. SIGTERM (Stop),
+    or `stop` set, ends it after the clip in hand, saved; it then returns None.
 
     Raises:
         RobustnessError: the request is refused (`job.check_request`).
@@ -213,11 +221,14 @@ def make_report(
     from autotag.runs.folder import RunState, write_json_atomic
     from autotag.runs.procs import process_start_time
 
-    run = check_request(run_dir, split, perturbations)
+    # A caller with its own stop event is the report's process (`job.main`), which `job.start`
+    # started after checking, under a lock, that no other report of the run was running.
+    run = check_request(run_dir, split, perturbations, running=stop is None)
     folder = ReportFolder(run.path)
-    stop = threading.Event()
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    if stop is None:
+        stop = threading.Event()
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, lambda *_: stop.set())
     pid = os.getpid()
     folder.write_status(state=RunState.RUNNING, pid=pid, pid_start=process_start_time(pid), error=None, ended=None)
     try:
@@ -234,12 +245,12 @@ def make_report(
             "checkpoint": f"{tagger.checkpoint.name}:{tagger.checkpoint.stat().st_mtime_ns}",
             "clips": [c.id for c in clips],
         }
-        progress = Progress.load(folder.progress) if run.read_json(folder.request) == request else None
-        progress = progress or Progress()
+        key = json.dumps(request, sort_keys=True)
+        progress = Progress.load(folder.progress, key) or Progress(request=key)
         write_json_atomic(folder.request, request)
         todo = conditions(perturbations)
         done = len(progress.clips) + len(progress.skipped)
-        folder.write_status(started=time.time(), done_at_start=done, done=done, total=len(clips))
+        folder.write_status(started=time.time(), done_at_start=done, done=done, total=len(clips), split=split)
         saved = time.monotonic()
 
         def on_clip(p: Progress) -> None:

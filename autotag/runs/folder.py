@@ -175,9 +175,6 @@ class RunStatus:
         return {k: v for k, v in asdict(self).items() if v is not None and v != {}}
 
 
-_STATUS_FIELDS = frozenset(f.name for f in fields(RunStatus))
-
-
 @dataclass(frozen=True)
 class RunFolder:
     """One run's folder; the only place that names the files of the layout.
@@ -294,10 +291,7 @@ class RunFolder:
         Raises:
             TypeError: a field that `RunStatus` does not declare.
         """
-        unknown = changes.keys() - _STATUS_FIELDS
-        if unknown:
-            raise TypeError(f"status.json has no field {', '.join(sorted(unknown))} (see RunStatus)")
-        return RunStatus.from_json(merge_status(self.status_file, changes, self.path / ".status.lock"))
+        return RunStatus.from_json(merge_status(self.status_file, changes, self.path / ".status.lock", RunStatus))
 
     def sweep_orphans(self) -> list[Path]:
         """Delete temporary files in the folder and its checkpoints/ whose writer is dead."""
@@ -368,13 +362,20 @@ def file_lock(path: Path) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def merge_status(file: Path, changes: dict[str, Any], lock: Path) -> dict[str, Any]:
+def merge_status(file: Path, changes: dict[str, Any], lock: Path, record: type) -> dict[str, Any]:
     """Merge `changes` into the JSON object in `file`, stamped `updated`, and return it.
 
     The read-modify-write holds `lock`, so a trainer's and a manager's writes (or a sweep's
     workers') never lose each other's fields; the file is replaced atomically, so a reader
     never sees half of it.
+
+    Raises:
+        TypeError: a field that the dataclass `record` (the file's typed reader) does not
+            declare: a misspelt name fails where it is written, not as nothing on a page.
     """
+    unknown = changes.keys() - {f.name for f in fields(record)}
+    if unknown:
+        raise TypeError(f"{file.name} has no field {', '.join(sorted(unknown))} (see {record.__name__})")
     with file_lock(lock):
         try:
             data = json.loads(file.read_text(encoding="utf-8"))

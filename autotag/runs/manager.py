@@ -255,17 +255,27 @@ def _spawn(run_dir: Path, resume_from: str | None = None) -> None:
     cmd = [sys.executable, "-m", warm.WORKER, "exec", str(run_dir)]
     if resume_from:
         cmd += ["--resume", resume_from]
-    with run.log.open("ab") as log:
+    pid = start_process(cmd, run.log, env)
+    run.write_status(pid=pid, pid_start=process_start_time(pid))
+
+
+def start_process(cmd: list[str], log: Path, env: dict[str, str] | None = None) -> int:
+    """Start one of autotag's background processes (a trainer, a sweep driver, a report); its pid.
+
+    It gets its own OS session, so it outlives the dashboard or shell that started it and
+    Stop can signal its process group; its output goes to the end of `log`.
+    """
+    with log.open("ab") as out:
         proc = subprocess.Popen(
             cmd,
             stdin=subprocess.DEVNULL,
-            stdout=log,
+            stdout=out,
             stderr=subprocess.STDOUT,
-            start_new_session=True,  # survives the dashboard; its own process group for stop
+            start_new_session=True,
             cwd=PROJECT_ROOT,
-            env=env,
+            env=launch_env() if env is None else env,
         )
-    run.write_status(pid=proc.pid, pid_start=process_start_time(proc.pid))
+    return proc.pid
 
 
 def stop(run_dir: Path, grace: float = 15.0) -> RunState:

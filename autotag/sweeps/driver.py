@@ -346,21 +346,26 @@ def drive(folder: SweepFolder, main: bool = True, poll_s: float = POLL_S) -> Run
         )
     elif folder.read_status().state is RunState.QUEUED:  # workers alone (a SLURM array): no driver's pid
         folder.write_status(state=RunState.RUNNING, started=time.time())
-    desk = ReportDesk(study)
+    lock = threading.Lock()  # the study, between this loop and the desk's threads
+    desk = ReportDesk(study, lock)
     loop = _Loop(folder, spec, space, study, storage, desk)
     written = 0.0
     try:
-        while not loop.done():
-            if stop.is_set() or folder.stop_request.exists():
-                raise SweepStopped
-            if loop.step() or time.monotonic() - written >= BUSY_CHECK_S:
-                if loop.done():  # the last trial just ended: no poll's wait before saying so
+        while True:
+            with lock:
+                if loop.done():
                     break
-                folder.write_status(counts=trial_counts(study))  # workers without a driver live by these writes
-                written = time.monotonic()
+                if stop.is_set() or folder.stop_request.exists():
+                    raise SweepStopped
+                if loop.step() or time.monotonic() - written >= BUSY_CHECK_S:
+                    if loop.done():  # the last trial just ended: no poll's wait before saying so
+                        break
+                    folder.write_status(counts=trial_counts(study))  # workers without a driver live by these
+                    written = time.monotonic()
             stop.wait(poll_s)
     except (SweepStopped, KeyboardInterrupt):
-        loop.release()
+        with lock:
+            loop.release()
         if main:
             folder.write_status(state=RunState.STOPPED, ended=time.time(), counts=trial_counts(study))
         log.info("sweep stopped; `python -m autotag sweep resume %s` goes on", folder.path)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import math
 import shutil
 import signal
-import subprocess
 import sys
 import time
 from collections.abc import Sequence
@@ -132,17 +131,8 @@ def new_sweep(
 def start(folder: SweepFolder) -> None:
     """Start the sweep's driver in the background."""
     folder.write_status(state=RunState.STARTING, pid=None, pid_start=None, error=None)
-    with folder.log.open("ab") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", DRIVER, str(folder.path)],
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            cwd=runs.PROJECT_ROOT,
-            env=runs.launch_env(),
-        )
-    folder.write_status(pid=proc.pid, pid_start=process_start_time(proc.pid))
+    pid = runs.start_process([sys.executable, "-m", DRIVER, str(folder.path)], folder.log)
+    folder.write_status(pid=pid, pid_start=process_start_time(pid))
 
 
 def derive_state(folder: SweepFolder, status: SweepStatus | None = None) -> RunState:

@@ -16,6 +16,7 @@ import dataclasses
 import json
 import logging
 import socket
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
@@ -26,8 +27,12 @@ Metric = Literal["val_loss", "val_roc_auc", "val_pr_auc"]
 PrunerName = Literal["median", "hyperband", "none"]
 #: Which way each metric is better.
 DIRECTIONS: dict[str, str] = {"val_loss": "minimize", "val_roc_auc": "maximize", "val_pr_auc": "maximize"}
-#: How long a trainer waits for its worker's answer (the worker may wait on a locked SQLite file).
-ANSWER_TIMEOUT_S = 30.0
+#: How long a trainer waits for its worker's answer: longer than the 60 s the worker may
+#: wait for a locked SQLite file, so a report the study took is never logged as lost.
+ANSWER_TIMEOUT_S = 90.0
+#: Connection attempts per report, RETRY_S apart: a worker that dies is replaced by one
+#: that takes its trials over (and writes its own port) within the loop's 5 s check.
+CONNECT_TRIES, RETRY_S = 4, 2.0
 
 log = logging.getLogger("autotag.training.fit")  # the trainer's train.log says what happened
 
@@ -62,19 +67,23 @@ class TrialLink:
 def report(path: Path, epoch: int, value: float) -> bool:
     """Send the trial's metric after `epoch` (1-based) to its worker; whether to prune.
 
-    The link is read afresh for each report, so a worker that took the trial over from one
-    that died (and wrote its own port) gets the next report. With no worker answering, the
-    trial trains on and train.log says which epoch went unreported.
+    The link is read afresh for each try, so a worker that took the trial over from one that
+    died (and wrote its own port) gets the report. With no worker answering after
+    CONNECT_TRIES tries, the trial trains on and train.log says which epoch went unreported.
     """
     why = "no trial.json"
-    for _ in range(2):  # a takeover may rewrite the link between two tries
+    for attempt in range(CONNECT_TRIES):
         link = TrialLink.read(path)
         if link is None or not link.port:
+            why = why if link is None else "trial.json names no worker"
             break
+        if attempt:
+            time.sleep(RETRY_S)  # a worker that takes over from a dead one writes its port within 5 s
+            link = TrialLink.read(path) or link
         try:
             conn = socket.create_connection(("127.0.0.1", link.port), timeout=ANSWER_TIMEOUT_S)
         except OSError as exc:
-            why = f"port {link.port}: {exc.strerror or exc}"
+            why = f"no worker at port {link.port}: {exc.strerror or exc}"
             continue
         try:
             answer = _ask(conn, link, epoch, value)

@@ -49,7 +49,8 @@ def _one(report: dict, name: str, status: job.ReportStatus) -> None:
     st.plotly_chart(robustness_figure(report), key=f"robust_{name}")
     clean = report["clean"]
     st.caption(
-        f"Test split, clean audio: ROC-AUC {clean['roc_auc_macro']:.3f}, PR-AUC {clean['pr_auc_macro']:.3f}. "
+        f"The {status.split or 'test'} split, clean audio: ROC-AUC {clean['roc_auc_macro']:.3f}, "
+        f"PR-AUC {clean['pr_auc_macro']:.3f}. "
         "Each cell: the strength and the change in macro ROC-AUC. "
         + (f"{status.skipped} clip(s) could not be decoded. " if status.skipped else "")
         + (f"Made in {status.ended - status.started:.0f} s." if status.ended and status.started else "")
@@ -84,6 +85,9 @@ def _side_by_side(runs: list[RunInfo]) -> None:
             robustness_figure(report, f"{name}<br>clean ROC-AUC {clean:.3f}", span), key=f"robust_cmp_{name}"
         )
     shared = [n for n in next(iter(reports.values())) if n != "clean" and all(n in rep for rep in reports.values())]
+    if not shared:
+        st.caption("The two reports share no perturbation to compare tag by tag.")
+        return
     pick = st.selectbox("Per tag, side by side", shared, key="robust_cmp_pick")
     for column, (name, report) in zip(st.columns(2), reports.items()):
         column.plotly_chart(robustness_tags_figure(report, pick, span), key=f"robust_cmp_tags_{name}")

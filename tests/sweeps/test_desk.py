@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -34,7 +35,7 @@ def study(tmp_path: Path) -> optuna.Study:
 
 @pytest.fixture
 def desk(study: optuna.Study) -> Iterator[ReportDesk]:
-    desk = ReportDesk(study)
+    desk = ReportDesk(study, threading.Lock())
     yield desk
     desk.close()
 
@@ -76,7 +77,7 @@ def test_a_report_without_the_token_is_refused_and_changes_nothing(
     tmp_path: Path, study: optuna.Study, desk: ReportDesk, caplog: pytest.LogCaptureFixture
 ) -> None:
     link = _link(tmp_path / "trial.json", study, desk)
-    replace(TrialLink.read(link), token="guessed").write(link)
+    replace(TrialLink.read(link), token="guessé").write(link)  # not even ASCII
     with caplog.at_level(logging.WARNING):
         assert report(link, MEDIAN_FIRST_EPOCH + 1, 0.0) is False
     assert _reported(study) == {}
@@ -84,13 +85,18 @@ def test_a_report_without_the_token_is_refused_and_changes_nothing(
 
 
 def test_with_no_worker_listening_the_trial_trains_on_and_says_so(
-    tmp_path: Path, study: optuna.Study, desk: ReportDesk, caplog: pytest.LogCaptureFixture
+    tmp_path: Path,
+    study: optuna.Study,
+    desk: ReportDesk,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     link = _link(tmp_path / "trial.json", study, desk)
     desk.close()  # the worker died
+    monkeypatch.setattr("autotag.training.trial.RETRY_S", 0.01)
     with caplog.at_level(logging.WARNING):
         assert report(link, 3, 0.1) is False
-    assert "epoch 3" in caplog.text and "did not reach the sweep" in caplog.text
+    assert "epoch 3" in caplog.text and "did not reach the sweep (no worker at port" in caplog.text
     assert report(tmp_path / "no-trial.json", 3, 0.1) is False  # no link at all
 
 
@@ -99,7 +105,7 @@ def test_each_report_goes_where_trial_json_says_now(tmp_path: Path, study: optun
     link = _link(tmp_path / "trial.json", study, desk)
     assert report(link, 1, 0.95) is False
     desk.close()
-    successor = ReportDesk(study)
+    successor = ReportDesk(study, threading.Lock())
     try:
         replace(TrialLink.read(link), port=successor.port, token=successor.token).write(link)
         assert report(link, 2, 0.96) is False

@@ -14,6 +14,7 @@ import streamlit as st
 
 from autotag.runs.folder import RunState, default_runs_dir
 from autotag.runs.manager import list_runs, max_parallel, warm_up
+from autotag.ui.auth import gate, signed_in
 
 
 @st.cache_resource(show_spinner=False)
@@ -42,8 +43,9 @@ pages = [
     st.Page("pages/tag.py", title="Tag", icon=":material/sell:", url_path="tag"),
     st.Page("pages/data.py", title="Data", icon=":material/folder_open:", url_path="data"),
 ]
-nav = st.navigation(pages)
+nav = st.navigation(pages, position="sidebar" if signed_in() else "hidden")
 st.session_state["_app_nav"] = True  # the pages check it: see above
+gate()  # with login configured (`autotag.ui.auth`): only a login button until someone with a role logs in
 
 with st.sidebar:
     runs_dir = default_runs_dir()

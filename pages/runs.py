@@ -8,12 +8,14 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
+from autotag.access import AccessDenied, allowed, read_log
 from autotag.config import QUICK_DEMO, make_config
 from autotag.data.demo import default_demo_dir
 from autotag.runs import manager
 from autotag.runs.folder import RunError, RunFolder, RunState, default_runs_dir
 from autotag.runs.live import live_runs, refresh_interval
 from autotag.runs.table import config_differences
+from autotag.ui.auth import acting
 from autotag.ui.robustness import robustness_section
 from autotag.ui.ticker import refresh_clock
 
@@ -24,12 +26,33 @@ if "_app_nav" not in st.session_state:  # run alone by Streamlit's older pages/ 
 
 def _quick_demo() -> None:
     config = make_config(data=str(default_demo_dir()), **QUICK_DEMO)
-    run = manager.launch(config, name="quick-demo")
+    try:
+        run = manager.launch(config, name="quick-demo", actor=actor)
+    except AccessDenied as exc:
+        st.session_state["runs_refused"] = str(exc)
+        return
     st.session_state["runs_selected"] = [run.name]
 
 
+def _audit_log() -> None:
+    """The audit log, for admins (a dashboard without login shows none: nothing changes on a laptop)."""
+    if actor.role != "admin":
+        return
+    with st.expander("Audit log (newest first)"):
+        entries = read_log(runs_dir)
+        if not entries:
+            st.caption("Nothing recorded yet: launches, stops, resumes, deletes, exports, sweeps and logins go here.")
+            return
+        table = pd.DataFrame(entries)
+        table["time"] = pd.to_datetime(table["time"], unit="s").dt.strftime("%Y-%m-%d %H:%M:%S")
+        st.dataframe(table, hide_index=True)
+
+
 st.title("Runs")
+actor = acting()
 runs_dir = default_runs_dir()
+if refused := st.session_state.pop("runs_refused", None):
+    st.error(refused)
 manager.schedule(runs_dir)  # start queued runs whose turn has come
 shared = live_runs(runs_dir)  # one read of the runs folder and event files for every viewer
 runs = list(shared.snapshot(max_age=0).runs)  # a whole-page run follows a user's action: read now
@@ -39,10 +62,23 @@ if not runs:
         "or set your own hyperparameters on the Train page."
     )
     st.button(
-        "Start the quick demo", icon=":material/bolt:", on_click=_quick_demo, type="primary", key="runs_quick_demo"
+        "Start the quick demo",
+        icon=":material/bolt:",
+        on_click=_quick_demo,
+        type="primary",
+        key="runs_quick_demo",
+        disabled=allowed(actor, "launch", None) is not None,
     )
+    _audit_log()
     st.stop()
 
+if actor.role != "local":  # with login: a filter to one's own runs
+    if st.segmented_control("Show", ["all", "mine"], default="all", key="runs_whose") == "mine":
+        runs = [r for r in runs if r.status.owner == actor.name]
+        if not runs:
+            st.info("None of the runs is yours yet.")
+            _audit_log()
+            st.stop()
 by_name = {r.name: r for r in runs}
 chosen = [n for n in st.session_state.get("runs_selected", []) if n in by_name] or [runs[0].name]
 pick_col, smooth_col = st.columns([3, 1])
@@ -95,41 +131,52 @@ if len(selected) >= 2:
     st.subheader("Config differences")
     diff = config_differences([by_name[n].path for n in selected])
     st.dataframe(pd.DataFrame(diff).T.astype(str) if diff else pd.DataFrame({"": ["identical configs"]}))
-    robustness_section([by_name[n] for n in selected])
+    robustness_section([by_name[n] for n in selected], actor)
 
 if len(selected) == 1:
     info = by_name[selected[0]]
     folder = RunFolder(info.path)
     b1, b2, b3, _ = st.columns([1, 1, 1, 3])
+    why_not = allowed(actor, "stop", info.status.owner)  # the same for resume, delete, export
     try:
         if b1.button(
             "Stop",
             icon=":material/stop:",
-            disabled=not info.state.stoppable,
+            disabled=not info.state.stoppable or why_not is not None,
+            help=why_not,
             key="runs_stop",
         ):
             with st.spinner("Stopping (the current batch finishes first) ..."):
-                manager.stop(info.path)
+                manager.stop(info.path, actor=actor)
             st.rerun()
         if b2.button(
             "Resume",
             icon=":material/play_arrow:",
-            disabled=not info.state.resumable,
+            disabled=not info.state.resumable or why_not is not None,
+            help=why_not,
             key="runs_resume",
         ):
-            manager.resume(info.path)
+            manager.resume(info.path, actor=actor)
             st.rerun()
-        if b3.button("Delete", icon=":material/delete:", disabled=info.state.active, key="runs_delete"):
+        if b3.button(
+            "Delete",
+            icon=":material/delete:",
+            disabled=info.state.active or why_not is not None,
+            help=why_not,
+            key="runs_delete",
+        ):
             st.session_state["runs_confirm_delete"] = info.name
         if st.session_state.get("runs_confirm_delete") == info.name:
             st.warning(f"Delete {info.name} and its checkpoints? This cannot be undone.")
             if st.button("Yes, delete it", key="runs_delete_yes"):
-                manager.delete(info.path)
                 st.session_state.pop("runs_confirm_delete")
+                manager.delete(info.path, actor=actor)
                 st.session_state["runs_selected"] = []
                 st.rerun()
-    except RunError as exc:
+    except (RunError, AccessDenied) as exc:
         st.error(str(exc))
+    if actor.role != "local":
+        st.caption(f"Launched by {info.status.owner or 'someone before owners were recorded'}")
     if info.state in (RunState.FAILED, RunState.CRASHED) and info.status.error:
         st.error(info.status.error)
     metrics = folder.read_json(folder.metrics) if info.state is RunState.COMPLETED else None
@@ -151,18 +198,21 @@ if len(selected) == 1:
             st.caption(
                 "No positive (or no negative) in the test split, not scored: " + ", ".join(metrics["unscored_tags"])
             )
-    robustness_section([info])
+    robustness_section([info], actor)
     if info.state is RunState.COMPLETED:
         with st.expander("Export the model (log-mel front end included)"):
             fmt = st.radio(
                 "Format", ["torchscript", "onnx"], horizontal=True, key="runs_export_format", persist_state="session"
             )
-            if st.button("Export", key="runs_export"):
+            if st.button("Export", key="runs_export", disabled=why_not is not None, help=why_not):
                 from autotag.serving.export import export_run
 
-                with st.spinner("Exporting and checking against the PyTorch model ..."):
-                    path, diff = export_run(info.path, fmt)
-                st.session_state["runs_exported"] = (str(path), diff)
+                try:
+                    with st.spinner("Exporting and checking against the PyTorch model ..."):
+                        path, diff = export_run(info.path, fmt, actor=actor)
+                    st.session_state["runs_exported"] = (str(path), diff)
+                except AccessDenied as exc:
+                    st.error(str(exc))
             done = st.session_state.get("runs_exported")
             if done and Path(done[0]).is_relative_to(info.path):
                 st.caption(f"{Path(done[0]).name}: largest difference to the PyTorch model {done[1]:.1e}")
@@ -174,3 +224,4 @@ if len(selected) == 1:
     with st.expander("Config"):
         st.code(folder.config.read_text(), language="yaml")
         st.caption(f"Reproduce in a terminal: `python -m autotag fit --config {folder.config}`")
+_audit_log()

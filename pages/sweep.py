@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
+from autotag.access import AccessDenied, allowed
 from autotag.config import ConfigError, TrainConfig, field_choices, field_range, log_stops
 from autotag.data.checks import DataSetError
 from autotag.data.demo import default_demo_dir
@@ -18,6 +19,7 @@ from autotag.runs.manager import max_parallel
 from autotag.sweeps import manager
 from autotag.sweeps.folder import SweepError
 from autotag.training.trial import DIRECTIONS
+from autotag.ui.auth import acting
 from autotag.ui.ticker import refresh_clock
 
 if "_app_nav" not in st.session_state:  # run alone by Streamlit's older pages/ layout: see app.py
@@ -79,8 +81,9 @@ def _launch(fixed: dict, entries: list[str]) -> None:
             metric=st.session_state["sweep_metric"],
             name=st.session_state["sweep_name"] or None,
             first=[line.strip() for line in st.session_state["sweep_first"].splitlines() if line.strip()],
+            actor=actor,
         )
-    except (ConfigError, SweepError, DataFormatError, DataSetError) as exc:
+    except (ConfigError, SweepError, DataFormatError, DataSetError, AccessDenied) as exc:
         st.session_state["sweep_error"] = str(exc)
         return
     manager.start(folder)
@@ -107,6 +110,7 @@ def _open_on_tag(run: Path) -> None:
 
 
 st.title("Sweep hyperparameters")
+actor = acting()
 runs_dir = default_runs_dir()
 sweeps = manager.list_sweeps(runs_dir)
 
@@ -159,7 +163,8 @@ with st.expander("New sweep", expanded=not sweeps):
         "Launch sweep",
         icon=":material/rocket_launch:",
         type="primary",
-        disabled=not entries,
+        disabled=not entries or allowed(actor, "sweep", None) is not None,
+        help=allowed(actor, "sweep", None),
         on_click=_launch,
         args=(fixed, entries),
         key="sweep_launch",
@@ -198,15 +203,21 @@ def _live_view(name: str) -> None:
     if info.status.error:
         st.error(info.status.error)
     b1, b2, b3, b4 = st.columns(4)
-    if info.state.active:
-        if b1.button("Stop sweep", icon=":material/stop:", key="sweep_stop"):
-            manager.stop(info.folder)
-            st.rerun()
-    elif info.state.resumable:
-        if b1.button("Resume sweep", icon=":material/play_arrow:", key="sweep_resume"):
-            manager.check_resumable(info.folder)
-            manager.start(info.folder)
-            st.rerun()
+    why_not = allowed(actor, "stop", info.status.owner)  # the same for resume
+    try:
+        if info.state.active:
+            if b1.button("Stop sweep", icon=":material/stop:", key="sweep_stop", disabled=why_not is not None):
+                manager.stop(info.folder, actor=actor)
+                st.rerun()
+        elif info.state.resumable:
+            if b1.button(
+                "Resume sweep", icon=":material/play_arrow:", key="sweep_resume", disabled=why_not is not None
+            ):
+                manager.check_resumable(info.folder, actor=actor)
+                manager.start(info.folder)
+                st.rerun()
+    except (SweepError, AccessDenied) as exc:
+        st.error(str(exc))
     if best and best.run:
         run = Path(best.run)
         if b2.button("Open the best run on Tag", icon=":material/sell:", key="sweep_tag"):

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import streamlit as st
 
+from autotag.access import AccessDenied, allowed
 from autotag.charts import tag_counts_figure
 from autotag.config import QUICK_DEMO, ConfigError, TrainConfig, field_choices, field_range, log_stops, make_config
 from autotag.data.demo import default_demo_dir
@@ -18,6 +19,7 @@ from autotag.runs.manager import PROJECT_ROOT, launch, list_runs
 from autotag.training.estimate import TimeEstimate, human_duration
 from autotag.training.finetune import check_init_source, source_settings
 from autotag.training.slurm import sbatch_script
+from autotag.ui.auth import acting
 
 if "_app_nav" not in st.session_state:  # run alone by Streamlit's older pages/ layout: see app.py
     runpy.run_path(str(Path(__file__).parents[1] / "app.py"), run_name="__main__")
@@ -312,19 +314,22 @@ if cluster_only:
         icon=":material/download:",
         key="train_sbatch",
     )
+actor = acting()
+why_not = allowed(actor, "launch", None)
 if st.button(
     "Launch training",
     icon=":material/rocket_launch:",
     type="primary",
-    disabled=config is None or cluster_only,
+    disabled=config is None or cluster_only or why_not is not None,
+    help=why_not,
     key="train_launch",
 ):
     # Same config from the same session within seconds = a double click: one run, not two.
     key = config.to_yaml() + st.session_state["train_session"] + name
     token = hashlib.sha256(key.encode()).hexdigest()[:16]
     try:
-        run_dir = launch(config, name=name or None, token=token)
-    except RunError as exc:
+        run_dir = launch(config, name=name or None, token=token, actor=actor)
+    except (RunError, AccessDenied) as exc:
         st.error(str(exc))
     else:
         st.session_state["runs_selected"] = [run_dir.name]

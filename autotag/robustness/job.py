@@ -24,6 +24,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from autotag.access import Actor, check, record
 from autotag.audio.perturb import PERTURBATIONS, PerturbationError, get, mp3_available
 from autotag.runs import manager
 from autotag.runs.folder import RunError, RunFolder, RunState, file_lock, merge_status
@@ -170,9 +171,17 @@ def check_request(run_dir: str | Path, split: str, perturbations: Sequence[str],
     return run
 
 
-def start(run_dir: Path, split: str = "test", perturbations: Sequence[str] = (), seed: int = 0) -> None:
-    """Start the report in the background (it goes on from a stopped one with the same request)."""
+def start(
+    run_dir: Path, split: str = "test", perturbations: Sequence[str] = (), seed: int = 0, actor: Actor | None = None
+) -> None:
+    """Start the report in the background (it goes on from a stopped one with the same request).
+
+    Raises:
+        RobustnessError: the request is refused (`check_request`).
+        AccessDenied: `actor` may not make reports of this run (`autotag.access`).
+    """
     run = check_request(run_dir, split, perturbations, running=False)
+    actor = check(actor, "robustness", run.path, run.read_status().owner, run.path.parent)
     folder = ReportFolder(run.path)
     folder.path.mkdir(exist_ok=True)
     with file_lock(folder.path / ".start.lock"):  # a double click, two viewers: one process
@@ -182,15 +191,22 @@ def start(run_dir: Path, split: str = "test", perturbations: Sequence[str] = (),
     cmd += [a for name in perturbations for a in ("--perturbations", name)]
     pid = manager.start_process(cmd, folder.log)
     folder.write_status(pid=pid, pid_start=process_start_time(pid))
+    record(run.path.parent, actor, "robustness", run.path)
 
 
-def stop(run_dir: Path) -> bool:
-    """Ask a running report to stop (it saves the clips it scored); whether one was running."""
+def stop(run_dir: Path, actor: Actor | None = None) -> bool:
+    """Ask a running report to stop (it saves the clips it scored); whether one was running.
+
+    Raises:
+        AccessDenied: `actor` may not stop reports of this run.
+    """
     folder = ReportFolder(run_dir)
+    actor = check(actor, "robustness", folder.run.path, folder.run.read_status().owner, folder.run.path.parent)
     status = folder.read_status()
     if not folder.state().active or status.pid is None:
         return False
     send_signal(status.pid, signal.SIGTERM, group=False)
+    record(folder.run.path.parent, actor, "robustness stop", folder.run.path)
     return True
 
 

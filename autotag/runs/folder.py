@@ -138,6 +138,7 @@ class RunStatus:
     data: str | None = None
     max_epochs: int | None = None
     launch_token: str | None = None  # the dedupe key of a launch (a double click starts one run)
+    owner: str | None = None  # who launched it: a login's e-mail, or os:<user> (`autotag.access`)
     resume_from: str | None = None  # checkpoint the next start continues from, relative to the run
     pid: int | None = None  # the trainer's process, identified by pid and start time together
     pid_start: float | None = None

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from autotag.access import Actor, check, record
 from autotag.config import TrainConfig
 from autotag.runs import warm
 from autotag.runs.folder import (
@@ -182,10 +183,14 @@ def launch(
     name: str | None = None,
     token: str | None = None,
     trial: TrialLink | None = None,
+    actor: Actor | None = None,
+    owner: str | None = None,
 ) -> Path:
     """Create a run and start it in the background (or queue it); return its folder.
 
     Args:
+        actor: Who launches it (None: this machine's user, unrestricted; see `autotag.access`).
+        owner: Who the run belongs to, when not `actor` (a sweep's trial: the sweep's owner).
         token: Idempotency key: a second launch with the same token within
             `DEDUPE_WINDOW_S` (a double click, a resubmitted form) returns the first run
             instead of creating another.
@@ -198,6 +203,7 @@ def launch(
         raise RunError(not_here(config.num_nodes))
     check_init_source(config)
     runs_dir = runs_folder(runs_dir)
+    actor = check(actor, "launch", Path(name or "a run"), None, runs_dir)
     check_writable(runs_dir)  # a clear error for a read-only or full disk, before anything starts
     with runs_lock(runs_dir):
         if token:
@@ -208,9 +214,9 @@ def launch(
         run_dir = create_run(config, runs_dir, name)
         if trial:
             trial.write(RunFolder(run_dir).trial)
-        if token:
-            RunFolder(run_dir).write_status(launch_token=token)
+        RunFolder(run_dir).write_status(launch_token=token, owner=owner or actor.name)
         _schedule_locked(runs_dir)
+    record(runs_dir, actor, "launch", run_dir)
     return run_dir
 
 
@@ -278,16 +284,21 @@ def start_process(cmd: list[str], log: Path, env: dict[str, str] | None = None) 
     return proc.pid
 
 
-def stop(run_dir: Path, grace: float = 15.0) -> RunState:
+def stop(run_dir: Path, grace: float = 15.0, actor: Actor | None = None) -> RunState:
     """Stop a run: SIGTERM to the trainer alone, then after `grace` s SIGKILL to its group.
 
     Returns: the final state, "stopped" (or "completed"/"failed" if it ended on its own first).
+
+    Raises:
+        AccessDenied: `actor` may not stop this run (`autotag.access`).
     """
     run = RunFolder(run_dir)
     status = run.read_status()
+    actor = check(actor, "stop", run_dir, status.owner, run_dir.parent)
     state = derive_state(run_dir, status)
     if state is RunState.QUEUED:
         run.write_status(state=RunState.STOPPED, ended=time.time(), note="cancelled before it started")
+        record(run_dir.parent, actor, "stop", run_dir)
         return RunState.STOPPED
     if not state.active:
         raise RunError(f"run {run_dir.name} is not running (it is {state})")
@@ -306,14 +317,20 @@ def stop(run_dir: Path, grace: float = 15.0) -> RunState:
     final = run.read_status().state
     if final.active or (final is RunState.FAILED and forced):
         run.write_status(state=RunState.STOPPED, forced=forced, ended=time.time())
+    record(run_dir.parent, actor, "stop", run_dir)
     schedule(run_dir.parent)
     return run.read_status().state
 
 
-def resume(run_dir: Path) -> Path:
-    """Queue a stopped, crashed or failed run to continue from its last checkpoint as the same run."""
+def resume(run_dir: Path, actor: Actor | None = None) -> Path:
+    """Queue a stopped, crashed or failed run to continue from its last checkpoint as the same run.
+
+    Raises:
+        AccessDenied: `actor` may not resume this run.
+    """
     from autotag.runs.checkpoints import resumable_checkpoint
 
+    actor = check(actor, "resume", run_dir, RunFolder(run_dir).read_status().owner, run_dir.parent)
     state = derive_state(run_dir)
     if not state.resumable:
         raise RunError(f"run {run_dir.name} is {state}; only stopped, crashed or failed runs can resume")
@@ -321,13 +338,20 @@ def resume(run_dir: Path) -> Path:
     run = RunFolder(run_dir)
     run.stop_request.unlink(missing_ok=True)
     run.write_status(state=RunState.QUEUED, resume_from=str(ckpt.relative_to(run_dir)), error=None, forced=None)
+    record(run_dir.parent, actor, "resume", run_dir)
     schedule(run_dir.parent)
     return ckpt
 
 
-def delete(run_dir: Path) -> None:
-    """Remove a run folder; a running run must be stopped first."""
+def delete(run_dir: Path, actor: Actor | None = None) -> None:
+    """Remove a run folder; a running run must be stopped first.
+
+    Raises:
+        AccessDenied: `actor` may not delete this run.
+    """
+    actor = check(actor, "delete", run_dir, RunFolder(run_dir).read_status().owner, run_dir.parent)
     state = derive_state(run_dir)
     if state.active:
         raise RunError(f"run {run_dir.name} is {state}; stop it before deleting")
     shutil.rmtree(run_dir)
+    record(run_dir.parent, actor, "delete", run_dir)

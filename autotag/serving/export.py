@@ -39,7 +39,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from autotag.access import Actor, check, record
 from autotag.audio.decode import AudioSource, load_audio
+from autotag.runs.folder import RunFolder
 from autotag.serving.tagger import Tagger
 
 FORMATS = {"torchscript": ".pt", "onnx": ".onnx"}
@@ -96,7 +98,11 @@ def _write_model(graph: WaveTagger, fmt: str, example: torch.Tensor, path: Path)
 
 
 def export_run(
-    run_dir: str | Path, fmt: str, out: str | Path | None = None, check_clips: list[AudioSource] | None = None
+    run_dir: str | Path,
+    fmt: str,
+    out: str | Path | None = None,
+    check_clips: list[AudioSource] | None = None,
+    actor: Actor | None = None,
 ) -> tuple[Path, float]:
     """Export the best checkpoint of `run_dir`; returns (file, max abs difference to PyTorch).
 
@@ -112,7 +118,10 @@ def export_run(
         ValueError: unknown format.
         AudioError: a check clip that cannot be decoded (a ValueError).
         RunError: no usable run or checkpoint.
+        AccessDenied: `actor` may not export this run (`autotag.access`).
     """
+    run = RunFolder(Path(run_dir))
+    actor = check(actor, "export", run.path, run.read_status().owner, run.path.parent)
     if fmt not in FORMATS:
         raise ValueError(f"unknown export format {fmt!r}; use {' or '.join(FORMATS)}")
     tagger = Tagger.load(run_dir, device="cpu")
@@ -152,6 +161,7 @@ def export_run(
     if fmt == "onnx":
         # Weights of an earlier export kept beside the file; the new file holds its own.
         out.with_name(out.name + ".data").unlink(missing_ok=True)
+    record(run.path.parent, actor, "export", run.path)
     return out, diff
 
 

@@ -301,7 +301,11 @@ class _Loop:
                 token=self.desk.token if self.desk else "",
             )
             run = manager.launch(
-                config, self.spec.runs_dir, name=f"{self.folder.label}-t{trial.number:03d}", trial=link
+                config,
+                self.spec.runs_dir,
+                name=f"{self.folder.label}-t{trial.number:03d}",
+                trial=link,
+                owner=self.folder.read_status().owner,  # a trial belongs to whoever made the sweep
             )
             trial.set_user_attr("run", str(run))
             self.own[trial.number] = (trial._trial_id, run)

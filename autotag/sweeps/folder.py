@@ -92,6 +92,7 @@ class SweepStatus:
     pid: int | None = None
     pid_start: float | None = None
     host: str | None = None
+    owner: str | None = None  # who made it (`autotag.access`); its trials belong to them too
     error: str | None = None
     counts: dict[str, int] = field(default_factory=dict)  # trials per Optuna state, as last seen
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from autotag.access import Actor, check, record
 from autotag.config import make_config
 from autotag.runs import manager as runs
 from autotag.runs.folder import RunState, runs_folder
@@ -66,6 +67,7 @@ def new_sweep(
     runs_dir: str | Path | None = None,
     name: str | None = None,
     first: Sequence[str] = (),
+    actor: Actor | None = None,
 ) -> SweepFolder:
     """Check everything a sweep needs, then make its folder and study; nothing runs yet.
 
@@ -77,14 +79,18 @@ def new_sweep(
             (PostgreSQL); None keeps the study in the sweep folder (SQLite).
         first: Trials to run before the sampler's own, `FIELD=VALUE,...` each (Optuna's
             `enqueue_trial`): a known good config, or one to compare against.
+        actor: Who makes it, and owns it and its trials (None: this machine's user).
 
     Raises:
         ConfigError (SpaceError among them): a bad fixed value or search-space entry.
         DataFormatError, DataSetError: the data set cannot be trained on.
         SweepError: trials or parallel out of range, a grid smaller than the trials.
+        AccessDenied: `actor` may not launch (a viewer).
     """
     from autotag.data.prepare import open_dataset
     from autotag.sweeps.study import open_study
+
+    actor = check(actor, "sweep", Path(name or "a sweep"), None, runs_folder(runs_dir))
 
     if trials < 1:
         raise SweepError(f"--trials must be at least 1, got {trials}")
@@ -125,6 +131,8 @@ def new_sweep(
         ) from None
     for point in points:
         study.enqueue_trial(point)
+    folder.write_status(owner=actor.name)
+    record(runs_folder(runs_dir), actor, "sweep", folder.path)
     return folder
 
 
@@ -182,12 +190,17 @@ def list_sweeps(runs_dir: str | Path | None = None) -> list[SweepInfo]:
     return infos
 
 
-def stop(folder: SweepFolder, timeout: float = 120.0) -> RunState:
-    """Stop a sweep: its workers stop their trials, whose parameters `resume` runs again."""
+def stop(folder: SweepFolder, timeout: float = 120.0, actor: Actor | None = None) -> RunState:
+    """Stop a sweep: its workers stop their trials, whose parameters `resume` runs again.
+
+    Raises:
+        AccessDenied: `actor` may not stop this sweep.
+    """
     from autotag.sweeps.driver import release_dead
 
-    folder.stop_request.touch()
     status = folder.read_status()
+    actor = check(actor, "stop", folder.path, status.owner, Path(folder.spec().runs_dir))
+    folder.stop_request.touch()
     if derive_state(folder, status).active and status.pid:
         send_signal(status.pid, signal.SIGTERM, group=False)
         deadline = time.monotonic() + timeout
@@ -197,16 +210,20 @@ def stop(folder: SweepFolder, timeout: float = 120.0) -> RunState:
     state = folder.read_status().state
     if state is not RunState.COMPLETED:
         folder.write_status(state=RunState.STOPPED, ended=time.time())
+    record(Path(folder.spec().runs_dir), actor, "stop", folder.path)
     return folder.read_status().state
 
 
-def check_resumable(folder: SweepFolder) -> None:
+def check_resumable(folder: SweepFolder, actor: Actor | None = None) -> None:
     """Clear the way for a new driver of a stopped, crashed, failed or never started sweep.
 
     Raises:
         SweepError: the sweep is running or completed.
+        AccessDenied: `actor` may not resume this sweep.
     """
+    actor = check(actor, "resume", folder.path, folder.read_status().owner, Path(folder.spec().runs_dir))
     state = derive_state(folder)
     if state.active or state is RunState.COMPLETED:
         raise SweepError(f"sweep {folder.name} is {state}; only stopped, crashed or failed sweeps resume")
     folder.stop_request.unlink(missing_ok=True)
+    record(Path(folder.spec().runs_dir), actor, "resume", folder.path)

@@ -12,6 +12,7 @@ import time
 
 import streamlit as st
 
+from autotag.access import AccessDenied, Actor, allowed
 from autotag.audio.perturb import PERTURBATIONS
 from autotag.charts import robustness_figure, robustness_span, robustness_tags_figure
 from autotag.robustness import job
@@ -20,7 +21,7 @@ from autotag.runs.manager import RunInfo
 from autotag.ui.ticker import refresh_clock
 
 
-def robustness_section(runs: list[RunInfo]) -> None:
+def robustness_section(runs: list[RunInfo], actor: Actor) -> None:
     """The section for the selected runs (one or two); nothing for a run still training."""
     ended = [r for r in runs if r.state.final]
     if not ended or len(runs) > 2:
@@ -32,7 +33,7 @@ def robustness_section(runs: list[RunInfo]) -> None:
     run = ended[0]
     folder = job.ReportFolder(run.path)
     if folder.state().active:
-        _progress(run)
+        _progress(run, actor)
         return
     report = folder.read_report()
     status = folder.read_status()
@@ -42,7 +43,7 @@ def robustness_section(runs: list[RunInfo]) -> None:
         st.info(f"A report was stopped after {status.done} of {status.total} clips; Make it goes on from there.")
     if report:
         _one(report, run.name, status)
-    _start_form(run, again=report is not None)
+    _start_form(run, actor, again=report is not None)
 
 
 def _one(report: dict, name: str, status: job.ReportStatus) -> None:
@@ -94,7 +95,7 @@ def _side_by_side(runs: list[RunInfo]) -> None:
 
 
 @st.fragment
-def _progress(run: RunInfo) -> None:
+def _progress(run: RunInfo, actor: Actor) -> None:
     folder = job.ReportFolder(run.path)
     state = folder.state()
     if not state.active:
@@ -110,12 +111,16 @@ def _progress(run: RunInfo) -> None:
         if status.started
         else "Robustness report: starting ...",
     )
-    if st.button("Stop the report", icon=":material/stop:", key="robust_stop"):
-        job.stop(run.path)
+    why_not = allowed(actor, "robustness", run.status.owner)
+    if st.button("Stop the report", icon=":material/stop:", key="robust_stop", disabled=why_not is not None):
+        try:
+            job.stop(run.path, actor=actor)
+        except AccessDenied as exc:
+            st.error(str(exc))
     refresh_clock("robust_clock", 1.0)
 
 
-def _start_form(run: RunInfo, again: bool) -> None:
+def _start_form(run: RunInfo, actor: Actor, again: bool) -> None:
     with st.expander("Make the report again" if again else "Make a robustness report", expanded=not again):
         st.caption(
             "Scores the test split clean and under each perturbation below, in a background process "
@@ -129,10 +134,17 @@ def _start_form(run: RunInfo, again: bool) -> None:
             format_func=lambda n: f"{n}: {PERTURBATIONS[n].about}",
             key=f"robust_names_{run.name}",
         )
-        if st.button("Make it", icon=":material/play_arrow:", disabled=not names, key=f"robust_start_{run.name}"):
+        why_not = allowed(actor, "robustness", run.status.owner)
+        if st.button(
+            "Make it",
+            icon=":material/play_arrow:",
+            disabled=not names or why_not is not None,
+            help=why_not,
+            key=f"robust_start_{run.name}",
+        ):
             try:
-                job.start(run.path, "test", names)
-            except job.RobustnessError as exc:
+                job.start(run.path, "test", names, actor=actor)
+            except (job.RobustnessError, AccessDenied) as exc:
                 st.error(str(exc))
                 return
             st.rerun()

@@ -1,0 +1,143 @@
+"""The dashboard with login configured: logged out, viewer, trainer and admin on every page.
+
+`AppTest.secrets` gives the pages an `[auth]` section and roles, `AppTest.user` the
+person logged in. Allowed and refused actions are checked against the runs folder and
+the audit log, including clicks on buttons the page had disabled (a forged request).
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from autotag.access import read_log
+from autotag.runs import manager
+from autotag.runs.folder import RunFolder, default_runs_dir
+
+APP = str(Path(__file__).parent.parent / "app.py")
+PAGES = ["pages/train.py", "pages/runs.py", "pages/sweep.py", "pages/tag.py", "pages/data.py"]
+SECRETS = {
+    "auth": {
+        "redirect_uri": "http://localhost:8501/oauth2callback",
+        "cookie_secret": "a-test-cookie-secret",
+        "client_id": "autotag",
+        "client_secret": "not-a-secret",
+        "server_metadata_url": "http://127.0.0.1:9/.well-known/openid-configuration",
+    },
+    "autotag": {
+        "roles": {"admins": ["ada@example.org"], "trainers": ["tom@example.org", "tina@example.org"], "viewers": ["*"]}
+    },
+}
+
+
+def _as(email: str | None, page: str = "pages/runs.py") -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.secrets = SECRETS
+    at.user = {"is_logged_in": False} if email is None else {"is_logged_in": True, "email": email}
+    at.run()
+    if page != "pages/train.py" and email is not None:
+        at.switch_page(page).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+@pytest.fixture
+def owned_run(trained_run: Path) -> Path:
+    """A finished run launched by tom@example.org, in this test's runs folder."""
+    dest = default_runs_dir() / trained_run.name
+    shutil.copytree(trained_run, dest)
+    RunFolder(dest).write_status(owner="tom@example.org")
+    return dest
+
+
+def _refusals() -> list[tuple[str, str]]:
+    return [(e["who"], e["action"]) for e in read_log(default_runs_dir()) if e["outcome"] == "refused"]
+
+
+def test_logged_out_every_page_shows_only_a_login_button(demo_dataset: Path) -> None:
+    at = _as(None)
+    assert [b.key for b in at.button] == ["auth_login"]
+    assert [t.value for t in at.title] == ["autotag"] and not at.get("plotly_chart") and not at.dataframe
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_a_viewer_sees_every_page_and_may_not_launch(page: str, demo_dataset: Path) -> None:
+    at = _as("vic@example.org", page)
+    assert at.title and at.title[0].value != "autotag"  # the page itself, not the login
+    if page == "pages/train.py":  # (AppTest keeps the main script's sidebar on its first page only)
+        assert any("vic@example.org" in c.value and "viewer" in c.value for c in at.sidebar.caption)
+    if page == "pages/train.py":
+        assert at.button(key="train_launch").disabled
+    if page == "pages/runs.py":
+        assert at.button(key="runs_quick_demo").disabled
+    if page == "pages/sweep.py":
+        assert at.button(key="sweep_launch").disabled
+
+
+DEMOTED = {**SECRETS, "autotag": {"roles": {"admins": ["ada@example.org"], "viewers": ["*"]}}}
+
+
+def test_a_launch_clicked_on_a_page_drawn_before_a_demotion_launches_nothing(
+    demo_dataset: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The button was enabled when the page was drawn; the click arrives after an admin took
+    tom off the trainers. The rerun that carries the click draws the button disabled, and
+    Streamlit drops clicks on disabled buttons: nothing is launched, the button says why.
+    (The library refuses too: tests/test_access.py, and the delete below.)"""
+    monkeypatch.setenv("AUTOTAG_DEMO_DIR", str(demo_dataset))
+    at = _as("tom@example.org", "pages/train.py")
+    assert not at.button(key="train_launch").disabled
+    at.secrets = DEMOTED
+    at.button(key="train_launch").click().run()
+    assert manager.list_runs() == []
+    assert at.button(key="train_launch").disabled and "viewers may look" in at.button(key="train_launch").help
+
+
+@pytest.mark.slow
+def test_a_viewer_cannot_delete_and_a_trainer_deletes_only_their_own(owned_run: Path) -> None:
+    viewer = _as("vic@example.org")
+    assert viewer.button(key="runs_delete").disabled and viewer.button(key="runs_export").disabled
+
+    stale = _as("tom@example.org")  # his page, drawn while he was a trainer
+    stale.button(key="runs_delete").click().run()
+    stale.secrets = DEMOTED
+    stale.button(key="runs_delete_yes").click().run()
+    assert owned_run.is_dir() and any("may not delete" in e.value for e in stale.error)
+
+    other = _as("tina@example.org")
+    assert other.button(key="runs_delete").disabled
+    assert any("Launched by tom@example.org" in c.value for c in other.caption)
+    other.segmented_control(key="runs_whose").set_value("mine").run()
+    assert any("None of the runs is yours" in i.value for i in other.info)
+
+    owner = _as("tom@example.org")
+    assert not owner.button(key="runs_delete").disabled
+    owner.button(key="runs_delete").click().run()
+    owner.button(key="runs_delete_yes").click().run()
+    assert not owned_run.exists()
+    assert ("tom@example.org", "delete") in _refusals()
+    assert any(e["who"] == "tom@example.org" and e["action"] == "delete" for e in read_log(default_runs_dir()))
+
+
+@pytest.mark.slow
+def test_an_admin_deletes_any_run_and_reads_the_audit_log(owned_run: Path) -> None:
+    at = _as("ada@example.org")
+    assert "Audit log (newest first)" in [e.label for e in at.expander]
+    at.button(key="runs_delete").click().run()
+    at.button(key="runs_delete_yes").click().run()
+    assert not owned_run.exists()
+    trainer = _as("tom@example.org")
+    assert "Audit log (newest first)" not in [e.label for e in trainer.expander]
+
+
+def test_someone_with_no_role_is_told_so(demo_dataset: Path) -> None:
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.secrets = {**SECRETS, "autotag": {"roles": {"admins": ["ada@example.org"]}}}
+    at.user = {"is_logged_in": True, "email": "eve@example.org"}
+    at.run()
+    assert "eve@example.org, who has no role" in at.error[0].value
+    assert [b.key for b in at.button] == ["auth_logout"]
+    assert ("eve@example.org", "login") in _refusals()

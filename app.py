@@ -44,8 +44,8 @@ pages = [
     st.Page("pages/data.py", title="Data", icon=":material/folder_open:", url_path="data"),
 ]
 nav = st.navigation(pages, position="sidebar" if signed_in() else "hidden")
-st.session_state["_app_nav"] = True  # the pages check it: see above
 gate()  # with login configured (`autotag.ui.auth`): only a login button until someone with a role logs in
+st.session_state["_app_nav"] = True  # the pages check it (see above); set only past the gate
 
 with st.sidebar:
     runs_dir = default_runs_dir()

@@ -11,10 +11,12 @@ import streamlit as st
 from autotag.charts import cooccurrence_figure, spectrogram_figure, tag_counts_figure
 from autotag.config import field_choices, make_config
 from autotag.data.demo import default_demo_dir, source_note
+from autotag.ui.auth import acting
 
 if "_app_nav" not in st.session_state:  # run alone by Streamlit's older pages/ layout: see app.py
     runpy.run_path(str(Path(__file__).parents[1] / "app.py"), run_name="__main__")
     st.stop()
+acting()  # the gate again: a page run alone (see app.py) by a session with nobody logged in stops
 
 
 @st.cache_data(ttl=60, show_spinner="Reading the data set ...")

@@ -22,6 +22,7 @@ from autotag.ui.ticker import refresh_clock
 if "_app_nav" not in st.session_state:  # run alone by Streamlit's older pages/ layout: see app.py
     runpy.run_path(str(Path(__file__).parents[1] / "app.py"), run_name="__main__")
     st.stop()
+actor = acting()  # who acts; a page run alone (see app.py) by a session with nobody logged in stops
 
 
 def _quick_demo() -> None:
@@ -49,7 +50,6 @@ def _audit_log() -> None:
 
 
 st.title("Runs")
-actor = acting()
 runs_dir = default_runs_dir()
 if refused := st.session_state.pop("runs_refused", None):
     st.error(refused)

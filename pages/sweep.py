@@ -25,6 +25,7 @@ from autotag.ui.ticker import refresh_clock
 if "_app_nav" not in st.session_state:  # run alone by Streamlit's older pages/ layout: see app.py
     runpy.run_path(str(Path(__file__).parents[1] / "app.py"), run_name="__main__")
     st.stop()
+actor = acting()  # who acts; a page run alone (see app.py) by a session with nobody logged in stops
 
 REFRESH_S = 2.0
 #: Learning rates as on the Train page, up to the schema's 1.0 (a hopeless one shows pruning).
@@ -110,7 +111,6 @@ def _open_on_tag(run: Path) -> None:
 
 
 st.title("Sweep hyperparameters")
-actor = acting()
 runs_dir = default_runs_dir()
 sweeps = manager.list_sweeps(runs_dir)
 

@@ -16,10 +16,12 @@ from autotag.runs.checkpoints import checkpoint_candidates
 from autotag.runs.folder import RunError, RunFolder, default_runs_dir
 from autotag.runs.table import best_run
 from autotag.serving.decide import decision_thresholds, tags_above, tuned_thresholds
+from autotag.ui.auth import acting
 
 if "_app_nav" not in st.session_state:  # run alone by Streamlit's older pages/ layout: see app.py
     runpy.run_path(str(Path(__file__).parents[1] / "app.py"), run_name="__main__")
     st.stop()
+acting()  # the gate again: a page run alone (see app.py) by a session with nobody logged in stops
 
 
 @st.cache_resource(max_entries=4, show_spinner="Loading the model ...")

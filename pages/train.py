@@ -24,6 +24,7 @@ from autotag.ui.auth import acting
 if "_app_nav" not in st.session_state:  # run alone by Streamlit's older pages/ layout: see app.py
     runpy.run_path(str(Path(__file__).parents[1] / "app.py"), run_name="__main__")
     st.stop()
+actor = acting()  # who acts; a page run alone (see app.py) by a session with nobody logged in stops
 
 # Stops of the select-sliders and numeric selectboxes are UI choices, each inside the schema's
 # field_range (tests/test_app.py checks); the choices of choice fields come from the schema.
@@ -314,7 +315,6 @@ if cluster_only:
         icon=":material/download:",
         key="train_sbatch",
     )
-actor = acting()
 why_not = allowed(actor, "launch", None)
 if st.button(
     "Launch training",

@@ -38,7 +38,7 @@ def _as(email: str | None, page: str = "pages/runs.py") -> AppTest:
     at.secrets = SECRETS
     at.user = {"is_logged_in": False} if email is None else {"is_logged_in": True, "email": email}
     at.run()
-    if page != "pages/train.py" and email is not None:
+    if page != "pages/train.py":
         at.switch_page(page).run()
     assert not at.exception, [e.value for e in at.exception]
     return at
@@ -57,23 +57,35 @@ def _refusals() -> list[tuple[str, str]]:
     return [(e["who"], e["action"]) for e in read_log(default_runs_dir()) if e["outcome"] == "refused"]
 
 
-def test_logged_out_every_page_shows_only_a_login_button(demo_dataset: Path) -> None:
-    at = _as(None)
+@pytest.mark.parametrize("page", PAGES)
+def test_logged_out_every_page_shows_only_a_login_button(page: str, demo_dataset: Path) -> None:
+    at = _as(None, page)
     assert [b.key for b in at.button] == ["auth_login"]
     assert [t.value for t in at.title] == ["autotag"] and not at.get("plotly_chart") and not at.dataframe
 
 
+LAUNCH_BUTTONS = {
+    "pages/train.py": "train_launch",
+    "pages/runs.py": "runs_quick_demo",
+    "pages/sweep.py": "sweep_launch",
+}
+
+
 @pytest.mark.parametrize("page", PAGES)
-def test_a_viewer_sees_every_page_and_may_not_launch(page: str, demo_dataset: Path) -> None:
-    at = _as("vic@example.org", page)
+@pytest.mark.parametrize(
+    ("email", "role"), [("vic@example.org", "viewer"), ("tom@example.org", "trainer"), ("ada@example.org", "admin")]
+)
+def test_every_role_sees_every_page_and_only_a_viewer_may_not_launch(
+    page: str, email: str, role: str, demo_dataset: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AUTOTAG_DEMO_DIR", str(demo_dataset))
+    at = _as(email, page)
     assert at.title and at.title[0].value != "autotag"  # the page itself, not the login
     if page == "pages/train.py":  # (AppTest keeps the main script's sidebar on its first page only)
-        assert any("vic@example.org" in c.value and "viewer" in c.value for c in at.sidebar.caption)
-    if page == "pages/train.py":
-        assert at.button(key="train_launch").disabled
-    if page == "pages/runs.py":
-        assert at.button(key="runs_quick_demo").disabled
-    if page == "pages/sweep.py":
+        assert any(email in c.value and f"({role})" in c.value for c in at.sidebar.caption)
+    if page in LAUNCH_BUTTONS and page != "pages/sweep.py":  # the Sweep page also needs a field to search
+        assert at.button(key=LAUNCH_BUTTONS[page]).disabled is (role == "viewer")
+    if page == "pages/sweep.py" and role == "viewer":
         assert at.button(key="sweep_launch").disabled
 
 

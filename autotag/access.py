@@ -9,7 +9,7 @@ so a forged click from a viewer's session changes nothing: the function refuses,
 why, and the refusal is logged like every action.
 
 The audit log is `<runs dir>/audit.jsonl`: one JSON object per line (time, who, role,
-action, target, outcome, why, via), appended with O_APPEND so that concurrent writers
+action, target, outcome, why, via, from), appended with O_APPEND so that concurrent writers
 (the dashboard, trainers, the CLI) never interleave within a line.
 """
 
@@ -18,6 +18,7 @@ from __future__ import annotations
 import getpass
 import json
 import os
+import socket
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -42,16 +43,17 @@ class Actor:
 
     name: str
     role: Role
-    via: str = "cli"  # cli, dashboard: where the action came from
+    via: str = "cli"  # cli, dashboard: what the action came through
+    origin: str = ""  # where from: the browser's address (Streamlit's, spoofable), or this host
 
     @classmethod
-    def local(cls, via: str = "cli") -> Actor:
+    def local(cls, via: str = "cli", origin: str | None = None) -> Actor:
         """The machine's own user: unrestricted (a laptop, a terminal on the training box)."""
         try:
             user = getpass.getuser()
         except (KeyError, OSError):  # no name for this uid (a container)
             user = str(os.getuid())
-        return cls(f"os:{user}", "local", via)
+        return cls(f"os:{user}", "local", via, origin or socket.gethostname())
 
 
 def allowed(actor: Actor, action: Action, owner: str | None) -> str | None:
@@ -98,6 +100,7 @@ def record(
         "target": Path(target).name if isinstance(target, Path) else target,
         "outcome": outcome,
         "via": actor.via,
+        "from": actor.origin,
     }
     if why:
         entry["why"] = why

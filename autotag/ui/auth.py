@@ -62,14 +62,15 @@ def current_actor() -> Actor | None:
     """Who acts in this session: the OS user without login, the logged-in person with login,
     None while logged out (or logged in with no role)."""
     secrets = _secrets()
+    origin = _origin()
     if "auth" not in secrets:
-        return Actor.local(via="dashboard")
+        return Actor.local(via="dashboard", origin=origin)
     if not st.user.is_logged_in:
         return None
     email = str(st.user.get("email") or "")
     roles = secrets.get("autotag", {}).get("roles", {})
     role = role_of(email, roles)
-    return Actor(email, role, via="dashboard") if role and email else None
+    return Actor(email, role, "dashboard", origin) if role and email else None
 
 
 def acting() -> Actor:
@@ -108,7 +109,8 @@ def gate() -> Actor:
     if st.user.is_logged_in:
         email = st.user.get("email") or "(no e-mail from the provider)"
         if not st.session_state.get("_login_recorded"):
-            record(default_runs_dir(), Actor(str(email), "viewer", "dashboard"), "login", None, "refused", "no role")
+            who = Actor(str(email), "viewer", "dashboard", _origin())
+            record(default_runs_dir(), who, "login", None, "refused", "no role")
             st.session_state["_login_recorded"] = True
         st.error(f"You are logged in as {email}, who has no role on this dashboard: ask an admin to add you.")
         st.button("Log out", on_click=_logout, key="auth_logout")
@@ -116,6 +118,12 @@ def gate() -> Actor:
         st.info("This dashboard is shared: log in to see its runs.")
         st.button("Log in", on_click=st.login, type="primary", key="auth_login", icon=":material/login:")
     st.stop()
+
+
+def _origin() -> str:
+    """The browser's address as Streamlit sees it (None through localhost; spoofable)."""
+    address = st.context.ip_address
+    return address if isinstance(address, str) and address else "localhost"
 
 
 def _logout() -> None:

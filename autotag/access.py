@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import getpass
 import json
+import logging
 import os
 import socket
 import time
@@ -25,12 +26,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-Role = Literal["admin", "trainer", "viewer", "local"]
+Role = Literal["admin", "trainer", "viewer", "local", "none"]  # none: logged in, in no role list
 #: Actions on a run or sweep that a viewer may not take, a trainer only on what it owns.
 Action = Literal["launch", "stop", "resume", "delete", "export", "robustness", "sweep"]
 AUDIT_FILE = "audit.jsonl"
 #: The most bytes of the audit log that the Runs page reads back (its last lines).
 TAIL_BYTES = 256_000
+
+log = logging.getLogger(__name__)
 
 
 class AccessDenied(PermissionError):
@@ -65,7 +68,7 @@ def allowed(actor: Actor, action: Action, owner: str | None) -> str | None:
     """
     if actor.role in ("admin", "local"):
         return None
-    if actor.role == "viewer":
+    if actor.role in ("viewer", "none"):
         return "viewers may look and tag, not change runs (ask an admin for the trainer role)"
     if action in ("launch", "sweep") and owner is None:
         return None
@@ -112,8 +115,8 @@ def record(
             os.write(fd, line)
         finally:
             os.close(fd)
-    except OSError:
-        pass
+    except OSError as exc:  # the action itself goes on: a full disk must not stop a Stop
+        log.warning("the audit log %s cannot be written: %s", runs_dir / AUDIT_FILE, exc)
 
 
 def read_log(runs_dir: Path, limit: int = 500) -> list[dict[str, Any]]:

@@ -28,7 +28,7 @@ actor = acting()  # who acts; a page run alone (see app.py) by a session with no
 def _quick_demo() -> None:
     config = make_config(data=str(default_demo_dir()), **QUICK_DEMO)
     try:
-        run = manager.launch(config, name="quick-demo", actor=actor)
+        run = manager.launch(config, name="quick-demo", actor=acting())  # who acts now, not when drawn
     except AccessDenied as exc:
         st.session_state["runs_refused"] = str(exc)
         return
@@ -99,6 +99,7 @@ COLUMNS = {
 @st.fragment
 def _live_view(names: list[str], weight: float) -> None:
     """Table, curves and progress lines; reruns alone while the tab is visible (see ui.ticker)."""
+    acting()  # a fragment reruns without app.py's gate: a session logged out (or demoted to no role) stops
     snapshot = shared.snapshot()
     fresh = snapshot.by_name()
     st.dataframe(snapshot.table, hide_index=True, column_config=COLUMNS)

@@ -82,12 +82,12 @@ def _launch(fixed: dict, entries: list[str]) -> None:
             metric=st.session_state["sweep_metric"],
             name=st.session_state["sweep_name"] or None,
             first=[line.strip() for line in st.session_state["sweep_first"].splitlines() if line.strip()],
-            actor=actor,
+            actor=acting(),  # who acts now, not when the page was drawn
         )
     except (ConfigError, SweepError, DataFormatError, DataSetError, AccessDenied) as exc:
         st.session_state["sweep_error"] = str(exc)
         return
-    manager.start(folder)
+    manager.start(folder, actor=acting())
     st.session_state["sweep_selected"] = folder.name
     st.session_state.pop("sweep_error", None)
 
@@ -187,6 +187,7 @@ info = next(s for s in sweeps if s.name == name)
 def _live_view(name: str) -> None:
     """The comparison, the chosen sweep's trials and figures; reruns alone while a sweep runs
     and the tab is visible (see ui.ticker)."""
+    actor = acting()  # a fragment reruns without app.py's gate: who acts now
     from autotag.sweeps.results import best_row, compare_sweeps, load_study, sweep_figures, trial_rows
 
     infos = manager.list_sweeps(runs_dir)
@@ -206,15 +207,21 @@ def _live_view(name: str) -> None:
     why_not = allowed(actor, "stop", info.status.owner)  # the same for resume
     try:
         if info.state.active:
-            if b1.button("Stop sweep", icon=":material/stop:", key="sweep_stop", disabled=why_not is not None):
+            if b1.button(
+                "Stop sweep", icon=":material/stop:", key="sweep_stop", disabled=why_not is not None, help=why_not
+            ):
                 manager.stop(info.folder, actor=actor)
                 st.rerun()
         elif info.state.resumable:
             if b1.button(
-                "Resume sweep", icon=":material/play_arrow:", key="sweep_resume", disabled=why_not is not None
+                "Resume sweep",
+                icon=":material/play_arrow:",
+                key="sweep_resume",
+                disabled=why_not is not None,
+                help=why_not,
             ):
                 manager.check_resumable(info.folder, actor=actor)
-                manager.start(info.folder)
+                manager.start(info.folder, actor=actor)
                 st.rerun()
     except (SweepError, AccessDenied) as exc:
         st.error(str(exc))

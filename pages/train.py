@@ -335,7 +335,7 @@ if st.button(
         st.session_state["runs_selected"] = [run_dir.name]
         st.switch_page("pages/runs.py")
 
-if config is not None and not cluster_only:
+if config is not None and not cluster_only and why_not is None:  # it trains steps: not for viewers
     with estimate_slot, st.spinner("Timing a few training steps on this machine ..."):
         guess = _estimate(config.to_yaml())
     where = "this CPU" if guess.device == "cpu" else "this GPU"

@@ -153,3 +153,24 @@ def test_someone_with_no_role_is_told_so(demo_dataset: Path) -> None:
     assert "eve@example.org, who has no role" in at.error[0].value
     assert [b.key for b in at.button] == ["auth_logout"]
     assert ("eve@example.org", "login") in _refusals()
+
+
+def test_an_unverified_e_mail_gets_no_role(demo_dataset: Path) -> None:
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.secrets = SECRETS
+    at.user = {"is_logged_in": True, "email": "ada@example.org", "email_verified": False}  # claims the admin's
+    at.run()
+    assert "ada@example.org is not verified" in at.error[0].value
+    assert [b.key for b in at.button] == ["auth_logout"]
+    refused = [e for e in read_log(default_runs_dir()) if e["outcome"] == "refused"]
+    assert refused[0]["role"] == "none" and "did not verify" in refused[0]["why"]
+
+
+def test_a_box_that_requires_login_stays_closed_without_an_auth_section(
+    demo_dataset: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AUTOTAG_REQUIRE_LOGIN", "1")
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.run()  # no secrets at all: without the variable, a laptop's unrestricted dashboard
+    assert "AUTOTAG_REQUIRE_LOGIN is set but no [auth] section" in at.error[0].value
+    assert not at.button and [t.value for t in at.title] == []

@@ -94,8 +94,9 @@ RUN_DIR_ENV = "AUTOTAG_RUN_DIR"
 
 def _fit_run_dir(args: argparse.Namespace, config: TrainConfig) -> Path:
     """The run folder of this `fit` process: created by rank 0, shared by the other ranks."""
+    from autotag.access import Actor, record
     from autotag.data.prepare import open_dataset
-    from autotag.runs.folder import create_run
+    from autotag.runs.folder import RunFolder, create_run
     from autotag.training.distributed import is_rank_zero, launched_by_cluster, not_here
     from autotag.training.finetune import check_init_source
 
@@ -109,6 +110,9 @@ def _fit_run_dir(args: argparse.Namespace, config: TrainConfig) -> Path:
     open_dataset(config)  # refuse bad data, or a run to start from that does not fit, before a run folder exists
     check_init_source(config)
     run_dir = create_run(config, args.runs_dir, args.name, folder=args.run_dir)
+    me = Actor.local()  # the CLI acts for the machine's user: unrestricted, but owner and log say who
+    RunFolder(run_dir).write_status(owner=me.name)
+    record(run_dir.parent, me, "launch", run_dir)
     os.environ[RUN_DIR_ENV] = str(run_dir)
     return run_dir
 

@@ -184,13 +184,12 @@ def launch(
     token: str | None = None,
     trial: TrialLink | None = None,
     actor: Actor | None = None,
-    owner: str | None = None,
 ) -> Path:
     """Create a run and start it in the background (or queue it); return its folder.
 
     Args:
-        actor: Who launches it (None: this machine's user, unrestricted; see `autotag.access`).
-        owner: Who the run belongs to, when not `actor` (a sweep's trial: the sweep's owner).
+        actor: Who launches it, and owns it (None: this machine's user, unrestricted; see
+            `autotag.access`). A sweep's worker launches its trials for the sweep's owner.
         token: Idempotency key: a second launch with the same token within
             `DEDUPE_WINDOW_S` (a double click, a resubmitted form) returns the first run
             instead of creating another.
@@ -214,7 +213,7 @@ def launch(
         run_dir = create_run(config, runs_dir, name)
         if trial:
             trial.write(RunFolder(run_dir).trial)
-        RunFolder(run_dir).write_status(launch_token=token, owner=owner or actor.name)
+        RunFolder(run_dir).write_status(launch_token=token, owner=actor.name)
         _schedule_locked(runs_dir)
     record(runs_dir, actor, "launch", run_dir)
     return run_dir

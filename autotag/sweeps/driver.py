@@ -34,6 +34,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from autotag.access import Actor
 from autotag.config import ConfigError, make_config
 from autotag.runs import manager
 from autotag.runs.folder import RunFolder, RunState
@@ -115,6 +116,8 @@ class _Loop:
         self.folder, self.spec, self.space, self.study, self.storage = folder, spec, space, study, storage
         self.desk = desk
         self.me = Worker.this()
+        # Trials are launched and stopped for whoever made the sweep (the audit log says so).
+        self.actor = replace(Actor.local(via="sweep"), name=folder.read_status().owner or Actor.local().name)
         self.own: dict[int, tuple[int, Path]] = {}
         self.invalid = self.failed = 0
         self._beaten = self._checked = 0.0
@@ -305,7 +308,7 @@ class _Loop:
                 self.spec.runs_dir,
                 name=f"{self.folder.label}-t{trial.number:03d}",
                 trial=link,
-                owner=self.folder.read_status().owner,  # a trial belongs to whoever made the sweep
+                actor=self.actor,  # a trial belongs to whoever made the sweep
             )
             trial.set_user_attr("run", str(run))
             self.own[trial.number] = (trial._trial_id, run)
@@ -319,7 +322,7 @@ class _Loop:
         self._finish()
         for _number, (trial_id, run) in list(self.own.items()):
             if manager.derive_state(run).stoppable:
-                manager.stop(run)
+                manager.stop(run, actor=self.actor)
             self._retry(trial_id, "the sweep was stopped")
         self.own.clear()
 

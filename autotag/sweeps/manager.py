@@ -136,11 +136,18 @@ def new_sweep(
     return folder
 
 
-def start(folder: SweepFolder) -> None:
-    """Start the sweep's driver in the background."""
+def start(folder: SweepFolder, actor: Actor | None = None) -> None:
+    """Start the sweep's driver in the background (after `new_sweep` or `check_resumable`).
+
+    Raises:
+        AccessDenied: `actor` may not run this sweep (a trainer: only their own).
+    """
+    runs_dir = Path(folder.spec().runs_dir)
+    actor = check(actor, "resume", folder.path, folder.read_status().owner, runs_dir)
     folder.write_status(state=RunState.STARTING, pid=None, pid_start=None, error=None)
     pid = runs.start_process([sys.executable, "-m", DRIVER, str(folder.path)], folder.log)
     folder.write_status(pid=pid, pid_start=process_start_time(pid))
+    record(runs_dir, actor, "sweep start", folder.path)
 
 
 def derive_state(folder: SweepFolder, status: SweepStatus | None = None) -> RunState:

@@ -10,12 +10,13 @@ for a login, and roles come from the same file:
     viewers = []
 
 Without `[auth]` the dashboard acts for the machine's OS user, unrestricted, as it always
-did. A secrets file that exists but cannot be read keeps the dashboard closed: a typo
-must not open a shared box to everyone.
+did (with AUTOTAG_REQUIRE_LOGIN=1 it stays closed instead). A secrets file that exists but
+cannot be read keeps the dashboard closed: a typo must not open a shared box to everyone.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,12 @@ from autotag.runs.folder import default_runs_dir
 
 #: Role lists in `[autotag.roles]`, strongest first: a person in two lists gets the stronger role.
 ROLE_LISTS: tuple[tuple[str, Role], ...] = (("admins", "admin"), ("trainers", "trainer"), ("viewers", "viewer"))
+#: Set to 1 on a shared box: without an [auth] section the dashboard then stays closed
+#: instead of acting for the OS user (a secrets file deleted or not found fails closed).
+REQUIRE_LOGIN_ENV = "AUTOTAG_REQUIRE_LOGIN"
+#: Logins recorded by this server, by (e-mail, the ID token's issue time, outcome): one audit
+#: line per login, not one per tab or reload.
+_RECORDED: set[tuple[str, object, str]] = set()
 
 
 class SecretsError(RuntimeError):
@@ -37,10 +44,13 @@ def _secrets() -> Mapping[str, Any]:
     try:
         return {key: st.secrets[key] for key in st.secrets}
     except FileNotFoundError as exc:  # Streamlit's "no secrets" and "cannot parse them" alike
-        files = [Path(f).expanduser() for f in st.get_option("secrets.files")]
-        if any(f.is_file() for f in files):
+        if any(f.is_file() for f in _files()):
             raise SecretsError(f"the secrets file cannot be read: {exc}") from None
         return {}
+
+
+def _files() -> list[Path]:
+    return [Path(f).expanduser() for f in st.get_option("secrets.files")]
 
 
 def login_enabled() -> bool:
@@ -60,12 +70,15 @@ def role_of(email: str | None, roles: Mapping[str, Any]) -> Role | None:
 
 def current_actor() -> Actor | None:
     """Who acts in this session: the OS user without login, the logged-in person with login,
-    None while logged out (or logged in with no role)."""
+    None while logged out, logged in with no role, or with an e-mail the provider did not
+    verify (a self-registered account could otherwise claim an admin's address)."""
     secrets = _secrets()
     origin = _origin()
     if "auth" not in secrets:
+        if os.environ.get(REQUIRE_LOGIN_ENV, "").strip() in ("1", "true", "yes"):
+            raise SecretsError(f"{REQUIRE_LOGIN_ENV} is set but no [auth] section was found in {_files()}")
         return Actor.local(via="dashboard", origin=origin)
-    if not st.user.is_logged_in:
+    if not st.user.is_logged_in or st.user.get("email_verified") is False:
         return None
     email = str(st.user.get("email") or "")
     roles = secrets.get("autotag", {}).get("roles", {})
@@ -98,9 +111,10 @@ def gate() -> Actor:
         st.stop()
     if actor is not None:
         if actor.role != "local":
-            if not st.session_state.get("_login_recorded"):
+            login = (actor.name, st.user.get("iat"), "ok")
+            if login not in _RECORDED:
+                _RECORDED.add(login)
                 record(default_runs_dir(), actor, "login", None)
-                st.session_state["_login_recorded"] = True
             with st.sidebar:
                 st.caption(f"Logged in as **{actor.name}** ({actor.role})")
                 st.button("Log out", on_click=_logout, key="auth_logout", icon=":material/logout:")
@@ -108,11 +122,16 @@ def gate() -> Actor:
     st.title("autotag")
     if st.user.is_logged_in:
         email = st.user.get("email") or "(no e-mail from the provider)"
-        if not st.session_state.get("_login_recorded"):
-            who = Actor(str(email), "viewer", "dashboard", _origin())
-            record(default_runs_dir(), who, "login", None, "refused", "no role")
-            st.session_state["_login_recorded"] = True
-        st.error(f"You are logged in as {email}, who has no role on this dashboard: ask an admin to add you.")
+        unverified = st.user.get("email_verified") is False
+        why = "the provider did not verify this e-mail address" if unverified else "no role"
+        login = (str(email), st.user.get("iat"), why)
+        if login not in _RECORDED:
+            _RECORDED.add(login)
+            record(default_runs_dir(), Actor(str(email), "none", "dashboard", _origin()), "login", None, "refused", why)
+        if unverified:
+            st.error(f"{email} is not verified by your login provider: verify it there, then log in again.")
+        else:
+            st.error(f"You are logged in as {email}, who has no role on this dashboard: ask an admin to add you.")
         st.button("Log out", on_click=_logout, key="auth_logout")
     else:
         st.info("This dashboard is shared: log in to see its runs.")
@@ -127,5 +146,4 @@ def _origin() -> str:
 
 
 def _logout() -> None:
-    st.session_state.pop("_login_recorded", None)
     st.logout()

@@ -18,6 +18,7 @@ from autotag.charts import robustness_figure, robustness_span, robustness_tags_f
 from autotag.robustness import job
 from autotag.runs.folder import RunState
 from autotag.runs.manager import RunInfo
+from autotag.ui.auth import acting
 from autotag.ui.ticker import refresh_clock
 
 
@@ -33,7 +34,7 @@ def robustness_section(runs: list[RunInfo], actor: Actor) -> None:
     run = ended[0]
     folder = job.ReportFolder(run.path)
     if folder.state().active:
-        _progress(run, actor)
+        _progress(run)
         return
     report = folder.read_report()
     status = folder.read_status()
@@ -95,7 +96,8 @@ def _side_by_side(runs: list[RunInfo]) -> None:
 
 
 @st.fragment
-def _progress(run: RunInfo, actor: Actor) -> None:
+def _progress(run: RunInfo) -> None:
+    actor = acting()  # a fragment reruns without app.py's gate: who acts now
     folder = job.ReportFolder(run.path)
     state = folder.state()
     if not state.active:
@@ -112,7 +114,9 @@ def _progress(run: RunInfo, actor: Actor) -> None:
         else "Robustness report: starting ...",
     )
     why_not = allowed(actor, "robustness", run.status.owner)
-    if st.button("Stop the report", icon=":material/stop:", key="robust_stop", disabled=why_not is not None):
+    if st.button(
+        "Stop the report", icon=":material/stop:", key="robust_stop", disabled=why_not is not None, help=why_not
+    ):
         try:
             job.stop(run.path, actor=actor)
         except AccessDenied as exc:

@@ -53,11 +53,6 @@ def _files() -> list[Path]:
     return [Path(f).expanduser() for f in st.get_option("secrets.files")]
 
 
-def login_enabled() -> bool:
-    """Whether `[auth]` is configured (raises SecretsError for an unreadable secrets file)."""
-    return "auth" in _secrets()
-
-
 def role_of(email: str | None, roles: Mapping[str, Any]) -> Role | None:
     """The strongest role whose list names `email` (case-insensitive) or "*"; None: no role."""
     for key, role in ROLE_LISTS:
@@ -87,8 +82,12 @@ def current_actor() -> Actor | None:
 
 
 def acting() -> Actor:
-    """The actor of a page that `gate` let through (stops the page if there is none)."""
-    actor = current_actor()
+    """The actor of a page that `gate` let through (stops the page if there is none, or if the
+    secrets file became unreadable since: the next `gate` says so)."""
+    try:
+        actor = current_actor()
+    except SecretsError:
+        actor = None
     if actor is None:
         st.stop()
     return actor
@@ -117,7 +116,7 @@ def gate() -> Actor:
                 record(default_runs_dir(), actor, "login", None)
             with st.sidebar:
                 st.caption(f"Logged in as **{actor.name}** ({actor.role})")
-                st.button("Log out", on_click=_logout, key="auth_logout", icon=":material/logout:")
+                st.button("Log out", on_click=st.logout, key="auth_logout", icon=":material/logout:")
         return actor
     st.title("autotag")
     if st.user.is_logged_in:
@@ -132,7 +131,7 @@ def gate() -> Actor:
             st.error(f"{email} is not verified by your login provider: verify it there, then log in again.")
         else:
             st.error(f"You are logged in as {email}, who has no role on this dashboard: ask an admin to add you.")
-        st.button("Log out", on_click=_logout, key="auth_logout")
+        st.button("Log out", on_click=st.logout, key="auth_logout")
     else:
         st.info("This dashboard is shared: log in to see its runs.")
         st.button("Log in", on_click=st.login, type="primary", key="auth_login", icon=":material/login:")
@@ -143,7 +142,3 @@ def _origin() -> str:
     """The browser's address as Streamlit sees it (None through localhost; spoofable)."""
     address = st.context.ip_address
     return address if isinstance(address, str) and address else "localhost"
-
-
-def _logout() -> None:
-    st.logout()

@@ -36,7 +36,7 @@ from autotag.runs.folder import (
     create_run,
     runs_folder,
 )
-from autotag.runs.procs import is_alive, process_start_time, send_signal
+from autotag.runs.procs import group_alive, is_alive, process_start_time, send_signal
 from autotag.training.distributed import clean_launch_env, not_here
 
 if TYPE_CHECKING:
@@ -47,6 +47,8 @@ LOCK_FILE = ".autotag.lock"
 START_TIMEOUT_S = 60.0
 PROJECT_ROOT = Path(__file__).resolve().parents[2]  # autotag/runs/manager.py
 DEDUPE_WINDOW_S = 30.0
+#: How long Stop waits for the rest of a killed trainer's process group to be gone.
+GROUP_EXIT_S = 5.0
 
 
 def max_parallel() -> int:
@@ -312,6 +314,11 @@ def stop(run_dir: Path, grace: float = 15.0, actor: Actor | None = None) -> RunS
         forced = is_alive(pid, start)
         send_signal(pid, signal.SIGKILL, group=True)  # the trainer if it hung, and any orphaned workers
         while is_alive(pid, start):
+            time.sleep(0.05)
+        # A killed process takes a moment to die: Stop returns once the trainer's other DDP ranks
+        # and loader workers have too (a rank seen alive just after Stop failed a test under load).
+        deadline = time.monotonic() + GROUP_EXIT_S
+        while group_alive(pid) and time.monotonic() < deadline:
             time.sleep(0.05)
     final = run.read_status().state
     if final.active or (final is RunState.FAILED and forced):

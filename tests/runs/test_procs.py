@@ -135,3 +135,16 @@ def test_a_process_we_may_not_inspect_exists(monkeypatch: pytest.MonkeyPatch, sl
 
     monkeypatch.setattr(procs.psutil, "Process", Secret)
     assert is_alive(sleeper.pid, start - 1)  # nothing proves it is another process
+
+
+def test_a_process_group_is_alive_until_its_last_member_is_gone() -> None:
+    from autotag.runs.procs import group_alive
+
+    leader = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"], start_new_session=True)
+    try:
+        assert group_alive(leader.pid)
+        os.killpg(leader.pid, signal.SIGKILL)
+        leader.wait()  # reaped: a zombie would not count either
+        assert not group_alive(leader.pid)
+    finally:
+        leader.kill()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -122,6 +123,17 @@ def trained_run(demo_dataset: Path, tmp_path_factory: pytest.TempPathFactory) ->
     run_dir = Path(done.stdout.strip().splitlines()[-1])
     assert run_dir.is_dir(), done.stdout
     return run_dir
+
+
+def wait_until(what: str, predicate, timeout: float = 180):  # noqa: ANN001, ANN201 - () -> value or None
+    """The first truthy value of `predicate()`, asked every 0.1 s; fails the test after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
 
 
 def wait_for_run(run: Path, predicate, timeout: float = 180) -> dict:  # noqa: ANN001 - status -> bool

@@ -6,13 +6,13 @@ import json
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from autotag.robustness import job
 from autotag.runs.folder import RunFolder, RunState
+from tests.conftest import wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -88,22 +88,12 @@ def test_csv_has_a_macro_row_and_a_row_per_tag(full_report: tuple[Path, dict]) -
     assert lines[1].startswith("clean,,(macro),")
 
 
-def _wait(what: str, predicate, timeout: float = 120):  # noqa: ANN001, ANN202
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def _ended(folder: job.ReportFolder, state: RunState, after: float = 0.0) -> job.ReportStatus:
     def ended() -> job.ReportStatus | None:
         status = folder.read_status()
         return status if status.state is state and (status.ended or 0.0) > after else None
 
-    return _wait(f"the report to end {state}", ended)
+    return wait_until(f"the report to end {state}", ended)
 
 
 def test_a_stopped_report_goes_on_and_ends_as_one_made_in_one_go(trained_run: Path, tmp_path: Path) -> None:
@@ -115,7 +105,7 @@ def test_a_stopped_report_goes_on_and_ends_as_one_made_in_one_go(trained_run: Pa
     run = _copy(trained_run, tmp_path / "stopped")
     folder = job.ReportFolder(run)
     job.start(run, "test", FEW, seed=3)
-    _wait("two clips scored", lambda: folder.read_status().done >= 2)
+    wait_until("two clips scored", lambda: folder.read_status().done >= 2)
     assert job.stop(run)
     status = _ended(folder, RunState.STOPPED)
     assert 2 <= status.done < status.total and folder.progress.is_file()

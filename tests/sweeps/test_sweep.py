@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from autotag.sweeps import manager
 from autotag.sweeps.folder import SweepFolder
 from autotag.sweeps.results import best_row, load_study, trial_rows
 from autotag.training.trial import TrialLink
+from tests.conftest import wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -27,16 +27,6 @@ FIXED = {"model": "tiny", "batch_size": 8, "chunk_seconds": 0.5, "chunks_per_cli
 
 def _autotag(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "autotag", *args], capture_output=True, text=True, timeout=timeout)
-
-
-def _wait(what: str, predicate, timeout: float = 180):  # noqa: ANN001, ANN202 - () -> value or None
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def _training_trial(runs_dir: Path, exclude: set[Path] = frozenset()) -> runs.RunInfo | None:
@@ -97,10 +87,10 @@ def test_kill_9_of_a_trial_and_of_the_driver_then_resume_finishes_exactly_n_tria
     manager.start(folder)
     try:
         # A trial's trainer dies: its run is crashed, and its parameters run again as a new trial.
-        first = _wait("a trial in training", lambda: _training_trial(runs_dir))
+        first = wait_until("a trial in training", lambda: _training_trial(runs_dir))
         os.kill(first.status.pid, signal.SIGKILL)
         study = load_study(folder)
-        retried = _wait(
+        retried = wait_until(
             "the crashed trial's retry",
             lambda: [
                 r for r in trial_rows(study) if r.run and Path(r.run) != first.path and r.params == _params(first)
@@ -108,10 +98,10 @@ def test_kill_9_of_a_trial_and_of_the_driver_then_resume_finishes_exactly_n_tria
         )
         assert runs.derive_state(first.path) is RunState.CRASHED
         # The driver dies while a trial trains: the trial goes on without it.
-        second = _wait("another trial in training", lambda: _training_trial(runs_dir, {first.path}))
+        second = wait_until("another trial in training", lambda: _training_trial(runs_dir, {first.path}))
         driver = folder.read_status()
         os.kill(driver.pid, signal.SIGKILL)
-        _wait("the driver's end", lambda: manager.derive_state(folder) is RunState.CRASHED, timeout=10)
+        wait_until("the driver's end", lambda: manager.derive_state(folder) is RunState.CRASHED, timeout=10)
         assert runs.derive_state(second.path).active
     except BaseException:
         manager.stop(folder)
@@ -165,7 +155,7 @@ def test_stop_then_resume_runs_the_stopped_trials_parameters_again(demo_dataset:
     fixed = {"data": str(demo_dataset), "max_epochs": 6, "patience": 6, **FIXED}
     folder = manager.new_sweep(fixed, ["lr=1e-3:1e-2:log"], trials=2, pruner="none", runs_dir=runs_dir, seed=1)
     manager.start(folder)
-    training = _wait("a trial in training", lambda: _training_trial(runs_dir))
+    training = wait_until("a trial in training", lambda: _training_trial(runs_dir))
     stopped = _autotag("sweep", "stop", folder.name, "--runs-dir", str(runs_dir))
     assert stopped.returncode == 0 and stopped.stdout.strip().endswith("stopped"), stopped.stderr
     assert runs.derive_state(training.path) is RunState.STOPPED

@@ -18,6 +18,7 @@ from pydantic.fields import FieldInfo
 
 from autotag.models.specs import SPECS, get_spec
 from autotag.paths import absolute
+from autotag.text import shorten, shown
 
 DataFormat = Literal["auto", "csv", "mtat", "jamendo"]
 JamendoSubset = Literal["top50tags", "all", "genre", "instrument", "moodtheme"]
@@ -185,40 +186,175 @@ QUICK_DEMO: dict[str, Any] = {"model": "tiny", "max_epochs": 20, "patience": 8, 
 
 def make_config(**values: Any) -> TrainConfig:
     """Build a validated config, turning pydantic's errors into one readable ConfigError."""
+    return validate_config(values)
+
+
+def validate_config(values: dict[Any, Any]) -> TrainConfig:
+    """`make_config` for a mapping read from a file, whose keys may be anything (`1: x`, `null: y`)."""
     try:
-        return TrainConfig(**values)
+        return TrainConfig.model_validate(values)
     except ValidationError as exc:
         raise ConfigError(format_errors(exc)) from None
 
 
-def load_config(path: str | Path, **overrides: Any) -> TrainConfig:
-    """Read a `config.yaml`, apply non-None overrides, and validate."""
-    path = Path(path)
+#: The largest YAML file autotag reads: a run's whole config.yaml is about 1.5 KB, a sweep.yaml less.
+MAX_YAML_BYTES = 256 * 1024
+#: The most nodes a YAML document may stand for, each alias counted as the whole of what it repeats.
+#: A config has about 50; nine nested levels of nine aliases (a "billion laughs" of 356 bytes)
+#: stand for 387 million, which anything that walks the result (validation, an error message) expands.
+MAX_YAML_NODES = 10_000
+
+
+#: The deepest nesting of lists and mappings read: a config is flat, a sweep.yaml two levels deep.
+#: PyYAML's scanner slows down with nesting (2 s at 1,000 levels) and its composer recurses.
+MAX_YAML_DEPTH = 32
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """The safe loader, refusing nesting deeper than MAX_YAML_DEPTH as soon as the scanner meets it."""
+
+    def fetch_flow_collection_start(self, token_class: type) -> None:
+        if self.flow_level >= MAX_YAML_DEPTH:
+            raise _TooDeep
+        super().fetch_flow_collection_start(token_class)
+
+    def add_indent(self, column: int) -> bool:
+        if len(self.indents) >= MAX_YAML_DEPTH:
+            raise _TooDeep
+        return super().add_indent(column)
+
+
+class _TooDeep(Exception):
+    """Raised inside the scanner; turned into a ConfigError that names the file."""
+
+
+def parse_yaml(text: str, what: str) -> Any:
+    """`yaml.safe_load` of a file autotag reads, bounded in size, nesting and alias expansion.
+
+    Args:
+        what: The file as an error message names it.
+
+    Raises:
+        ConfigError: too long, nested too deep, an alias bomb or a recursive alias, or not YAML.
+    """
+    if len(text) > MAX_YAML_BYTES:
+        raise ConfigError(f"{what} is {len(text):,} characters; a config file has at most {MAX_YAML_BYTES:,}")
     try:
-        values = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"cannot read config {path}: {exc.strerror}") from None
+        loader = _BoundedLoader(text)  # the reader refuses control characters at once
+        try:
+            node = loader.get_single_node()
+            if node is not None and _expanded_size(node, {}, set(), what) > MAX_YAML_NODES:
+                raise ConfigError(
+                    f"{what} expands to more than {MAX_YAML_NODES:,} values through its aliases (&/*); "
+                    "a config has about 50"
+                )
+            return None if node is None else loader.construct_document(node)
+        finally:
+            loader.dispose()
+    except ConfigError:
+        raise
+    except _TooDeep:
+        raise ConfigError(f"{what} nests lists or mappings more than {MAX_YAML_DEPTH} deep; a config is flat") from None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"config {path} is not valid YAML: {exc}") from None
+        raise ConfigError(f"{what} is not valid YAML: {_first_line(str(exc))}") from None
+    except ValueError as exc:  # a value PyYAML cannot build, e.g. an integer of 5,000 digits
+        raise ConfigError(f"{what} holds a value that cannot be read: {_first_line(str(exc))}") from None
+
+
+def _expanded_size(node: yaml.Node, sizes: dict[int, int], open_nodes: set[int], what: str) -> int:
+    """How many nodes `node` stands for once every alias is expanded, without expanding any.
+
+    An alias is the same node object reached twice, so memoising by identity counts a
+    document of n distinct nodes in O(n) even when it stands for billions.
+
+    Raises:
+        ConfigError: an alias inside the node it names (a structure that contains itself).
+    """
+    key = id(node)
+    if key in sizes:
+        return sizes[key]
+    if key in open_nodes:
+        raise ConfigError(f"{what} has an alias (*) inside the node it names; a config cannot contain itself")
+    open_nodes.add(key)
+    if isinstance(node, yaml.MappingNode):
+        children = [n for pair in node.value for n in pair]
+    elif isinstance(node, yaml.SequenceNode):
+        children = node.value
+    else:
+        children = []
+    total = 1
+    for child in children:
+        total += _expanded_size(child, sizes, open_nodes, what)
+        if total > MAX_YAML_NODES:
+            break  # big enough to refuse; the rest need not be counted
+    open_nodes.discard(key)
+    sizes[key] = total
+    return total
+
+
+def _first_line(text: str) -> str:
+    return " ".join(text.split())[:200]
+
+
+def read_yaml_file(path: Path, what: str) -> Any:
+    """`parse_yaml` of a file, refusing what is not a readable UTF-8 text file of at most `MAX_YAML_BYTES`.
+
+    Raises:
+        ConfigError: unreadable, too large, binary or not UTF-8, or not bounded YAML.
+    """
+    try:
+        with path.open("rb") as fh:
+            raw = fh.read(MAX_YAML_BYTES + 1)
+    except OSError as exc:
+        raise ConfigError(f"cannot read {what}: {exc.strerror or exc}") from None
+    if len(raw) > MAX_YAML_BYTES:
+        raise ConfigError(f"{what} is larger than {MAX_YAML_BYTES // 1024} KB; a config file is a few KB")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{what} is not UTF-8 text (byte {raw[exc.start]:#04x} at offset {exc.start})") from None
+    if "\x00" in text:
+        raise ConfigError(f"{what} holds NUL bytes: it is not a text file")
+    return parse_yaml(text, what)
+
+
+def load_config(path: str | Path, **overrides: Any) -> TrainConfig:
+    """Read a `config.yaml`, apply non-None overrides, and validate.
+
+    Raises:
+        ConfigError: the file cannot be read, is not bounded YAML, or the config is invalid.
+    """
+    path = Path(path)
+    values = read_yaml_file(path, f"config {path}")
     if not isinstance(values, dict):
         raise ConfigError(f"config {path} must be a mapping of field: value")
     values.update({k: v for k, v in overrides.items() if v is not None})
-    return make_config(**values)
+    return validate_config(values)
 
 
-def save_config(config: TrainConfig, path: Path) -> None:
-    path.write_text(config.to_yaml(), encoding="utf-8")
+def save_config(config: TrainConfig, path: Path, exclusive: bool = False) -> None:
+    """Write `config` as YAML.
+
+    Args:
+        exclusive: Create the file, failing with FileExistsError when it exists: the atomic
+            claim of a run folder (`autotag.runs.folder.create_run`).
+    """
+    with path.open("x" if exclusive else "w", encoding="utf-8") as fh:
+        fh.write(config.to_yaml())
 
 
 def format_errors(exc: ValidationError) -> str:
-    """One line per bad field: its name, what was given, and what is allowed."""
+    """One line per bad field: its name, what was given (a short prefix of it), and what is allowed."""
     lines = []
-    for err in exc.errors():
+    for err in exc.errors()[:20]:
         field = ".".join(str(p) for p in err["loc"]) or "config"
         msg = err["msg"].removeprefix("Value error, ")
         given = err.get("input")
-        shown = "" if err["type"] in ("missing",) or isinstance(given, dict) else f" (got {given!r})"
-        lines.append(f"{field}: {msg}{shown}")
+        quoted = "" if err["type"] in ("missing",) or isinstance(given, dict) else f" (got {shown(given)})"
+        lines.append(f"{shorten(field)}: {msg}{quoted}")
+    more = exc.error_count() - len(lines)
+    if more > 0:
+        lines.append(f"... and {more} more")
     return "invalid config:\n  " + "\n  ".join(lines)
 
 

@@ -57,8 +57,10 @@ def test_run_names_stay_in_the_runs_folder_and_paths_are_taken_as_given(
         with pytest.raises(RunError):
             manager.resolve_run(ref)
     (default_runs_dir() / "sneaky").symlink_to(elsewhere)
-    with pytest.raises(RunError, match="leads out of it"):
+    with pytest.raises(RunError, match="no run 'sneaky'"):
         manager.resolve_run("sneaky")
+    with pytest.raises(RunError, match="symbolic link"):  # a path is not followed through a link either
+        manager.resolve_run(default_runs_dir() / "sneaky")
 
 
 def test_run_names_become_one_safe_path_component() -> None:

@@ -21,6 +21,7 @@ from autotag.config import ConfigError, TrainConfig, field_choices, field_range,
 from autotag.logs import setup_logging
 from autotag.paths import absolute
 from autotag.serving.render import FORMATS
+from autotag.text import shorten
 
 USAGE_EXIT = 2
 #: 128 + SIGPIPE, what a shell reports for a command whose reader closed the pipe.
@@ -224,6 +225,17 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+#: Lines, and characters per line, of an error message printed: whatever a message quotes from
+#: a hostile file (a path, a value), the terminal gets a readable error, not megabytes.
+MESSAGE_LINES, LINE_CHARS = 25, 500
+
+
+def _bounded(message: str) -> str:
+    lines = [shorten(line, LINE_CHARS) for line in message.splitlines()[:MESSAGE_LINES]]
+    more = message.count("\n") + 1 - len(lines)
+    return "\n".join(lines + ([f"... and {more} more lines"] if more > 0 else []))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m autotag", description="Train and use music auto-tagging models.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -314,7 +326,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout.flush()  # a reader that went away shows here, where it is handled, not at exit
         return code
     except _input_errors() as exc:
-        print(f"autotag: error: {exc}", file=sys.stderr)
+        print(f"autotag: error: {_bounded(str(exc))}", file=sys.stderr)
         return USAGE_EXIT
     except BrokenPipeError:
         # The reader went away (`runs show RUN | head`): what it wanted was printed. Point

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from autotag.text import shown
+
 
 @dataclass(frozen=True)
 class ModelSpec:
@@ -75,4 +77,4 @@ def get_spec(name: str) -> ModelSpec:
         return SPECS[name]
     except KeyError:
         known = ", ".join(sorted(SPECS))
-        raise ValueError(f"unknown model {name!r}; known models: {known}") from None
+        raise ValueError(f"unknown model {shown(name)}; known models: {known}") from None

@@ -20,14 +20,25 @@ import sys
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from autotag.access import Actor, check, record
 from autotag.audio.perturb import PERTURBATIONS, PerturbationError, get, mp3_available
 from autotag.runs import manager
-from autotag.runs.folder import RunError, RunFolder, RunState, file_lock, merge_status
+from autotag.runs.folder import (
+    Count,
+    Pid,
+    RunError,
+    RunFolder,
+    RunState,
+    Timestamp,
+    file_lock,
+    merge_status,
+    read_record,
+    record_from_json,
+)
 from autotag.runs.procs import is_alive, process_start_time, send_signal
 
 MODULE = "autotag.robustness.job"
@@ -44,23 +55,21 @@ class RobustnessError(ValueError):
 class ReportStatus:
     state: RunState = RunState.UNKNOWN
     split: str | None = None  # the split being (or last) scored
-    pid: int | None = None
-    pid_start: float | None = None
-    started: float | None = None  # the clock of this attempt's ETA (a resume starts a new one)
-    done_at_start: int = 0  # clips already scored when this attempt began
-    done: int = 0
-    total: int | None = None
-    updated: float | None = None
-    ended: float | None = None
+    pid: Pid | None = None
+    pid_start: Timestamp | None = None
+    started: Timestamp | None = None  # the clock of this attempt's ETA (a resume starts a new one)
+    done_at_start: Count = 0  # clips already scored when this attempt began
+    done: Count = 0
+    total: Count | None = None
+    updated: Timestamp | None = None
+    ended: Timestamp | None = None
     error: str | None = None
-    skipped: int | None = None  # clips that could not be decoded
+    skipped: Count | None = None  # clips that could not be decoded
     seconds: dict[str, float] = field(default_factory=dict)  # wall time per perturbation (clean, decode too)
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> ReportStatus:
-        values = {f.name: data[f.name] for f in fields(cls) if data.get(f.name) is not None}
-        values["state"] = RunState.of(data.get("state"))
-        return cls(**values)
+    def from_json(cls, data: object) -> ReportStatus:
+        return record_from_json(cls, data, "status.json")
 
     def eta_s(self, now: float | None = None) -> float | None:
         """Seconds left at this attempt's pace; None before its first clip."""
@@ -75,11 +84,11 @@ class ReportFolder:
 
     def __init__(self, run_dir: str | Path) -> None:
         self.run = RunFolder(Path(run_dir))
-        self.path = self.run.path / "robustness"
+        self.path = self.run.robustness
 
     @property
     def report(self) -> Path:
-        return self.run.path / "robustness.json"
+        return self.run.robustness_report
 
     @property
     def status_file(self) -> Path:
@@ -98,8 +107,7 @@ class ReportFolder:
         return self.path / "report.log"
 
     def read_status(self) -> ReportStatus:
-        data = self.run.read_json(self.status_file)
-        return ReportStatus.from_json(data if isinstance(data, dict) else {})
+        return read_record(ReportStatus, self.status_file)
 
     def write_status(self, **changes: Any) -> ReportStatus:
         self.path.mkdir(exist_ok=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import math
 import os
 import re
 import secrets
@@ -20,10 +21,13 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
 from enum import StrEnum
+from functools import cache
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar, TypeVar, get_type_hints
 
-from autotag.config import TrainConfig, save_config
+from pydantic import ConfigDict, Field, TypeAdapter, ValidationError
+
+from autotag.config import ConfigError, TrainConfig, read_yaml_file, save_config
 from autotag.paths import absolute
 
 #: Marks a temporary file as `.<target name>.tmp-<writer pid>`.
@@ -118,6 +122,75 @@ def check_writable(runs_dir: Path, min_free_mb: int = MIN_FREE_MB) -> None:
         )
 
 
+#: Seconds since the epoch, as `time.time()` gives them (up to the year 5138: a damaged file's
+#: 1e300 would break every date shown).
+Timestamp = Annotated[float, Field(ge=0.0, le=1e11)]
+#: A process id an OS can have (`os.kill` overflows beyond a C int).
+Pid = Annotated[int, Field(ge=1, le=2**31 - 1)]
+#: Epochs, steps, clips: counted from 0.
+Count = Annotated[int, Field(ge=0, le=2**53)]
+#: The largest status file read: a run's status.json is about 2 KB, and every listing reads them all.
+MAX_STATUS_BYTES = 1 << 20
+
+Record = TypeVar("Record")
+
+
+@cache
+def _field_adapters(record: type) -> dict[str, TypeAdapter[Any]]:
+    """A validator for each field of a status record but its state, from the field's annotation."""
+    hints = get_type_hints(record, include_extras=True)
+    strict_floats = ConfigDict(allow_inf_nan=False)
+    return {f.name: TypeAdapter(hints[f.name], config=strict_floats) for f in fields(record) if f.name != "state"}
+
+
+def record_from_json(record: type[Record], data: object, file: str) -> Record:
+    """A status file's JSON object as the typed `record` (a dataclass with `state` and `error`).
+
+    Every field is checked against its declared type and bounds, as config.yaml is against
+    its schema: a field of the wrong type (`"pid": "abc"`, `"train_clock": 5`) makes the
+    record state "unknown" with the reason in `error`, so one damaged file shows as one
+    unknown run instead of breaking `runs list` and every page that lists runs.
+    """
+    if not isinstance(data, dict):
+        return record(error=f"{file} is not a JSON object")
+    values, problems = {}, []
+    for name, adapter in _field_adapters(record).items():
+        if data.get(name) is None:
+            continue
+        try:
+            values[name] = adapter.validate_python(data[name])
+        except ValidationError as exc:
+            problems.append(f"{name}: {exc.errors()[0]['msg'].lower()}")
+    state = data.get("state")
+    if not isinstance(state, str) or RunState.of(state) is RunState.UNKNOWN and state != RunState.UNKNOWN:
+        problems.append(f"state: not one of {', '.join(RunState)}")
+    if problems:
+        values["error"] = f"{file} is damaged ({'; '.join(problems)}); autotag did not write it so"
+        return record(**values)
+    return record(state=RunState(state), **values)
+
+
+def read_record(record: type[Record], file: Path) -> Record:
+    """A status file as the typed `record`: unknown when missing, unknown with the reason when damaged.
+
+    Read with a size bound: every listing reads every run's status.json.
+    """
+    try:
+        with file.open("rb") as fh:
+            raw = fh.read(MAX_STATUS_BYTES + 1)
+    except FileNotFoundError:
+        return record()
+    except OSError as exc:
+        return record(error=f"{file.name} cannot be read ({exc.strerror or exc})")
+    if len(raw) > MAX_STATUS_BYTES:
+        return record(error=f"{file.name} is larger than {MAX_STATUS_BYTES >> 20} MB; autotag did not write it so")
+    try:
+        data = json.loads(raw)
+    except ValueError:  # UnicodeDecodeError too
+        return record(error=f"{file.name} is not JSON")
+    return record_from_json(record, data, file.name)
+
+
 @dataclass
 class RunStatus:
     """status.json as a typed record: every field a writer sets is declared here.
@@ -129,30 +202,31 @@ class RunStatus:
 
     state: RunState = RunState.UNKNOWN
     note: str | None = None  # why a queued run ended without starting
-    created: float | None = None  # times are seconds since the epoch
-    launched: float | None = None
-    started: float | None = None
-    updated: float | None = None
-    ended: float | None = None
+    created: Timestamp | None = None
+    launched: Timestamp | None = None
+    started: Timestamp | None = None
+    updated: Timestamp | None = None
+    ended: Timestamp | None = None
     model: str | None = None
     data: str | None = None
-    max_epochs: int | None = None
+    max_epochs: Count | None = None
     launch_token: str | None = None  # the dedupe key of a launch (a double click starts one run)
     owner: str | None = None  # who launched it: a login's e-mail, or os:<user> (`autotag.access`)
     resume_from: str | None = None  # checkpoint the next start continues from, relative to the run
-    pid: int | None = None  # the trainer's process, identified by pid and start time together
-    pid_start: float | None = None
+    pid: Pid | None = None  # the trainer's process, identified by pid and start time together
+    pid_start: Timestamp | None = None
     phase: str | None = None  # what the trainer does now, in words
-    cache_done: int | None = None
-    cache_total: int | None = None
-    skipped_clips: int | None = None
-    epoch: int | None = None  # 1-based: the epoch in progress, or just validated
-    global_step: int = 0
-    steps_per_epoch: int | None = None
-    train_clock: tuple[float, int] | None = None  # (time, step) when training began: the ETA's clock
+    cache_done: Count | None = None
+    cache_total: Count | None = None
+    skipped_clips: Count | None = None
+    epoch: Count | None = None  # 1-based: the epoch in progress, or just validated
+    global_step: Count = 0
+    steps_per_epoch: Count | None = None
+    train_clock: tuple[Timestamp, Count] | None = None  # (time, step) when training began: the ETA's clock
     best_val_loss: float | None = None
-    best_val_metrics: dict[str, float] = field(default_factory=dict)  # every val_* of the best epoch
-    last_metrics: dict[str, float] = field(default_factory=dict)
+    # Every val_* of the best epoch; None where a metric could not be computed (no tag to rank).
+    best_val_metrics: dict[str, float | None] = field(default_factory=dict)
+    last_metrics: dict[str, float | None] = field(default_factory=dict)
     best_checkpoint: str | None = None  # relative to the run folder
     init_checkpoint: str | None = None  # the earlier run's checkpoint this run started from
     test_roc_auc: float | None = None
@@ -163,13 +237,9 @@ class RunStatus:
     TRAINING: ClassVar[str] = "training"
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> RunStatus:
-        """A record from status.json's object; fields it does not declare are left on disk."""
-        values = {f.name: data[f.name] for f in fields(cls) if data.get(f.name) is not None}
-        values["state"] = RunState.of(data.get("state"))
-        if values.get("train_clock") is not None:
-            values["train_clock"] = tuple(values["train_clock"])
-        return cls(**values)
+    def from_json(cls, data: object) -> RunStatus:
+        """A record from status.json's value; fields it does not declare are left on disk."""
+        return record_from_json(cls, data, "status.json")
 
     def to_json(self) -> dict[str, Any]:
         """The fields that are set, as JSON values (`runs show` prints this)."""
@@ -260,8 +330,71 @@ class RunFolder:
         return self.path / "stop_requested"
 
     @property
+    def robustness(self) -> Path:
+        """The robustness report's job files (`autotag.robustness.job.ReportFolder`)."""
+        return self.path / "robustness"
+
+    @property
+    def robustness_report(self) -> Path:
+        """The finished robustness report."""
+        return self.path / "robustness.json"
+
+    @property
+    def exports(self) -> Path:
+        """Exported models (`autotag.serving.export`), unless the user chose another place."""
+        return self.path / "export"
+
+    #: Hidden files the layout has besides temporary files (`.<name>.tmp-<pid>`).
+    STATUS_LOCK = ".status.lock"
+
+    @property
     def is_run(self) -> bool:
-        return self.config.is_file()
+        """Its config.yaml is there, and the folder itself is no symlink (which could lead anywhere)."""
+        return not self.path.is_symlink() and self.config.is_file()
+
+    def not_a_run(self) -> str | None:
+        """Why this is not a run folder autotag made, or None when it is.
+
+        Every command that takes a run asks this: a bare config.yaml does not make a folder a
+        run (a project folder may hold one), and a symlink is never followed to one.
+        """
+        if self.path.is_symlink():
+            return f"{self.path} is a symbolic link; give the run folder it points to"
+        if not self.path.is_dir():
+            return f"{self.path} does not exist" if not self.path.exists() else f"{self.path} is not a folder"
+        missing = [f.name for f in (self.config, self.status_file) if not f.is_file()]
+        if missing:
+            return f"{self.path} is not a run folder (no {' or '.join(missing)})"
+        return None
+
+    def foreign_entries(self) -> list[str]:
+        """Names in the folder that no run makes (a project's src/, a .git): their folder is not deleted."""
+        layout = {
+            f.name
+            for f in (
+                self.config,
+                self.status_file,
+                self.labels,
+                self.metrics,
+                self.data_report,
+                self.thresholds,
+                self.log,
+                self.tb,
+                self.checkpoints,
+                self.trial,
+                self.stop_request,
+                self.robustness,
+                self.robustness_report,
+                self.exports,
+            )
+        }
+        try:
+            names = [entry.name for entry in os.scandir(self.path)]
+        except OSError:
+            return []
+        return sorted(
+            n for n in names if n not in layout and n != self.STATUS_LOCK and not (n.startswith(".") and TMP_MARK in n)
+        )
 
     def read_json(self, file: Path) -> Any:
         """One of the folder's JSON files, or None when it is missing or unreadable."""
@@ -274,17 +407,16 @@ class RunFolder:
         """config.yaml as written, unvalidated (a run from an older version may lack newer fields).
 
         Raises:
-            OSError, yaml.YAMLError: it cannot be read.
+            ConfigError: it cannot be read, or is not the bounded YAML mapping autotag writes.
         """
-        import yaml
-
-        raw = yaml.safe_load(self.config.read_text(encoding="utf-8"))
-        return raw if isinstance(raw, dict) else {}
+        raw = read_yaml_file(self.config, f"{self.name}/{self.config.name}")
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{self.name}/{self.config.name} is not a mapping of field: value")
+        return raw
 
     def read_status(self) -> RunStatus:
-        """status.json as a record; state "unknown" when it is missing or unreadable."""
-        data = self.read_json(self.status_file)
-        return RunStatus.from_json(data if isinstance(data, dict) else {})
+        """status.json as a record; state "unknown" when it is missing, and with the reason when damaged."""
+        return read_record(RunStatus, self.status_file)
 
     def write_status(self, **changes: Any) -> RunStatus:
         """Merge `changes` into status.json atomically; return the new status.
@@ -292,7 +424,7 @@ class RunFolder:
         Raises:
             TypeError: a field that `RunStatus` does not declare.
         """
-        return RunStatus.from_json(merge_status(self.status_file, changes, self.path / ".status.lock", RunStatus))
+        return RunStatus.from_json(merge_status(self.status_file, changes, self.path / self.STATUS_LOCK, RunStatus))
 
     def sweep_orphans(self) -> list[Path]:
         """Delete temporary files in the folder and its checkpoints/ whose writer is dead."""
@@ -315,19 +447,21 @@ def create_run(
 
     Args:
         folder: Use this exact folder (new or empty) instead of a generated name in
-            `runs_dir`; a cluster job names it so that every rank knows it in advance.
+            `runs_dir`; a cluster job names it so that every rank knows it in advance. Of
+            several processes given the same folder at once, exactly one gets it.
 
     Raises:
         RunError: the runs folder is read-only, full, or cannot be created; `folder`
             already holds something.
     """
     if folder is not None:
-        folder = absolute(folder)
-        check_writable(folder.parent)
-        folder.mkdir(exist_ok=True)
-        if any(folder.iterdir()):
-            raise RunError(f"run folder {folder} is not empty; give a new folder (or resume that run)")
-        run_dir = folder
+        run_dir = absolute(folder)
+        check_writable(run_dir.parent)
+        if run_dir.is_symlink() or (run_dir.exists() and not run_dir.is_dir()):
+            raise RunError(f"{run_dir} is a symbolic link or a file; give a new folder for the run")
+        run_dir.mkdir(exist_ok=True)
+        if any(run_dir.iterdir()):
+            raise RunError(f"run folder {run_dir} is not empty; give a new folder (or resume that run)")
     else:
         runs_dir = runs_folder(runs_dir)
         check_writable(runs_dir)
@@ -341,7 +475,10 @@ def create_run(
             except FileExistsError:
                 continue
     run = RunFolder(run_dir)
-    save_config(config, run.config)
+    try:  # the claim: of two processes given the same empty folder, one creates config.yaml
+        save_config(config, run.config, exclusive=True)
+    except FileExistsError:
+        raise RunError(f"run folder {run_dir} was just taken by another run; give a new folder") from None
     run.write_status(
         state=RunState.QUEUED,
         created=time.time(),
@@ -385,6 +522,7 @@ def merge_status(file: Path, changes: dict[str, Any], lock: Path, record: type) 
         data = data if isinstance(data, dict) else {}
         data.update(changes)
         data["updated"] = time.time()
+        data = finite_or_none(data)  # what is written, returned as written
         write_json_atomic(file, data)
     return data
 
@@ -394,12 +532,25 @@ def write_json_atomic(path: Path, data: Any) -> None:
 
     The temporary file sits next to the target (same filesystem, so `os.replace` is
     atomic) and carries the writer's pid, so a sweep can tell orphans from live writes.
+    A float that is not finite (a metric with nothing to rank, a diverged loss) is written
+    as null: JSON has no NaN, and a value that cannot be computed must not fail the writer.
     """
     tmp = path.with_name(f".{path.name}{TMP_MARK}{os.getpid()}")
     try:
         with tmp.open("w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=2, allow_nan=False, default=str)
+            json.dump(finite_or_none(data), fh, indent=2, allow_nan=False, default=str)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def finite_or_none(value: Any) -> Any:
+    """`value` with every non-finite float inside it (NaN, inf) replaced by None."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: finite_or_none(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite_or_none(v) for v in value]
+    return value

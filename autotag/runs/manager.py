@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 
 from autotag.access import Actor, check, record
 from autotag.config import TrainConfig
+from autotag.paths import absolute
 from autotag.runs import warm
 from autotag.runs.folder import (
     RunError,
@@ -37,6 +38,7 @@ from autotag.runs.folder import (
     runs_folder,
 )
 from autotag.runs.procs import group_alive, is_alive, process_start_time, send_signal
+from autotag.text import shown
 from autotag.training.distributed import clean_launch_env, not_here
 
 if TYPE_CHECKING:
@@ -130,7 +132,7 @@ def list_runs(runs_dir: str | Path | None = None) -> list[RunInfo]:
     infos = []
     for path in runs_dir.iterdir():
         run = RunFolder(path)
-        if not run.is_run:
+        if not run.is_run:  # symlinks are not listed: a run is a folder of this runs folder
             continue
         status = run.read_status()
         state = derive_state(path, status)
@@ -153,30 +155,32 @@ def resolve_run(ref: str | Path, runs_dir: str | Path | None = None) -> Path:
     """A run folder from its name in the runs folder, or from its path (absolute, or relative
     to the current folder), so `runs show NAME` and `tag --run runs/NAME` both work.
 
-    A name is one folder of the runs folder: `..` or a symlink that leads out of it is
-    refused, so a name from a page or a script never reaches another folder. A path is
-    the user's own explicit choice and may be any run folder.
+    A name (no `/`) is only ever looked up in the runs folder, never in the current folder,
+    so a name from a page or a script cannot reach another folder; `.` and `..` are paths.
+    Either way the folder must be a run folder autotag made (`RunFolder.not_a_run`): not a
+    symlink, with its config.yaml and status.json. Commands refuse rather than guess, the
+    way `git clean` does, since some of them (delete) remove what they are given.
 
     Raises:
         RunError: no run folder by that name or at that path.
     """
     base = runs_folder(runs_dir)
     text = str(ref)
-    is_path = isinstance(ref, Path) or "/" in text or os.sep in text
-    if not is_path and text not in ("", ".", ".."):
-        named = base / text
-        if named.is_dir() or not Path(text).is_dir():
-            if named.resolve().parent != base:
-                raise RunError(f"{text!r} is not a run in the runs folder {base} (it leads out of it)")
-            if not RunFolder(named).is_run:
-                raise RunError(
-                    f"no run {text!r} in the runs folder {base} (give a run folder's path, or --runs-dir FOLDER)"
-                )
-            return named.resolve()
-    run = RunFolder.at(ref)
-    if not run.is_run:
-        raise RunError(f"{ref} is not a run folder (no {run.config.name} in {run.path})")
-    return run.path
+    if not text:
+        raise RunError("give a run's name or its folder's path")
+    if isinstance(ref, Path) or "/" in text or os.sep in text or text in (".", ".."):
+        path = Path(ref).expanduser()
+        path = path if path.is_absolute() else Path.cwd() / path  # not resolved yet: a symlink shows
+        problem = RunFolder(path).not_a_run()
+        if problem:
+            raise RunError(problem)
+        return path.resolve()
+    problem = RunFolder(base / text).not_a_run()
+    if problem:
+        here = RunFolder(absolute(text))
+        hint = f"; for the folder {text} here, give its path: ./{text}" if here.not_a_run() is None else ""
+        raise RunError(f"no run {shown(text)} in the runs folder {base}{hint} (or give --runs-dir FOLDER)")
+    return (base / text).resolve()
 
 
 def launch(
@@ -352,12 +356,40 @@ def resume(run_dir: Path, actor: Actor | None = None) -> Path:
 def delete(run_dir: Path, actor: Actor | None = None) -> None:
     """Remove a run folder; a running run must be stopped first.
 
+    Only a folder that is certainly a run is removed, whatever the caller passed: not a
+    symlink, the layout `RunFolder` declares and nothing else (a project's src/ or .git next
+    to a config.yaml makes it not a run), a status.json autotag wrote, and not the current
+    folder or one that holds it.
+
     Raises:
+        RunError: it is not certainly a run folder, or it is still active.
         AccessDenied: `actor` may not delete this run.
     """
-    actor = check(actor, "delete", run_dir, RunFolder(run_dir).read_status().owner, run_dir.parent)
-    state = derive_state(run_dir)
+    run = RunFolder(Path(run_dir))
+    problem = run.not_a_run() or _not_deletable(run)
+    if problem:
+        raise RunError(f"not deleted: {problem}")
+    actor = check(actor, "delete", run.path, run.read_status().owner, run.path.parent)
+    state = derive_state(run.path)
     if state.active:
-        raise RunError(f"run {run_dir.name} is {state}; stop it before deleting")
-    shutil.rmtree(run_dir)
-    record(run_dir.parent, actor, "delete", run_dir)
+        raise RunError(f"run {run.name} is {state}; stop it before deleting")
+    shutil.rmtree(run.path)
+    record(run.path.parent, actor, "delete", run.path)
+
+
+def _not_deletable(run: RunFolder) -> str | None:
+    """Why a folder that looks like a run must still not be removed, or None."""
+    foreign = run.foreign_entries()
+    if foreign:
+        more = f" and {len(foreign) - 3} more" if len(foreign) > 3 else ""
+        return f"{run.path} holds {', '.join(foreign[:3])}{more}, which no run makes"
+    status = run.read_status()
+    if status.state is RunState.UNKNOWN:
+        return f"{run.path}'s {run.status_file.name} is not one autotag wrote ({status.error or 'no state'})"
+    try:
+        here = Path.cwd().resolve()
+    except OSError:  # the current folder was deleted: it is none of these
+        return None
+    if here == run.path.resolve() or run.path.resolve() in here.parents:
+        return f"{run.path} is the current folder or holds it; leave it first"
+    return None

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from autotag.config import ConfigError
 from autotag.runs.folder import RunFolder, RunState, RunStatus
 from autotag.runs.manager import RunInfo
 
@@ -62,13 +63,16 @@ def _eta(status: RunStatus, total_steps: int) -> float | None:
 
 def _config_basics(run_dir: Path) -> tuple[str | None, str | None]:
     """Model and data of a run whose status.json does not have them, from its config.yaml."""
-    import yaml
-
-    try:
-        cfg = RunFolder(run_dir).read_config()
-    except (OSError, yaml.YAMLError):
-        return None, None
+    cfg = _readable_config(run_dir)
     return cfg.get("model"), cfg.get("data")
+
+
+def _readable_config(run_dir: Path) -> dict[str, Any]:
+    """A run's config.yaml as written; empty when it is damaged (its run shows blanks, the page stays up)."""
+    try:
+        return RunFolder(run_dir).read_config()
+    except ConfigError:
+        return {}
 
 
 def config_differences(runs: list[Path]) -> dict[str, dict[str, Any]]:
@@ -76,7 +80,7 @@ def config_differences(runs: list[Path]) -> dict[str, dict[str, Any]]:
 
     A field that one run's config.yaml lacks (an older run) counts as None there.
     """
-    configs = {run.name: RunFolder(run).read_config() for run in runs}
+    configs = {run.name: _readable_config(run) for run in runs}
     keys = sorted({k for c in configs.values() for k in c})
     return {
         k: {name: c.get(k) for name, c in configs.items()}

@@ -128,7 +128,7 @@ def export_run(
     n = tagger.chunk_samples
     inputs = [_chunks(load_audio(c, tagger.sample_rate), n) for c in check_clips] if check_clips else None
     graph = WaveTagger(tagger).eval()
-    out = Path(out) if out else Path(run_dir) / "export" / f"model{FORMATS[fmt]}"
+    out = Path(out) if out else run.exports / f"model{FORMATS[fmt]}"
     meta_path = out.with_suffix(out.suffix + ".json")
     example = torch.randn(2, n) * 0.1
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -13,22 +13,27 @@ names the study and trial; the study, not this folder, is the truth about trials
 
 from __future__ import annotations
 
-import json
 import secrets
 import time
 from contextlib import AbstractContextManager
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 
+from autotag.config import parse_yaml
 from autotag.runs.folder import (
+    Count,
+    Pid,
     RunState,
+    Timestamp,
     check_writable,
     file_lock,
     merge_status,
+    read_record,
+    record_from_json,
     runs_folder,
     sanitize_name,
 )
@@ -74,7 +79,7 @@ class SweepSpec:
 
     @classmethod
     def from_yaml(cls, text: str) -> SweepSpec:
-        data = yaml.safe_load(text)
+        data = parse_yaml(text, "sweep.yaml")
         if not isinstance(data, dict):
             raise ValueError("sweep.yaml is not a mapping")
         return cls(**data)
@@ -85,22 +90,20 @@ class SweepStatus:
     """status.json of a sweep: written by its driver; `autotag.sweeps.manager` derives "crashed"."""
 
     state: RunState = RunState.UNKNOWN
-    created: float | None = None
-    started: float | None = None
-    updated: float | None = None
-    ended: float | None = None
-    pid: int | None = None
-    pid_start: float | None = None
+    created: Timestamp | None = None
+    started: Timestamp | None = None
+    updated: Timestamp | None = None
+    ended: Timestamp | None = None
+    pid: Pid | None = None
+    pid_start: Timestamp | None = None
     host: str | None = None
     owner: str | None = None  # who made it (`autotag.access`); its trials belong to them too
     error: str | None = None
-    counts: dict[str, int] = field(default_factory=dict)  # trials per Optuna state, as last seen
+    counts: dict[str, Count] = field(default_factory=dict)  # trials per Optuna state, as last seen
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> SweepStatus:
-        values = {f.name: data[f.name] for f in fields(cls) if data.get(f.name) is not None}
-        values["state"] = RunState.of(data.get("state"))
-        return cls(**values)
+    def from_json(cls, data: object) -> SweepStatus:
+        return record_from_json(cls, data, "status.json")
 
 
 @dataclass(frozen=True)
@@ -152,11 +155,7 @@ class SweepFolder:
         return spec.storage or f"sqlite:///{self.study_db}"
 
     def read_status(self) -> SweepStatus:
-        try:
-            data = json.loads(self.status_file.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            data = {}
-        return SweepStatus.from_json(data if isinstance(data, dict) else {})
+        return read_record(SweepStatus, self.status_file)
 
     def write_status(self, **changes: Any) -> SweepStatus:
         return SweepStatus.from_json(merge_status(self.status_file, changes, self.path / ".status.lock", SweepStatus))

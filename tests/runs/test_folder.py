@@ -104,3 +104,11 @@ def test_runs_are_listed_newest_first_also_when_a_user_named_the_folder(tmp_path
     RunFolder(named).write_status(created=2.0)
     RunFolder(last).write_status(created=3.0)
     assert [r.path for r in manager.list_runs(tmp_path / "runs")] == [last, named, first]
+
+
+def test_a_value_that_cannot_be_computed_is_written_as_null(tmp_path: Path) -> None:
+    """JSON has no NaN: a metric with nothing to rank must not fail the trainer's status write."""
+    run = RunFolder(tmp_path)
+    status = run.write_status(state="running", best_val_loss=float("nan"), last_metrics={"val_roc_auc": float("inf")})
+    assert status.state == "running" and status.best_val_loss is None and status.last_metrics == {"val_roc_auc": None}
+    assert '"best_val_loss": null' in run.status_file.read_text()

@@ -1,0 +1,28 @@
+"""Users' values quoted in messages: short, however large or nested the value is.
+
+An error message quotes what was given so the user sees what was wrong, but a value can be
+megabytes (a pasted file, a YAML alias bomb): the message quotes a short prefix of it.
+"""
+
+from __future__ import annotations
+
+import reprlib
+from typing import Any
+
+#: The most characters of a user's value that a message quotes.
+SHOWN_CHARS = 60
+
+_REPR = reprlib.Repr()
+_REPR.maxlevel = 2
+_REPR.maxstring = SHOWN_CHARS
+_REPR.maxother = SHOWN_CHARS
+
+
+def shorten(text: str, limit: int = SHOWN_CHARS) -> str:
+    """`text` cut to `limit` characters, marked where cut."""
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def shown(value: Any) -> str:
+    """A short repr of `value` (reprlib's: nested containers and long strings elided)."""
+    return shorten(_REPR.repr(value))

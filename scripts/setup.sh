@@ -5,6 +5,70 @@
 #   scripts/setup.sh --dev   also test tools (requirements-dev.txt), Debian's chromium for browser tests
 #                            and Debian's postgresql for the sweep tests
 set -euo pipefail
+
+# Another apt or dpkg may hold their locks for minutes (a fresh cloud machine runs
+# unattended-upgrades at boot): wait for it this long, in all.
+APT_WAIT_S=600
+APT_RETRY_S=5
+APT_LOCKS=(/var/lib/dpkg/lock-frontend /var/lib/dpkg/lock /var/lib/apt/lists/lock /var/cache/apt/archives/lock)
+APT_SAID_WAIT=0
+
+# Whether a process holds one of APT_LOCKS. They are fcntl locks on files only root may
+# open, but /proc/locks lists every lock by device and inode for anyone.
+apt_lock_held() {
+  local lock dev ino id
+  for lock in "${APT_LOCKS[@]}"; do
+    read -r dev ino < <(stat -c '%d %i' "$lock" 2>/dev/null) || continue
+    printf -v id '%02x:%02x:%s' $(( ((dev >> 8) & 0xfff) | ((dev >> 32) & ~0xfff) )) \
+      $(( (dev & 0xff) | ((dev >> 12) & ~0xff) )) "$ino"
+    grep -q " $id " /proc/locks 2>/dev/null && return 0
+  done
+  return 1
+}
+
+# Whether apt-get's error is about one of APT_LOCKS (their paths stay in any language).
+apt_lock_error() {
+  local lock
+  for lock in "${APT_LOCKS[@]}"; do
+    [[ $1 == *"$lock"* ]] && return 0
+  done
+  return 1
+}
+
+apt_say_wait() {
+  if [[ $APT_SAID_WAIT == 0 ]]; then
+    echo "setup: waiting up to $APT_WAIT_S s for another apt/dpkg to finish (unattended-upgrades at boot?)"
+    APT_SAID_WAIT=1
+  fi
+}
+
+# apt-get as root (directly, or through sudo), waiting for another apt or dpkg. apt waits for
+# dpkg's frontend lock itself (DPkg::Lock::Timeout) but not for the lists lock of `update` nor
+# the archives lock (apt 2.6), so a run refused for a lock is run again until the time is up.
+apt_get() {
+  local sudo=() deadline=$((SECONDS + APT_WAIT_S)) err
+  [[ $(id -u) == 0 ]] || sudo=(sudo)
+  if apt_lock_held; then apt_say_wait; fi
+  until err=$("${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
+      apt-get -o "DPkg::Lock::Timeout=$((deadline > SECONDS ? deadline - SECONDS : 0))" "$@" 2>&1 >/dev/null); do
+    if ! apt_lock_error "$err" || ((SECONDS >= deadline)); then
+      echo "$err" >&2
+      return 1
+    fi
+    apt_say_wait
+    sleep "$APT_RETRY_S"
+  done
+  if [[ -n $err ]]; then echo "$err" >&2; fi  # warnings of a run that worked, as before
+}
+
+# Debian packages.
+apt_install() {
+  apt_get update -qq && apt_get install -y -qq "$@"
+}
+
+# Sourced (tests/test_setup_script.py): the functions above, nothing done.
+[[ "${BASH_SOURCE[0]}" == "$0" ]] || return 0
+
 cd "$(dirname "$0")/.."
 
 DEV=0
@@ -36,15 +100,6 @@ if [[ "$(cat "$STAMP" 2>/dev/null)" != "$WANT" ]]; then
     cat requirements.txt requirements.txt | sha256sum | cut -d' ' -f1 > .venv/.installed-requirements
   fi
 fi
-
-# Debian packages, as root directly, else through sudo.
-apt_install() {
-  if [[ $(id -u) == 0 ]]; then
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
-  else
-    sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
-  fi
-}
 
 # `demo-data` renders the demo set's real instrument sounds with libfluidsynth: FluidR3_GM for the
 # set, TimGM6mb for a test set of sounds the model never heard. Without them it falls back to

@@ -192,7 +192,7 @@ def _create(args: argparse.Namespace) -> SweepFolder:
 
 def _drive(folder: SweepFolder, background: bool, worker: bool = False) -> int:
     from autotag.sweeps import manager
-    from autotag.sweeps.driver import drive
+    from autotag.sweeps.driver import SweepFailed, drive
     from autotag.sweeps.results import best_row, load_study
 
     if background:
@@ -200,7 +200,12 @@ def _drive(folder: SweepFolder, background: bool, worker: bool = False) -> int:
         print(f"driving in the background; follow it with: python -m autotag sweep show {folder.path}", file=sys.stderr)
         print(folder.path, flush=True)
         return 0
-    state = drive(folder, main=not worker)
+    try:
+        state = drive(folder, main=not worker)
+    except SweepFailed as exc:  # not the user's input (exit 2): trials that keep failing
+        print(f"autotag: error: sweep {folder.name} failed: {exc}", file=sys.stderr)
+        print(folder.path, flush=True)
+        return 1
     best = best_row(load_study(folder))
     if best is not None:
         print(

@@ -41,7 +41,7 @@ from autotag.runs.folder import RunFolder, RunState
 from autotag.runs.procs import is_alive, process_start_time
 from autotag.sweeps.desk import ReportDesk
 from autotag.sweeps.folder import SweepFolder, SweepSpec
-from autotag.sweeps.space import Space, parse_space
+from autotag.sweeps.space import Space, config_reason, parse_space
 from autotag.sweeps.study import HEARTBEAT_S, MAX_RETRIES, finished, open_study, trial_counts
 from autotag.training.trial import TrialLink
 
@@ -61,7 +61,7 @@ MAX_FAILED = 3
 
 
 class SweepFailed(RuntimeError):
-    """The sweep cannot go on (its trials keep failing); the message says why."""
+    """The sweep cannot go on (its trials keep failing); the message, one line, says why."""
 
 
 class SweepStopped(Exception):
@@ -217,7 +217,8 @@ class _Loop:
                 self._tell(number, state="FAIL")
                 self.failed += 1
                 if self.failed >= MAX_FAILED:
-                    raise SweepFailed(f"{self.failed} trials in a row failed; the last ({run.name}): {status.error}")
+                    last = "; ".join(line.strip() for line in (status.error or "").splitlines() if line.strip())
+                    raise SweepFailed(f"{self.failed} trials in a row failed; the last ({run.name}): {last}")
         return ended
 
     def _tell_value(self, number: int, trial_id: int, value: float | None) -> None:
@@ -289,7 +290,9 @@ class _Loop:
                 self._tell(trial.number, state="FAIL")
                 self.invalid += 1
                 if self.invalid >= MAX_INVALID:
-                    raise SweepFailed(f"{self.invalid} configs in a row were invalid; the last: {exc}") from None
+                    raise SweepFailed(
+                        f"{self.invalid} configs in a row were invalid; the last: {config_reason(exc)}"
+                    ) from None
                 continue
             self.invalid = 0
             link = TrialLink(
@@ -412,7 +415,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     setup_logging()
     logging.getLogger("autotag").setLevel(logging.INFO)
-    drive(SweepFolder(Path(args.sweep).resolve()), main=not args.worker)
+    try:
+        drive(SweepFolder(Path(args.sweep).resolve()), main=not args.worker)
+    except SweepFailed as exc:  # status.json has it too; sweep.log gets the line, not a traceback
+        log.error("sweep failed: %s", exc)
+        return 1
     return 0
 
 

@@ -9,6 +9,7 @@ still training.
 
 from __future__ import annotations
 
+import logging
 import math
 import shutil
 import signal
@@ -33,10 +34,11 @@ from autotag.sweeps.folder import (
     create_sweep,
     sweeps_folder,
 )
-from autotag.sweeps.space import parse_point, parse_space
+from autotag.sweeps.space import check_space, parse_point, parse_space
 from autotag.training.trial import Metric, PrunerName
 
 DRIVER = "autotag.sweeps.driver"
+log = logging.getLogger("autotag.sweeps")
 
 
 @dataclass
@@ -81,8 +83,12 @@ def new_sweep(
             `enqueue_trial`): a known good config, or one to compare against.
         actor: Who makes it, and owns it and its trials (None: this machine's user).
 
+    A space whose combinations are partly invalid configs (hop_length above n_fft) is made,
+    with one warning line in the log; one without a valid combination is refused.
+
     Raises:
-        ConfigError (SpaceError among them): a bad fixed value or search-space entry.
+        ConfigError (SpaceError among them): a bad fixed value or search-space entry, or
+            a space without a valid combination.
         DataFormatError, DataSetError: the data set cannot be trained on.
         SweepError: trials or parallel out of range, a grid smaller than the trials.
         AccessDenied: `actor` may not launch (a viewer).
@@ -102,6 +108,7 @@ def new_sweep(
     parsed = parse_space(space, fixed)
     points = [parse_point(text, parsed) for text in first]
     config = make_config(**fixed)
+    partly_invalid = check_space(parsed, fixed)
     if sampler == "grid":
         size = math.prod(len(v) for v in parsed.grid().values())
         if trials > size:
@@ -133,6 +140,8 @@ def new_sweep(
         study.enqueue_trial(point)
     folder.write_status(owner=actor.name)
     record(runs_folder(runs_dir), actor, "sweep", folder.path)
+    if partly_invalid:  # said once the sweep exists, so that a refusal stays one line
+        log.warning("warning: %s; such trials fail at once and others take their place", partly_invalid)
     return folder
 
 

@@ -1,3 +1,4 @@
+import re
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,7 @@ from autotag.data.formats import (
     detect_format,
     load_dataset,
     multi_hot,
+    read_metadata,
     top_labels,
 )
 from autotag.data.prepare import open_dataset
@@ -141,3 +143,59 @@ def test_dataset_targets_equal_a_per_clip_rebuild(small_csv_dataset: Path) -> No
         rebuilt[i, [col[t] for t in clip.tags]] = 1
     assert ds.targets().shape == (12, 3)
     np.testing.assert_array_equal(ds.targets(), rebuilt)
+
+
+def test_every_reader_refuses_a_file_that_is_not_utf8_naming_file_and_line(tmp_path: Path) -> None:
+    mtat = write_mtat(tmp_path / "mtat")
+    meta = mtat / "annotations_final.csv"
+    meta.write_bytes(meta.read_bytes().replace(b'"singer"', b'"s\xe4nger"'))  # Latin-1 in the header
+    with pytest.raises(DataFormatError, match=r"annotations_final\.csv is not UTF-8 \(byte 0xe4 at line 1\)"):
+        load_dataset(mtat)
+    jam = write_jamendo(tmp_path / "jam")
+    train = jam / "data" / "splits" / "split-0" / "autotagging_top50tags-train.tsv"
+    train.write_bytes(train.read_bytes() + "track_0000099\ta\tb\t99/99.mp3\t30.0\tgenre---t\u00e9\n".encode("cp1252"))
+    with pytest.raises(DataFormatError, match=r"-train\.tsv is not UTF-8 \(byte 0xe9 at line 18\): save it as UTF-8"):
+        load_dataset(jam)
+
+
+def test_an_excel_utf16_file_reads_as_the_published_one(tmp_path: Path) -> None:
+    """Excel's "Unicode text" is UTF-16 with a BOM, TAB separated: the MTAT layout itself."""
+    root = write_mtat(tmp_path / "mtat")
+    published = load_dataset(root, top_n=3)
+    meta = root / "annotations_final.csv"
+    text = meta.read_text(encoding="utf-8")
+    for bom, encoding in ((b"\xff\xfe", "utf-16-le"), (b"\xfe\xff", "utf-16-be")):
+        meta.write_bytes(bom + text.encode(encoding))
+        assert load_dataset(root, top_n=3).clips == published.clips
+
+
+def test_read_metadata_says_what_is_wrong_in_one_line(tmp_path: Path) -> None:
+    file = tmp_path / "tags.csv"
+    file.write_bytes(b"\xef\xbb\xbfpath,tags\n")
+    assert read_metadata(file) == "path,tags\n"  # UTF-8's BOM is dropped
+    for content, message in [
+        (b"path,tags\r\nx.wav,a\r\nx\x00.wav,b\r\n", "line 3 holds a NUL byte"),
+        (b"path,tags\n\x81", "is not UTF-8 (byte 0x81 at line 2)"),
+        (b"\xff\xfe" + "p\n\n".encode("utf-16-le") + b"\x00\xdc", "is not UTF-16 (illegal encoding at line 3)"),
+    ]:
+        file.write_bytes(content)
+        with pytest.raises(DataFormatError, match=re.escape(f"{file} {message}")):
+            read_metadata(file)
+
+
+def test_a_quoted_field_over_several_lines_is_refused_where_it_starts(tmp_path: Path) -> None:
+    root = tmp_path / "set"
+    root.mkdir()
+    (root / "tags.csv").write_text('path,tags\na.wav,"x\nb.wav,y\nc.wav,z"\nd.wav,w\n')
+    with pytest.raises(DataFormatError, match=r"tags\.csv line 2: a quoted field runs on to line 4"):
+        load_dataset(root)
+
+
+def test_a_jamendo_path_too_long_to_look_up_is_dropped(tmp_path: Path) -> None:
+    root = write_jamendo(tmp_path / "jam")
+    train = root / "data" / "splits" / "split-0" / "autotagging_top50tags-train.tsv"
+    long_name = f"{'9' * 300}.mp3"
+    train.write_text(train.read_text() + f"track_0000099\ta\tb\t00/{long_name}\t30.0\tgenre---rock\n")
+    ds = load_dataset(root)
+    assert "track_0000099" not in {c.id for c in ds.clips} and len(ds.clips) == 24
+    assert ds.dropped == ["track_0000099: audio path cannot be looked up (File name too long); refused"]

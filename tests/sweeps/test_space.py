@@ -8,7 +8,8 @@ import optuna
 import pytest
 
 from autotag.cli.main import main
-from autotag.sweeps.space import SpaceError, parse_point, parse_space
+from autotag.config import ConfigError, make_config
+from autotag.sweeps.space import SpaceError, check_space, config_reason, parse_point, parse_space
 
 
 def test_ranges_and_choices_take_the_schemas_types() -> None:
@@ -66,6 +67,41 @@ def test_bad_spaces_are_refused_with_one_message(entries: list[str], fixed: dict
         parse_space(entries, fixed)
 
 
+def test_combinations_are_checked_against_the_schema_with_the_fixed_fields() -> None:
+    fixed = {"data": "/d"}
+    assert check_space(parse_space(["lr=1e-4:1e-1:log", "model=tiny,fcn"], {}), fixed) is None
+    with pytest.raises(SpaceError) as refused:  # each value allowed alone, none together
+        check_space(parse_space(["n_fft=64:128", "hop_length=200:4096"], {}), fixed)
+    assert str(refused.value) == (
+        "no combination of the space makes a valid config (304 checked), "
+        "e.g. n_fft=64, hop_length=200 (hop_length 200 must not exceed n_fft 64)"
+    )
+    # the fixed fields take part
+    assert check_space(parse_space(["hop_length=100:200"], {}), {**fixed, "n_fft": 256}) is None
+    with pytest.raises(SpaceError, match=r"e\.g\. hop_length=200 \(hop_length 200 must not exceed n_fft 128\)$"):
+        check_space(parse_space(["hop_length=200:300"], {}), {**fixed, "n_fft": 128})
+
+
+def test_a_partly_invalid_space_is_described_by_its_share_and_an_example() -> None:
+    # tiny has 64 mel bands, so a mask over 32 is invalid; fcn trials do not search the mask
+    space = parse_space(["freq_mask=20:60@model=tiny", "model=tiny,fcn"], {})
+    note = check_space(space, {"data": "/d"})
+    assert note is not None and note == check_space(space, {"data": "/d"})  # seeded: the same every time
+    assert "are not valid configs, e.g. model=tiny, freq_mask=60 (freq_mask 60 would mask more than half" in note
+    invalid, checked = (int(n) for n in note.split(" combinations")[0].split(" of "))
+    assert checked == 4 + 300 and 0.25 < invalid / checked < 0.45  # half are tiny, 28 of whose 41 masks are too wide
+
+
+def test_config_reason_is_the_schemas_reason_in_one_line() -> None:
+    for values, reason in (
+        ({"n_fft": 64, "hop_length": 100}, "hop_length 100 must not exceed n_fft 64"),
+        ({"lr": 5}, "lr: Input should be less than or equal to 1 (got 5)"),
+    ):
+        with pytest.raises(ConfigError) as error:
+            make_config(data="/d", **values)
+        assert config_reason(error.value) == reason
+
+
 def test_a_trial_to_try_first_must_lie_in_the_space() -> None:
     space = parse_space(["lr=1e-4:1e-1:log", "model=tiny,fcn"], {})
     assert parse_point("lr=0.003,model=fcn", space) == {"lr": 0.003, "model": "fcn"}
@@ -78,6 +114,7 @@ def test_a_trial_to_try_first_must_lie_in_the_space() -> None:
     ("args", "message"),
     [
         (["--trials", "3", "--space", "lr=0:1"], "not a valid lr"),
+        (["--trials", "3", "--space", "n_fft=64:128", "--space", "hop_length=200:4096"], "must not exceed n_fft"),
         (["--trials", "3"], "at least one searched field"),
         (["--space", "lr=1e-4:1e-2"], "needs --trials"),
         (["--trials", "9", "--space", "model=tiny,fcn", "--sampler", "grid"], "the grid has 2 points"),

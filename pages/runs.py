@@ -134,6 +134,35 @@ if len(selected) >= 2:
     st.dataframe(pd.DataFrame(diff).T.astype(str) if diff else pd.DataFrame({"": ["identical configs"]}))
     robustness_section([by_name[n] for n in selected], actor)
 
+
+def _head(file: Path, limit: int = 64_000) -> str:
+    """The start of a text file as text, whatever bytes it holds (a config autotag wrote is ~1.5 KB)."""
+    try:
+        with file.open("rb") as fh:
+            return fh.read(limit).decode("utf-8", "replace")
+    except OSError as exc:
+        return f"({file.name} cannot be read: {exc.strerror or exc})"
+
+
+def _test_metrics(metrics: dict) -> None:
+    """The test split's scores of the best checkpoint, as metrics.json has them."""
+    st.subheader("Test metrics of the best checkpoint")
+    m1, m2, m3 = st.columns(3)
+    m1.metric("ROC-AUC (macro)", f"{metrics.get('roc_auc_macro') or float('nan'):.3f}")
+    m2.metric("PR-AUC (macro)", f"{metrics.get('pr_auc_macro') or float('nan'):.3f}")
+    m3.metric("test clips", metrics.get("test_clips", 0))
+    per_tag = pd.DataFrame(metrics.get("per_tag", {})).T.sort_values("roc_auc", ascending=False)
+    st.dataframe(
+        per_tag,
+        column_config={
+            "roc_auc": st.column_config.NumberColumn("ROC-AUC", format="%.3f"),
+            "pr_auc": st.column_config.NumberColumn("PR-AUC", format="%.3f"),
+        },
+    )
+    if metrics.get("unscored_tags"):
+        st.caption("No positive (or no negative) in the test split, not scored: " + ", ".join(metrics["unscored_tags"]))
+
+
 if len(selected) == 1:
     info = by_name[selected[0]]
     folder = RunFolder(info.path)
@@ -178,27 +207,14 @@ if len(selected) == 1:
         st.error(str(exc))
     if actor.role != "local":
         st.caption(f"Launched by {info.status.owner or 'someone before owners were recorded'}")
-    if info.state in (RunState.FAILED, RunState.CRASHED) and info.status.error:
+    if info.state in (RunState.FAILED, RunState.CRASHED, RunState.UNKNOWN) and info.status.error:
         st.error(info.status.error)
     metrics = folder.read_json(folder.metrics) if info.state is RunState.COMPLETED else None
     if isinstance(metrics, dict):
-        st.subheader("Test metrics of the best checkpoint")
-        m1, m2, m3 = st.columns(3)
-        m1.metric("ROC-AUC (macro)", f"{metrics.get('roc_auc_macro') or float('nan'):.3f}")
-        m2.metric("PR-AUC (macro)", f"{metrics.get('pr_auc_macro') or float('nan'):.3f}")
-        m3.metric("test clips", metrics.get("test_clips", 0))
-        per_tag = pd.DataFrame(metrics.get("per_tag", {})).T.sort_values("roc_auc", ascending=False)
-        st.dataframe(
-            per_tag,
-            column_config={
-                "roc_auc": st.column_config.NumberColumn("ROC-AUC", format="%.3f"),
-                "pr_auc": st.column_config.NumberColumn("PR-AUC", format="%.3f"),
-            },
-        )
-        if metrics.get("unscored_tags"):
-            st.caption(
-                "No positive (or no negative) in the test split, not scored: " + ", ".join(metrics["unscored_tags"])
-            )
+        try:
+            _test_metrics(metrics)
+        except (TypeError, ValueError, KeyError, AttributeError) as exc:  # a metrics.json autotag did not write
+            st.warning(f"{folder.metrics.name} cannot be shown ({type(exc).__name__}): it is not as autotag writes it")
     robustness_section([info], actor)
     if info.state is RunState.COMPLETED:
         with st.expander("Export the model (log-mel front end included)"):
@@ -223,6 +239,6 @@ if len(selected) == 1:
     with st.expander("Log (last 40 lines)"):
         st.code(manager.log_tail(info.path, 40) or "(empty)", language=None)
     with st.expander("Config"):
-        st.code(folder.config.read_text(), language="yaml")
+        st.code(_head(folder.config), language="yaml")
         st.caption(f"Reproduce in a terminal: `python -m autotag fit --config {folder.config}`")
 _audit_log()

@@ -186,6 +186,7 @@ def test_a_damaged_status_is_one_unknown_run_in_the_listing(
 
 
 def test_every_page_renders_with_a_damaged_run_among_good_ones(tmp_path: Path, trained_run: Path) -> None:
+    """Damaged status.json, metrics.json and config.yaml: every page draws, and the Runs page shows each run."""
     import shutil
 
     from streamlit.testing.v1 import AppTest
@@ -194,14 +195,25 @@ def test_every_page_renders_with_a_damaged_run_among_good_ones(tmp_path: Path, t
 
     good = default_runs_dir() / trained_run.name
     shutil.copytree(trained_run, good)
+    damaged = []
     for content in ('{"state": "completed", "train_clock": 5}', '{"state": "running", "pid": "abc"}'):
-        RunFolder(_run(default_runs_dir(), tmp_path)).status_file.write_text(content)
+        damaged.append(_run(default_runs_dir(), tmp_path))
+        RunFolder(damaged[-1]).status_file.write_text(content)
+    odd = default_runs_dir() / (trained_run.name + "-odd")
+    shutil.copytree(trained_run, odd)
+    RunFolder(odd).metrics.write_text('{"per_tag": [1, 2], "roc_auc_macro": "high"}')
+    RunFolder(odd).config.write_bytes(bytes(range(256)))
     for page in PAGES:
         at = AppTest.from_file(APP, default_timeout=60)
         at.run()
         if page != "pages/train.py":
             at.switch_page(page).run()
         assert not at.exception, (page, [e.value for e in at.exception])
+        if page == "pages/runs.py":
+            for run in (*damaged, odd):
+                at.multiselect(key="runs_pick").set_value([run.name]).run()
+                assert not at.exception, (run.name, [e.value for e in at.exception])
+            assert any("metrics.json cannot be shown" in w.value for w in at.warning)
 
 
 _JSON = st.recursive(

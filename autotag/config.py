@@ -406,3 +406,62 @@ def field_choices(name: str) -> list[Any]:
         with_choices = [n for n, f in fields.items() if _choices(f) is not None]
         raise ValueError(f"config field {name!r} has no fixed choices; fields with choices: {', '.join(with_choices)}")
     return choices
+
+
+#: A checkpoint's model and feature hyper-parameters (`TaggingModule`'s arguments), and the
+#: config field each one is: all but `model_name` keep their field's name.
+CHECKPOINT_FIELDS = {
+    "model_name": "model",
+    **{k: k for k in ("sample_rate", "n_fft", "hop_length", "n_mels", "f_min", "f_max", "chunk_seconds")},
+}
+#: Longest tag name a checkpoint may carry (MagnaTagATune's and MTG-Jamendo's are under 40).
+MAX_TAG_CHARS = 200
+
+
+def checked_checkpoint_settings(hparams: object) -> dict[str, Any]:
+    """A checkpoint's model and feature settings and labels, validated by this schema.
+
+    A checkpoint rebuilds its front end and network from its own numbers before any weight
+    is read, so a number no config could hold (chunk_seconds=1e6, n_mels=10**6) would be
+    built at whatever size it says. The values go through `TrainConfig` itself, its ranges
+    and cross-field checks, and the labels must be what a data set could give: at most
+    `top_n`'s largest value of distinct, non-empty, short strings.
+
+    Returns:
+        The settings under the checkpoint's names, as validated (e.g. ints for int fields), and "labels".
+
+    Raises:
+        ConfigError: the first problems, on one line.
+    """
+    if not isinstance(hparams, dict):
+        raise ConfigError(f"hyper-parameters are a {type(hparams).__name__}, not a mapping")
+    missing = [k for k in (*CHECKPOINT_FIELDS, "labels") if k not in hparams]
+    if missing:
+        raise ConfigError(f"hyper-parameters lack {', '.join(missing)}")
+    labels = _checked_labels(hparams["labels"])
+    try:
+        config = TrainConfig(data=".", **{field: hparams[k] for k, field in CHECKPOINT_FIELDS.items()})
+    except ValidationError as exc:
+        raise ConfigError("; ".join(_one_error(e) for e in exc.errors()[:3])) from None
+    return {**{k: getattr(config, field) for k, field in CHECKPOINT_FIELDS.items()}, "labels": labels}
+
+
+def _one_error(err: Any) -> str:
+    """One pydantic error in a few words: field, what is allowed, what was given (shortened)."""
+    field = ".".join(str(p) for p in err["loc"]) or "settings"
+    given = err.get("input")
+    shown = "" if isinstance(given, dict) else f" (got {str(given)[:40]})"
+    return f"{field}: {err['msg'].removeprefix('Value error, ')[:200]}{shown}"
+
+
+def _checked_labels(labels: object) -> list[str]:
+    most = int(field_range("top_n")[1])
+    if not isinstance(labels, list) or not labels:
+        raise ConfigError("labels: not a list of tag names")
+    if len(labels) > most:
+        raise ConfigError(f"labels: {len(labels)} tags; at most {most}")
+    if not all(isinstance(t, str) and 0 < len(t) <= MAX_TAG_CHARS for t in labels):
+        raise ConfigError(f"labels: each must be a tag name of 1 to {MAX_TAG_CHARS} characters")
+    if len(set(labels)) != len(labels):
+        raise ConfigError("labels: a tag name is repeated")
+    return list(labels)

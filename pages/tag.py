@@ -12,7 +12,7 @@ from autotag.audio.decode import AUDIO_EXTENSIONS, AudioError
 from autotag.audio.sandbox import decode_untrusted, prestart
 from autotag.charts import taggram_figure, top_tags_figure
 from autotag.runs import manager
-from autotag.runs.checkpoints import checkpoint_candidates
+from autotag.runs.checkpoints import checkpoint_files
 from autotag.runs.folder import RunError, RunFolder, default_runs_dir
 from autotag.runs.table import best_run
 from autotag.serving.decide import decision_thresholds, tags_above, tuned_thresholds
@@ -143,7 +143,7 @@ with rec:
 # The model loads only now, below the uploader: on the first visit (seconds: torch is imported)
 # the user can already pick a file; an upload made meanwhile is tagged as soon as it is loaded.
 try:
-    stamp = tuple((p.name, p.stat().st_mtime_ns) for p in checkpoint_candidates(run.path))
+    stamp = tuple((c.path.name, c.mtime_ns) for c in checkpoint_files(run.path))  # stat'd as listed: never raced
     tagger = _tagger(str(run.path), stamp)
 except RunError as exc:
     st.error(str(exc))

@@ -2,6 +2,9 @@
 
 Everything that reads audio (cache building, tagging, the dashboard) goes through
 `load_audio`, so formats, down-mixing and resampling behave the same everywhere.
+What audio may be at all (`LIMITS`: channels, sample rate, length) is decided here too,
+for every way in: `load_audio`, the streaming `iter_chunks`, and the upload sandbox's
+worker process (`autotag.audio.worker`).
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import io
 import math
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
@@ -25,6 +29,47 @@ AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
 
 class AudioError(ValueError):
     """Audio could not be decoded; the message says which file and why."""
+
+
+#: Frames read at a time: no array is ever sized from what a header claims.
+BLOCK_FRAMES = 65536
+#: How libsndfile (through soundfile) fails on broken or foreign data.
+_DECODE_ERRORS = (sf.LibsndfileError, RuntimeError, TypeError, ValueError, EOFError)
+#: What libsndfile reports as the frame count of a stream whose length its header leaves open.
+UNKNOWN_FRAMES = 2**63 - 1
+
+
+@dataclass(frozen=True)
+class AudioLimits:
+    """What any audio autotag decodes may be: facts about the audio, whoever sends it.
+
+    Music clips of up to 20 minutes, at most 8 channels (7.1), at 4-192 kHz. The channels
+    and the rate are checked from the header before any sample is decoded, and so is the
+    length when the header states one; the length is counted again while decoding, since
+    a header can lie. How long and how much memory a decoder may use are limits of the
+    upload sandbox's process (`autotag.audio.sandbox.DecodeLimits`), not of the audio.
+    """
+
+    max_seconds: float = 1200.0
+    max_channels: int = 8
+    min_rate: int = 4000
+    max_rate: int = 192000
+
+    def header_problem(self, channels: int, rate: int, frames: int) -> str | None:
+        """What in a file's header is out of bounds (one line, without the file's name), or None."""
+        if not 1 <= channels <= self.max_channels:
+            return f"{channels} channels; at most {self.max_channels} are accepted"
+        if not self.min_rate <= rate <= self.max_rate:
+            return f"sample rate {rate} Hz is outside {self.min_rate}..{self.max_rate} Hz"
+        return None if frames == UNKNOWN_FRAMES else self.length_problem(frames, rate)
+
+    def length_problem(self, frames: int, rate: int) -> str | None:
+        """The refusal of `frames` samples at `rate`, or None when that is short enough."""
+        return f"longer than the limit of {self.max_seconds:.0f} s" if frames > self.max_seconds * rate else None
+
+
+#: The limits of every decoder in autotag (README, "Reliability and security").
+LIMITS = AudioLimits()
 
 
 def _describe(source: AudioSource) -> str:
@@ -50,21 +95,62 @@ def load_audio(source: AudioSource, sample_rate: int, name: str | None = None) -
         Array of shape (samples,), float32, nominally in [-1, 1].
 
     Raises:
-        AudioError: missing, empty, undecodable or non-finite audio.
+        AudioError: missing, empty, undecodable, non-finite, or outside `LIMITS` (one line
+            naming the audio and the limit).
     """
     name = name or _describe(source)
-    if isinstance(source, (str, Path)) and not Path(source).is_file():
-        raise AudioError(f"{name}: file not found")
-    stream = io.BytesIO(source) if isinstance(source, bytes) else source
-    try:
-        data, rate = sf.read(stream, dtype="float32", always_2d=True)
-    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError, EOFError) as exc:
-        raise AudioError(f"{name}: not a readable audio file ({_reason(exc)})") from None
-    if data.shape[0] == 0:
+    with _open(source, name) as f:
+        rate, blocks, total = f.samplerate, [], 0
+        while True:
+            try:
+                block = f.read(BLOCK_FRAMES, dtype="float32", always_2d=True)
+            except _DECODE_ERRORS as exc:
+                raise AudioError(f"{name}: damaged after {total / rate:.1f} s ({_reason(exc)})") from None
+            if len(block) == 0:
+                break
+            total += len(block)
+            _check_block(block, total, rate, name)
+            blocks.append(_mono(block))  # a block's channels at a time: memory of the mono result only
+    if total == 0:
         raise AudioError(f"{name}: contains no audio samples")
-    if not np.isfinite(data).all():
+    return to_mono_resampled(np.concatenate(blocks)[:, None], rate, sample_rate, name)
+
+
+def _open(source: AudioSource, name: str) -> sf.SoundFile:
+    """An open SoundFile whose header is within `LIMITS`.
+
+    Raises:
+        AudioError: missing, unreadable, or out of bounds by its header.
+    """
+    if isinstance(source, (str, Path)):
+        if not Path(source).is_file():
+            raise AudioError(f"{name}: file not found")
+        source = str(source)
+    try:
+        f = sf.SoundFile(io.BytesIO(source) if isinstance(source, bytes) else source)
+    except _DECODE_ERRORS as exc:
+        raise AudioError(f"{name}: not a readable audio file ({_reason(exc)})") from None
+    problem = LIMITS.header_problem(f.channels, f.samplerate, f.frames)
+    if problem:
+        f.close()
+        raise AudioError(f"{name}: {problem}")
+    return f
+
+
+def _check_block(block: np.ndarray, total: int, rate: int, name: str) -> None:
+    """Refuse a stream once `total` frames are too long, or a block of non-finite samples."""
+    problem = LIMITS.length_problem(total, rate)
+    if problem:
+        raise AudioError(f"{name}: {problem}")
+    if not np.isfinite(block).all():
         raise AudioError(f"{name}: contains NaN or infinite samples")
-    return to_mono_resampled(data, rate, sample_rate, name)
+
+
+def _mono(frames: np.ndarray) -> np.ndarray:
+    """(frames, channels) -> (frames,): the channels' mean, computed as `to_mono_resampled` does."""
+    import torch
+
+    return torch.from_numpy(np.ascontiguousarray(frames)).mean(dim=1).numpy()
 
 
 def to_mono_resampled(frames: np.ndarray, rate: int, sample_rate: int, name: str = "audio") -> np.ndarray:
@@ -144,29 +230,23 @@ def iter_chunks(path: str | Path, sample_rate: int, chunk_samples: int) -> Itera
     so chunks are resampled on their own without drifting; only the last may be shorter.
 
     Raises:
-        AudioError: missing, undecodable, empty or non-finite audio.
+        AudioError: missing, undecodable, empty, non-finite, or outside `LIMITS`: by its
+            header at the first chunk, by its length as soon as the chunks read pass it.
     """
     name = str(path)
-    if not Path(path).is_file():
-        raise AudioError(f"{name}: file not found")
-    try:
-        f = sf.SoundFile(str(path))
-    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
-        raise AudioError(f"{name}: not a readable audio file ({_reason(exc)})") from None
-    with f:
+    with _open(Path(path), name) as f:
         ratio = f.samplerate / sample_rate
         k, read = 0, 0
         while True:
             want = round((k + 1) * chunk_samples * ratio) - read
             try:
                 frames = f.read(want, dtype="float32", always_2d=True)
-            except (sf.LibsndfileError, RuntimeError) as exc:
+            except _DECODE_ERRORS as exc:
                 raise AudioError(f"{name}: damaged after {read / f.samplerate:.1f} s ({_reason(exc)})") from None
             if len(frames) == 0:
                 break
-            if not np.isfinite(frames).all():
-                raise AudioError(f"{name}: contains NaN or infinite samples")
             read += len(frames)
+            _check_block(frames, read, f.samplerate, name)
             chunk = to_mono_resampled(frames, f.samplerate, sample_rate, name)
             full = len(frames) == want
             yield chunk[:chunk_samples] if full else chunk

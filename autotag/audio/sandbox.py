@@ -27,12 +27,12 @@ from autotag.audio.decode import AudioError, to_mono_resampled
 
 @dataclass(frozen=True)
 class DecodeLimits:
-    """What an accepted upload may be. Defaults fit music clips up to 20 minutes."""
+    """What the decoder process of one upload may use: wall-clock time and address space.
 
-    max_seconds: float = 1200.0
-    max_channels: int = 8
-    min_rate: int = 4000
-    max_rate: int = 192000
+    What the audio itself may be (channels, rate, length) is no business of the process:
+    every decoder applies the same `autotag.audio.decode.LIMITS`, this one included.
+    """
+
     timeout_s: float = 30.0
     memory_mb: int = 2048
 
@@ -104,14 +104,7 @@ def _discard(worker: subprocess.Popen | None) -> None:
 
 
 def _spawn(limits: DecodeLimits) -> subprocess.Popen:
-    args = (
-        limits.max_seconds,
-        limits.max_channels,
-        limits.min_rate,
-        limits.max_rate,
-        limits.memory_mb,
-        int(limits.timeout_s) + 1,
-    )
+    args = (limits.memory_mb, int(limits.timeout_s) + 1)
     cmd = [sys.executable, "-m", "autotag.audio.worker", *map(str, args)]
     # No preexec_fn (unsafe in a threaded server): the worker limits itself.
     return subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)

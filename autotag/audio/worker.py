@@ -2,10 +2,12 @@
 
 Reads the file's bytes on stdin and writes one JSON line ({"rate": Hz, "frames": n}) and
 then n mono float32 samples at the file's own rate on stdout. Any refusal exits with
-status 2 and one line on stderr. Nothing is sized from the header's frame count: samples
-are read block by block until the data really ends, and the limits are checked while
-counting. The parent chooses the memory and CPU limits, which the worker applies to
-itself first, and a timeout (`autotag.audio.sandbox`).
+status 2 and one line on stderr. The audio's limits are those of every decoder
+(`autotag.audio.decode.LIMITS`): channels, rate and any stated length from the header
+first, then the length again while counting. Nothing is sized from the header's frame
+count: samples are read block by block until the data really ends. The parent chooses
+the memory and CPU limits, which the worker applies to itself first, and a timeout
+(`autotag.audio.sandbox`).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import sys
 import numpy as np
 import soundfile as sf
 
-BLOCK_FRAMES = 65536
+from autotag.audio.decode import BLOCK_FRAMES, LIMITS
 
 
 def _refuse(message: str) -> None:
@@ -28,7 +30,7 @@ def _refuse(message: str) -> None:
     os._exit(2)
 
 
-def decode(data: bytes, max_seconds: float, max_channels: int, min_rate: int, max_rate: int) -> tuple[int, np.ndarray]:
+def decode(data: bytes) -> tuple[int, np.ndarray]:
     """Mono float32 samples and their rate, or a refusal (exit 2)."""
     if not data:
         _refuse("the file is empty")
@@ -39,11 +41,9 @@ def decode(data: bytes, max_seconds: float, max_channels: int, min_rate: int, ma
     except Exception as exc:  # libsndfile reports every unknown or broken format this way
         _refuse(f"not a readable audio file ({str(exc).split(': ', 1)[-1]})")
     with f:
-        if not 1 <= f.channels <= max_channels:
-            _refuse(f"{f.channels} channels; at most {max_channels} are accepted")
-        if not min_rate <= f.samplerate <= max_rate:
-            _refuse(f"sample rate {f.samplerate} Hz is outside {min_rate}..{max_rate} Hz")
-        limit = int(max_seconds * f.samplerate)
+        problem = LIMITS.header_problem(f.channels, f.samplerate, f.frames)
+        if problem:
+            _refuse(problem)
         blocks, total = [], 0
         while True:
             try:
@@ -55,8 +55,9 @@ def decode(data: bytes, max_seconds: float, max_channels: int, min_rate: int, ma
             if len(block) == 0:
                 break
             total += len(block)
-            if total > limit:
-                _refuse(f"longer than the limit of {max_seconds:.0f} s")
+            problem = LIMITS.length_problem(total, f.samplerate)
+            if problem:
+                _refuse(problem)
             if not np.isfinite(block).all():
                 _refuse("contains NaN or infinite samples")
             blocks.append(block.mean(axis=1, dtype=np.float32))
@@ -73,10 +74,9 @@ def _limit_self(memory_mb: int, cpu_s: int) -> None:
 
 
 def main() -> None:
-    max_seconds, max_channels, min_rate, max_rate, memory_mb, cpu_s = (float(a) for a in sys.argv[1:7])
-    _limit_self(int(memory_mb), int(cpu_s))
-    max_channels, min_rate, max_rate = int(max_channels), int(min_rate), int(max_rate)
-    rate, mono = decode(sys.stdin.buffer.read(), max_seconds, max_channels, min_rate, max_rate)
+    memory_mb, cpu_s = (int(a) for a in sys.argv[1:3])
+    _limit_self(memory_mb, cpu_s)
+    rate, mono = decode(sys.stdin.buffer.read())
     out = sys.stdout.buffer
     out.write(json.dumps({"rate": rate, "frames": len(mono)}).encode() + b"\n")
     out.write(mono.astype("<f4").tobytes())

@@ -242,7 +242,7 @@ def make_report(
             "split": split,
             "perturbations": list(perturbations),
             "seed": seed,
-            "checkpoint": f"{tagger.checkpoint.name}:{tagger.checkpoint.stat().st_mtime_ns}",
+            "checkpoint": f"{tagger.checkpoint.name}:{tagger.checkpoint_mtime_ns}",  # as loaded, even if gone since
             "clips": [c.id for c in clips],
         }
         key = json.dumps(request, sort_keys=True)

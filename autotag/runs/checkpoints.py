@@ -9,6 +9,9 @@ training state Lightning needs.
 from __future__ import annotations
 
 import logging
+import stat
+from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 from autotag.paths import absolute
@@ -18,8 +21,44 @@ log = logging.getLogger("autotag.runs.checkpoints")
 _RESUME_KEYS = ("state_dict", "loops", "optimizer_states", "epoch", "global_step")
 
 
-def checkpoint_candidates(run_dir: str | Path) -> list[Path]:
-    """The run's checkpoints, best first: the recorded best, other best-*, then last.ckpt.
+@dataclass(frozen=True)
+class CheckpointFile:
+    """One of a run's own checkpoint files, with its modification time when it was listed."""
+
+    path: Path
+    mtime_ns: int
+
+
+def own_checkpoints(run: RunFolder, paths: Iterable[str | Path]) -> list[CheckpointFile]:
+    """Those of `paths` (relative to the run folder, or absolute) that are the run's own checkpoint files.
+
+    The one rule of every loader (tagging, export, reports, resume, a trainer's `--resume`,
+    fine-tuning from another run): the README promises that checkpoints load only from the
+    run's own folder. Own means a regular file, not a symlink, whose real path lies directly
+    in the run's checkpoints/ folder, which is not a symlink out either. A file that is gone
+    by the time it is looked at is left out, not raised: ModelCheckpoint deletes the previous
+    best each time it saves a new one, while the Tag page or a resume may be listing them.
+
+    Returns:
+        Each own file once (as `run.checkpoints / name`), in the order of `paths`.
+    """
+    inside = run.path.resolve() / run.checkpoints.name
+    found: dict[Path, CheckpointFile] = {}
+    for given in paths:
+        path = run.path / given  # an absolute `given` stays itself
+        try:
+            info = path.lstat()
+            real = path.resolve(strict=True)
+        except (OSError, RuntimeError):  # gone, unreadable, or a symlink loop
+            continue
+        own = run.checkpoints / real.name
+        if stat.S_ISREG(info.st_mode) and real.parent == inside and own not in found:
+            found[own] = CheckpointFile(own, info.st_mtime_ns)
+    return list(found.values())
+
+
+def checkpoint_files(run_dir: str | Path) -> list[CheckpointFile]:
+    """The run's own checkpoints, best first: the recorded best, other best-* (newest first), then last.ckpt.
 
     Raises:
         RunError: the folder is not a run, or it has no checkpoint yet.
@@ -27,19 +66,43 @@ def checkpoint_candidates(run_dir: str | Path) -> list[Path]:
     run = RunFolder(absolute(run_dir))
     if not run.is_run:
         raise RunError(f"{run.path} is not a run folder (no {run.config.name})")
-    found: list[Path] = []
     recorded = run.read_status().best_checkpoint
-    if recorded and (run.path / recorded).is_file():
-        found.append(run.path / recorded)
-    best = run.checkpoints.glob(f"{RunFolder.BEST_PREFIX}*.ckpt")
-    found += sorted(best, key=lambda p: p.stat().st_mtime, reverse=True)
-    found.append(run.last_checkpoint)
-    # Only files that really live in this run's checkpoints/ (a symlink out is refused).
-    inside = run.checkpoints.resolve()
-    found = [p for p in dict.fromkeys(found) if p.is_file() and p.resolve().parent == inside]
+    best = own_checkpoints(run, run.checkpoints.glob(f"{RunFolder.BEST_PREFIX}*.ckpt"))
+    best.sort(key=lambda c: c.mtime_ns, reverse=True)
+    listed = [
+        *own_checkpoints(run, [recorded] if recorded else []),
+        *best,
+        *own_checkpoints(run, [run.last_checkpoint]),
+    ]
+    found = list({c.path: c for c in listed}.values())  # each once, at its first place
     if not found:
         raise RunError(f"run {run.name} has no checkpoint yet (nothing in {run.checkpoints.name}/)")
     return found
+
+
+def checkpoint_candidates(run_dir: str | Path) -> list[Path]:
+    """The paths of `checkpoint_files(run_dir)`: the run's own checkpoints, best first.
+
+    Raises:
+        RunError: the folder is not a run, or it has no checkpoint yet.
+    """
+    return [c.path for c in checkpoint_files(run_dir)]
+
+
+def own_checkpoint(run_dir: str | Path, path: str | Path) -> Path:
+    """`path` (relative to the run folder) if it is one of the run's own checkpoint files.
+
+    For a path that arrives from outside this module: a trainer's `--resume`, which comes
+    from status.json's `resume_from`.
+
+    Raises:
+        RunError: it is not (outside the run's checkpoints/, a symlink, not a file, gone).
+    """
+    run = RunFolder(absolute(run_dir))
+    found = own_checkpoints(run, [path])
+    if not found:
+        raise RunError(f"{path} is not one of this run's checkpoints (a file in {run.checkpoints.name}/ of {run.name})")
+    return found[0].path
 
 
 def checkpoint_problem(path: Path) -> str | None:
@@ -55,16 +118,17 @@ def checkpoint_problem(path: Path) -> str | None:
 
 
 def resumable_checkpoint(run_dir: Path) -> Path:
-    """last.ckpt if it loads, else the newest other checkpoint that does.
+    """last.ckpt if it loads, else the newest other checkpoint that does (the run's own files only).
 
     Raises:
         RunError: no checkpoint loads (the run cannot continue; start a new one).
     """
-    run = RunFolder(Path(run_dir))
+    run = RunFolder(absolute(run_dir))
     last = run.last_checkpoint.name
-    candidates = sorted(run.checkpoints.glob("*.ckpt"), key=lambda p: (p.name != last, -p.stat().st_mtime))
+    candidates = own_checkpoints(run, run.checkpoints.glob("*.ckpt"))
+    candidates.sort(key=lambda c: (c.path.name != last, -c.mtime_ns))
     problems = []
-    for path in candidates:
+    for path in (c.path for c in candidates):
         problem = checkpoint_problem(path)
         if problem is None:
             if problems:

@@ -14,15 +14,18 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
 from autotag.logs import setup_logging
 from autotag.paths import absolute
 from autotag.runs import manager
-from autotag.runs.folder import RunFolder
+from autotag.runs.checkpoints import own_checkpoint
+from autotag.runs.folder import RunError, RunFolder, RunState
 
 MODULE = "autotag.runs.worker"
+log = logging.getLogger("autotag.runs.worker")
 
 
 def train_run(run: Path, resume: str | None = None) -> int:
@@ -30,19 +33,38 @@ def train_run(run: Path, resume: str | None = None) -> int:
 
     Under DDP every rank runs this (Lightning's launcher re-runs the command line, or srun
     starts it on each machine); only rank 0 schedules the next queued run.
+
+    Args:
+        resume: The checkpoint to continue from, relative to the run folder, as status.json's
+            `resume_from` says. That file is anyone's to edit, so the checkpoint must be one
+            of the run's own (`checkpoints.own_checkpoint`); any other fails the run unstarted.
     """
     from autotag.training.distributed import is_rank_zero
-    from autotag.training.fit import RunStopped, fit
 
     run = absolute(run)
     logging.getLogger("lightning.pytorch").setLevel(logging.INFO)
     try:
-        fit(RunFolder(run).config, run, log_file=False, resume_from=run / resume if resume else None)
-    except RunStopped:
-        return 0
+        return _train(run, resume)
     finally:
         if is_rank_zero():
             manager.schedule(run.parent)  # hand the free slot to the next queued run
+
+
+def _train(run: Path, resume: str | None) -> int:
+    from autotag.training.distributed import is_rank_zero
+    from autotag.training.fit import RunStopped, fit
+
+    try:
+        resume_from = own_checkpoint(run, resume) if resume else None
+    except RunError as exc:
+        if is_rank_zero():
+            log.error("cannot resume: %s", exc)
+            RunFolder(run).write_status(state=RunState.FAILED, error=f"cannot resume: {exc}", ended=time.time())
+        return 1
+    try:
+        fit(RunFolder(run).config, run, log_file=False, resume_from=resume_from)
+    except RunStopped:
+        pass
     return 0
 
 

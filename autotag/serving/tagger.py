@@ -9,6 +9,7 @@ LightningModule, so it never imports Lightning (seconds at the first tag on a CP
 from __future__ import annotations
 
 import copy
+import os
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -21,14 +22,16 @@ from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from autotag.audio.decode import AudioSource, iter_chunks, load_audio
+from autotag.config import CHECKPOINT_FIELDS, checked_checkpoint_settings
 from autotag.models.architectures import ConvBlock, ResBlock, build_tagger
 from autotag.runs.checkpoints import checkpoint_candidates
 from autotag.runs.folder import RunError
 
-#: Constructor arguments of `autotag.training.module.TaggingModule` that tagging needs.
+#: Constructor arguments of `autotag.training.module.TaggingModule` that tagging needs, each
+#: checked against the config schema (`config.checked_checkpoint_settings`) before anything is built.
+_HPARAMS = ("labels", *CHECKPOINT_FIELDS)
 #: Hyper-parameters of training alone: tagging reads none of them.
 _TRAINING_ONLY = {"lr", "weight_decay", "augment"}
-_HPARAMS = ("model_name", "labels", "sample_rate", "n_fft", "hop_length", "n_mels", "f_min", "f_max", "chunk_seconds")
 
 
 class TaggingNet(nn.Module):
@@ -40,11 +43,12 @@ class TaggingNet(nn.Module):
     """
 
     def __init__(self, hparams: dict) -> None:
+        """Raises: ConfigError: settings no config could hold (checked before anything is built)."""
         super().__init__()
         unknown = set(hparams) - set(_HPARAMS) - _TRAINING_ONLY
         if unknown:
-            raise TypeError(f"unknown hyper-parameters {sorted(unknown)}")
-        hp = {k: hparams[k] for k in _HPARAMS}  # KeyError: not a checkpoint of this project
+            raise TypeError(f"unknown hyper-parameters {sorted(map(str, unknown))[:5]}")
+        hp = checked_checkpoint_settings(hparams)
         self.hparams = SimpleNamespace(**hp)
         features = ("sample_rate", "n_fft", "hop_length", "n_mels", "f_min", "f_max")
         self.frontend, self.net = build_tagger(hp["model_name"], len(hp["labels"]), **{k: hp[k] for k in features})
@@ -98,10 +102,19 @@ class Prediction:
 class Tagger:
     """A trained model ready to tag clips of any length on CPU or GPU."""
 
-    def __init__(self, module: nn.Module, checkpoint: Path, device: str | torch.device = "cpu", note: str = "") -> None:
-        """Args: module: a `TaggingNet` (or anything with its `frontend`, `net` and `hparams`)."""
+    def __init__(
+        self,
+        module: nn.Module,
+        checkpoint: Path,
+        device: str | torch.device = "cpu",
+        note: str = "",
+        checkpoint_mtime_ns: int | None = None,
+    ) -> None:
+        """Args: module: a `TaggingNet` (or anything with its `frontend`, `net` and `hparams`).
+        checkpoint_mtime_ns: the checkpoint file's modification time as it was read (it may be gone since)."""
         self.module = module.eval().to(device)
         self.checkpoint = checkpoint
+        self.checkpoint_mtime_ns = checkpoint_mtime_ns
         self.note = note  # says which checkpoints were unusable when a fallback was loaded
         self.device = torch.device(device)
         self._net = inference_net(self.module.net)  # what `predict` runs; `module` stays as trained
@@ -134,17 +147,21 @@ class Tagger:
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str | torch.device | None = None) -> Tagger:
+        """Raises: RunError: the file is gone, broken, foreign, or holds settings no config could (one line)."""
         path = Path(path)
         try:
-            ckpt = torch.load(path, map_location="cpu", weights_only=True)
+            with path.open("rb") as fh:
+                mtime_ns = os.fstat(fh.fileno()).st_mtime_ns  # of the file read, even if it is replaced meanwhile
+                ckpt = torch.load(fh, map_location="cpu", weights_only=True)
             module = TaggingNet(ckpt["hyper_parameters"])
             state = ckpt["state_dict"]
             # Strict for what tagging uses; whatever else training kept (none today) is not needed.
             module.load_state_dict({k: v for k, v in state.items() if k.startswith(("frontend.", "net."))})
         except Exception as exc:  # any failure here means: this file is not a usable checkpoint
-            raise RunError(f"checkpoint {path} cannot be loaded: {type(exc).__name__}: {exc}") from None
+            reason = " ".join(f"{type(exc).__name__}: {exc}".split())  # torch's messages span lines
+            raise RunError(f"checkpoint {path} cannot be loaded: {reason[:300]}") from None
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        return cls(module, path, device)
+        return cls(module, path, device, checkpoint_mtime_ns=mtime_ns)
 
     def predict(
         self, audio: AudioSource | np.ndarray, batch_size: int | None = None, name: str | None = None

@@ -14,7 +14,7 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from autotag.config import TrainConfig, make_config
+from autotag.config import TrainConfig, checked_checkpoint_settings, make_config
 from autotag.runs.checkpoints import checkpoint_candidates
 from autotag.runs.folder import RunError, RunFolder
 
@@ -66,6 +66,10 @@ def _resolved(config: TrainConfig) -> dict[str, Any]:
 def init_from_run(module: TaggingModule, source_dir: str | Path) -> Path:
     """Load the source run's best checkpoint into `module`, all but the output layer's unshared rows.
 
+    Only the source's own checkpoint files are read (`checkpoint_candidates`), and only one
+    whose settings and labels a config could have given (`checked_checkpoint_settings`): its
+    labels size the new head's copy loop.
+
     Returns:
         The checkpoint the weights came from.
 
@@ -78,7 +82,7 @@ def init_from_run(module: TaggingModule, source_dir: str | Path) -> Path:
     for path in checkpoint_candidates(source_dir):
         try:
             ckpt = torch.load(path, map_location="cpu", weights_only=True)
-            labels = list(ckpt["hyper_parameters"]["labels"])
+            labels = checked_checkpoint_settings(ckpt["hyper_parameters"])["labels"]
             state = ckpt["state_dict"]
         except Exception as exc:  # a truncated or foreign file fails in many ways
             problems.append(f"{path.name}: {type(exc).__name__}: {exc}")

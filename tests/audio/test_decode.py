@@ -101,3 +101,32 @@ def test_a_file_at_an_odd_rate_is_refused_not_resampled_at_gigabyte_cost(tmp_pat
         load_audio(path, 16000)
     with pytest.raises(AudioError, match="44101 Hz cannot be converted"):
         next(iter_chunks(path, 16000, 16000))
+
+
+def test_the_limits_hold_at_their_edges() -> None:
+    from autotag.audio.decode import LIMITS, UNKNOWN_FRAMES
+
+    assert LIMITS.header_problem(8, 192000, 1200 * 192000) is None
+    assert LIMITS.header_problem(1, 4000, UNKNOWN_FRAMES) is None  # no length stated: counted while decoding
+    assert LIMITS.header_problem(9, 16000, 1) == "9 channels; at most 8 are accepted"
+    assert LIMITS.header_problem(0, 16000, 1) == "0 channels; at most 8 are accepted"
+    assert LIMITS.header_problem(1, 3999, 1) == "sample rate 3999 Hz is outside 4000..192000 Hz"
+    assert LIMITS.header_problem(1, 192001, 1) == "sample rate 192001 Hz is outside 4000..192000 Hz"
+    assert LIMITS.header_problem(1, 4000, 1200 * 4000 + 1) == "longer than the limit of 1200 s"
+
+
+def test_a_length_the_header_leaves_open_is_counted_while_decoding(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from autotag.audio import decode
+
+    path = tmp_path / "long.wav"
+    sf.write(path, np.zeros(30 * 4000, np.float32), 4000)
+    monkeypatch.setattr(decode, "LIMITS", decode.AudioLimits(max_seconds=20.0))
+    monkeypatch.setattr(decode, "UNKNOWN_FRAMES", 30 * 4000)  # as if the header said nothing of its length
+    with pytest.raises(AudioError, match="long.wav: longer than the limit of 20 s"):
+        load_audio(path, 4000)
+    chunks = decode.iter_chunks(path, 4000, 4000)
+    assert len([next(chunks) for _ in range(20)]) == 20  # streamed up to the limit, then refused
+    with pytest.raises(AudioError, match="long.wav: longer than the limit of 20 s"):
+        next(chunks)

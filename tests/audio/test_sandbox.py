@@ -49,7 +49,7 @@ def test_prestarted_workers_keep_their_limits() -> None:
 
 
 def test_a_dead_or_taken_worker_is_replaced() -> None:
-    limits = DecodeLimits(max_seconds=60.0)
+    limits = DecodeLimits(timeout_s=29.0)  # limits of their own: a waiting worker of its own
     prestart(limits)
     sandbox._spares[limits].send_signal(signal.SIGKILL)
     sandbox._spares[limits].wait()
@@ -61,7 +61,7 @@ def test_a_dead_or_taken_worker_is_replaced() -> None:
 
 
 def test_a_waiting_worker_ends_when_its_parent_does() -> None:
-    limits = DecodeLimits(max_seconds=30.0)
+    limits = DecodeLimits(timeout_s=28.0)
     prestart(limits)
     worker = sandbox._spares.pop(limits)
     worker.stdin.close()  # what the parent's exit does to the pipe

@@ -6,9 +6,12 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from autotag.config import ConfigError
 from autotag.runs.folder import RunError
-from autotag.serving.tagger import Tagger
+from autotag.serving.tagger import Tagger, TaggingNet
 from tests.conftest import tone
 
 pytestmark = pytest.mark.slow
@@ -97,3 +100,38 @@ def test_tagger_scores_like_the_trained_lightning_module(trained_run: Path, demo
         expected = torch.sigmoid(module(module.frontend(torch.from_numpy(chunks)))).numpy()
     # Folded batch norms sum in another order: float32 noise of about 1e-6 in a probability.
     np.testing.assert_allclose(pred.taggram, expected, atol=5e-6)
+
+
+#: A checkpoint's own numbers for each setting: in range, at the schema's edges, and far outside.
+_VALUES = {
+    "sample_rate": st.sampled_from([8000, 16000, 48000, 1, 10**7]),
+    "n_fft": st.sampled_from([64, 512, 8192, 2**20]),
+    "hop_length": st.sampled_from([16, 256, 4096, 2**20]),
+    "n_mels": st.sampled_from([None, 8, 48, 256, 10**6]),
+    "f_min": st.sampled_from([0.0, 2000.0, 1e9]),
+    "f_max": st.sampled_from([None, 1000.0, 4000.0, 24000.0, 1e9]),
+    "chunk_seconds": st.sampled_from([0.5, 3.0, 60.0, 1e6]),
+    "labels": st.sampled_from([["a", "b"], [f"t{i}" for i in range(1000)], [f"t{i}" for i in range(1001)]]),
+}
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.fixed_dictionaries(_VALUES))
+def test_a_network_is_built_only_from_settings_a_config_could_hold(values: dict) -> None:
+    """Whatever a checkpoint says, TaggingNet refuses it (ConfigError) or builds a network of config size."""
+    try:
+        net = TaggingNet({"model_name": "tiny", **values})
+    except ConfigError:
+        return
+    assert sum(p.numel() for p in net.parameters()) < 10**7
+    assert net.hparams.chunk_seconds <= 60.0 and len(net.hparams.labels) <= 1000
+
+
+def test_the_loaded_checkpoints_time_is_kept_when_the_file_is_gone(trained_run: Path, tmp_path: Path) -> None:
+    """A robustness report keys its progress on it; ModelCheckpoint may have deleted the file since."""
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    tagger = Tagger.load(run)
+    stamp = tagger.checkpoint.stat().st_mtime_ns
+    tagger.checkpoint.unlink()
+    assert tagger.checkpoint_mtime_ns == stamp

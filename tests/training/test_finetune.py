@@ -78,3 +78,23 @@ def test_fit_init_from_a_run_name_records_the_source_and_trains(
     capsys.readouterr()
     assert main(["fit", "--data", str(small_csv_dataset), "--model", "fcn", "--init-from", str(trained_run)]) == 2
     assert "its model differs (model tiny there, fcn here" in capsys.readouterr().err
+
+
+def test_only_the_sources_own_checkpoints_with_valid_settings_give_weights(trained_run: Path, tmp_path: Path) -> None:
+    import shutil
+
+    source = tmp_path / "source"
+    shutil.copytree(trained_run, source)
+    best, last = checkpoint_candidates(source)[0], source / "checkpoints" / "last.ckpt"
+    ckpt = torch.load(best, map_location="cpu", weights_only=True)
+    hp = ckpt["hyper_parameters"]
+    features = {k: hp[k] for k in ("sample_rate", "n_fft", "hop_length", "n_mels", "f_min", "f_max")}
+    module = TaggingModule("tiny", ["kazoo", "b"], **features)
+    ckpt["hyper_parameters"] = {**hp, "labels": [f"t{i}" for i in range(1001)]}  # one more than a config allows
+    torch.save(ckpt, best)
+    assert init_from_run(module, source) == last
+    foreign = tmp_path / "foreign.ckpt"
+    last.rename(foreign)
+    last.symlink_to(foreign)  # a good checkpoint, but another's
+    with pytest.raises(RunError, match=r"no checkpoint of .* loads: best-.*labels: 1001 tags; at most 1000$"):
+        init_from_run(module, source)

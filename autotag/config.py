@@ -450,8 +450,8 @@ def _one_error(err: Any) -> str:
     """One pydantic error in a few words: field, what is allowed, what was given (shortened)."""
     field = ".".join(str(p) for p in err["loc"]) or "settings"
     given = err.get("input")
-    shown = "" if isinstance(given, dict) else f" (got {str(given)[:40]})"
-    return f"{field}: {err['msg'].removeprefix('Value error, ')[:200]}{shown}"
+    quoted = "" if isinstance(given, dict) else f" (got {shown(given)})"
+    return f"{field}: {shorten(err['msg'].removeprefix('Value error, '), 200)}{quoted}"
 
 
 def _checked_labels(labels: object) -> list[str]:

@@ -245,18 +245,17 @@ def test_any_json_in_status_json_reads_as_a_typed_status(tmp_path: Path, data: o
 
 def test_two_processes_never_claim_the_same_run_folder(tmp_path: Path) -> None:
     config = make_config(data=str(tmp_path), model="tiny")
+
+    def claim(folder: Path, barrier: threading.Barrier, won: list[Path], lost: list[str]) -> None:
+        barrier.wait()
+        try:
+            won.append(create_run(config, folder=folder))
+        except RunError as exc:
+            lost.append(str(exc))
+
     for attempt in range(40):
-        folder = tmp_path / f"claimed-{attempt}"
-        barrier, won, lost = threading.Barrier(2), [], []
-
-        def claim() -> None:
-            barrier.wait()
-            try:
-                won.append(create_run(config, folder=folder))
-            except RunError as exc:
-                lost.append(str(exc))
-
-        threads = [threading.Thread(target=claim) for _ in range(2)]
+        folder, barrier, won, lost = tmp_path / f"claimed-{attempt}", threading.Barrier(2), [], []
+        threads = [threading.Thread(target=claim, args=(folder, barrier, won, lost)) for _ in range(2)]
         for t in threads:
             t.start()
         for t in threads:

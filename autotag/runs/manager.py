@@ -37,7 +37,7 @@ from autotag.runs.folder import (
     runs_folder,
 )
 from autotag.runs.procs import group_alive, is_alive, process_start_time, send_signal
-from autotag.training.distributed import clean_launch_env, not_here
+from autotag.training.distributed import check_devices, clean_launch_env, not_here
 
 if TYPE_CHECKING:
     from autotag.training.trial import TrialLink
@@ -203,6 +203,7 @@ def launch(
     if config.num_nodes > 1:
         raise RunError(not_here(config.num_nodes))
     check_init_source(config)
+    check_devices(config)
     runs_dir = runs_folder(runs_dir)
     actor = check(actor, "launch", Path(name or "a run"), None, runs_dir)
     check_writable(runs_dir)  # a clear error for a read-only or full disk, before anything starts

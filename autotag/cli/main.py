@@ -108,8 +108,8 @@ def _fit_run_dir(args: argparse.Namespace, config: TrainConfig, made: list[Path]
     `fit` as before (torchrun and SLURM start every rank at once).
     """
     from autotag.access import Actor, record
-    from autotag.data.prepare import prepare_features, printed_progress
-    from autotag.runs.folder import RunFolder, create_run
+    from autotag.data.prepare import open_dataset, prepare_features, printed_progress
+    from autotag.runs.folder import RunFolder, check_writable, create_run, runs_folder
     from autotag.training.distributed import check_devices, is_rank_zero, launched_by_cluster, not_here
     from autotag.training.finetune import check_init_source
 
@@ -121,9 +121,11 @@ def _fit_run_dir(args: argparse.Namespace, config: TrainConfig, made: list[Path]
         return
     if config.num_nodes > 1 and not launched_by_cluster():
         raise UsageError(not_here(config.num_nodes))
+    open_dataset(config)  # bad metadata: at once
     check_init_source(config)  # a run to start from that does not fit
     check_devices(config)  # GPUs that this machine does not have
-    prepare_features(config, progress=printed_progress(sys.stderr))  # bad data, or audio that does not decode
+    check_writable(args.run_dir.parent if args.run_dir else runs_folder(args.runs_dir))  # before a long decode
+    prepare_features(config, progress=printed_progress(sys.stderr))  # audio that does not decode
     with _ctrl_c_held():  # the folder is made whole (config.yaml, status.json) before a Ctrl-C counts
         run_dir = create_run(config, args.runs_dir, args.name, folder=args.run_dir)
         me = Actor.local()  # the CLI acts for the machine's user: unrestricted, but owner and log say who

@@ -10,8 +10,12 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
-from collections.abc import Sequence
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 from autotag.cli.robustness import add_robustness_parser
@@ -26,6 +30,8 @@ from autotag.text import shorten
 USAGE_EXIT = 2
 #: 128 + SIGPIPE, what a shell reports for a command whose reader closed the pipe.
 BROKEN_PIPE_EXIT = 141
+#: 128 + SIGINT, what a shell reports for a command that Ctrl-C ended.
+INTERRUPTED_EXIT = 130
 
 
 class UsageError(Exception):
@@ -93,29 +99,58 @@ def _config_from_args(args: argparse.Namespace) -> TrainConfig:
 RUN_DIR_ENV = "AUTOTAG_RUN_DIR"
 
 
-def _fit_run_dir(args: argparse.Namespace, config: TrainConfig) -> Path:
-    """The run folder of this `fit` process: created by rank 0, shared by the other ranks."""
+def _fit_run_dir(args: argparse.Namespace, config: TrainConfig, made: list[Path]) -> None:
+    """The run folder of this `fit` process, appended to `made` as soon as it exists:
+    created by rank 0, shared by the other ranks.
+
+    Rank 0 first decodes the data set into the feature cache (which the run then reuses):
+    a set whose audio does not decode is refused before a run folder exists. The other
+    ranks find the cache built (Lightning starts them from `trainer.fit`) or build it in
+    `fit` as before (torchrun and SLURM start every rank at once).
+    """
     from autotag.access import Actor, record
-    from autotag.data.prepare import open_dataset
-    from autotag.runs.folder import RunFolder, create_run
-    from autotag.training.distributed import is_rank_zero, launched_by_cluster, not_here
+    from autotag.data.prepare import open_dataset, prepare_features, printed_progress
+    from autotag.runs.folder import RunFolder, check_writable, create_run, runs_folder
+    from autotag.training.distributed import check_devices, is_rank_zero, launched_by_cluster, not_here
     from autotag.training.finetune import check_init_source
 
     if not is_rank_zero():
         inherited = os.environ.get(RUN_DIR_ENV) or args.run_dir
         if not inherited:
             raise UsageError("a fit started by torchrun or SLURM needs --run-dir (the same folder on every rank)")
-        return absolute(inherited)
+        made.append(absolute(inherited))
+        return
     if config.num_nodes > 1 and not launched_by_cluster():
         raise UsageError(not_here(config.num_nodes))
-    open_dataset(config)  # refuse bad data, or a run to start from that does not fit, before a run folder exists
-    check_init_source(config)
-    run_dir = create_run(config, args.runs_dir, args.name, folder=args.run_dir)
-    me = Actor.local()  # the CLI acts for the machine's user: unrestricted, but owner and log say who
-    RunFolder(run_dir).write_status(owner=me.name)
-    record(run_dir.parent, me, "launch", run_dir)
-    os.environ[RUN_DIR_ENV] = str(run_dir)
-    return run_dir
+    open_dataset(config)  # bad metadata: at once
+    check_init_source(config)  # a run to start from that does not fit
+    check_devices(config)  # GPUs that this machine does not have
+    check_writable(args.run_dir.parent if args.run_dir else runs_folder(args.runs_dir))  # before a long decode
+    prepare_features(config, progress=printed_progress(sys.stderr))  # audio that does not decode
+    with _ctrl_c_held():  # the folder is made whole (config.yaml, status.json) before a Ctrl-C counts
+        run_dir = create_run(config, args.runs_dir, args.name, folder=args.run_dir)
+        me = Actor.local()  # the CLI acts for the machine's user: unrestricted, but owner and log say who
+        RunFolder(run_dir).write_status(owner=me.name)
+        record(run_dir.parent, me, "launch", run_dir)
+        os.environ[RUN_DIR_ENV] = str(run_dir)
+        made.append(run_dir)
+
+
+@contextmanager
+def _ctrl_c_held() -> Iterator[None]:
+    """Hold a Ctrl-C until the block has run, then raise it."""
+    held: list[int] = []
+    previous = signal.getsignal(signal.SIGINT)
+    if previous is not signal.default_int_handler or threading.current_thread() is not threading.main_thread():
+        yield  # Ctrl-C is ignored or handled elsewhere: nothing to hold
+        return
+    signal.signal(signal.SIGINT, lambda signum, frame: held.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if held:
+        raise KeyboardInterrupt
 
 
 def _cmd_fit(args: argparse.Namespace) -> int:
@@ -123,17 +158,36 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     from autotag.training.fit import RunStopped, fit, fit_summary
 
     config = _config_from_args(args)
-    run_dir = _fit_run_dir(args, config)
-    logging.getLogger("autotag").info("run folder: %s", run_dir)
+    made: list[Path] = []  # the run folder, once it exists: from then on a Ctrl-C stops that run
     try:
-        metrics = fit(config, run_dir)
-    except RunStopped:
-        print(_stopped_advice(run_dir), file=sys.stderr)
-        return 1
+        _fit_run_dir(args, config, made)
+        logging.getLogger("autotag").info("run folder: %s", made[0])
+        metrics = fit(config, made[0])
+    except (RunStopped, KeyboardInterrupt):
+        if not made:
+            raise  # nothing was written yet: `main` says "interrupted"
+        _record_stop(made[0])
+        print(_stopped_advice(made[0]), file=sys.stderr)
+        return INTERRUPTED_EXIT
     if is_rank_zero():
         print(fit_summary(metrics), file=sys.stderr)
-        print(run_dir, flush=True)
+        print(made[0], flush=True)
     return 0
+
+
+def _record_stop(run_dir: Path) -> None:
+    """A run that a Ctrl-C ended before `fit` took charge of it (or while `fit` recorded its
+    stop) is stopped, not left queued or running for a later reader to call crashed."""
+    from autotag.runs.folder import RunFolder, RunState
+    from autotag.training.distributed import is_rank_zero
+
+    run = RunFolder(run_dir)
+    if not is_rank_zero():
+        return  # rank 0 owns the folder
+    state = run.read_status().state
+    if state.stoppable:
+        note = "cancelled before it started" if state is RunState.QUEUED else None
+        run.write_status(state=RunState.STOPPED, ended=time.time(), note=note)
 
 
 def _stopped_advice(run_dir: Path) -> str:
@@ -319,12 +373,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    setup_logging()
     try:
+        args = build_parser().parse_args(argv)
+        setup_logging()
         code = args.func(args)
         sys.stdout.flush()  # a reader that went away shows here, where it is handled, not at exit
         return code
+    except KeyboardInterrupt:
+        # First: the next clause imports modules, which fails while a Ctrl-C has left one
+        # (torch, say) half imported. A command that wrote something says so itself.
+        print("autotag: interrupted", file=sys.stderr)
+        return INTERRUPTED_EXIT
     except _input_errors() as exc:
         print(f"autotag: error: {_bounded(str(exc))}", file=sys.stderr)
         return USAGE_EXIT

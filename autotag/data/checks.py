@@ -43,6 +43,12 @@ class ValidationReport:
     def skipped(self) -> int:
         return len(self.missing_files) + len(self.undecodable) + len(self.untagged) + len(self.duplicate_ids)
 
+    def unrankable(self, split: str) -> tuple[list[str], list[str]]:
+        """(tags on every clip of `split`, tags on none): the tags its ROC-AUC and PR-AUC
+        cannot rank, since ranking a tag needs a clip with it and one without."""
+        counts, size = self.tag_counts.get(split, {}), self.split_sizes.get(split, 0)
+        return [t for t, n in counts.items() if n == size], [t for t, n in counts.items() if n == 0]
+
     def summary_lines(self, limit: int = 5) -> list[str]:
         """Human-readable lines; long lists show their first `limit` entries."""
         lines = [
@@ -58,16 +64,40 @@ class ValidationReport:
             ("tags without positives in train (removed)", self.unlearnable_tags),
         ):
             if items:
-                more = f" ... and {len(items) - limit} more" if len(items) > limit else ""
-                lines.append(f"skipped {len(items)} {title}: {', '.join(items[:limit])}{more}")
+                lines.append(f"skipped {len(items)} {title}: {_listed(items, limit)}")
         for split, tags in self.tags_without_positives.items():
             if tags:
                 many = "tags have" if len(tags) > 1 else "tag has"
-                lines.append(f"{len(tags)} {many} no positive in {split}: {', '.join(tags[:limit])}")
+                lines.append(f"{len(tags)} {many} no positive in {split}: {_listed(tags, limit)}")
+        lines += [line for split in ("valid", "test") if (line := self._unrankable_line(split, limit))]
         return lines
+
+    def _unrankable_line(self, split: str, limit: int) -> str | None:
+        """Says so when `split` can rank no tag at all: its macro scores will be n/a.
+
+        Not an error: training and the best checkpoint go by val_loss, which is defined.
+        """
+        everywhere, nowhere = self.unrankable(split)
+        size = self.split_sizes.get(split, 0)
+        if not size or len(everywhere) + len(nowhere) < len(self.tag_counts.get(split, {})):
+            return None
+        on_all = "on its one clip" if size == 1 else f"on all {size} of its clips"
+        where = [f"{on_all}: {_listed(everywhere, limit)}"] if everywhere else []
+        where += [f"on none: {_listed(nowhere, limit)}"] if nowhere else []
+        then = "; the best checkpoint is still chosen by val_loss" if split == "valid" else ""
+        return (
+            f"no tag can be ranked in {split} (each needs a clip with it and one without; {'; '.join(where)}): "
+            f"its ROC-AUC and PR-AUC will be n/a{then}"
+        )
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def _listed(items: list[str], limit: int) -> str:
+    """The first `limit` items, and how many more there are."""
+    more = f" ... and {len(items) - limit} more" if len(items) > limit else ""
+    return ", ".join(items[:limit]) + more
 
 
 def check_dataset(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TextIO
 
 from autotag.config import TrainConfig
 from autotag.data.checks import ValidationReport, check_dataset, require_trainable
@@ -49,6 +49,20 @@ def feature_device(config: TrainConfig) -> str:
         return "cpu"
     local_rank = int(os.environ.get("LOCAL_RANK", "0") or 0)  # each DDP process of a node has its GPU
     return f"cuda:{local_rank % torch.cuda.device_count()}"
+
+
+def printed_progress(stream: TextIO) -> Progress:
+    """A (done, total) callback that prints "features done/total" to `stream` every 10 %."""
+    last = -1
+
+    def progress(done: int, total: int) -> None:
+        nonlocal last
+        tenth = done * 10 // max(total, 1)
+        if tenth != last or done == total:
+            last = tenth
+            print(f"features {done}/{total}", file=stream, flush=True)
+
+    return progress
 
 
 def prepare_features(

@@ -39,7 +39,7 @@ from autotag.runs.folder import (
 )
 from autotag.runs.procs import group_alive, is_alive, process_start_time, send_signal
 from autotag.text import shown
-from autotag.training.distributed import clean_launch_env, not_here
+from autotag.training.distributed import check_devices, clean_launch_env, not_here
 
 if TYPE_CHECKING:
     from autotag.training.trial import TrialLink
@@ -207,6 +207,7 @@ def launch(
     if config.num_nodes > 1:
         raise RunError(not_here(config.num_nodes))
     check_init_source(config)
+    check_devices(config)
     runs_dir = runs_folder(runs_dir)
     actor = check(actor, "launch", Path(name or "a run"), None, runs_dir)
     check_writable(runs_dir)  # a clear error for a read-only or full disk, before anything starts

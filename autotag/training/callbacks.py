@@ -16,6 +16,7 @@ Under DDP rank 0 asks and every rank stops together.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,13 @@ def cache_progress(run_dir: Path, every: float = 1.0) -> Progress:
                 log.info("features computed for %d clips", total)
 
     return report
+
+
+def finite(value: torch.Tensor | float) -> float | None:
+    """A logged metric as status.json stores it: a float, or None (shown "n/a") when it is
+    NaN or infinite, as a macro AUC is when no tag of the split can be ranked."""
+    number = float(value)
+    return number if math.isfinite(number) else None
 
 
 def _flush(trainer: L.Trainer) -> None:
@@ -106,22 +114,21 @@ class StatusCallback(L.Callback):
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.sanity_checking or not trainer.is_global_zero:
             return
-        metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
+        metrics = {k: finite(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
         # ModelCheckpoint runs after this callback, so its best score is one epoch behind.
         ckpt = trainer.checkpoint_callback
-        seen = [metrics.get("val_loss")]
-        if ckpt is not None and ckpt.best_model_score is not None:
-            seen.append(float(ckpt.best_model_score))
-        best = min((v for v in seen if v is not None), default=None)
-        extra: dict[str, Any] = {}
         current = metrics.get("val_loss")
-        if current is not None and (len(seen) == 1 or current < seen[1]):  # ModelCheckpoint's rule: strictly lower
+        previous = finite(ckpt.best_model_score) if ckpt is not None and ckpt.best_model_score is not None else None
+        best = min((v for v in (current, previous) if v is not None), default=None)
+        extra: dict[str, Any] = {}
+        if current is not None and (previous is None or current < previous):  # ModelCheckpoint's rule: strictly lower
             # The epoch whose checkpoint is the run's best: a sweep scores a trial by these.
             extra["best_val_metrics"] = {k: v for k, v in metrics.items() if k.startswith("val_")}
         self._write(trainer, best_val_loss=best, last_metrics=metrics, **extra)
         _flush(trainer)  # each epoch's validation point shows up at once
-        shown = " ".join(f"{k} {v:.4f}" for k, v in sorted(metrics.items()))
-        log.info("epoch %d/%d %s", trainer.current_epoch + 1, trainer.max_epochs, shown)
+        shown = " ".join(f"{k} {'n/a' if v is None else f'{v:.4f}'}" for k, v in sorted(metrics.items()))
+        why = getattr(pl_module, "val_note", None) if None in metrics.values() else None
+        log.info("epoch %d/%d %s%s", trainer.current_epoch + 1, trainer.max_epochs, shown, f" ({why})" if why else "")
 
 
 class FreezeBackbone(L.Callback):
@@ -158,8 +165,12 @@ class PruneTrial(L.Callback):
         prune = False
         if trainer.is_global_zero:
             value = trainer.callback_metrics.get(self.link.metric)
-            if value is not None:
-                prune = report(self.trial_file, trainer.current_epoch + 1, float(value))
+            number = finite(value) if value is not None else None
+            if number is not None:
+                prune = report(self.trial_file, trainer.current_epoch + 1, number)
+            elif value is not None:  # NaN or inf: a pruner would take it for the worst value and prune
+                epoch, metric = trainer.current_epoch + 1, self.link.metric
+                log.warning("epoch %d's %s is n/a (%s): not reported to the sweep", epoch, metric, float(value))
         prune = trainer.strategy.broadcast(prune)
         if prune:
             trainer.should_stop = True

@@ -14,8 +14,12 @@ import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from autotag.runs.folder import RunError
+
 if TYPE_CHECKING:  # the dashboard imports this module (launch environments) and must not load torch
     import torch
+
+    from autotag.config import TrainConfig
 
 #: Variables in which Lightning's launcher, torchrun, SLURM or LSF give a process its rank.
 RANK_VARIABLES = ("RANK", "LOCAL_RANK", "NODE_RANK", "GROUP_RANK", "SLURM_PROCID", "JSM_NAMESPACE_RANK")
@@ -56,6 +60,29 @@ def not_here(num_nodes: int) -> str:
         f"num_nodes is {num_nodes}: a run on several machines is started by SLURM or torchrun on every "
         "machine, not from here; get its job script with `python -m autotag runs export-slurm`"
     )
+
+
+def check_devices(config: TrainConfig) -> None:
+    """Refuse a GPU run on a machine without the GPUs it asks for, before a run folder exists.
+
+    Lightning would refuse it too, but only in the trainer, leaving a failed run behind.
+    torch is imported only for `accelerator: gpu`: the dashboard calls this when it launches.
+
+    Raises:
+        RunError: no GPU that torch can use, or fewer than `devices`.
+    """
+    if config.accelerator != "gpu":
+        return
+    import torch
+
+    found = torch.cuda.device_count() if torch.cuda.is_available() else int(torch.backends.mps.is_available())
+    if found == 0:
+        raise RunError("accelerator is gpu, but torch finds no GPU on this machine; choose accelerator auto or cpu")
+    if found < config.devices:
+        raise RunError(
+            f"devices is {config.devices} with accelerator gpu, but this machine has {found} GPU(s) that torch "
+            f"can use; choose devices {found} or fewer"
+        )
 
 
 def clean_launch_env(env: dict[str, str]) -> dict[str, str]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import sys
 import time
 import warnings
 from pathlib import Path
@@ -63,12 +64,19 @@ class RunStopped(Exception):
 def _is_stop(exc: BaseException) -> bool:
     """SIGTERM or Ctrl-C. Lightning turns a Ctrl-C inside `trainer.fit` into `sys.exit(1)`
     after its graceful shutdown (lightning/pytorch/trainer/call.py), so a SystemExit raised
-    while handling a KeyboardInterrupt is a stop too, not a failure."""
-    from lightning.pytorch.utilities.exceptions import SIGTERMException
+    while handling a KeyboardInterrupt is a stop too, not a failure.
 
+    Nothing is imported here: a Ctrl-C while torch or Lightning was being imported leaves
+    them half-initialised, and importing again would fail. An exception of Lightning's
+    can only have been raised once its module was loaded.
+    """
+    if isinstance(exc, KeyboardInterrupt):
+        return True
     if isinstance(exc, SystemExit) and isinstance(exc.__context__, KeyboardInterrupt):
         return True
-    return isinstance(exc, (SIGTERMException, KeyboardInterrupt))
+    lightning_errors = sys.modules.get("lightning.pytorch.utilities.exceptions")
+    sigterm = getattr(lightning_errors, "SIGTERMException", None)
+    return sigterm is not None and isinstance(exc, sigterm)
 
 
 def fit(
@@ -102,31 +110,33 @@ def fit(
     resume = absolute(resume_from) if resume_from else None
     folder = _RankFolder(RunFolder(run_dir), writes=is_rank_zero())  # under DDP, rank 0 owns the folder
     attached = None
-    if folder.writes:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        if not folder.run.is_run:
-            save_config(config, folder.run.config)
-        folder.run.sweep_orphans()  # temp files of an earlier process of this run that was killed
-        attached = _attach_log_file(run_dir) if log_file else None
-        folder.status(
-            state=RunState.RUNNING,
-            pid=os.getpid(),
-            pid_start=process_start_time(os.getpid()),
-            started=time.time(),
-            max_epochs=config.max_epochs,
-            ended=None,
-            error=None,
-            train_clock=None,  # a resumed run's old clock would count the time it was stopped
-        )
-    else:
-        logging.getLogger("autotag").setLevel(logging.WARNING)  # rank 0 already logs every line once
-    try:
+    try:  # from the first write on: a Ctrl-C at any moment ends the run "stopped", never "running"
+        if folder.writes:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            if not folder.run.is_run:
+                save_config(config, folder.run.config)
+            folder.run.sweep_orphans()  # temp files of an earlier process of this run that was killed
+            attached = _attach_log_file(run_dir) if log_file else None
+            folder.status(
+                state=RunState.RUNNING,
+                pid=os.getpid(),
+                pid_start=process_start_time(os.getpid()),
+                started=time.time(),
+                max_epochs=config.max_epochs,
+                ended=None,
+                error=None,
+                train_clock=None,  # a resumed run's old clock would count the time it was stopped
+            )
+        else:
+            logging.getLogger("autotag").setLevel(logging.WARNING)  # rank 0 already logs every line once
         metrics = _fit(config, folder, resume)
     except BaseException as exc:
         # Under DDP, Stop signals every rank, and the rank that ends first closes the
         # collective's connection under the others: their error is part of the stop.
         if _is_stop(exc) or folder.run.stop_request.exists():
-            log.info("run stopped on request; resume continues from the last checkpoint")
+            saved = any(folder.run.checkpoints.glob("*.ckpt")) if folder.writes else False
+            after = "; resume continues from its last checkpoint" if saved else " before its first checkpoint"
+            log.info("run stopped on request%s", after)
             folder.status(state=RunState.STOPPED, ended=time.time())
             raise RunStopped(str(run_dir)) from None
         reason = f"{type(exc).__name__}: {exc}"
@@ -223,7 +233,7 @@ def _fit(config: TrainConfig, folder: _RankFolder, resume_from: Path | None) -> 
     metrics = _plain(metrics)
     folder.json(folder.run.metrics, metrics)
     folder.status(state=RunState.COMPLETED, phase="done", ended=time.time(), test_roc_auc=metrics.get("roc_auc_macro"))
-    log.info("test ROC-AUC %s, PR-AUC %s", metrics.get("roc_auc_macro"), metrics.get("pr_auc_macro"))
+    log.info("test ROC-AUC %s, PR-AUC %s", _score(metrics.get("roc_auc_macro")), _score(metrics.get("pr_auc_macro")))
     return metrics
 
 
@@ -255,14 +265,15 @@ def _evaluate(
     return metrics
 
 
+def _score(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
 def fit_summary(metrics: dict[str, Any]) -> str:
-    """One line for terminals."""
+    """One line for terminals; a score that could not be computed is "n/a", with the reason."""
     auc, pr = metrics.get("roc_auc_macro"), metrics.get("pr_auc_macro")
-    shown = {
-        k: "n/a" if v is None else f"{v:.3f}"
-        for k, v in (("auc", auc), ("pr", pr), ("val", metrics.get("best_val_loss")))
-    }
+    why = f" ({metrics['note']})" if metrics.get("note") and None in (auc, pr) else ""
     return (
-        f"epochs {metrics.get('epochs')}, best val_loss {shown['val']}, "
-        f"test ROC-AUC {shown['auc']}, PR-AUC {shown['pr']}"
+        f"epochs {metrics.get('epochs')}, best val_loss {_score(metrics.get('best_val_loss'))}, "
+        f"test ROC-AUC {_score(auc)}, PR-AUC {_score(pr)}{why}"
     )

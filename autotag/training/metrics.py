@@ -48,6 +48,14 @@ def tag_scores(probs: torch.Tensor, targets: torch.Tensor, labels: list[str]) ->
     }
 
 
+def unscored_note(scores: dict, split: str) -> str | None:
+    """Why `split` has no macro ROC-AUC and PR-AUC (None when it has them), for the places
+    that show them as "n/a": a value that cannot be computed is shown with its reason."""
+    if len(scores["unscored_tags"]) < len(scores["per_tag"]):
+        return None
+    return f"no tag in the {split} split has both a positive and a negative clip, so ROC-AUC and PR-AUC are n/a"
+
+
 def clip_average(chunk_probs: torch.Tensor, clip_index: torch.Tensor, n_clips: int) -> torch.Tensor:
     """Average chunk scores per clip.
 

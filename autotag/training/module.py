@@ -14,7 +14,7 @@ from torch import nn
 from autotag.models.architectures import build_tagger
 from autotag.training.augment import Augment, AugmentSettings
 from autotag.training.distributed import EvalRows, gather_eval_rows
-from autotag.training.metrics import clip_level, tag_scores
+from autotag.training.metrics import clip_level, tag_scores, unscored_note
 
 
 class TaggingModule(L.LightningModule):
@@ -56,6 +56,7 @@ class TaggingModule(L.LightningModule):
         self.loss_fn = nn.BCEWithLogitsLoss()
         self._eval: list[EvalRows] = []
         self.test_result: dict | None = None
+        self.val_note: str | None = None  # why the last validation's ROC-AUC and PR-AUC are n/a
 
     def forward(self, mels: torch.Tensor) -> torch.Tensor:
         """Args: mels (batch, n_mels, frames) in dB. Returns: logits (batch, tags)."""
@@ -96,6 +97,7 @@ class TaggingModule(L.LightningModule):
 
     def on_validation_epoch_end(self) -> None:
         scores = self._epoch_scores("val")
+        self.val_note = unscored_note(scores, "valid")
         self.log("val_roc_auc", scores["roc_auc_macro"], prog_bar=True, sync_dist=True)
         self.log("val_pr_auc", scores["pr_auc_macro"], sync_dist=True)
 
@@ -107,6 +109,9 @@ class TaggingModule(L.LightningModule):
 
     def on_test_epoch_end(self) -> None:
         self.test_result = self._epoch_scores("test")
+        note = unscored_note(self.test_result, "test")
+        if note:
+            self.test_result["note"] = note
         self.log("test_roc_auc", self.test_result["roc_auc_macro"], sync_dist=True)
         self.log("test_pr_auc", self.test_result["pr_auc_macro"], sync_dist=True)
 

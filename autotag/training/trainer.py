@@ -10,6 +10,7 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import lightning as L
 from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
@@ -35,6 +36,47 @@ def _not_an_advert(record: logging.LogRecord) -> bool:
 logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_not_an_advert)
 
 
+class RunCheckpoint(ModelCheckpoint):
+    """ModelCheckpoint that follows its run folder when the folder was moved or copied.
+
+    Lightning keeps the absolute paths of the best and last checkpoints in the state it
+    saves. A run restored from a backup, or on a volume mounted elsewhere, would resume
+    with paths into a folder that is gone, and Lightning itself, seeing another dirpath,
+    keeps only the stale best path and forgets the best score and `best_k_models` (so a
+    better epoch would not replace the old best file). The paths that lay in the saved
+    checkpoint folder are rebased onto this one before Lightning reads them.
+    """
+
+    @property
+    def state_key(self) -> str:
+        # Lightning files a callback's state under its class name: keep ModelCheckpoint's, so
+        # the checkpoints of runs saved before this class existed restore into it too.
+        return super().state_key.replace(type(self).__qualname__, ModelCheckpoint.__qualname__, 1)
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        saved = state_dict.get("dirpath")
+        if saved and self.dirpath and saved != self.dirpath:
+            state_dict = _rebased(state_dict, str(saved), str(self.dirpath))
+        super().load_state_dict(state_dict)
+
+
+def _rebased(state: dict[str, Any], old: str, new: str) -> dict[str, Any]:
+    """`state` with every path inside folder `old` moved into folder `new`."""
+
+    def move(path: str) -> str:
+        if not path or not Path(path).is_relative_to(old):
+            return path  # none yet, or a file that was never in the checkpoint folder
+        return str(Path(new) / Path(path).relative_to(old))
+
+    moved = {**state, "dirpath": new}
+    for key in ("best_model_path", "last_model_path", "kth_best_model_path"):
+        if key in state:
+            moved[key] = move(state[key])
+    if "best_k_models" in state:
+        moved["best_k_models"] = {move(path): score for path, score in state["best_k_models"].items()}
+    return moved
+
+
 def build_module(config: TrainConfig, labels: list[str]) -> TaggingModule:
     return TaggingModule(
         model_name=config.model,
@@ -49,14 +91,14 @@ def build_module(config: TrainConfig, labels: list[str]) -> TaggingModule:
 
 def build_trainer(
     config: TrainConfig, run_dir: Path, train_batches: int, extra_callbacks: Sequence[Callback] = ()
-) -> tuple[L.Trainer, ModelCheckpoint]:
+) -> tuple[L.Trainer, RunCheckpoint]:
     """The run's Trainer: EarlyStopping and ModelCheckpoint on val_loss, TensorBoard in tb/.
 
     Args:
         train_batches: Batches per training epoch, to log at least once per epoch.
     """
     run = RunFolder(run_dir)
-    checkpoint = ModelCheckpoint(
+    checkpoint = RunCheckpoint(
         dirpath=run.checkpoints,
         filename=f"{RunFolder.BEST_PREFIX}epoch{{epoch:03d}}-step{{step:06d}}",
         auto_insert_metric_name=False,

@@ -150,3 +150,38 @@ def test_tag_names_a_run_that_did_not_complete(
     assert main(["tag", "--run", str(run), clip]) == 0
     err = capsys.readouterr().err
     assert f"warning: run {run.name} is failed (RuntimeError: disk full); using its best checkpoint so far" in err
+
+
+def test_a_ctrl_c_before_fit_took_charge_of_its_run_folder_stops_the_run(
+    small_csv_dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The run folder exists, queued; a Ctrl-C before `fit` wrote "running" must not leave it
+    queued (the scheduler would start it in the background) or running (later "crashed")."""
+    from autotag.runs.folder import RunFolder
+    from autotag.training import fit
+
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(fit, "fit", interrupted)
+    runs = tmp_path / "runs"
+    args = ["fit", "--data", str(small_csv_dataset), "--model", "tiny", "--chunk-seconds", "0.5"]
+    assert main([*args, "--runs-dir", str(runs)]) == 130
+    (run,) = (r for r in runs.iterdir() if RunFolder(r).is_run)
+    status = RunFolder(run).read_status()
+    assert status.state == "stopped" and status.note == "cancelled before it started"
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last.startswith("stopped before the first checkpoint, so there is nothing to resume"), last
+
+
+def test_a_ctrl_c_in_any_command_is_one_line_and_exit_130(
+    capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from autotag.cli import main as cli
+
+    def interrupted(args: object) -> int:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "_cmd_demo_data", interrupted)
+    assert main(["demo-data", "anywhere"]) == 130
+    assert capsys.readouterr().err == "autotag: interrupted\n"

@@ -1,8 +1,10 @@
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from autotag.data.checks import DataSetError, check_dataset, require_trainable
+from autotag.data.checks import DataSetError, ValidationReport, check_dataset, require_trainable
 from autotag.data.formats import load_dataset
 from tests.conftest import write_csv_dataset
 
@@ -48,3 +50,47 @@ def test_untrainable_sets_get_one_clear_error(tmp_path: Path) -> None:
     report, usable = check_dataset(load_dataset(no_valid))
     with pytest.raises(DataSetError, match="no usable clips in the valid split"):
         require_trainable(report, usable)
+
+
+def test_long_tag_lists_say_how_many_more_there_are(tmp_path: Path) -> None:
+    tags = ["brass", "drums", "organ", "piano", "reed", "strings", "synth"]
+    rows = [(f"{i}.wav", ";".join(tags), "train") for i in range(2)] + [("v.wav", "synth", "valid")]
+    report, _ = check_dataset(load_dataset(write_csv_dataset(tmp_path / "d", rows)))
+    assert "6 tags have no positive in valid: brass, drums, organ, piano, reed ... and 1 more" in report.summary_lines()
+
+
+def test_a_split_that_can_rank_no_tag_is_named_with_its_tags_up_front(tmp_path: Path) -> None:
+    """12 clips split 10/1/1: its validation and test scores will be n/a, and the report says so."""
+    tags = ["a;b", "b", "a;c", "c", "a", "b;c", "a;b;c", "c", "a;b", "b;c", "a;c", "b"]
+    splits = ["train"] * 10 + ["valid", "test"]
+    rows = [(f"{i:02d}.wav", t, s) for i, (t, s) in enumerate(zip(tags, splits))]
+    report, usable = check_dataset(load_dataset(write_csv_dataset(tmp_path / "d", rows)))
+    require_trainable(report, usable)  # a warning, not a refusal: training goes by val_loss
+    lines = report.summary_lines()
+    assert (
+        "no tag can be ranked in valid (each needs a clip with it and one without; on its one clip: a, c; "
+        "on none: b): its ROC-AUC and PR-AUC will be n/a; the best checkpoint is still chosen by val_loss"
+    ) in lines
+    assert (
+        "no tag can be ranked in test (each needs a clip with it and one without; on its one clip: b; "
+        "on none: a, c): its ROC-AUC and PR-AUC will be n/a"
+    ) in lines
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.lists(st.booleans(), min_size=3, max_size=3), min_size=1, max_size=6))
+def test_the_report_warns_exactly_when_the_split_will_score_n_a(valid: list[list[bool]]) -> None:
+    """The up-front line and the metric computed after each validation agree on every split."""
+    import torch
+
+    from autotag.training.metrics import tag_scores, unscored_note
+
+    labels = ["a", "b", "c"]
+    report = ValidationReport(
+        split_sizes={"valid": len(valid)},
+        tag_counts={"valid": {t: sum(row[j] for row in valid) for j, t in enumerate(labels)}},
+    )
+    targets = torch.tensor(valid, dtype=torch.int64)
+    scores = tag_scores(torch.rand(targets.shape), targets, labels)
+    warned = any(line.startswith("no tag can be ranked in valid") for line in report.summary_lines())
+    assert warned == (unscored_note(scores, "valid") is not None)

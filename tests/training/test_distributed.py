@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -16,7 +17,7 @@ import pytest
 import torch
 
 from autotag.runs.curves import CurveReader
-from autotag.training.distributed import clean_launch_env, gather_eval_rows, is_rank_zero
+from autotag.training.distributed import check_devices, clean_launch_env, gather_eval_rows, is_rank_zero
 
 pytestmark = pytest.mark.slow
 
@@ -126,6 +127,33 @@ def test_rank_zero_is_read_from_every_launcher_variable(monkeypatch: pytest.Monk
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     assert is_rank_zero() is zero
+
+
+@pytest.mark.parametrize(
+    ("gpus", "settings", "refusal"),
+    [
+        (0, {"accelerator": "gpu"}, "accelerator is gpu, but torch finds no GPU on this machine"),
+        (1, {"accelerator": "gpu", "devices": 2}, "devices is 2 with accelerator gpu, but this machine has 1 GPU(s)"),
+        (1, {"accelerator": "gpu"}, None),
+        (0, {"accelerator": "auto", "devices": 2}, None),  # two CPU processes
+        (0, {"accelerator": "cpu"}, None),
+    ],
+)
+def test_a_gpu_run_needs_the_gpus_it_asks_for(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, gpus: int, settings: dict, refusal: str | None
+) -> None:
+    from autotag.config import make_config
+    from autotag.runs.folder import RunError
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: gpus > 0)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: gpus)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    config = make_config(data=str(tmp_path), model="tiny", **settings)
+    if refusal is None:
+        check_devices(config)
+    else:
+        with pytest.raises(RunError, match=re.escape(refusal)):
+            check_devices(config)
 
 
 def _ranks_alive(run: Path) -> list[int]:

@@ -97,3 +97,22 @@ def test_the_first_batch_puts_its_train_loss_on_disk_at_once(demo_dataset: Path,
     steps = reader.get("train_loss").steps
     assert steps[:3] == [0, LOG_EVERY_N_STEPS - 1, 2 * LOG_EVERY_N_STEPS - 1]
     assert len(steps) == len(set(steps))
+
+
+def test_the_stop_check_imports_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A Ctrl-C during torch's import leaves it half initialised: importing Lightning in the
+    handler then raised (a circular import) and the run stayed "running"."""
+    import sys
+
+    from autotag.training.fit import _is_stop
+
+    monkeypatch.setitem(sys.modules, "lightning.pytorch.utilities.exceptions", None)  # importing it raises
+    assert _is_stop(KeyboardInterrupt())
+    assert not _is_stop(ValueError("a real failure"))
+    lightning_exit = SystemExit(1)  # how Lightning ends trainer.fit after a Ctrl-C
+    lightning_exit.__context__ = KeyboardInterrupt()
+    assert _is_stop(lightning_exit)
+    monkeypatch.undo()
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+    assert _is_stop(SIGTERMException())

@@ -148,9 +148,12 @@ def _test_metrics(metrics: dict) -> None:
     """The test split's scores of the best checkpoint, as metrics.json has them."""
     st.subheader("Test metrics of the best checkpoint")
     m1, m2, m3 = st.columns(3)
-    m1.metric("ROC-AUC (macro)", f"{metrics.get('roc_auc_macro') or float('nan'):.3f}")
-    m2.metric("PR-AUC (macro)", f"{metrics.get('pr_auc_macro') or float('nan'):.3f}")
+    for column, label, key in ((m1, "ROC-AUC (macro)", "roc_auc_macro"), (m2, "PR-AUC (macro)", "pr_auc_macro")):
+        value = metrics.get(key)
+        column.metric(label, "n/a" if value is None else f"{value:.3f}")
     m3.metric("test clips", metrics.get("test_clips", 0))
+    if metrics.get("note") and None in (metrics.get("roc_auc_macro"), metrics.get("pr_auc_macro")):
+        st.caption(f"n/a: {metrics['note']}")
     per_tag = pd.DataFrame(metrics.get("per_tag", {})).T.sort_values("roc_auc", ascending=False)
     st.dataframe(
         per_tag,
@@ -209,6 +212,8 @@ if len(selected) == 1:
         st.caption(f"Launched by {info.status.owner or 'someone before owners were recorded'}")
     if info.state in (RunState.FAILED, RunState.CRASHED, RunState.UNKNOWN) and info.status.error:
         st.error(info.status.error)
+    if info.status.val_note:
+        st.caption(f"Validation: {info.status.val_note}")
     metrics = folder.read_json(folder.metrics) if info.state is RunState.COMPLETED else None
     if isinstance(metrics, dict):
         try:

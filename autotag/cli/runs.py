@@ -63,7 +63,8 @@ def _cmd_list(args: argparse.Namespace) -> int:
     for r in runs:
         s = r.status
         epoch = f"{s.epoch}/{s.max_epochs or '?'}" if s.epoch is not None else "-"
-        print(f"{r.name:<48} {r.state:<10} {epoch:>9} {_fmt(s.best_val_loss):>13} {_fmt(s.test_roc_auc):>12}")
+        auc = "n/a" if r.state is RunState.COMPLETED and s.test_roc_auc is None else _fmt(s.test_roc_auc)
+        print(f"{r.name:<48} {r.state:<10} {epoch:>9} {_fmt(s.best_val_loss):>13} {auc:>12}")
     if any(r.state is RunState.QUEUED for r in runs) and not any(r.state.active for r in runs):
         print(
             "queued runs wait for a free slot: start them with `python -m autotag runs schedule` "

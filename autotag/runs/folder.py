@@ -227,6 +227,7 @@ class RunStatus:
     # Every val_* of the best epoch; None where a metric could not be computed (no tag to rank).
     best_val_metrics: dict[str, float | None] = field(default_factory=dict)
     last_metrics: dict[str, float | None] = field(default_factory=dict)
+    val_note: str | None = None  # why validation metrics are n/a (no tag of the split can be ranked)
     best_checkpoint: str | None = None  # relative to the run folder
     init_checkpoint: str | None = None  # the earlier run's checkpoint this run started from
     test_roc_auc: float | None = None

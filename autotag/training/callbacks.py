@@ -124,10 +124,10 @@ class StatusCallback(L.Callback):
         if current is not None and (previous is None or current < previous):  # ModelCheckpoint's rule: strictly lower
             # The epoch whose checkpoint is the run's best: a sweep scores a trial by these.
             extra["best_val_metrics"] = {k: v for k, v in metrics.items() if k.startswith("val_")}
-        self._write(trainer, best_val_loss=best, last_metrics=metrics, **extra)
+        why = getattr(pl_module, "val_note", None) if None in metrics.values() else None
+        self._write(trainer, best_val_loss=best, last_metrics=metrics, val_note=why, **extra)
         _flush(trainer)  # each epoch's validation point shows up at once
         shown = " ".join(f"{k} {'n/a' if v is None else f'{v:.4f}'}" for k, v in sorted(metrics.items()))
-        why = getattr(pl_module, "val_note", None) if None in metrics.values() else None
         log.info("epoch %d/%d %s%s", trainer.current_epoch + 1, trainer.max_epochs, shown, f" ({why})" if why else "")
 
 

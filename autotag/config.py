@@ -438,7 +438,7 @@ def checked_checkpoint_settings(hparams: object) -> dict[str, Any]:
     missing = [k for k in (*CHECKPOINT_FIELDS, "labels") if k not in hparams]
     if missing:
         raise ConfigError(f"hyper-parameters lack {', '.join(missing)}")
-    labels = _checked_labels(hparams["labels"])
+    labels = checked_labels(hparams["labels"])
     try:
         config = TrainConfig(data=".", **{field: hparams[k] for k, field in CHECKPOINT_FIELDS.items()})
     except ValidationError as exc:
@@ -454,7 +454,14 @@ def _one_error(err: Any) -> str:
     return f"{field}: {shorten(err['msg'].removeprefix('Value error, '), 200)}{quoted}"
 
 
-def _checked_labels(labels: object) -> list[str]:
+def checked_labels(labels: object) -> list[str]:
+    """`labels` if a model may carry them: a data set's tags (`autotag.data.checks`) and a
+    checkpoint's follow one rule, so a run never trains a model whose checkpoints are refused.
+
+    Raises:
+        ConfigError: not a list of 1 to top_n's largest value of distinct tag names of 1 to
+            MAX_TAG_CHARS characters.
+    """
     most = int(field_range("top_n")[1])
     if not isinstance(labels, list) or not labels:
         raise ConfigError("labels: not a list of tag names")

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 
+from autotag.config import ConfigError, checked_labels
 from autotag.data.formats import SPLITS, Clip, TaggedDataset
 
 
@@ -156,3 +157,7 @@ def require_trainable(report: ValidationReport, dataset: TaggedDataset) -> None:
     for split in ("train", "valid"):
         if report.split_sizes.get(split, 0) == 0:
             raise DataSetError(f"data set {dataset.root} has no usable clips in the {split} split")
+    try:
+        checked_labels(dataset.labels)
+    except ConfigError as exc:
+        raise DataSetError(f"data set {dataset.root}: its tags cannot be a model's ({exc})") from None

@@ -94,3 +94,13 @@ def test_the_report_warns_exactly_when_the_split_will_score_n_a(valid: list[list
     scores = tag_scores(torch.rand(targets.shape), targets, labels)
     warned = any(line.startswith("no tag can be ranked in valid") for line in report.summary_lines())
     assert warned == (unscored_note(scores, "valid") is not None)
+
+
+def test_tags_a_checkpoint_could_not_carry_are_refused_before_training(tmp_path: Path) -> None:
+    """A checkpoint's labels are checked on load (at most 1,000 of up to 200 characters): a data
+    set whose tags break that rule would train a model whose every checkpoint is refused."""
+    long_tag = "t" * 201
+    rows = [(f"{i}.wav", f"{long_tag};b", s) for i, s in enumerate(["train", "train", "valid", "test"])]
+    report, usable = check_dataset(load_dataset(write_csv_dataset(tmp_path / "long", rows)))
+    with pytest.raises(DataSetError, match="its tags cannot be a model's .*1 to 200 characters"):
+        require_trainable(report, usable)

@@ -187,13 +187,16 @@ class Space:
     """The searched fields, parents before the fields that depend on them."""
 
     params: tuple[Param, ...]
+    #: Fields that conditions name and the space does not search, with their fixed (or default)
+    #: values: a condition on one of them holds in every trial or, refused when parsed, in none.
+    given: tuple[tuple[str, Any], ...] = ()
 
     def sample(self, trial: optuna.Trial) -> dict[str, Any]:
         """This trial's values of the fields it searches (conditions decided in order)."""
-        values: dict[str, Any] = {}
+        known, values = dict(self.given), {}
         for param in self.params:
-            if param.applies(values):
-                values[param.field] = param.suggest(trial)
+            if param.applies(known):
+                known[param.field] = values[param.field] = param.suggest(trial)
         return values
 
     def grid(self) -> dict[str, list[Any]]:
@@ -227,7 +230,9 @@ def parse_space(entries: list[str], fixed: dict[str, Any]) -> Space:
     ordered: list[Param] = []
     for param in params:
         ordered += _with_parents(param, seen, fixed, ordered, [])
-    return Space(tuple(dict.fromkeys(ordered)))
+    named = dict.fromkeys(p.when[0] for p in params if p.when and p.when[0] not in seen)
+    given = tuple((f, fixed[f] if f in fixed else TrainConfig.model_fields[f].default) for f in named)
+    return Space(tuple(dict.fromkeys(ordered)), given)
 
 
 def _with_parents(

@@ -38,6 +38,15 @@ def test_a_conditional_field_is_searched_only_when_its_parent_has_the_value() ->
     assert {v["model"] for v in seen} == {"tiny", "fcn"}
 
 
+def test_a_condition_on_a_fixed_field_that_it_meets_is_searched_in_every_trial() -> None:
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    for fixed in ({"model": "tiny"}, {}):  # fixed, or the field's default (shortchunk_cnn)
+        model = fixed.get("model", "shortchunk_cnn")
+        space = parse_space([f"batch_size=8:64@model={model}"], fixed)
+        assert "batch_size" in space.sample(study.ask())
+        assert parse_space(space.texts, fixed) == space
+
+
 @pytest.mark.parametrize(
     ("entries", "fixed", "message"),
     [

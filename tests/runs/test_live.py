@@ -120,15 +120,16 @@ def test_a_page_showing_a_run_with_a_200_mb_hole_in_its_event_file_is_never_held
     clock = Clock()
     live = LiveRuns(runs_dir, clock)
     runs = live.snapshot().runs
-    cpu, calls = [], 0
+    calls = 0
     while calls < 5000:  # at least 64 KiB a call, so it ends; it takes a handful
         start = time.thread_time()
         readers = live.readers(runs)
-        cpu.append(time.thread_time() - start)
+        spent = time.thread_time() - start
+        assert spent < 2.0, f"one page's read took {spent:.1f} s of CPU"
         calls += 1
         assert readers[healthy.name].get("train_loss").steps == list(range(10))
         if readers[damaged.name].caught_up:
             break
         clock.now += MIN_INTERVAL_S
-    assert max(cpu) < 2.0 and live.reads["curves"] == 2 * calls
+    assert live.reads["curves"] == 2 * calls
     assert readers[damaged.name].points == 20 and len(readers[damaged.name].problems) == 1

@@ -22,6 +22,7 @@ never be a frame. A damaged stretch is one line in `problems`, however long it i
 
 from __future__ import annotations
 
+import math
 import re
 import struct
 import threading
@@ -176,7 +177,7 @@ class EventFileTail:
         except OSError:
             return 0
 
-    def read_new(self, deadline: float) -> Iterator[Event]:
+    def read_new(self, deadline: float = math.inf) -> Iterator[Event]:
         """The records appended since the last call, read piece by piece until `deadline`
         (a `time.perf_counter()` value) has passed: at least one piece, at most the file."""
         self.caught_up = True

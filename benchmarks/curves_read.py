@@ -133,6 +133,8 @@ def main() -> None:
             readers = [CurveReader(f) for f in folders]
             for reader in readers:
                 reader.refresh()
+                while not reader.caught_up:  # a refresh reads for ~0.1 s: a busy machine may need two
+                    reader.refresh()
             return readers
 
         def accumulator() -> int:

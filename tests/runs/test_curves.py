@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import random
 import shutil
+import struct
 from pathlib import Path
 
 import pytest
 from torch.utils.tensorboard import SummaryWriter
 
-from autotag.runs.curves import CurveReader, downsample, smooth
+from autotag.runs.curves import MAX_PROBLEMS, CurveReader, _next_header, downsample, masked_crc32c, smooth
 
 
 def _write_run(folder: Path, steps: range, tags: tuple[str, ...] = ("train_loss", "val_loss")) -> Path:
@@ -23,6 +24,16 @@ def _write_run(folder: Path, steps: range, tags: tuple[str, ...] = ("train_loss"
 
 def _count(reader: CurveReader) -> int:
     return sum(len(s.steps) for s in reader.series.values())
+
+
+def _read_through(reader: CurveReader) -> list[int]:
+    """Refreshes until the reader has caught up; the point count after each refresh."""
+    counts = []
+    while True:
+        reader.refresh()
+        counts.append(reader.points)
+        if reader.caught_up:
+            return counts
 
 
 def test_refresh_reads_only_what_was_appended(tmp_path: Path) -> None:
@@ -119,3 +130,122 @@ def test_the_first_train_loss_point_alone_is_drawn_and_named(tmp_path: Path) -> 
     (trace,) = fig.data
     assert trace.name == "train_loss" and list(trace.x) == [0] and "markers" in trace.mode
     assert fig.layout.showlegend is True
+
+
+def _frame(payload: bytes) -> bytes:
+    """One TFRecord frame around `payload`, as the writer frames it."""
+    header = struct.pack("<Q", len(payload))
+    return header + struct.pack("<I", masked_crc32c(header)) + payload + struct.pack("<I", masked_crc32c(payload))
+
+
+@pytest.mark.parametrize(
+    "filler",
+    [
+        bytes(300_000),  # a hole: zeros are never a header, and are passed over in blocks
+        random.Random(1).randbytes(300_000),
+        b"\xff" * 300_000,
+        (b"\x01" + bytes(7)) * 40_000,  # a plausible length every 8 bytes: each one's CRC is checked
+    ],
+    ids=["zeros", "random", "ones", "lengths"],
+)
+def test_resync_finds_the_next_frame_after_garbage_and_after_zeros(tmp_path: Path, filler: bytes) -> None:
+    data = _write_run(tmp_path / "src", range(50)).read_bytes()
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "events.out.tfevents.1.host").write_bytes(data + filler + data)
+    reader = CurveReader(tmp_path / "run")
+    _read_through(reader)
+    assert reader.get("val_loss").steps == list(range(50))  # the second copy rewrote the first's steps
+    assert reader.points == 200
+    assert reader.problems == [
+        f"events.out.tfevents.1.host: damaged record header at byte {len(data)}; skipped {len(filler)} bytes"
+    ]
+
+
+def test_the_vectorised_header_check_agrees_with_crc32c() -> None:
+    rng = random.Random(3)
+    for _ in range(300):
+        garbage = rng.randbytes(rng.randrange(0, 200))
+        header = struct.pack("<Q", rng.choice([1, 7, 255, 65536, rng.randrange(1, 64 << 20), 64 << 20]))
+        frame = header + struct.pack("<I", masked_crc32c(header))
+        assert _next_header(garbage + frame, 0) in (len(garbage), *range(len(garbage)))  # a chance hit may come first
+        assert _next_header(garbage + frame, len(garbage)) == len(garbage)
+        broken = bytearray(frame)
+        broken[rng.randrange(12)] ^= 1 << rng.randrange(8)
+        assert _next_header(bytes(broken), 0) is None
+    too_long = struct.pack("<Q", (64 << 20) + 1)
+    assert _next_header(too_long + struct.pack("<I", masked_crc32c(too_long)), 0) is None
+
+
+def test_a_refresh_reads_one_bounded_piece_and_the_next_goes_on(tmp_path: Path) -> None:
+    src = _write_run(tmp_path / "src", range(2000))
+    size = src.stat().st_size
+    reader = CurveReader(tmp_path / "src", piece_bytes=4096, budget_s=0)  # one piece per file per refresh
+    counts, offsets = [], [0]
+    while not counts or not reader.caught_up:
+        assert reader.pending_bytes() == 0  # unread is not torn
+        reader.refresh()
+        counts.append(reader.points)
+        offsets.append(reader._tails[src].offset)
+    assert all(0 < b - a <= 4096 for a, b in zip(offsets, offsets[1:]))
+    assert len(counts) >= size / 4096  # a piece ends in a split record, read again by the next
+    assert counts == sorted(counts) and reader.points == 4000 and reader.get("val_loss").steps == list(range(2000))
+    assert not reader.problems and reader.pending_bytes() == 0
+
+
+@pytest.mark.parametrize("piece", [16, 37, 100, 4096])
+def test_nothing_is_lost_across_piecewise_reads(tmp_path: Path, piece: int) -> None:
+    """Small pieces split headers, records and a damaged stretch anywhere; a record longer
+    than a piece (a text summary) is read whole."""
+    halves = []
+    for tag in ("loss", "lose"):
+        writer = SummaryWriter(str(tmp_path / tag))
+        writer.add_text("notes", "x" * 5000, 0)
+        for step in range(40):
+            writer.add_scalar(tag, float(step), step)
+        writer.close()
+        halves.append(next((tmp_path / tag).glob("events.out.tfevents.*")).read_bytes())
+    data = halves[0]
+    (tmp_path / "run").mkdir()
+    live = tmp_path / "run" / "events.out.tfevents.1.host"
+    reader = CurveReader(tmp_path / "run", piece_bytes=piece, budget_s=0)
+    whole = data + random.Random(piece).randbytes(3000) + halves[1]
+    counts = []
+    for cut in range(0, len(whole) + 1, 997):
+        live.write_bytes(whole[:cut])
+        reader.refresh()
+        counts.append(reader.points)
+    live.write_bytes(whole)
+    counts += _read_through(reader)
+    assert counts == sorted(counts)
+    assert reader.get("loss").steps == reader.get("lose").steps == list(range(40))
+    assert reader.problems == [f"{live.name}: damaged record header at byte {len(data)}; skipped 3000 bytes"]
+    assert reader.pending_bytes() == 0
+
+
+def test_a_flood_of_broken_records_is_a_few_lines(tmp_path: Path) -> None:
+    (tmp_path / "run").mkdir()
+    good = _frame(b"\x09" + bytes(8))  # an Event holding only a wall time
+    broken = good[:-1] + bytes([good[-1] ^ 1])  # its payload checksum fails
+    (tmp_path / "run" / "events.out.tfevents.1.host").write_bytes(broken * 5000)
+    reader = CurveReader(tmp_path / "run")
+    _read_through(reader)
+    assert len(reader.problems) == MAX_PROBLEMS + 1
+    assert reader.problems[-1].endswith(f"{5000 - MAX_PROBLEMS} more problems, not listed")
+
+
+def test_a_file_that_ends_in_damage_is_one_line_not_a_torn_record(tmp_path: Path) -> None:
+    data = _write_run(tmp_path / "src", range(10)).read_bytes()
+    (tmp_path / "run").mkdir()
+    event_file = tmp_path / "run" / "events.out.tfevents.1.host"
+    event_file.write_bytes(data + random.Random(5).randbytes(200_000))
+    reader = CurveReader(tmp_path / "run", budget_s=0)
+    _read_through(reader)
+    assert reader.points == 20 and reader.pending_bytes() == 0
+    assert reader.problems == [
+        f"{event_file.name}: damaged record header at byte {len(data)}; no valid record after it yet"
+    ]
+    with event_file.open("ab") as fh:  # the writer goes on after the damage
+        fh.write(_write_run(tmp_path / "more", range(10, 15)).read_bytes())
+    _read_through(reader)
+    assert reader.get("train_loss").steps == list(range(15))
+    assert reader.problems == [f"{event_file.name}: damaged record header at byte {len(data)}; skipped 200000 bytes"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 
 from torch.utils.tensorboard import SummaryWriter
@@ -97,3 +98,38 @@ def test_pages_look_again_soon_only_while_a_run_they_show_trains(tmp_path: Path,
 def test_one_shared_reader_per_runs_folder(tmp_path: Path) -> None:
     (tmp_path / "runs").mkdir()
     assert live_runs(tmp_path / "runs") is live_runs(tmp_path / "x" / ".." / "runs")
+
+
+def test_a_page_showing_a_run_with_a_200_mb_hole_in_its_event_file_is_never_held_up(
+    tmp_path: Path, small_csv_dataset: Path
+) -> None:
+    """Every viewer of a run waits on its one reader: each call reads a bounded piece of the
+    hole, the healthy run beside it is read in full at once, and the damaged run's records
+    after the hole arrive a few calls later."""
+    runs_dir = tmp_path / "runs"
+    healthy = create_run(tiny_config(small_csv_dataset), runs_dir, "healthy")
+    damaged = create_run(tiny_config(small_csv_dataset), runs_dir, "damaged")
+    _log(healthy, range(10))
+    _log(damaged, range(10))
+    (event_file,) = RunFolder(damaged).tb.glob("events.out.tfevents.*")
+    data = event_file.read_bytes()
+    with event_file.open("r+b") as fh:
+        fh.truncate(len(data) + (200 << 20))  # sparse: no bytes on disk
+        fh.seek(0, 2)
+        fh.write(data)
+    clock = Clock()
+    live = LiveRuns(runs_dir, clock)
+    runs = live.snapshot().runs
+    calls = 0
+    while calls < 5000:  # at least 64 KiB a call, so it ends; it takes a handful
+        start = time.thread_time()
+        readers = live.readers(runs)
+        spent = time.thread_time() - start
+        assert spent < 2.0, f"one page's read took {spent:.1f} s of CPU"
+        calls += 1
+        assert readers[healthy.name].get("train_loss").steps == list(range(10))
+        if readers[damaged.name].caught_up:
+            break
+        clock.now += MIN_INTERVAL_S
+    assert live.reads["curves"] == 2 * calls
+    assert readers[damaged.name].points == 20 and len(readers[damaged.name].problems) == 1

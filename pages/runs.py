@@ -123,7 +123,7 @@ def _live_view(names: list[str], weight: float) -> None:
         st.caption(f"**{name}**: {fresh[name].state} · epoch {row['epoch']} · {fresh[name].status.phase or ''}{eta}")
     if any(fresh[n].state != r.state for n, r in by_name.items() if n in fresh) or fresh.keys() != by_name.keys():
         st.rerun()  # a run started or ended: refresh the whole page (buttons, metrics)
-    refresh_clock("runs_clock", refresh_interval(snapshot, names))
+    refresh_clock("runs_clock", refresh_interval(snapshot, names, readers))
 
 
 _live_view(selected, smoothing)

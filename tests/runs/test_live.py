@@ -133,3 +133,26 @@ def test_a_page_showing_a_run_with_a_200_mb_hole_in_its_event_file_is_never_held
         clock.now += MIN_INTERVAL_S
     assert live.reads["curves"] == 2 * calls
     assert readers[damaged.name].points == 20 and len(readers[damaged.name].problems) == 1
+    assert calls > 1, "the hole was read in one call: the test no longer shows the page's catch-up"
+
+
+def test_a_finished_run_still_being_read_is_looked_at_again_at_once(tmp_path: Path, small_csv_dataset: Path) -> None:
+    """A refresh reads for a bounded time: until the curve is whole, the page comes back every second."""
+    runs_dir = tmp_path / "runs"
+    run = create_run(tiny_config(small_csv_dataset), runs_dir, "long")
+    RunFolder(run).write_status(state=RunState.COMPLETED)
+    _log(run, range(10))
+    (event_file,) = RunFolder(run).tb.glob("events.out.tfevents.*")
+    data = event_file.read_bytes()
+    with event_file.open("r+b") as fh:
+        fh.truncate(len(data) + (200 << 20))
+        fh.seek(0, 2)
+        fh.write(data)
+    live = LiveRuns(runs_dir, Clock())
+    snapshot = live.snapshot()
+    readers = live.readers(snapshot.runs)
+    assert not readers[run.name].caught_up
+    assert refresh_interval(snapshot, [run.name], readers) == INTERVALS_S[0]
+    while not readers[run.name].caught_up:
+        readers[run.name].refresh()
+    assert refresh_interval(snapshot, [run.name], readers) == INTERVALS_S[2]

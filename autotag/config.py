@@ -18,7 +18,7 @@ from pydantic.fields import FieldInfo
 
 from autotag.models.specs import SPECS, get_spec
 from autotag.paths import absolute
-from autotag.text import shorten, shown
+from autotag.text import one_line, shorten, shown
 
 DataFormat = Literal["auto", "csv", "mtat", "jamendo"]
 JamendoSubset = Literal["top50tags", "all", "genre", "instrument", "moodtheme"]
@@ -256,9 +256,9 @@ def parse_yaml(text: str, what: str) -> Any:
     except _TooDeep:
         raise ConfigError(f"{what} nests lists or mappings more than {MAX_YAML_DEPTH} deep; a config is flat") from None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{what} is not valid YAML: {_first_line(str(exc))}") from None
+        raise ConfigError(f"{what} is not valid YAML: {one_line(str(exc), 200)}") from None
     except ValueError as exc:  # a value PyYAML cannot build, e.g. an integer of 5,000 digits
-        raise ConfigError(f"{what} holds a value that cannot be read: {_first_line(str(exc))}") from None
+        raise ConfigError(f"{what} holds a value that cannot be read: {one_line(str(exc), 200)}") from None
 
 
 def _expanded_size(node: yaml.Node, sizes: dict[int, int], open_nodes: set[int], what: str) -> int:
@@ -290,10 +290,6 @@ def _expanded_size(node: yaml.Node, sizes: dict[int, int], open_nodes: set[int],
     open_nodes.discard(key)
     sizes[key] = total
     return total
-
-
-def _first_line(text: str) -> str:
-    return " ".join(text.split())[:200]
 
 
 def read_yaml_file(path: Path, what: str) -> Any:
@@ -344,18 +340,20 @@ def save_config(config: TrainConfig, path: Path, exclusive: bool = False) -> Non
 
 
 def format_errors(exc: ValidationError) -> str:
-    """One line per bad field: its name, what was given (a short prefix of it), and what is allowed."""
-    lines = []
-    for err in exc.errors()[:20]:
-        field = ".".join(str(p) for p in err["loc"]) or "config"
-        msg = err["msg"].removeprefix("Value error, ")
-        given = err.get("input")
-        quoted = "" if err["type"] in ("missing",) or isinstance(given, dict) else f" (got {shown(given)})"
-        lines.append(f"{shorten(field)}: {msg}{quoted}")
+    """One line per bad field (`error_line`), at most 20."""
+    lines = [error_line(err) for err in exc.errors()[:20]]
     more = exc.error_count() - len(lines)
     if more > 0:
         lines.append(f"... and {more} more")
     return "invalid config:\n  " + "\n  ".join(lines)
+
+
+def error_line(err: Any) -> str:
+    """One pydantic error in a line: the field, what is allowed, and what was given (a short prefix of it)."""
+    field = ".".join(str(p) for p in err["loc"]) or "config"
+    given = err.get("input")
+    quoted = "" if err["type"] == "missing" or isinstance(given, dict) else f" (got {shown(given)})"
+    return f"{shorten(field)}: {shorten(err['msg'].removeprefix('Value error, '), 200)}{quoted}"
 
 
 def log_stops(lo: float, hi: float) -> list[float]:
@@ -416,6 +414,9 @@ CHECKPOINT_FIELDS = {
 }
 #: Longest tag name a checkpoint may carry (MagnaTagATune's and MTG-Jamendo's are under 40).
 MAX_TAG_CHARS = 200
+#: Most tags a model may have: a folksonomy (a CSV data set keeps every tag it holds) can have
+#: thousands; an output layer of 10,000 is 5 M weights on the largest network, not gigabytes.
+MAX_LABELS = 10_000
 
 
 def checked_checkpoint_settings(hparams: object) -> dict[str, Any]:
@@ -424,8 +425,8 @@ def checked_checkpoint_settings(hparams: object) -> dict[str, Any]:
     A checkpoint rebuilds its front end and network from its own numbers before any weight
     is read, so a number no config could hold (chunk_seconds=1e6, n_mels=10**6) would be
     built at whatever size it says. The values go through `TrainConfig` itself, its ranges
-    and cross-field checks, and the labels must be what a data set could give: at most
-    `top_n`'s largest value of distinct, non-empty, short strings.
+    and cross-field checks, and the labels must be what a data set could give
+    (`checked_labels`).
 
     Returns:
         The settings under the checkpoint's names, as validated (e.g. ints for int fields), and "labels".
@@ -442,16 +443,8 @@ def checked_checkpoint_settings(hparams: object) -> dict[str, Any]:
     try:
         config = TrainConfig(data=".", **{field: hparams[k] for k, field in CHECKPOINT_FIELDS.items()})
     except ValidationError as exc:
-        raise ConfigError("; ".join(_one_error(e) for e in exc.errors()[:3])) from None
+        raise ConfigError("; ".join(error_line(e) for e in exc.errors()[:3])) from None
     return {**{k: getattr(config, field) for k, field in CHECKPOINT_FIELDS.items()}, "labels": labels}
-
-
-def _one_error(err: Any) -> str:
-    """One pydantic error in a few words: field, what is allowed, what was given (shortened)."""
-    field = ".".join(str(p) for p in err["loc"]) or "settings"
-    given = err.get("input")
-    quoted = "" if isinstance(given, dict) else f" (got {shown(given)})"
-    return f"{field}: {shorten(err['msg'].removeprefix('Value error, '), 200)}{quoted}"
 
 
 def checked_labels(labels: object) -> list[str]:
@@ -459,14 +452,13 @@ def checked_labels(labels: object) -> list[str]:
     checkpoint's follow one rule, so a run never trains a model whose checkpoints are refused.
 
     Raises:
-        ConfigError: not a list of 1 to top_n's largest value of distinct tag names of 1 to
-            MAX_TAG_CHARS characters.
+        ConfigError: not a list of 1 to MAX_LABELS distinct tag names of 1 to MAX_TAG_CHARS
+            characters.
     """
-    most = int(field_range("top_n")[1])
     if not isinstance(labels, list) or not labels:
         raise ConfigError("labels: not a list of tag names")
-    if len(labels) > most:
-        raise ConfigError(f"labels: {len(labels)} tags; at most {most}")
+    if len(labels) > MAX_LABELS:
+        raise ConfigError(f"labels: {len(labels)} tags; at most {MAX_LABELS:,}")
     if not all(isinstance(t, str) and 0 < len(t) <= MAX_TAG_CHARS for t in labels):
         raise ConfigError(f"labels: each must be a tag name of 1 to {MAX_TAG_CHARS} characters")
     if len(set(labels)) != len(labels):

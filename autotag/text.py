@@ -23,6 +23,11 @@ def shorten(text: str, limit: int = SHOWN_CHARS) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def one_line(text: str, limit: int = 300) -> str:
+    """A message that spans lines (torch's, PyYAML's) as one line of at most `limit` characters."""
+    return shorten(" ".join(text.split()), limit)
+
+
 def shown(value: Any) -> str:
     """A short repr of `value` (reprlib's: nested containers and long strings elided)."""
     return shorten(_REPR.repr(value))

@@ -12,7 +12,7 @@ from autotag.access import AccessDenied, allowed, read_log
 from autotag.config import QUICK_DEMO, make_config
 from autotag.data.demo import default_demo_dir
 from autotag.runs import manager
-from autotag.runs.folder import RunError, RunFolder, RunState, default_runs_dir
+from autotag.runs.folder import RunError, RunFolder, RunState, default_runs_dir, text_head
 from autotag.runs.live import live_runs, refresh_interval
 from autotag.runs.table import config_differences
 from autotag.ui.auth import acting
@@ -135,15 +135,6 @@ if len(selected) >= 2:
     robustness_section([by_name[n] for n in selected], actor)
 
 
-def _head(file: Path, limit: int = 64_000) -> str:
-    """The start of a text file as text, whatever bytes it holds (a config autotag wrote is ~1.5 KB)."""
-    try:
-        with file.open("rb") as fh:
-            return fh.read(limit).decode("utf-8", "replace")
-    except OSError as exc:
-        return f"({file.name} cannot be read: {exc.strerror or exc})"
-
-
 def _test_metrics(metrics: dict) -> None:
     """The test split's scores of the best checkpoint, as metrics.json has them."""
     st.subheader("Test metrics of the best checkpoint")
@@ -244,6 +235,6 @@ if len(selected) == 1:
     with st.expander("Log (last 40 lines)"):
         st.code(manager.log_tail(info.path, 40) or "(empty)", language=None)
     with st.expander("Config"):
-        st.code(_head(folder.config), language="yaml")
+        st.code(text_head(folder.config), language="yaml")
         st.caption(f"Reproduce in a terminal: `python -m autotag fit --config {folder.config}`")
 _audit_log()

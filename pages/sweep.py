@@ -96,7 +96,11 @@ def _use_on_train(run: Path) -> None:
     """The best trial's whole config on the Train page's widgets."""
     import uuid
 
-    config = RunFolder(run).read_config()
+    try:
+        config = RunFolder(run).read_config()
+    except ConfigError as exc:
+        st.session_state["sweep_error"] = str(exc)
+        return
     for name in TrainConfig.model_fields:
         if name in config:
             st.session_state[f"train_{name}"] = config[name]

@@ -68,7 +68,11 @@ def _apply_source() -> None:
     if source == SCRATCH:
         st.session_state["train_freeze_epochs"] = 0
         return
-    for key, value in source_settings(source).items():
+    try:
+        settings = source_settings(source)
+    except ConfigError:
+        return  # the page's check of the source says why (check_init_source)
+    for key, value in settings.items():
         st.session_state[f"train_{key}"] = value
 
 
@@ -280,7 +284,7 @@ except ConfigError as exc:
 else:
     try:
         check_init_source(config)
-    except RunError as exc:
+    except (RunError, ConfigError) as exc:
         config = None
         st.error(str(exc))
 

@@ -38,11 +38,24 @@ def fake_apt(tmp_path: Path) -> Path:
     return bin_dir
 
 
-def _apt_install(fake_apt: Path, script: str = ":", **env: str) -> tuple[subprocess.CompletedProcess[str], list[str]]:
+def _apt_install(
+    fake_apt: Path, script: str = ":", machine_locks: bool = False, **env: str
+) -> tuple[subprocess.CompletedProcess[str], list[str]]:
+    """Run apt_install against the fake apt-get.
+
+    Args:
+        machine_locks: Look at real locks for `apt_lock_held` (of `script`'s APT_LOCKS); else
+            none is held: the machine's own dpkg lock is held exactly while unattended-upgrades runs.
+    """
     log = fake_apt.parent / "apt.log"
     log.touch()
+    unheld = "" if machine_locks else "apt_lock_held() { return 1; }; "
     run = subprocess.run(
-        ["bash", "-c", f"source {SETUP}; APT_RETRY_S=0.05; {script}; apt_install libfluidsynth3 timgm6mb-soundfont"],
+        [
+            "bash",
+            "-c",
+            f"source {SETUP}; APT_RETRY_S=0.05; {unheld}{script}; apt_install libfluidsynth3 timgm6mb-soundfont",
+        ],
         env={**os.environ, "PATH": f"{fake_apt}:{os.environ['PATH']}", "APT_LOG": str(log), **env},
         capture_output=True,
         text=True,
@@ -95,6 +108,6 @@ def test_a_held_lock_is_seen_in_proc_locks_and_said_before_apt_runs(fake_apt: Pa
     with lock.open("w") as fh:
         fcntl.lockf(fh, fcntl.LOCK_EX)  # an fcntl lock, as apt and dpkg take
         taken = subprocess.run(["bash", "-c", f"source {SETUP}; {held}; apt_lock_held"], timeout=30)
-        run, calls = _apt_install(fake_apt, held)
+        run, calls = _apt_install(fake_apt, held, machine_locks=True)
     assert taken.returncode == 0
     assert run.returncode == 0 and run.stdout.startswith("setup: waiting up to 600 s") and len(calls) == 2

@@ -2,9 +2,9 @@
 
 Everything that reads audio (cache building, tagging, the dashboard) goes through
 `load_audio`, so formats, down-mixing and resampling behave the same everywhere.
-What audio may be at all (`LIMITS`: channels, sample rate, length) is decided here too,
-for every way in: `load_audio`, the streaming `iter_chunks`, and the upload sandbox's
-worker process (`autotag.audio.worker`).
+What audio may be at all (`LIMITS`: channels, sample rate, and the length of a file held
+whole) is decided here too, for every way in: `load_audio`, the streaming `iter_chunks`,
+and the upload sandbox's worker process (`autotag.audio.worker`).
 """
 
 from __future__ import annotations
@@ -43,11 +43,13 @@ UNKNOWN_FRAMES = 2**63 - 1
 class AudioLimits:
     """What any audio autotag decodes may be: facts about the audio, whoever sends it.
 
-    Music clips of up to 20 minutes, at most 8 channels (7.1), at 4-192 kHz. The channels
-    and the rate are checked from the header before any sample is decoded, and so is the
-    length when the header states one; the length is counted again while decoding, since
-    a header can lie. How long and how much memory a decoder may use are limits of the
-    upload sandbox's process (`autotag.audio.sandbox.DecodeLimits`), not of the audio.
+    At most 8 channels (7.1) at 4-192 kHz, checked from the header before any sample is
+    decoded, on every way in. A decode that holds the whole file (an upload, a data set's
+    clip) also takes at most 20 minutes: checked from the header when it states a length,
+    and counted again while decoding, since a header can lie. A streamed read (`iter_chunks`:
+    `autotag tag`) holds one chunk at a time and reads any length. How long and how much
+    memory a decoder may use are limits of the upload sandbox's process
+    (`autotag.audio.sandbox.DecodeLimits`), not of the audio.
     """
 
     max_seconds: float = 1200.0
@@ -55,13 +57,17 @@ class AudioLimits:
     min_rate: int = 4000
     max_rate: int = 192000
 
-    def header_problem(self, channels: int, rate: int, frames: int) -> str | None:
-        """What in a file's header is out of bounds (one line, without the file's name), or None."""
+    def header_problem(self, channels: int, rate: int, frames: int, whole: bool = True) -> str | None:
+        """What in a file's header is out of bounds (one line, without the file's name), or None.
+
+        Args:
+            whole: The file is to be held whole, so a length its header states is checked too.
+        """
         if not 1 <= channels <= self.max_channels:
             return f"{channels} channels; at most {self.max_channels} are accepted"
         if not self.min_rate <= rate <= self.max_rate:
             return f"sample rate {rate} Hz is outside {self.min_rate}..{self.max_rate} Hz"
-        return None if frames == UNKNOWN_FRAMES else self.length_problem(frames, rate)
+        return self.length_problem(frames, rate) if whole and frames != UNKNOWN_FRAMES else None
 
     def length_problem(self, frames: int, rate: int) -> str | None:
         """The refusal of `frames` samples at `rate`, or None when that is short enough."""
@@ -99,25 +105,17 @@ def load_audio(source: AudioSource, sample_rate: int, name: str | None = None) -
             naming the audio and the limit).
     """
     name = name or _describe(source)
-    with _open(source, name) as f:
-        rate, blocks, total = f.samplerate, [], 0
-        while True:
-            try:
-                block = f.read(BLOCK_FRAMES, dtype="float32", always_2d=True)
-            except _DECODE_ERRORS as exc:
-                raise AudioError(f"{name}: damaged after {total / rate:.1f} s ({_reason(exc)})") from None
-            if len(block) == 0:
-                break
-            total += len(block)
-            _check_block(block, total, rate, name)
-            blocks.append(_mono(block))  # a block's channels at a time: memory of the mono result only
-    if total == 0:
-        raise AudioError(f"{name}: contains no audio samples")
-    return to_mono_resampled(np.concatenate(blocks)[:, None], rate, sample_rate, name)
+    with open_audio(source, name) as f:
+        rate = f.samplerate
+        mono = [_mono(block) for block in read_blocks(f, name)]  # a block at a time: memory of the mono result
+    return to_mono_resampled(np.concatenate(mono)[:, None], rate, sample_rate, name)
 
 
-def _open(source: AudioSource, name: str) -> sf.SoundFile:
+def open_audio(source: AudioSource, name: str, whole: bool = True) -> sf.SoundFile:
     """An open SoundFile whose header is within `LIMITS`.
+
+    Args:
+        whole: The file is to be held whole (see `AudioLimits`): a length stated is checked too.
 
     Raises:
         AudioError: missing, unreadable, or out of bounds by its header.
@@ -130,18 +128,41 @@ def _open(source: AudioSource, name: str) -> sf.SoundFile:
         f = sf.SoundFile(io.BytesIO(source) if isinstance(source, bytes) else source)
     except _DECODE_ERRORS as exc:
         raise AudioError(f"{name}: not a readable audio file ({_reason(exc)})") from None
-    problem = LIMITS.header_problem(f.channels, f.samplerate, f.frames)
+    problem = LIMITS.header_problem(f.channels, f.samplerate, f.frames, whole)
     if problem:
         f.close()
         raise AudioError(f"{name}: {problem}")
     return f
 
 
-def _check_block(block: np.ndarray, total: int, rate: int, name: str) -> None:
-    """Refuse a stream once `total` frames are too long, or a block of non-finite samples."""
-    problem = LIMITS.length_problem(total, rate)
-    if problem:
-        raise AudioError(f"{name}: {problem}")
+def read_blocks(f: sf.SoundFile, name: str) -> Iterator[np.ndarray]:
+    """(frames, channels) float32 blocks of a file held whole, until its data really ends.
+
+    Nothing is sized from the header's frame count, and the length is counted against
+    `LIMITS` as the blocks come, since a header can lie.
+
+    Raises:
+        AudioError: damaged part-way, NaN or infinite samples, longer than `LIMITS` allow, or empty.
+    """
+    total = 0
+    while True:
+        try:
+            block = f.read(BLOCK_FRAMES, dtype="float32", always_2d=True)
+        except _DECODE_ERRORS as exc:
+            raise AudioError(f"{name}: damaged after {total / f.samplerate:.1f} s ({_reason(exc)})") from None
+        if len(block) == 0:
+            break
+        total += len(block)
+        problem = LIMITS.length_problem(total, f.samplerate)
+        if problem:
+            raise AudioError(f"{name}: {problem}")
+        _check_finite(block, name)
+        yield block
+    if total == 0:
+        raise AudioError(f"{name}: contains no audio samples")
+
+
+def _check_finite(block: np.ndarray, name: str) -> None:
     if not np.isfinite(block).all():
         raise AudioError(f"{name}: contains NaN or infinite samples")
 
@@ -230,11 +251,11 @@ def iter_chunks(path: str | Path, sample_rate: int, chunk_samples: int) -> Itera
     so chunks are resampled on their own without drifting; only the last may be shorter.
 
     Raises:
-        AudioError: missing, undecodable, empty, non-finite, or outside `LIMITS`: by its
-            header at the first chunk, by its length as soon as the chunks read pass it.
+        AudioError: missing, undecodable, empty, non-finite, or outside `LIMITS` by its
+            channels or rate (any length is read: memory is one chunk).
     """
     name = str(path)
-    with _open(Path(path), name) as f:
+    with open_audio(Path(path), name, whole=False) as f:
         ratio = f.samplerate / sample_rate
         k, read = 0, 0
         while True:
@@ -246,7 +267,7 @@ def iter_chunks(path: str | Path, sample_rate: int, chunk_samples: int) -> Itera
             if len(frames) == 0:
                 break
             read += len(frames)
-            _check_block(frames, read, f.samplerate, name)
+            _check_finite(frames, name)
             chunk = to_mono_resampled(frames, f.samplerate, sample_rate, name)
             full = len(frames) == want
             yield chunk[:chunk_samples] if full else chunk

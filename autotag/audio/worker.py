@@ -12,16 +12,14 @@ the memory and CPU limits, which the worker applies to itself first, and a timeo
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import resource
 import sys
 
 import numpy as np
-import soundfile as sf
 
-from autotag.audio.decode import BLOCK_FRAMES, LIMITS
+from autotag.audio.decode import AudioError, open_audio, read_blocks
 
 
 def _refuse(message: str) -> None:
@@ -30,40 +28,28 @@ def _refuse(message: str) -> None:
     os._exit(2)
 
 
+#: What the worker's own messages call the file; the sandbox names it for the user.
+_NAME = "the file"
+
+
 def decode(data: bytes) -> tuple[int, np.ndarray]:
-    """Mono float32 samples and their rate, or a refusal (exit 2)."""
+    """Mono float32 samples and their rate, or a refusal (exit 2).
+
+    The same reading as `autotag.audio.decode.load_audio` (header within `LIMITS`, blocks
+    counted against them), down-mixed in numpy: importing torch here would cost the
+    upload a second and much of the worker's address-space limit.
+    """
     if not data:
         _refuse("the file is empty")
     try:
-        f = sf.SoundFile(io.BytesIO(data))
+        with open_audio(data, _NAME) as f:
+            rate = f.samplerate
+            mono = [block.mean(axis=1, dtype=np.float32) for block in read_blocks(f, _NAME)]
     except MemoryError:
         _refuse("decoding needs more memory than the decoder's limit")
-    except Exception as exc:  # libsndfile reports every unknown or broken format this way
-        _refuse(f"not a readable audio file ({str(exc).split(': ', 1)[-1]})")
-    with f:
-        problem = LIMITS.header_problem(f.channels, f.samplerate, f.frames)
-        if problem:
-            _refuse(problem)
-        blocks, total = [], 0
-        while True:
-            try:
-                block = f.read(BLOCK_FRAMES, dtype="float32", always_2d=True)
-            except MemoryError:
-                _refuse("decoding needs more memory than the decoder's limit")
-            except Exception as exc:  # a stream that breaks part-way through
-                _refuse(f"the audio data is damaged after {total / f.samplerate:.1f} s ({exc})")
-            if len(block) == 0:
-                break
-            total += len(block)
-            problem = LIMITS.length_problem(total, f.samplerate)
-            if problem:
-                _refuse(problem)
-            if not np.isfinite(block).all():
-                _refuse("contains NaN or infinite samples")
-            blocks.append(block.mean(axis=1, dtype=np.float32))
-        if total == 0:
-            _refuse("contains no audio samples")
-        return f.samplerate, np.concatenate(blocks)
+    except AudioError as exc:
+        _refuse(str(exc).removeprefix(f"{_NAME}: "))
+    return rate, np.concatenate(mono)
 
 
 def _limit_self(memory_mb: int, cpu_s: int) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from autotag.paths import absolute
 from autotag.runs import manager
-from autotag.runs.folder import RunError, RunFolder, RunState
+from autotag.runs.folder import RunError, RunFolder, RunState, text_head
 
 
 def add_runs_dir_option(parser: argparse.ArgumentParser, purpose: str, top_level: bool = True) -> None:
@@ -89,7 +89,7 @@ def _cmd_show(args: argparse.Namespace) -> int:
     status = folder.read_status()
     status.state = manager.derive_state(run, status)
     print(json.dumps({"run": str(run), "status": status.to_json()}, indent=2, default=str))
-    print(folder.config.read_text(), end="")
+    print(text_head(folder.config), end="")
     return 0
 
 

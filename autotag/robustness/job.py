@@ -24,6 +24,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pydantic import TypeAdapter, ValidationError
+from typing_extensions import TypedDict  # pydantic reads typing.TypedDict only from Python 3.12
+
 from autotag.access import Actor, check, record
 from autotag.audio.perturb import PERTURBATIONS, PerturbationError, get, mp3_available
 from autotag.runs import manager
@@ -39,7 +42,7 @@ from autotag.runs.folder import (
     read_record,
     record_from_json,
 )
-from autotag.runs.procs import is_alive, process_start_time, send_signal
+from autotag.runs.procs import process_start_time, recorded_alive, send_signal
 
 MODULE = "autotag.robustness.job"
 SPLITS = ("test", "valid", "train")
@@ -79,6 +82,28 @@ class ReportStatus:
         return pace * (self.total - self.done)
 
 
+class _TagScores(TypedDict):
+    roc_auc: float | None
+    pr_auc: float | None
+    positives: int
+
+
+class _Row(TypedDict):
+    """One condition's scores in robustness.json (`report.summarize`)."""
+
+    roc_auc_macro: float | None
+    pr_auc_macro: float | None
+    per_tag: dict[str, _TagScores]
+
+
+class _PerturbedRow(_Row):
+    flipped: float
+
+
+_CLEAN_ROW = TypeAdapter(_Row)
+_PERTURBED_ROWS = TypeAdapter(dict[str, dict[str, _PerturbedRow]])
+
+
 class ReportFolder:
     """Where a run's robustness report and its job keep their files."""
 
@@ -111,11 +136,22 @@ class ReportFolder:
 
     def write_status(self, **changes: Any) -> ReportStatus:
         self.path.mkdir(exist_ok=True)
-        return ReportStatus.from_json(merge_status(self.status_file, changes, self.path / ".status.lock", ReportStatus))
+        merged = merge_status(self.status_file, changes, self.path / RunFolder.STATUS_LOCK, ReportStatus)
+        return ReportStatus.from_json(merged)
 
     def read_report(self) -> dict[str, Any] | None:
+        """robustness.json, or None when there is none or it is not as `report.summarize` writes it
+        (a damaged file is like none: the Runs page offers to make the report again)."""
         data = self.run.read_json(self.report)
-        return data if isinstance(data, dict) and "clean" in data else None
+        if not isinstance(data, dict) or "clean" not in data:
+            return None
+        perturbed = {k: v for k, v in data.items() if k != "clean"}
+        try:
+            _CLEAN_ROW.validate_python(data["clean"])
+            _PERTURBED_ROWS.validate_python(perturbed)
+        except ValidationError:
+            return None
+        return data
 
     def state(self) -> RunState:
         """The job's state; "crashed" (recorded) when its process is gone without a final one."""
@@ -124,7 +160,7 @@ class ReportFolder:
             return status.state
         if status.pid is None and time.time() - (status.updated or 0.0) < START_TIMEOUT_S:
             return status.state
-        if status.pid is not None and is_alive(status.pid, status.pid_start):
+        if recorded_alive(status.pid, status.pid_start):
             return status.state
         fresh = self.read_status()  # it may have written its final state a moment ago
         if fresh.state.active and fresh.pid == status.pid:
@@ -147,8 +183,9 @@ def check_request(run_dir: str | Path, split: str, perturbations: Sequence[str],
             an unknown split or perturbation, or a report of this run already running.
     """
     run = RunFolder(Path(run_dir))
-    if not run.is_run:
-        raise RobustnessError(f"{run_dir} is not a run folder (it has no config.yaml)")
+    problem = run.not_a_run()
+    if problem:
+        raise RobustnessError(problem)
     for name in perturbations:
         try:
             get(name)

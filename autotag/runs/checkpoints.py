@@ -49,7 +49,7 @@ def own_checkpoints(run: RunFolder, paths: Iterable[str | Path]) -> list[Checkpo
         try:
             info = path.lstat()
             real = path.resolve(strict=True)
-        except (OSError, RuntimeError):  # gone, unreadable, or a symlink loop
+        except (OSError, RuntimeError, ValueError):  # gone, unreadable, a symlink loop, a NUL in a hostile name
             continue
         own = run.checkpoints / real.name
         if stat.S_ISREG(info.st_mode) and real.parent == inside and own not in found:
@@ -64,8 +64,9 @@ def checkpoint_files(run_dir: str | Path) -> list[CheckpointFile]:
         RunError: the folder is not a run, or it has no checkpoint yet.
     """
     run = RunFolder(absolute(run_dir))
-    if not run.is_run:
-        raise RunError(f"{run.path} is not a run folder (no {run.config.name})")
+    problem = run.not_a_run()
+    if problem:
+        raise RunError(problem)
     recorded = run.read_status().best_checkpoint
     best = own_checkpoints(run, run.checkpoints.glob(f"{RunFolder.BEST_PREFIX}*.ckpt"))
     best.sort(key=lambda c: c.mtime_ns, reverse=True)

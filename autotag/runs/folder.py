@@ -124,13 +124,47 @@ def check_writable(runs_dir: Path, min_free_mb: int = MIN_FREE_MB) -> None:
 
 #: Seconds since the epoch, as `time.time()` gives them (up to the year 5138: a damaged file's
 #: 1e300 would break every date shown).
-Timestamp = Annotated[float, Field(ge=0.0, le=1e11)]
-#: A process id an OS can have (`os.kill` overflows beyond a C int).
-Pid = Annotated[int, Field(ge=1, le=2**31 - 1)]
+Timestamp = Annotated[float, Field(ge=0.0, le=1e11, strict=True)]
+#: A process id an OS can have (`os.kill` overflows beyond a C int). Strict, as the others:
+#: JSON's `true` or `1.0` is no pid autotag wrote.
+Pid = Annotated[int, Field(ge=1, le=2**31 - 1, strict=True)]
 #: Epochs, steps, clips: counted from 0.
-Count = Annotated[int, Field(ge=0, le=2**53)]
+Count = Annotated[int, Field(ge=0, le=2**53, strict=True)]
 #: The largest status file read: a run's status.json is about 2 KB, and every listing reads them all.
 MAX_STATUS_BYTES = 1 << 20
+#: The largest other JSON file of a run read (metrics.json, data_report.json of a big data set).
+MAX_JSON_BYTES = 64 << 20
+
+
+class JsonFileError(ValueError):
+    """A JSON file autotag reads is unreadable, too large, not JSON or nested beyond reason."""
+
+
+def load_json(file: Path, max_bytes: int = MAX_JSON_BYTES) -> Any:
+    """The JSON value in `file`, read with a size bound.
+
+    Files in run and sweep folders are anyone's to edit: a 2 GB file or `[[[[...` 200,000
+    deep (Python's parser recurses) must end in an error that names the file, never a
+    traceback in a listing that every page and command shares.
+
+    Raises:
+        FileNotFoundError: there is no such file.
+        JsonFileError: it cannot be read, is larger than `max_bytes`, or is not JSON.
+    """
+    try:
+        with file.open("rb") as fh:
+            raw = fh.read(max_bytes + 1)
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise JsonFileError(f"{file.name} cannot be read ({exc.strerror or exc})") from None
+    if len(raw) > max_bytes:
+        raise JsonFileError(f"{file.name} is larger than {max_bytes >> 20} MB")
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
+        raise JsonFileError(f"{file.name} is not JSON") from None
+
 
 Record = TypeVar("Record")
 
@@ -143,6 +177,20 @@ def _field_adapters(record: type) -> dict[str, TypeAdapter[Any]]:
     return {f.name: TypeAdapter(hints[f.name], config=strict_floats) for f in fields(record) if f.name != "state"}
 
 
+def typed_fields(record: type, data: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """The fields of `data` that `record` (a dataclass) declares, each checked against its
+    annotation and bounds; and a short line per field that failed (left out of the values)."""
+    values, problems = {}, []
+    for name, adapter in _field_adapters(record).items():
+        if data.get(name) is None:
+            continue
+        try:
+            values[name] = adapter.validate_python(data[name])
+        except ValidationError as exc:
+            problems.append(f"{name}: {exc.errors()[0]['msg'].lower()}")
+    return values, problems
+
+
 def record_from_json(record: type[Record], data: object, file: str) -> Record:
     """A status file's JSON object as the typed `record` (a dataclass with `state` and `error`).
 
@@ -153,14 +201,7 @@ def record_from_json(record: type[Record], data: object, file: str) -> Record:
     """
     if not isinstance(data, dict):
         return record(error=f"{file} is not a JSON object")
-    values, problems = {}, []
-    for name, adapter in _field_adapters(record).items():
-        if data.get(name) is None:
-            continue
-        try:
-            values[name] = adapter.validate_python(data[name])
-        except ValidationError as exc:
-            problems.append(f"{name}: {exc.errors()[0]['msg'].lower()}")
+    values, problems = typed_fields(record, data)
     state = data.get("state")
     if not isinstance(state, str) or RunState.of(state) is RunState.UNKNOWN and state != RunState.UNKNOWN:
         problems.append(f"state: not one of {', '.join(RunState)}")
@@ -171,23 +212,13 @@ def record_from_json(record: type[Record], data: object, file: str) -> Record:
 
 
 def read_record(record: type[Record], file: Path) -> Record:
-    """A status file as the typed `record`: unknown when missing, unknown with the reason when damaged.
-
-    Read with a size bound: every listing reads every run's status.json.
-    """
+    """A status file as the typed `record`: unknown when missing, unknown with the reason when damaged."""
     try:
-        with file.open("rb") as fh:
-            raw = fh.read(MAX_STATUS_BYTES + 1)
+        data = load_json(file, MAX_STATUS_BYTES)
     except FileNotFoundError:
         return record()
-    except OSError as exc:
-        return record(error=f"{file.name} cannot be read ({exc.strerror or exc})")
-    if len(raw) > MAX_STATUS_BYTES:
-        return record(error=f"{file.name} is larger than {MAX_STATUS_BYTES >> 20} MB; autotag did not write it so")
-    try:
-        data = json.loads(raw)
-    except ValueError:  # UnicodeDecodeError too
-        return record(error=f"{file.name} is not JSON")
+    except JsonFileError as exc:
+        return record(error=f"{exc}; autotag did not write it so")
     return record_from_json(record, data, file.name)
 
 
@@ -350,8 +381,8 @@ class RunFolder:
 
     @property
     def is_run(self) -> bool:
-        """Its config.yaml is there, and the folder itself is no symlink (which could lead anywhere)."""
-        return not self.path.is_symlink() and self.config.is_file()
+        """A run folder autotag made (see `not_a_run`): what is listed is what commands take."""
+        return self.not_a_run() is None
 
     def not_a_run(self) -> str | None:
         """Why this is not a run folder autotag made, or None when it is.
@@ -367,6 +398,12 @@ class RunFolder:
         if missing:
             return f"{self.path} is not a run folder (no {' or '.join(missing)})"
         return None
+
+    #: Entries a file manager or an NFS server leaves in any folder (`.DS_Store`, `.nfs…` while a
+    #: replaced file is still open): hidden names and these are litter, not a sign of a project,
+    #: except a version-control folder.
+    LITTER = frozenset({"Thumbs.db", "desktop.ini"})
+    PROJECT_MARKS = frozenset({".git", ".hg", ".svn"})
 
     def foreign_entries(self) -> list[str]:
         """Names in the folder that no run makes (a project's src/, a .git): their folder is not deleted."""
@@ -393,15 +430,14 @@ class RunFolder:
             names = [entry.name for entry in os.scandir(self.path)]
         except OSError:
             return []
-        return sorted(
-            n for n in names if n not in layout and n != self.STATUS_LOCK and not (n.startswith(".") and TMP_MARK in n)
-        )
+        litter = {n for n in names if n in self.LITTER or (n.startswith(".") and n not in self.PROJECT_MARKS)}
+        return sorted(set(names) - layout - litter)
 
     def read_json(self, file: Path) -> Any:
         """One of the folder's JSON files, or None when it is missing or unreadable."""
         try:
-            return json.loads(file.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+            return load_json(file)
+        except (OSError, JsonFileError):
             return None
 
     def read_config(self) -> dict[str, Any]:
@@ -517,8 +553,8 @@ def merge_status(file: Path, changes: dict[str, Any], lock: Path, record: type) 
         raise TypeError(f"{file.name} has no field {', '.join(sorted(unknown))} (see {record.__name__})")
     with file_lock(lock):
         try:
-            data = json.loads(file.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+            data = load_json(file, MAX_STATUS_BYTES)
+        except (OSError, JsonFileError):  # a damaged file is replaced by what is known now
             data = {}
         data = data if isinstance(data, dict) else {}
         data.update(changes)
@@ -544,6 +580,16 @@ def write_json_atomic(path: Path, data: Any) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def text_head(file: Path, limit: int = 64_000) -> str:
+    """The start of a run's text file for a person to read, whatever bytes it holds
+    (a config.yaml autotag writes is about 1.5 KB; a damaged one may be binary or huge)."""
+    try:
+        with file.open("rb") as fh:
+            return fh.read(limit).decode("utf-8", "replace")
+    except OSError as exc:
+        return f"({file.name} cannot be read: {exc.strerror or exc})"
 
 
 def finite_or_none(value: Any) -> Any:

@@ -29,15 +29,18 @@ from autotag.config import TrainConfig
 from autotag.paths import absolute
 from autotag.runs import warm
 from autotag.runs.folder import (
+    MAX_STATUS_BYTES,
+    JsonFileError,
     RunError,
     RunFolder,
     RunState,
     RunStatus,
     check_writable,
     create_run,
+    load_json,
     runs_folder,
 )
-from autotag.runs.procs import group_alive, is_alive, process_start_time, send_signal
+from autotag.runs.procs import group_alive, is_alive, process_start_time, recorded_alive, send_signal
 from autotag.text import shown
 from autotag.training.distributed import check_devices, clean_launch_env, not_here
 
@@ -95,7 +98,7 @@ def derive_state(run_dir: Path, status: RunStatus | None = None) -> RunState:
     if status.pid is None:
         if time.time() - (status.updated or 0.0) < START_TIMEOUT_S:
             return status.state
-    elif is_alive(status.pid, status.pid_start):
+    elif recorded_alive(status.pid, status.pid_start):
         return status.state
     # Gone without writing a final state. Re-check under the status lock: it may have
     # written "completed" a moment ago.
@@ -204,12 +207,12 @@ def launch(
     """
     from autotag.training.finetune import check_init_source
 
+    runs_dir = runs_folder(runs_dir)
+    actor = check(actor, "launch", Path(name or "a run"), None, runs_dir)  # before anything else is looked at
     if config.num_nodes > 1:
         raise RunError(not_here(config.num_nodes))
     check_init_source(config)
     check_devices(config)
-    runs_dir = runs_folder(runs_dir)
-    actor = check(actor, "launch", Path(name or "a run"), None, runs_dir)
     check_writable(runs_dir)  # a clear error for a read-only or full disk, before anything starts
     with runs_lock(runs_dir):
         if token:
@@ -311,19 +314,18 @@ def stop(run_dir: Path, grace: float = 15.0, actor: Actor | None = None) -> RunS
     run.stop_request.touch()
     pid, start = status.pid, status.pid_start
     forced = False
-    if pid:
+    if pid and start is not None:  # never a signal on a pid alone (see procs.recorded_alive)
         send_signal(pid, signal.SIGTERM, group=False)  # the group too would kill DataLoader workers first
         deadline = time.monotonic() + grace
         while is_alive(pid, start) and time.monotonic() < deadline:
             time.sleep(0.1)
         forced = is_alive(pid, start)
         send_signal(pid, signal.SIGKILL, group=True)  # the trainer if it hung, and any orphaned workers
-        while is_alive(pid, start):
-            time.sleep(0.05)
-        # A killed process takes a moment to die: Stop returns once the trainer's other DDP ranks
-        # and loader workers have too (a rank seen alive just after Stop failed a test under load).
+        # A killed process takes a moment to die: Stop returns once the trainer, its other DDP
+        # ranks and loader workers are gone too (a rank seen alive just after Stop failed a test
+        # under load), or after GROUP_EXIT_S (a process in uninterruptible sleep outlives SIGKILL).
         deadline = time.monotonic() + GROUP_EXIT_S
-        while group_alive(pid) and time.monotonic() < deadline:
+        while (is_alive(pid, start) or group_alive(pid)) and time.monotonic() < deadline:
             time.sleep(0.05)
     final = run.read_status().state
     if final.active or (final is RunState.FAILED and forced):
@@ -384,9 +386,12 @@ def _not_deletable(run: RunFolder) -> str | None:
     if foreign:
         more = f" and {len(foreign) - 3} more" if len(foreign) > 3 else ""
         return f"{run.path} holds {', '.join(foreign[:3])}{more}, which no run makes"
-    status = run.read_status()
-    if status.state is RunState.UNKNOWN:
-        return f"{run.path}'s {run.status_file.name} is not one autotag wrote ({status.error or 'no state'})"
+    try:  # its state, at least, as autotag writes it (another field may be damaged: still a run)
+        state = load_json(run.status_file, MAX_STATUS_BYTES).get("state")
+    except (OSError, JsonFileError, AttributeError):
+        state = None
+    if not isinstance(state, str) or RunState.of(state) is RunState.UNKNOWN:
+        return f"{run.path}'s {run.status_file.name} is not one autotag wrote (no state it knows)"
     try:
         here = Path.cwd().resolve()
     except OSError:  # the current folder was deleted: it is none of these

@@ -59,6 +59,16 @@ def reap(pid: int) -> None:
         pass  # no pid the system could have (a damaged status.json): nothing to collect
 
 
+def recorded_alive(pid: int | None, start_time: float | None) -> bool:
+    """Whether the process a status file records (its pid and start time) still runs.
+
+    A pid without its start time proves nothing: every writer records both, and a status
+    file is anyone's to edit (pid 1 always runs). Such a record counts as gone, so no
+    state is derived, and no signal sent, on a pid's word alone.
+    """
+    return start_time is not None and is_alive(pid, start_time)
+
+
 def is_alive(pid: int | None, start_time: float | None = None) -> bool:
     """True when `pid` runs, is not a zombie, and (if given) started at `start_time`.
 

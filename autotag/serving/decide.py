@@ -21,11 +21,21 @@ DEFAULT_THRESHOLD = 0.5
 
 
 def tuned_thresholds(run_dir: str | Path) -> dict[str, float] | None:
-    """The run's per-tag thresholds tuned on its validation split, or None before it has them."""
+    """The run's per-tag thresholds tuned on its validation split, or None before it has them.
+
+    thresholds.json is anyone's to edit: a value that is no probability (a string, NaN, 7)
+    is left out, so its tag falls back to DEFAULT_THRESHOLD instead of failing the tagging.
+    """
     run = RunFolder.at(run_dir)
     data = run.read_json(run.thresholds)
     tuned = data.get("thresholds") if isinstance(data, dict) else None
-    return {str(t): float(v) for t, v in tuned.items()} if isinstance(tuned, dict) else None
+    if not isinstance(tuned, dict):
+        return None
+    return {str(t): float(v) for t, v in tuned.items() if _probability(v)}
+
+
+def _probability(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and 0.0 <= value <= 1.0
 
 
 def decision_thresholds(

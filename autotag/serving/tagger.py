@@ -26,6 +26,7 @@ from autotag.config import CHECKPOINT_FIELDS, checked_checkpoint_settings
 from autotag.models.architectures import ConvBlock, ResBlock, build_tagger
 from autotag.runs.checkpoints import checkpoint_candidates
 from autotag.runs.folder import RunError
+from autotag.text import one_line
 
 #: Constructor arguments of `autotag.training.module.TaggingModule` that tagging needs, each
 #: checked against the config schema (`config.checked_checkpoint_settings`) before anything is built.
@@ -158,8 +159,8 @@ class Tagger:
             # Strict for what tagging uses; whatever else training kept (none today) is not needed.
             module.load_state_dict({k: v for k, v in state.items() if k.startswith(("frontend.", "net."))})
         except Exception as exc:  # any failure here means: this file is not a usable checkpoint
-            reason = " ".join(f"{type(exc).__name__}: {exc}".split())  # torch's messages span lines
-            raise RunError(f"checkpoint {path} cannot be loaded: {reason[:300]}") from None
+            reason = one_line(f"{type(exc).__name__}: {exc}")  # torch's messages span lines
+            raise RunError(f"checkpoint {path} cannot be loaded: {reason}") from None
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         return cls(module, path, device, checkpoint_mtime_ns=mtime_ns)
 

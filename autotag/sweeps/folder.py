@@ -23,10 +23,11 @@ from typing import Any, Literal
 
 import yaml
 
-from autotag.config import parse_yaml
+from autotag.config import ConfigError, read_yaml_file
 from autotag.runs.folder import (
     Count,
     Pid,
+    RunFolder,
     RunState,
     Timestamp,
     check_writable,
@@ -76,13 +77,6 @@ class SweepSpec:
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(asdict(self), sort_keys=False)
-
-    @classmethod
-    def from_yaml(cls, text: str) -> SweepSpec:
-        data = parse_yaml(text, "sweep.yaml")
-        if not isinstance(data, dict):
-            raise ValueError("sweep.yaml is not a mapping")
-        return cls(**data)
 
 
 @dataclass
@@ -147,8 +141,21 @@ class SweepFolder:
         return self.spec_file.is_file()
 
     def spec(self) -> SweepSpec:
-        """Raises: OSError, ValueError, TypeError: sweep.yaml cannot be read as a spec."""
-        return SweepSpec.from_yaml(self.spec_file.read_text(encoding="utf-8"))
+        """sweep.yaml, read like a config (bounded YAML).
+
+        Raises:
+            SweepError: it is missing, damaged, or not a sweep's (the message names the file).
+        """
+        what = f"{self.name}/{self.spec_file.name}"
+        try:
+            data = read_yaml_file(self.spec_file, what)
+            if not isinstance(data, dict):
+                raise ConfigError(f"{what} is not a mapping of field: value")
+            return SweepSpec(**data)
+        except ConfigError as exc:
+            raise SweepError(str(exc)) from None
+        except TypeError:  # a field no sweep has, or one missing
+            raise SweepError(f"{what} is not a sweep's: its fields are not those autotag writes") from None
 
     def storage_url(self, spec: SweepSpec | None = None) -> str:
         spec = spec or self.spec()
@@ -158,7 +165,8 @@ class SweepFolder:
         return read_record(SweepStatus, self.status_file)
 
     def write_status(self, **changes: Any) -> SweepStatus:
-        return SweepStatus.from_json(merge_status(self.status_file, changes, self.path / ".status.lock", SweepStatus))
+        merged = merge_status(self.status_file, changes, self.path / RunFolder.STATUS_LOCK, SweepStatus)
+        return SweepStatus.from_json(merged)
 
     def lock(self, name: str = ".workers.lock") -> AbstractContextManager[None]:
         """An exclusive lock between the processes of this machine (taking over trials)."""

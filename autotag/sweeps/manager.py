@@ -24,7 +24,7 @@ from autotag.access import Actor, check, record
 from autotag.config import make_config
 from autotag.runs import manager as runs
 from autotag.runs.folder import RunState, runs_folder
-from autotag.runs.procs import is_alive, process_start_time, send_signal
+from autotag.runs.procs import is_alive, process_start_time, recorded_alive, send_signal
 from autotag.sweeps.folder import (
     SamplerName,
     SweepError,
@@ -166,7 +166,7 @@ def derive_state(folder: SweepFolder, status: SweepStatus | None = None) -> RunS
         return status.state
     if status.pid is None and time.time() - (status.updated or 0.0) < runs.START_TIMEOUT_S:
         return status.state  # starting, or workers without a driver that write every second
-    if status.pid is not None and is_alive(status.pid, status.pid_start):
+    if recorded_alive(status.pid, status.pid_start):
         return status.state
     fresh = folder.read_status()
     if fresh.state.active and fresh.pid == status.pid:
@@ -198,7 +198,7 @@ def list_sweeps(runs_dir: str | Path | None = None) -> list[SweepInfo]:
         folder = SweepFolder(path)
         try:
             spec = folder.spec()
-        except (OSError, ValueError, TypeError):
+        except SweepError:  # not a sweep autotag made, or a damaged one: not listed
             continue
         status = folder.read_status()
         state = derive_state(folder, status)

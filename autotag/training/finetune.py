@@ -14,7 +14,7 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from autotag.config import TrainConfig, checked_checkpoint_settings, make_config
+from autotag.config import TrainConfig, checked_checkpoint_settings, validate_config
 from autotag.runs.checkpoints import checkpoint_candidates
 from autotag.runs.folder import RunError, RunFolder
 
@@ -36,13 +36,15 @@ def check_init_source(config: TrainConfig) -> None:
 
     Raises:
         RunError: the source is not a run, has no checkpoint, or differs; the message names how.
+        ConfigError: the source's config.yaml cannot be read as a config.
     """
     if config.init_from is None:
         return
     source = RunFolder(Path(config.init_from))
-    if not source.is_run:
-        raise RunError(f"cannot start from {source.path}: it is not a run folder (no {source.config.name})")
-    theirs = make_config(**{**source.read_config(), "init_from": None, "freeze_epochs": 0})
+    problem = source.not_a_run()
+    if problem:
+        raise RunError(f"cannot start from it: {problem}")
+    theirs = validate_config({**source.read_config(), "init_from": None, "freeze_epochs": 0})
     mine, other = _resolved(config), _resolved(theirs)
     diffs = [f"{k} {other[k]} there, {mine[k]} here" for k in SAME if mine[k] != other[k]]
     if diffs:
@@ -54,7 +56,11 @@ def check_init_source(config: TrainConfig) -> None:
 
 
 def source_settings(source_dir: str | Path) -> dict[str, Any]:
-    """The source run's model and feature settings as its config.yaml has them, to copy into a new config."""
+    """The source run's model and feature settings as its config.yaml has them, to copy into a new config.
+
+    Raises:
+        ConfigError: its config.yaml cannot be read.
+    """
     raw = RunFolder(Path(source_dir)).read_config()
     return {k: raw[k] for k in (*SAME, "chunk_seconds") if k in raw}
 

@@ -113,7 +113,7 @@ def fit(
     try:  # from the first write on: a Ctrl-C at any moment ends the run "stopped", never "running"
         if folder.writes:
             run_dir.mkdir(parents=True, exist_ok=True)
-            if not folder.run.is_run:
+            if not folder.run.config.is_file():
                 save_config(config, folder.run.config)
             folder.run.sweep_orphans()  # temp files of an earlier process of this run that was killed
             attached = _attach_log_file(run_dir) if log_file else None
@@ -137,12 +137,12 @@ def fit(
             saved = any(folder.run.checkpoints.glob("*.ckpt")) if folder.writes else False
             after = "; resume continues from its last checkpoint" if saved else " before its first checkpoint"
             log.info("run stopped on request%s", after)
-            folder.status(state=RunState.STOPPED, ended=time.time())
+            folder.final_status(state=RunState.STOPPED, ended=time.time())
             raise RunStopped(str(run_dir)) from None
         reason = f"{type(exc).__name__}: {exc}"
         if folder.writes:
             log.error("run failed: %s", reason)
-        folder.status(state=RunState.FAILED, error=reason, ended=time.time())
+        folder.final_status(state=RunState.FAILED, error=reason, ended=time.time())
         raise
     finally:
         if attached:
@@ -159,6 +159,14 @@ class _RankFolder:
     def status(self, **fields: Any) -> None:
         if self.writes:
             self.run.write_status(**fields)
+
+    def final_status(self, **fields: Any) -> None:
+        """The state a run ends in, recorded if the folder can take it: a folder that cannot
+        (gone, full, read-only: maybe why the run ended) must not hide the run's own error."""
+        try:
+            self.status(**fields)
+        except OSError as exc:
+            log.error("the run's end (%s) could not be recorded: %s", fields.get("state"), exc)
 
     def json(self, file: Path, data: Any) -> None:
         if self.writes:

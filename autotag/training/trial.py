@@ -12,18 +12,20 @@ Nothing here imports torch, Lightning or Optuna.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import socket
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from autotag.runs.folder import write_json_atomic
+from pydantic import Field
+
+from autotag.runs.folder import JsonFileError, load_json, typed_fields, write_json_atomic
 
 Metric = Literal["val_loss", "val_roc_auc", "val_pr_auc"]
+Port = Annotated[int, Field(ge=0, le=65535, strict=True)]
 PrunerName = Literal["median", "hyperband", "none"]
 #: Which way each metric is better.
 DIRECTIONS: dict[str, str] = {"val_loss": "minimize", "val_roc_auc": "maximize", "val_pr_auc": "maximize"}
@@ -48,7 +50,7 @@ class TrialLink:
     sweep: str  # the sweep folder
     metric: Metric
     pruner: PrunerName
-    port: int = 0  # the owning worker's report desk on 127.0.0.1; 0: none listens
+    port: Port = 0  # the owning worker's report desk on 127.0.0.1; 0: none listens
     token: str = ""  # what the desk asks of a report, so no other local process can prune a trial
 
     def write(self, path: Path) -> None:
@@ -56,11 +58,18 @@ class TrialLink:
 
     @classmethod
     def read(cls, path: Path) -> TrialLink | None:
+        """trial.json, or None when there is none or it is not as autotag writes it (a field
+        missing, or of the wrong type: a port no socket can have would fail the trainer)."""
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-            known = {f.name for f in dataclasses.fields(cls)}
-            return cls(**{k: v for k, v in data.items() if k in known})
-        except (OSError, ValueError, TypeError, AttributeError):
+            data = load_json(path)
+        except (OSError, JsonFileError):
+            return None
+        if not isinstance(data, dict):
+            return None
+        values, problems = typed_fields(cls, data)
+        try:
+            return None if problems else cls(**values)
+        except TypeError:  # a field every trial has is missing
             return None
 
 

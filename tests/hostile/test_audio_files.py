@@ -2,9 +2,10 @@
 
 The upload sandbox refused a 1024-channel WAV ("at most 8") that `autotag tag` on the
 command line tagged (exit 0): the in-process decoder (`load_audio`, the streaming
-`iter_chunks` that `tag` and the feature cache use) applied no limit at all. Each file
-here must be refused with the same one-line reason by all four: the CLI, `load_audio`,
-`iter_chunks` and the upload sandbox.
+`iter_chunks` that `tag` uses) applied no limit at all. Each file here must be refused
+with the same one-line reason by all four: the CLI, `load_audio`, `iter_chunks` and the
+upload sandbox. The length limit is one of a file held whole (an upload, a data set's
+clip): a streamed read holds one chunk, and `autotag tag` reads a two-hour file.
 """
 
 from __future__ import annotations
@@ -34,9 +35,9 @@ FILES = {
     "1024ch.wav": (lambda: _wav(16000, 1024, 100), "1024 channels; at most 8"),
     "1hz.wav": (lambda: _wav(1, 1, 10), "sample rate 1 Hz is outside"),
     "10mhz.wav": (lambda: _wav(10_000_000, 1, 1000), "sample rate 10000000 Hz is outside"),
-    # 28.8 MB: 8-bit mono at 4 kHz, the cheapest real two hours.
-    "2hours.wav": (lambda: _wav(4000, 1, 4000 * 7200, bits=8), "longer than the limit of 1200 s"),
 }
+#: 28.8 MB: 8-bit mono at 4 kHz, the cheapest real two hours.
+TWO_HOURS = "2hours.wav"
 
 
 @pytest.fixture(scope="module")
@@ -46,6 +47,8 @@ def hostile_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     for name, (make, _) in FILES.items():
         paths[name] = folder / name
         paths[name].write_bytes(make())
+    paths[TWO_HOURS] = folder / TWO_HOURS
+    paths[TWO_HOURS].write_bytes(_wav(4000, 1, 4000 * 7200, bits=8))
     return paths
 
 
@@ -66,6 +69,18 @@ def test_every_in_process_and_sandboxed_decoder_refuses_it_alike(name: str, host
         decode_untrusted(path.read_bytes(), 16000, name=name)
     problems = {_problem(loaded.value, path), _problem(streamed.value, path), _problem(sandboxed.value, name)}
     assert len(problems) == 1 and limit in problems.pop(), problems
+
+
+def test_a_two_hour_file_is_refused_whole_and_read_streamed(hostile_files: dict[str, Path]) -> None:
+    path = hostile_files[TWO_HOURS]
+    with pytest.raises(AudioError) as loaded:
+        load_audio(path, 4000)
+    with pytest.raises(AudioError) as sandboxed:
+        decode_untrusted(path.read_bytes(), 16000, name=TWO_HOURS)
+    limit = "longer than the limit of 1200 s"
+    assert limit in _problem(loaded.value, path) and limit in _problem(sandboxed.value, TWO_HOURS)
+    chunks = sum(1 for _ in iter_chunks(path, 4000, 4000 * 600))  # ten-minute chunks: memory of one
+    assert chunks == 12
 
 
 @pytest.mark.slow

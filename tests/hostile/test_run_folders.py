@@ -164,6 +164,8 @@ DAMAGED = {
     "state not a string": '{"state": ["running"]}',
     "an unknown state": '{"state": "exploded"}',
     "a list, not an object": "[1, 2]",
+    "nested 200,000 deep": "[" * 200_000,
+    "a pid that is true": '{"state": "running", "pid": true, "pid_start": 5.0}',
     "not JSON": "\x00\xff garbage",
     "huge": '{"state": "completed", "note": "' + "x" * (2 << 20) + '"}',
 }
@@ -186,7 +188,8 @@ def test_a_damaged_status_is_one_unknown_run_in_the_listing(
 
 
 def test_every_page_renders_with_a_damaged_run_among_good_ones(tmp_path: Path, trained_run: Path) -> None:
-    """Damaged status.json, metrics.json and config.yaml: every page draws, and the Runs page shows each run."""
+    """Damaged status.json, metrics.json, config.yaml, thresholds.json and robustness.json: every
+    page draws, the Runs page shows each run, and the Train page refuses the damaged run as a start."""
     import shutil
 
     from streamlit.testing.v1 import AppTest
@@ -203,6 +206,8 @@ def test_every_page_renders_with_a_damaged_run_among_good_ones(tmp_path: Path, t
     shutil.copytree(trained_run, odd)
     RunFolder(odd).metrics.write_text('{"per_tag": [1, 2], "roc_auc_macro": "high"}')
     RunFolder(odd).config.write_bytes(bytes(range(256)))
+    RunFolder(odd).thresholds.write_text('{"thresholds": {"piano": "high", "drums": NaN}}')
+    RunFolder(odd).robustness_report.write_text('{"clean": {"roc_auc_macro": "x"}, "noise": 5}')
     for page in PAGES:
         at = AppTest.from_file(APP, default_timeout=60)
         at.run()
@@ -214,6 +219,9 @@ def test_every_page_renders_with_a_damaged_run_among_good_ones(tmp_path: Path, t
                 at.multiselect(key="runs_pick").set_value([run.name]).run()
                 assert not at.exception, (run.name, [e.value for e in at.exception])
             assert any("metrics.json cannot be shown" in w.value for w in at.warning)
+        if page == "pages/train.py":
+            at.selectbox(key="train_init_from").set_value(str(odd)).run()
+            assert not at.exception and any("config.yaml is not UTF-8" in e.value for e in at.error), at.error
 
 
 _JSON = st.recursive(
@@ -243,7 +251,18 @@ def test_any_json_in_status_json_reads_as_a_typed_status(tmp_path: Path, data: o
 # --- 8. claiming a named run folder is atomic ------------------------------------------------------------------
 
 
-def test_two_processes_never_claim_the_same_run_folder(tmp_path: Path) -> None:
+def test_a_pid_without_its_start_time_is_never_signalled(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """pid 1 always runs: a status.json that names it (without the start time every writer
+    records) must not show a run as running, nor have Stop signal that process."""
+    run = _run(default_runs_dir(), tmp_path, state="running")
+    RunFolder(run).write_status(pid=1)
+    assert manager.derive_state(run) is RunState.CRASHED
+    code, _, err = _cli(capsys, "runs", "stop", run.name, "--grace", "0")
+    _one_line_error(code, err)
+    assert "is not running" in err
+
+
+def test_two_claims_of_one_run_folder_at_once_give_it_to_one(tmp_path: Path) -> None:
     config = make_config(data=str(tmp_path), model="tiny")
 
     def claim(folder: Path, barrier: threading.Barrier, won: list[Path], lost: list[str]) -> None:
@@ -262,3 +281,32 @@ def test_two_processes_never_claim_the_same_run_folder(tmp_path: Path) -> None:
             t.join()
         assert len(won) == 1 and len(lost) == 1, (attempt, won, lost)
         assert RunFolder(folder).read_status().state == "queued"
+
+
+def test_of_two_claims_that_both_found_the_folder_empty_one_gets_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both pass the emptiness check before either writes: the exclusive create decides."""
+    from autotag.runs import folder as folder_module
+
+    barrier, real = threading.Barrier(2), folder_module.save_config
+
+    def save_after_both_looked(config: object, path: Path, exclusive: bool = False) -> None:
+        barrier.wait()
+        real(config, path, exclusive)
+
+    monkeypatch.setattr(folder_module, "save_config", save_after_both_looked)
+    config, folder, won, lost = make_config(data=str(tmp_path), model="tiny"), tmp_path / "claimed", [], []
+
+    def claim() -> None:
+        try:
+            won.append(create_run(config, folder=folder))
+        except RunError as exc:
+            lost.append(str(exc))
+
+    threads = [threading.Thread(target=claim) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(won) == 1 and len(lost) == 1 and "was just taken by another run" in lost[0]

@@ -124,18 +124,20 @@ def _interrupted_fit(data: Path, base: Path, marker: str) -> tuple[int, str, lis
 @pytest.mark.parametrize(
     ("marker", "written"),
     [
-        ("features", False),  # decoding the data set, before the run folder exists
+        ("features", None),  # decoding the data set: the folder may just have been made, or not
         ("run folder:", True),  # importing Lightning (and torch's rest) in fit
         ("training ", True),  # inside trainer.fit, before the first epoch ends
     ],
 )
 def test_ctrl_c_at_any_moment_ends_stopped_without_a_traceback(
-    small_csv_dataset: Path, tmp_path: Path, marker: str, written: bool
+    small_csv_dataset: Path, tmp_path: Path, marker: str, written: bool | None
 ) -> None:
     code, err, states = _interrupted_fit(small_csv_dataset, tmp_path, marker)
     assert "Traceback" not in err, err[-3000:]
     assert code == 130, err[-3000:]
     last = err.strip().splitlines()[-1]
+    if written is None:  # 12 short clips decode fast: which side of the folder's making the signal lands on varies
+        written = bool(states)
     if written:
         assert states == [RunState.STOPPED], err[-3000:]
         assert last.startswith("stopped before the first checkpoint, so there is nothing to resume"), last

@@ -39,6 +39,9 @@ def test_tuned_thresholds_are_none_until_training_wrote_them(tmp_path: Path) -> 
     assert tuned_thresholds(tmp_path) is None
     run.thresholds.write_text(json.dumps({"thresholds": {"a": 0.25}}))
     assert tuned_thresholds(tmp_path) == {"a": 0.25}
+    # Anyone may edit the file: what is no probability leaves its tag at the default.
+    run.thresholds.write_text('{"thresholds": {"a": 0.25, "b": "x", "c": NaN, "d": 7, "e": true, "f": [1]}}')
+    assert tuned_thresholds(tmp_path) == {"a": 0.25}
 
 
 def test_tag_format_tags_decides_like_the_tag_page(

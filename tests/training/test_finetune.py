@@ -90,11 +90,11 @@ def test_only_the_sources_own_checkpoints_with_valid_settings_give_weights(train
     hp = ckpt["hyper_parameters"]
     features = {k: hp[k] for k in ("sample_rate", "n_fft", "hop_length", "n_mels", "f_min", "f_max")}
     module = TaggingModule("tiny", ["kazoo", "b"], **features)
-    ckpt["hyper_parameters"] = {**hp, "labels": [f"t{i}" for i in range(1001)]}  # one more than a config allows
+    ckpt["hyper_parameters"] = {**hp, "labels": [f"t{i}" for i in range(10_001)]}  # one more than a model may have
     torch.save(ckpt, best)
     assert init_from_run(module, source) == last
     foreign = tmp_path / "foreign.ckpt"
     last.rename(foreign)
     last.symlink_to(foreign)  # a good checkpoint, but another's
-    with pytest.raises(RunError, match=r"no checkpoint of .* loads: best-.*labels: 1001 tags; at most 1000$"):
+    with pytest.raises(RunError, match=r"no checkpoint of .* loads: best-.*labels: 10001 tags; at most 10,000$"):
         init_from_run(module, source)

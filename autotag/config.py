@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic.fields import FieldInfo
 
 from autotag.models.specs import SPECS, get_spec
@@ -22,6 +22,11 @@ from autotag.text import one_line, shorten, shown
 
 DataFormat = Literal["auto", "csv", "mtat", "jamendo"]
 JamendoSubset = Literal["top50tags", "all", "genre", "instrument", "moodtheme"]
+
+
+#: How the `data` of a run imported from the published taggers (`autotag.pretrained`) starts:
+#: `published:mtat-fcn` was trained by its authors, on data that is not in a folder here.
+PUBLISHED_DATA = "published:"
 
 
 class ConfigError(ValueError):
@@ -104,12 +109,15 @@ class TrainConfig(BaseModel):
 
     @field_validator("data", "audio_root", "init_from")
     @classmethod
-    def _absolute_folder(cls, value: str | None) -> str | None:
-        """Stored absolute: a run's trainer reads its config.yaml from another working folder."""
+    def _absolute_folder(cls, value: str | None, info: ValidationInfo) -> str | None:
+        """Stored absolute: a run's trainer reads its config.yaml from another working folder.
+        A published model's `data` names its authors' data set (PUBLISHED_DATA), no folder."""
         if value is None:
             return None
         if not value.strip():
             raise ValueError("give a folder")
+        if info.field_name == "data" and value.startswith(PUBLISHED_DATA):
+            return value
         return str(absolute(value))
 
     @model_validator(mode="after")

@@ -135,6 +135,21 @@ if len(selected) >= 2:
     robustness_section([by_name[n] for n in selected], actor)
 
 
+def _published(facts: dict) -> None:
+    """A published model's facts: its authors' scores are shown as theirs, never beside ours."""
+    st.subheader(f"Published model: {facts.get('name')} ({facts.get('network')})")
+    scores = ", ".join(
+        f"{label} {facts[key]:.4f}"
+        for label, key in (("ROC-AUC", "roc_auc_macro"), ("PR-AUC", "pr_auc_macro"))
+        if isinstance(facts.get(key), float)
+    )
+    st.markdown(
+        f"Trained by its authors on {facts.get('trained_on')}. "
+        + (f"Their scores on their own test split: {scores} (not comparable to runs trained here). " if scores else "")
+        + f"\n\n{facts.get('credit')}. Licence: {facts.get('licence')}."
+    )
+
+
 def _test_metrics(metrics: dict) -> None:
     """The test split's scores of the best checkpoint, as metrics.json has them."""
     st.subheader("Test metrics of the best checkpoint")
@@ -206,7 +221,9 @@ if len(selected) == 1:
     if info.status.val_note:
         st.caption(f"Validation: {info.status.val_note}")
     metrics = folder.read_json(folder.metrics) if info.state is RunState.COMPLETED else None
-    if isinstance(metrics, dict):
+    if isinstance(metrics, dict) and isinstance(metrics.get("published"), dict):
+        _published(metrics["published"])
+    elif isinstance(metrics, dict):
         try:
             _test_metrics(metrics)
         except (TypeError, ValueError, KeyError, AttributeError) as exc:  # a metrics.json autotag did not write

@@ -28,12 +28,39 @@ def _isolated_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, _step_times:
     The Train page's timed training steps are a fact of the machine: one file for the
     session, so each page test does not time the default model again (seconds each).
     """
+    from autotag.pretrained import fetch
     from autotag.training import estimate
 
     monkeypatch.setenv("AUTOTAG_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("AUTOTAG_RUNS_DIR", str(tmp_path / "runs"))
     monkeypatch.setenv("AUTOTAG_WARM", "0")
+    monkeypatch.delenv(fetch.MIRROR_ENV, raising=False)  # a test that wants the mirror says so
+    monkeypatch.setattr(fetch, "cache_dir", lambda: tmp_path / "pretrained-cache")
     monkeypatch.setattr(estimate, "_cache_file", lambda: _step_times)
+
+
+#: The published tagger weights: data for tests, never part of the repository (../shared/pretrained
+#: beside a checkout, or wherever AUTOTAG_PRETRAINED_DIR says).
+PUBLISHED_WEIGHTS = Path(__file__).resolve().parents[2] / "shared" / "pretrained"
+
+
+@pytest.fixture(scope="session")
+def published_weights() -> Path:
+    """The folder of published weights (the catalogue's files under their names), as a mirror."""
+    import os
+
+    folder = Path(os.environ.get("AUTOTAG_PRETRAINED_DIR") or PUBLISHED_WEIGHTS)
+    if not (folder / "mtat_fcn.pth").is_file():
+        pytest.skip(f"the published weights are not in {folder}: set AUTOTAG_PRETRAINED_DIR to their folder")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def instrument_set(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """60 clips of the real-instrument demo set (FluidSynth; ~15 s): what published models can hear."""
+    from autotag.data.demo import make_demo_dataset
+
+    return make_demo_dataset(tmp_path_factory.mktemp("instruments") / "demo", clips=60, seed=3)
 
 
 def tone(seconds: float = 1.0, freq: float = 440.0, sr: int = 16000, channels: int = 1) -> np.ndarray:

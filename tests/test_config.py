@@ -37,7 +37,10 @@ def test_seed_recipe_defaults() -> None:
         ({"lr": 5.0}, "lr: Input should be less than or equal to 1"),
         ({"batch_size": 0}, "batch_size: Input should be greater than or equal to 1"),
         ({"max_epochs": "many"}, "max_epochs: Input should be a valid integer"),
-        ({"model": "vgg"}, "unknown model 'vgg'; known models: fcn, shortchunk_cnn, shortchunk_resnet, tiny"),
+        (
+            {"model": "vgg"},
+            "unknown model 'vgg'; known models: crnn, fcn, musicnn, shortchunk_cnn, shortchunk_resnet, tiny",
+        ),
         ({"format": "zip"}, "format: Input should be 'auto', 'csv', 'mtat' or 'jamendo'"),
         ({"f_max": 9000.0}, "f_max 9000.0 Hz is above the Nyquist frequency 8000.0 Hz"),
         ({"model": "fcn", "chunk_seconds": 3.0}, "model fcn needs chunks of at least 20.48 s"),

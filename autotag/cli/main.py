@@ -1,4 +1,5 @@
-"""Command line: `python -m autotag demo-data | fit | prepare | tag | evaluate | export | robustness | runs | sweep`.
+"""Command line: `python -m autotag demo-data | fit | prepare | tag | evaluate | export | robustness | pretrained |
+runs | sweep`.
 
 Each command parses its arguments and calls one library function. Bad input (options,
 data sets, audio, run folders) exits with status 2 and one clear message on stderr,
@@ -18,6 +19,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+from autotag.cli.pretrained import add_pretrained_parser
 from autotag.cli.robustness import add_robustness_parser
 from autotag.cli.runs import add_runs_dir_option, add_runs_parser, warn_if_unfinished
 from autotag.cli.sweep import add_sweep_parser
@@ -42,11 +44,15 @@ def _input_errors() -> tuple[type[BaseException], ...]:
     from autotag.audio.decode import AudioError
     from autotag.data.checks import DataSetError
     from autotag.data.formats import DataFormatError
+    from autotag.pretrained.catalogue import CatalogueError
+    from autotag.pretrained.fetch import FetchError
+    from autotag.pretrained.weights import WeightsError
     from autotag.robustness.job import RobustnessError
     from autotag.runs.folder import RunError
     from autotag.sweeps.folder import SweepError
 
     errors = (ConfigError, DataFormatError, DataSetError, AudioError, RunError, SweepError, RobustnessError)
+    errors += (CatalogueError, FetchError, WeightsError)
     return (UsageError, *errors, FileExistsError)
 
 
@@ -85,8 +91,12 @@ def _config_from_args(args: argparse.Namespace) -> TrainConfig:
     overrides = {name: getattr(args, name) for name in TrainConfig.model_fields if getattr(args, name) is not None}
     if overrides.get("init_from"):  # a run's name in the runs folder, or a run folder's path
         from autotag.runs.manager import resolve_run
+        from autotag.training.finetune import source_settings
 
         overrides["init_from"] = str(resolve_run(overrides["init_from"], getattr(args, "runs_dir", None)))
+        inherited = source_settings(overrides["init_from"])
+        if not args.config and not inherited.keys() & overrides.keys():  # none given: its weights need them
+            overrides = {**inherited, **overrides}
     if args.config:
         return load_config(args.config, **overrides)
     if "data" not in overrides:
@@ -367,6 +377,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.set_defaults(func=_cmd_export)
 
     add_robustness_parser(sub)
+    add_pretrained_parser(sub)
     add_runs_parser(sub)
     add_sweep_parser(sub, _add_config_options)
     return parser

@@ -11,9 +11,9 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
-from autotag.config import TrainConfig
+from autotag.config import PUBLISHED_DATA, TrainConfig
 from autotag.data.checks import ValidationReport, check_dataset, require_trainable
-from autotag.data.formats import TaggedDataset, load_dataset
+from autotag.data.formats import DataFormatError, TaggedDataset, load_dataset
 
 if TYPE_CHECKING:  # the cache needs torch; the cheap check in open_dataset must not import it
     from autotag.data.cache import FeatureCache, Progress
@@ -26,6 +26,11 @@ def _checked(raw: TaggedDataset, undecodable: frozenset[str] = frozenset()) -> t
 
 
 def _read(config: TrainConfig) -> TaggedDataset:
+    if config.data.startswith(PUBLISHED_DATA):
+        raise DataFormatError(
+            f"{config.data} was trained by its authors on their data, which is not here: give --data FOLDER "
+            "(to train on your data from its weights: --init-from that run)"
+        )
     return load_dataset(
         config.data, config.format, config.top_n, config.jamendo_subset, config.split_index, config.audio_root
     )

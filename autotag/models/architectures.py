@@ -120,11 +120,120 @@ def build_shortchunk_resnet(n_tags: int) -> nn.Module:
     return MelCNN(blocks, _short_chunk_head(512, n_tags))
 
 
+class TimbreConv(nn.Module):
+    """musicnn's vertical front-end filter: a conv `height` mel bins tall and 7 frames wide,
+    batch norm, ReLU, then the maximum over what is left of the frequency axis (Pons et al.):
+    a timbre detector wherever in pitch it sits."""
+
+    def __init__(self, channels: int, height: int, width: int = 7) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(1, channels, (height, width), padding=(0, width // 2))
+        self.bn = nn.BatchNorm2d(channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(batch, 1, mels, frames) -> (batch, channels, frames)."""
+        return torch.relu(self.bn(self.conv(x))).amax(dim=2)
+
+
+class TempoConv(nn.Module):
+    """musicnn's horizontal front-end filter: the mean over all mel bins, then a 1-D conv
+    `width` frames long, batch norm, ReLU: patterns in time (onsets, tempo), not in pitch."""
+
+    def __init__(self, channels: int, width: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv1d(1, channels, width, padding=width // 2)
+        self.bn = nn.BatchNorm1d(channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(batch, 1, mels, frames) -> (batch, channels, frames)."""
+        return torch.relu(self.bn(self.conv(x.mean(dim=2))))
+
+
+class TimeConv(nn.Module):
+    """A 1-D conv over frames with batch norm and ReLU: a block of musicnn's mid-end."""
+
+    def __init__(self, c_in: int, c_out: int, width: int = 7) -> None:
+        super().__init__()
+        self.conv = nn.Conv1d(c_in, c_out, width, padding=width // 2)
+        self.bn = nn.BatchNorm1d(c_out)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.relu(self.bn(self.conv(x)))
+
+
+class Musicnn(nn.Module):
+    """musicnn (Pons & Serra 2019) as Won et al. 2020 trained it on 3 s chunks of 96 mels.
+
+    Front end: two timbre filters (0.7 and 0.4 of 96 mel bins tall, 204 channels each) and
+    three tempo filters (129, 65 and 33 frames, 51 channels each), concatenated (561).
+    Mid-end: three 1-D convs of `width`, the second and third residual; every stage's output
+    is kept (561 + 3 x width). Back end: the maximum and the mean over time of all of it, a
+    dense layer of `dense` units with batch norm and ReLU, dropout, and the output layer.
+    """
+
+    def __init__(self, n_tags: int, width: int = 64, dense: int = 200) -> None:
+        super().__init__()
+        self.spec_bn = nn.BatchNorm2d(1)
+        self.timbre = nn.ModuleList([TimbreConv(204, int(0.7 * 96)), TimbreConv(204, int(0.4 * 96))])
+        self.tempo = nn.ModuleList([TempoConv(51, w) for w in (129, 65, 33)])
+        front = 2 * 204 + 3 * 51
+        self.mid = nn.ModuleList([TimeConv(front, width), TimeConv(width, width), TimeConv(width, width)])
+        self.head = nn.Sequential(
+            nn.Linear(2 * (front + 3 * width), dense),
+            nn.BatchNorm1d(dense),
+            nn.ReLU(),
+            nn.Dropout(0.5),
+            nn.Linear(dense, n_tags),
+        )
+
+    def forward(self, mels: torch.Tensor) -> torch.Tensor:
+        """Args: mels (batch, n_mels, frames) in dB. Returns: logits (batch, n_tags)."""
+        x = self.spec_bn(mels.unsqueeze(1))
+        front = torch.cat([f(x) for f in (*self.timbre, *self.tempo)], dim=1)
+        first = self.mid[0](front)
+        second = self.mid[1](first) + first
+        third = self.mid[2](second) + second
+        features = torch.cat([front, first, second, third], dim=1)
+        return self.head(torch.cat([features.amax(dim=2), features.mean(dim=2)], dim=1))
+
+
+class CRNN(nn.Module):
+    """CRNN (Choi et al. 2017) as Won et al. 2020 trained it: four conv blocks that pool the
+    96 mel bins away, then a two-layer GRU of 32 units over time; its last step is the clip."""
+
+    def __init__(self, n_tags: int) -> None:
+        super().__init__()
+        self.spec_bn = nn.BatchNorm2d(1)
+        self.blocks = nn.Sequential(
+            ConvBlock(1, 64, 2), ConvBlock(64, 128, 3), ConvBlock(128, 128, 4), ConvBlock(128, 128, 4)
+        )
+        self.gru = nn.GRU(128, 32, num_layers=2, batch_first=True)
+        self.head = nn.Sequential(nn.Dropout(0.5), nn.Linear(32, n_tags))
+
+    def forward(self, mels: torch.Tensor) -> torch.Tensor:
+        """Args: mels (batch, n_mels, frames) in dB. Returns: logits (batch, n_tags)."""
+        x = self.blocks(self.spec_bn(mels.unsqueeze(1)))  # (batch, 128, 1 band for 96-191 mels, steps)
+        steps, _ = self.gru(x.amax(dim=2).transpose(1, 2))  # the max over bands: any n_mels from 96 works
+        return self.head(steps[:, -1])
+
+
+def build_musicnn(n_tags: int) -> nn.Module:
+    """musicnn of Pons & Serra 2019, in the MagnaTagATune and MTG-Jamendo size of Won et al. 2020."""
+    return Musicnn(n_tags)
+
+
+def build_crnn(n_tags: int) -> nn.Module:
+    """CRNN of Choi et al. 2017 (as re-implemented by Won et al. 2020)."""
+    return CRNN(n_tags)
+
+
 BUILDERS: dict[str, Callable[[int], nn.Module]] = {
     "tiny": build_tiny,
     "fcn": build_fcn,
     "shortchunk_cnn": build_shortchunk_cnn,
     "shortchunk_resnet": build_shortchunk_resnet,
+    "musicnn": build_musicnn,
+    "crnn": build_crnn,
 }
 assert BUILDERS.keys() == SPECS.keys(), "model_specs.SPECS and models.BUILDERS must list the same names"
 

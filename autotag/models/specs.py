@@ -67,6 +67,22 @@ SPECS: dict[str, ModelSpec] = {
             min_mels=128,
             min_frames=128,
         ),
+        ModelSpec(
+            "musicnn",
+            "musicnn (Pons & Serra 2019): timbre and tempo filters, 3 s input, 96 mels",
+            n_mels=96,
+            chunk_seconds=3.0,
+            min_mels=67,  # its tallest timbre filter spans 67 mel bins
+            min_frames=1,
+        ),
+        ModelSpec(
+            "crnn",
+            "Convolutional recurrent network (Choi et al. 2017), 29.1 s input, 96 mels",
+            n_mels=96,
+            chunk_seconds=29.1,
+            min_mels=96,
+            min_frames=96,
+        ),
     )
 }
 

@@ -37,7 +37,7 @@ from autotag.audio.decode import AudioError, load_audio
 from autotag.audio.logmel import LogMel
 from autotag.audio.perturb import PERTURBATIONS, get, perturb
 from autotag.config import TrainConfig
-from autotag.data.cache import mel_f16, padded_chunk
+from autotag.data.cache import looped_chunk, mel_f16
 from autotag.data.datamodule import eval_offsets
 from autotag.data.formats import Clip, multi_hot
 from autotag.robustness.job import ReportFolder, RobustnessError, check_request
@@ -122,7 +122,7 @@ class Scorer:
         """(tags,) the clip's probabilities: the mean of its evaluation chunks' sigmoids."""
         mels = mel_f16(self.logmel, wave)
         starts = eval_offsets(len(mels), self.frames, self.max_chunks)
-        x = torch.from_numpy(np.stack([padded_chunk(mels, s, self.frames) for s in starts])).to(self.device)
+        x = torch.from_numpy(np.stack([looped_chunk(mels, s, self.frames) for s in starts])).to(self.device)
         return torch.sigmoid(self.net(x).float()).mean(0).cpu().numpy()
 
 

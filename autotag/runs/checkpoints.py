@@ -9,13 +9,15 @@ training state Lightning needs.
 from __future__ import annotations
 
 import logging
+import os
 import stat
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from autotag.paths import absolute
-from autotag.runs.folder import RunError, RunFolder
+from autotag.runs.folder import TMP_MARK, RunError, RunFolder
 
 log = logging.getLogger("autotag.runs.checkpoints")
 _RESUME_KEYS = ("state_dict", "loops", "optimizer_states", "epoch", "global_step")
@@ -138,3 +140,38 @@ def resumable_checkpoint(run_dir: Path) -> Path:
         problems.append(f"{path.name} ({problem})")
     detail = f": {'; '.join(problems)}" if problems else " (none saved yet)"
     raise RunError(f"run {Path(run_dir).name} has no checkpoint to resume from{detail}")
+
+
+def save_atomic(checkpoint: dict[str, Any], path: Path) -> None:
+    """`torch.save` so that a kill leaves the old file or the new one, never half of one.
+
+    Lightning's own atomic save stages the file in the system's temporary folder, which may
+    be another filesystem: its final move is then a copy a kill can interrupt. Here the
+    temporary file lies next to its target, is fsynced, and replaces it with one `os.replace`.
+    """
+    import torch
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}{TMP_MARK}{os.getpid()}")
+    try:
+        with tmp.open("wb") as fh:
+            torch.save(checkpoint, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make the rename itself durable (a no-op where directories cannot be opened)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

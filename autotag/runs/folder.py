@@ -262,6 +262,7 @@ class RunStatus:
     best_checkpoint: str | None = None  # relative to the run folder
     init_checkpoint: str | None = None  # the earlier run's checkpoint this run started from
     test_roc_auc: float | None = None
+    published: str | None = None  # the catalogue name of a published model imported as this run
     error: str | None = None
     forced: bool | None = None  # Stop had to kill the trainer
 

@@ -68,10 +68,8 @@ class WaveTagger(nn.Module):
 
 
 def _chunks(wave: np.ndarray, n: int) -> torch.Tensor:
-    count = max(1, -(-len(wave) // n))
-    padded = np.zeros(count * n, dtype=np.float32)
-    padded[: len(wave)] = wave
-    return torch.from_numpy(padded).view(count, n)
+    """The chunks `autotag tag` scores (`Tagger`): a short last chunk looped to fill the window."""
+    return torch.from_numpy(np.stack([np.resize(wave[i : i + n], n) for i in range(0, max(len(wave), 1), n)]))
 
 
 def _write_model(graph: WaveTagger, fmt: str, example: torch.Tensor, path: Path) -> None:

@@ -23,7 +23,7 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from autotag.audio.decode import AudioSource, iter_chunks, load_audio
 from autotag.config import CHECKPOINT_FIELDS, checked_checkpoint_settings
-from autotag.models.architectures import ConvBlock, ResBlock, build_tagger
+from autotag.models.architectures import ConvBlock, ResBlock, TempoConv, TimbreConv, TimeConv, build_tagger
 from autotag.runs.checkpoints import checkpoint_candidates
 from autotag.runs.folder import RunError
 from autotag.text import one_line
@@ -66,7 +66,7 @@ def inference_net(net: nn.Module) -> nn.Module:
     """
     net = copy.deepcopy(net).eval()
     for block in net.modules():
-        if isinstance(block, ConvBlock):
+        if isinstance(block, (ConvBlock, TimbreConv, TempoConv, TimeConv)):
             block.conv, block.bn = fuse_conv_bn_eval(block.conv, block.bn), nn.Identity()
         elif isinstance(block, ResBlock):
             block.conv1, block.bn1 = fuse_conv_bn_eval(block.conv1, block.bn1), nn.Identity()
@@ -204,10 +204,11 @@ class Tagger:
         with torch.inference_mode():
             for chunk in chunks:
                 total += len(chunk)
-                # A short tail chunk is mostly padding: weight chunks by their real audio so
-                # the silence added here does not dilute the clip score.
+                # A chunk shorter than the window (a clip shorter than it, or a clip's tail) is
+                # looped to fill it, as in training (`data.cache.looped_chunk`): silence is an
+                # input no training clip had. It still counts by its real audio in the clip score.
                 weights.append(max(len(chunk), 1) / n)
-                batch.append(np.pad(chunk, (0, n - len(chunk))) if len(chunk) < n else chunk)
+                batch.append(chunk if len(chunk) == n else np.resize(chunk, n) if len(chunk) else np.zeros(n, "f4"))
                 if len(batch) == batch_size:
                     flush()
             if batch:

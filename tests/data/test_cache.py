@@ -6,7 +6,7 @@ import torch
 
 from autotag.audio.decode import load_audio
 from autotag.audio.logmel import LogMel
-from autotag.data.cache import SILENCE_DB, build_cache
+from autotag.data.cache import build_cache
 from autotag.data.formats import load_dataset
 
 SETTINGS = {"sample_rate": 16000, "n_fft": 512, "hop_length": 256, "n_mels": 32, "f_min": 0.0, "f_max": 8000.0}
@@ -29,13 +29,16 @@ def test_features_match_the_front_end_and_are_reused(tmp_path: Path, small_csv_d
     assert not list((tmp_path / "c").glob(".*tmp*"))  # no temporary folders left behind
 
 
-def test_chunks_past_the_end_are_padded_with_silence(tmp_path: Path, small_csv_dataset: Path) -> None:
+def test_chunks_past_the_end_loop_the_clip(tmp_path: Path, small_csv_dataset: Path) -> None:
     clips = load_dataset(small_csv_dataset).clips[:2]
     cache = build_cache(clips, SETTINGS, root=tmp_path / "c", workers=0)
     n = cache.frames(clips[0].id)
+    whole = cache.chunk(clips[0].id, 0, n)
     chunk = cache.chunk(clips[0].id, n - 3, 10)
     assert chunk.shape == (32, 10)
-    assert (chunk[:, 3:] == SILENCE_DB).all() and (chunk[:, :3] != SILENCE_DB).any()
+    assert (chunk[:, :3] == whole[:, -3:]).all() and (chunk[:, 3:] == whole[:, :7]).all()
+    longer = cache.chunk(clips[0].id, 0, 3 * n)  # a window three times the clip: the clip thrice
+    assert (longer == np.concatenate([whole] * 3, axis=1)).all()
 
 
 def test_undecodable_files_are_recorded_not_fatal(tmp_path: Path, small_csv_dataset: Path) -> None:

@@ -34,7 +34,7 @@ def test_layer_shapes_follow_the_papers() -> None:
 
 
 def test_unknown_model_lists_known_names() -> None:
-    with pytest.raises(ValueError, match="known models: fcn, shortchunk_cnn, shortchunk_resnet, tiny"):
+    with pytest.raises(ValueError, match="known models: crnn, fcn, musicnn, shortchunk_cnn, shortchunk_resnet, tiny"):
         build_model("resnet50", 10)
     with pytest.raises(ValueError, match="unknown model"):
         get_spec("")

@@ -6,6 +6,7 @@ import ast
 import contextlib
 import io
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -20,20 +21,16 @@ from autotag.audio.decode import load_audio
 from autotag.cli.main import main
 from autotag.serving.export import WaveTagger, _chunks, export_run, run_exported
 from autotag.serving.tagger import Tagger
+from tests.conftest import ROOT
 
 pytestmark = pytest.mark.slow
 
-#: The README's onnxruntime example, verbatim; the test substitutes real file names.
-README_SNIPPET = """\
-import json, numpy as np, onnxruntime as ort, soundfile as sf
-meta = json.load(open("model.onnx.json"))
-wave, rate = sf.read("song.wav", dtype="float32", always_2d=True)   # resample to meta["sample_rate"] first
-wave, n = wave.mean(axis=1), meta["chunk_samples"]
-chunks = np.zeros((-(-len(wave) // n), n), np.float32); chunks.flat[: len(wave)] = wave
-weights = np.minimum(len(wave) - n * np.arange(len(chunks)), n)   # a short last chunk counts by its length
-probs = ort.InferenceSession("model.onnx").run(None, {"wave": chunks})[0].T @ weights / len(wave)
-print(sorted(zip(probs.tolist(), meta["labels"]), reverse=True)[:5])
-"""
+#: The README's ONNX snippet, as a user copies it (the python block that uses onnxruntime).
+README_SNIPPET = next(
+    block
+    for block in re.findall(r"^```python\n(.*?)^```", (ROOT / "README.md").read_text(encoding="utf-8"), re.S | re.M)
+    if "onnxruntime" in block
+)
 
 
 def _snapshot(folder: Path) -> dict[str, tuple[bytes, int]]:
@@ -69,8 +66,7 @@ def test_export_matches_pytorch_on_real_clips(
     # Chunk by chunk, the exported file scores what `autotag tag` scores.
     wave = load_audio(clips[0], meta["sample_rate"])
     n = meta["chunk_samples"]
-    chunks = np.zeros((-(-len(wave) // n), n), np.float32)
-    chunks.flat[: len(wave)] = wave
+    chunks = np.stack([np.resize(wave[i : i + n], n) for i in range(0, len(wave), n)])  # the last looped
     expected = Tagger.load(run).predict(wave)
     assert expected.labels == meta["labels"]
     np.testing.assert_allclose(run_exported(path, chunks), expected.taggram, atol=1e-4)
@@ -128,9 +124,9 @@ def test_readme_snippet_tags_like_autotag_tag(
     top = ast.literal_eval(printed.getvalue())  # plain floats, not np.float32(...)
     assert [t for _, t in top] == [t for t, _ in expected.top(5)]
     assert all(type(p) is float and abs(p - expected.clip[t]) < 1e-4 for p, t in top)
-    # The plain mean over zero-padded chunks (the old snippet) is not what `autotag tag` says.
-    padded_mean = run_exported(model, namespace["chunks"]).mean(axis=0)
-    assert np.abs(padded_mean - want).max() > 1e-3
+    # The plain mean over the chunks (unweighted, an old snippet) is not what `autotag tag` says.
+    plain_mean = run_exported(model, namespace["chunks"]).mean(axis=0)
+    assert np.abs(plain_mean - want).max() > 1e-3
 
 
 def test_onnx_differs_from_pytorch_by_no_more_than_float32_noise_on_lossy_clips(

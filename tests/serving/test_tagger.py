@@ -78,7 +78,10 @@ def test_files_are_streamed_with_the_same_scores(trained_run: Path, tmp_path: Pa
     a = tagger.predict(tmp_path / "other_rate.wav")
     b = tagger.predict((tmp_path / "other_rate.wav").read_bytes())  # whole file resampled at once
     assert a.taggram.shape == b.taggram.shape and a.duration == pytest.approx(b.duration, abs=1e-3)
-    np.testing.assert_allclose(a.taggram, b.taggram, atol=0.02)
+    np.testing.assert_allclose(a.taggram[:-1], b.taggram[:-1], atol=0.02)
+    # The short last chunk is looped to fill the window: the edge of its own resampling repeats
+    # with it (a few samples at the seam), so it may differ a little more.
+    np.testing.assert_allclose(a.taggram[-1], b.taggram[-1], atol=0.06)
 
 
 def test_tagger_scores_like_the_trained_lightning_module(trained_run: Path, demo_dataset: Path) -> None:
@@ -94,8 +97,7 @@ def test_tagger_scores_like_the_trained_lightning_module(trained_run: Path, demo
     wave = load_audio(demo_dataset / "audio" / "clip_0002.wav", tagger.sample_rate)
     pred = tagger.predict(wave)
     n = tagger.chunk_samples
-    chunks = np.zeros((len(pred.taggram), n), np.float32)
-    chunks.flat[: len(wave)] = wave
+    chunks = np.stack([np.resize(wave[i : i + n], n) for i in range(0, len(wave), n)])  # the last looped
     with torch.no_grad():
         expected = torch.sigmoid(module(module.frontend(torch.from_numpy(chunks)))).numpy()
     # Folded batch norms sum in another order: float32 noise of about 1e-6 in a probability.

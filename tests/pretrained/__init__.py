@@ -1,0 +1,1 @@
+"""Published taggers: the catalogue, their weights on autotag's networks, fetching and importing them."""

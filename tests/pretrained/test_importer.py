@@ -1,0 +1,83 @@
+"""`pretrained get` makes an ordinary completed run that the whole product takes as it is."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from autotag.access import read_log
+from autotag.cli.main import main
+from autotag.pretrained.catalogue import CATALOGUE
+from autotag.pretrained.importer import CHECKPOINT, get
+from autotag.runs import manager
+from autotag.runs.folder import RunFolder, RunState, default_runs_dir
+from autotag.runs.table import best_run
+
+
+@pytest.fixture
+def mirror(published_weights: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("AUTOTAG_PRETRAINED_DIR", str(published_weights))
+    return published_weights
+
+
+def test_an_import_is_a_completed_run_marked_published(mirror: Path) -> None:
+    run = RunFolder(get("mtat-musicnn"))
+    status = run.read_status()
+    assert status.state is RunState.COMPLETED and status.published == "mtat-musicnn"
+    assert status.best_checkpoint == f"checkpoints/{CHECKPOINT}" and status.test_roc_auc is None
+    assert json.loads(run.labels.read_text())[:3] == ["guitar", "classical", "slow"]
+    metrics = json.loads(run.metrics.read_text())
+    assert "roc_auc_macro" not in metrics  # nothing ranks it against runs trained here
+    assert metrics["published"]["roc_auc_macro"] == CATALOGUE["mtat-musicnn"].roc_auc
+    assert metrics["published"]["licence"].startswith("MIT") and metrics["published"]["sha256"]
+    assert run.read_config()["data"] == "published:mtat-musicnn" and run.read_config()["model"] == "musicnn"
+    assert [e["action"] for e in read_log(default_runs_dir())] == ["import"]
+
+
+def test_a_second_get_is_instant_and_the_same_run(mirror: Path) -> None:
+    first = get("mtat-fcn")
+    start = time.monotonic()
+    assert get("mtat-fcn") == first
+    assert time.monotonic() - start < 1.0 and len(manager.list_runs()) == 1
+
+
+def test_a_trained_run_is_always_the_default_pick_over_a_published_one(mirror: Path, trained_run: Path) -> None:
+    """Published scores come from another test set: they are not ranked against runs trained here."""
+    import shutil
+
+    published_run = get("mtat-fcn")
+    assert best_run(manager.list_runs()).path == published_run  # nothing else: the newcomer's pick
+    shutil.copytree(trained_run, default_runs_dir() / trained_run.name)
+    assert best_run(manager.list_runs()).path == default_runs_dir() / trained_run.name
+
+
+def test_the_cli_lists_imports_and_tags_with_fifty_mtat_tags(
+    mirror: Path, capsys: pytest.CaptureFixture, demo_dataset: Path
+) -> None:
+    assert main(["pretrained", "list"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in out[1:]] == list(CATALOGUE) and all(line.endswith("mirror") for line in out[1:])
+    assert main(["pretrained", "get", "mtat-fcn"]) == 0
+    run = Path(capsys.readouterr().out.splitlines()[-1])
+    assert RunFolder(run).read_status().published == "mtat-fcn"
+    clip = str(demo_dataset / "audio" / "clip_0000.wav")
+    assert main(["tag", "--run", str(run), clip]) == 0
+    scores = json.loads(capsys.readouterr().out)[clip]
+    assert len(scores) == 50 and "classical" in scores and "female vocal" in scores
+
+
+def test_the_runs_page_shows_a_published_run_with_its_authors_scores(mirror: Path) -> None:
+    from streamlit.testing.v1 import AppTest
+
+    from tests.test_app import APP
+
+    get("mtat-fcn")
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.run()
+    at.switch_page("pages/runs.py").run()
+    assert not at.exception and not at.warning, [w.value for w in at.warning]
+    assert "Published model: mtat-fcn (fcn)" in [h.value for h in at.subheader]
+    assert any("ROC-AUC 0.9002" in m.value and "not comparable" in m.value for m in at.markdown)

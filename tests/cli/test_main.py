@@ -100,7 +100,7 @@ def test_bad_fit_input_exits_2_and_writes_nothing(
     runs = tmp_path / "runs"
     data = str(small_csv_dataset)
     _fails_cleanly(capsys, runs, ["fit", "--data", data, "--lr", "5"], "lr: Input should be less than or equal to 1")
-    _fails_cleanly(capsys, runs, ["fit", "--data", data, "--model", "vgg"], "known models: fcn")
+    _fails_cleanly(capsys, runs, ["fit", "--data", data, "--model", "vgg"], "known models: crnn, fcn")
     _fails_cleanly(capsys, runs, ["fit", "--data", data, "--batch-size", "x"], "batch_size: Input should be a valid")
     _fails_cleanly(capsys, runs, ["fit", "--model", "tiny"], "fit needs --data")
     (tmp_path / "plain").mkdir()

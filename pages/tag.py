@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
+from autotag.access import AccessDenied, allowed
 from autotag.audio.decode import AUDIO_EXTENSIONS, AudioError
 from autotag.audio.sandbox import decode_untrusted, prestart
 from autotag.charts import taggram_figure, top_tags_figure
@@ -99,10 +100,38 @@ def _hear_perturbed(  # the page's state, passed in rather than read from global
         b.markdown(f"**{label}**: {shown}  \n{'; '.join(change) or 'no change'} · top: {top}")
 
 
+def _offer_published() -> None:
+    """One click: the catalogue's first choice imported as a run (mirror, cache or download), then tagging."""
+    from autotag.pretrained.catalogue import FIRST_CHOICE, published
+    from autotag.pretrained.importer import get
+
+    entry = published(FIRST_CHOICE)
+    why_not = allowed(acting(), "launch", None)
+    if st.button(
+        "Tag with a published model",
+        icon=":material/library_music:",
+        type="primary",
+        key="tag_published",
+        disabled=why_not is not None,
+        help=why_not or f"{entry.name}: {entry.network.upper()} trained on {entry.trained_on}; {entry.credit}",
+    ):
+        try:
+            with st.spinner(f"Getting {entry.name} ({entry.size / 1e6:.1f} MB) ..."):
+                get(entry.name, actor=acting())
+        except (ValueError, AccessDenied) as exc:  # offline without a mirror, not the published file, a role
+            st.error(str(exc))
+            return
+        st.rerun()
+
+
 st.title("Tag your audio")
 runs = [r for r in manager.list_runs(default_runs_dir()) if RunFolder(r.path).checkpoints.is_dir()]
 if not runs:
-    st.info("No trained model yet. Start the quick demo on the Runs page or train one on the Train page.")
+    st.info(
+        "No model yet. Tag with a published one now: real music tags (guitar, classical, rock, techno, "
+        "female vocal, ...) before you train anything. Or start the quick demo on the Runs page."
+    )
+    _offer_published()
     st.page_link("pages/runs.py", label="Go to Runs", icon=":material/monitoring:")
     st.stop()
 
@@ -110,7 +139,8 @@ prestart()  # the decoder of the next upload starts now, while the model loads o
 best = best_run(runs)
 names = [r.name for r in runs]
 labels = {
-    r.name: f"{r.name} · {r.state}" + (f" · test ROC-AUC {r.status.test_roc_auc:.3f}" if r.status.test_roc_auc else "")
+    r.name: f"{r.name} · {'published' if r.status.published else r.state}"
+    + (f" · test ROC-AUC {r.status.test_roc_auc:.3f}" if r.status.test_roc_auc else "")
     for r in runs
 }
 run_name = st.selectbox(

@@ -139,6 +139,11 @@ CATALOGUE: dict[str, Published] = {
 }  # fmt: skip
 
 
+#: What the Tag page offers someone who has trained nothing: MagnaTagATune's 50 tags are the
+#: everyday ones (guitar, classical, rock, techno, female vocal, ...), and its file is the smallest.
+FIRST_CHOICE = "mtat-fcn"
+
+
 class CatalogueError(ValueError):
     """A name the catalogue does not have; the message lists the names it has."""
 

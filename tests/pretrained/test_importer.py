@@ -81,3 +81,37 @@ def test_the_runs_page_shows_a_published_run_with_its_authors_scores(mirror: Pat
     assert not at.exception and not at.warning, [w.value for w in at.warning]
     assert "Published model: mtat-fcn (fcn)" in [h.value for h in at.subheader]
     assert any("ROC-AUC 0.9002" in m.value and "not comparable" in m.value for m in at.markdown)
+
+
+def test_a_newcomer_tags_an_upload_with_a_published_model_in_one_click(mirror: Path, demo_dataset: Path) -> None:
+    from streamlit.testing.v1 import AppTest
+
+    from tests.test_app import APP
+
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.run()
+    at.switch_page("pages/tag.py").run()
+    assert "No model yet" in at.info[0].value
+    at.button(key="tag_published").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    [run] = manager.list_runs()
+    assert run.status.published == "mtat-fcn" and at.selectbox(key="tag_run").value == run.name
+    clip = (demo_dataset / "audio" / "clip_0001.wav").read_bytes()
+    at.file_uploader(key="tag_upload").set_value([("clip.wav", clip, "audio/wav")]).run()
+    assert not at.exception and [s.value for s in at.subheader] == ["clip.wav"]
+    assert at.markdown[0].value.startswith("**Tags:**") and len(at.get("plotly_chart")) == 2
+
+
+def test_offline_without_a_mirror_the_button_says_what_to_do(monkeypatch: pytest.MonkeyPatch) -> None:
+    from streamlit.testing.v1 import AppTest
+
+    from autotag.pretrained.catalogue import Published
+    from tests.test_app import APP
+
+    monkeypatch.setattr(Published, "url", property(lambda self: "http://127.0.0.1:9/x.pth"))
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.run()
+    at.switch_page("pages/tag.py").run()
+    at.button(key="tag_published").click().run()
+    assert not at.exception and "cannot download http://127.0.0.1:9/x.pth" in at.error[0].value
+    assert manager.list_runs() == []

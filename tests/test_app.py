@@ -51,7 +51,7 @@ def test_every_page_renders_with_no_runs(page: str, demo_dataset: Path, monkeypa
         assert "No runs yet" in at.info[0].value
         assert at.button(key="runs_quick_demo")
     if page == "pages/tag.py":
-        assert "No trained model yet" in at.info[0].value
+        assert "No model yet" in at.info[0].value
     if page == "pages/sweep.py":
         assert "No sweeps yet" in at.info[0].value
         assert at.button(key="sweep_launch")

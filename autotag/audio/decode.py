@@ -145,26 +145,29 @@ def read_blocks(f: sf.SoundFile, name: str) -> Iterator[np.ndarray]:
         AudioError: damaged part-way, NaN or infinite samples, longer than `LIMITS` allow, or empty.
     """
     total = 0
-    while True:
-        try:
-            block = f.read(BLOCK_FRAMES, dtype="float32", always_2d=True)
-        except _DECODE_ERRORS as exc:
-            raise AudioError(f"{name}: damaged after {total / f.samplerate:.1f} s ({_reason(exc)})") from None
-        if len(block) == 0:
-            break
+    while len(block := _read(f, BLOCK_FRAMES, total, name)):
         total += len(block)
         problem = LIMITS.length_problem(total, f.samplerate)
         if problem:
             raise AudioError(f"{name}: {problem}")
-        _check_finite(block, name)
         yield block
     if total == 0:
         raise AudioError(f"{name}: contains no audio samples")
 
 
-def _check_finite(block: np.ndarray, name: str) -> None:
+def _read(f: sf.SoundFile, frames: int, done: int, name: str) -> np.ndarray:
+    """The next `frames` (frames, channels) float32 samples after `done`; fewer at the end.
+
+    Raises:
+        AudioError: the stream breaks there, or holds NaN or infinite samples.
+    """
+    try:
+        block = f.read(frames, dtype="float32", always_2d=True)
+    except _DECODE_ERRORS as exc:
+        raise AudioError(f"{name}: damaged after {done / f.samplerate:.1f} s ({_reason(exc)})") from None
     if not np.isfinite(block).all():
         raise AudioError(f"{name}: contains NaN or infinite samples")
+    return block
 
 
 def _mono(frames: np.ndarray) -> np.ndarray:
@@ -260,14 +263,10 @@ def iter_chunks(path: str | Path, sample_rate: int, chunk_samples: int) -> Itera
         k, read = 0, 0
         while True:
             want = round((k + 1) * chunk_samples * ratio) - read
-            try:
-                frames = f.read(want, dtype="float32", always_2d=True)
-            except _DECODE_ERRORS as exc:
-                raise AudioError(f"{name}: damaged after {read / f.samplerate:.1f} s ({_reason(exc)})") from None
+            frames = _read(f, want, read, name)
             if len(frames) == 0:
                 break
             read += len(frames)
-            _check_finite(frames, name)
             chunk = to_mono_resampled(frames, f.samplerate, sample_rate, name)
             full = len(frames) == want
             yield chunk[:chunk_samples] if full else chunk

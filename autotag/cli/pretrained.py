@@ -5,19 +5,17 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from pathlib import Path
 
 from autotag.cli.runs import add_runs_dir_option
 from autotag.paths import absolute
 from autotag.pretrained.catalogue import Published
 
 
-def _where(entry: Published, runs_dir: Path | None) -> str:
+def _where(entry: Published, imported: set[str]) -> str:
     """Where a copy is here: an imported run, the mirror, the download cache, or nowhere yet."""
     from autotag.pretrained.fetch import MIRROR_ENV, cache_dir
-    from autotag.pretrained.importer import imported
 
-    if imported(entry.name, runs_dir):
+    if entry.name in imported:
         return "imported"
     mirror = os.environ.get(MIRROR_ENV)
     if mirror and (absolute(mirror) / entry.file).is_file():
@@ -31,6 +29,9 @@ def _score(value: float | None) -> str:
 
 def _cmd_list(args: argparse.Namespace) -> int:
     from autotag.pretrained.catalogue import CATALOGUE
+    from autotag.runs.manager import list_runs
+
+    imported = {r.status.published for r in list_runs(args.runs_dir) if r.status.published}  # one listing
 
     head = f"{'name':<16} {'network':<8} {'trained on':<44} {'tags':>4} {'ROC-AUC':>7} {'PR-AUC':>7} {'MB':>5}"
     print(f"{head} licence here")
@@ -38,7 +39,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
         print(
             f"{entry.name:<16} {entry.network:<8} {entry.trained_on:<44} {len(entry.tags):>4} "
             f"{_score(entry.roc_auc):>7} {_score(entry.pr_auc):>7} {entry.size / 1e6:>5.1f} "
-            f"{entry.licence.split()[0]:<7} {_where(entry, args.runs_dir)}"
+            f"{entry.licence.split()[0]:<7} {_where(entry, imported)}"
         )
     print(
         "scores: the authors', on their own test split (not comparable to runs trained here); "

@@ -16,7 +16,6 @@ Under DDP rank 0 asks and every rank stops together.
 from __future__ import annotations
 
 import logging
-import math
 import time
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,7 @@ import lightning as L
 import torch
 
 from autotag.data.cache import Progress
-from autotag.runs.folder import RunFolder
+from autotag.runs.folder import RunFolder, finite_or_none
 from autotag.training.finetune import output_layer
 from autotag.training.trial import TrialLink, report
 
@@ -51,8 +50,7 @@ def cache_progress(run_dir: Path, every: float = 1.0) -> Progress:
 def finite(value: torch.Tensor | float) -> float | None:
     """A logged metric as status.json stores it: a float, or None (shown "n/a") when it is
     NaN or infinite, as a macro AUC is when no tag of the split can be ranked."""
-    number = float(value)
-    return number if math.isfinite(number) else None
+    return finite_or_none(float(value))
 
 
 def _flush(trainer: L.Trainer) -> None:

@@ -11,6 +11,7 @@ its digest, its tensors) fails before the folder is made.
 
 from __future__ import annotations
 
+import shutil
 import time
 from pathlib import Path
 
@@ -65,15 +66,20 @@ def get(
     ckpt = checkpoint(entry, file or locate(entry, None, progress))
     run_dir = create_run(_config(entry), runs_dir, name)
     run = RunFolder(run_dir)
-    save_atomic(ckpt, run.checkpoints / CHECKPOINT)
-    write_json_atomic(run.labels, list(entry.tags))
-    write_json_atomic(run.metrics, {"published": _facts(entry)})
+    try:
+        save_atomic(ckpt, run.checkpoints / CHECKPOINT)
+        write_json_atomic(run.labels, list(entry.tags))
+        write_json_atomic(run.metrics, {"published": _facts(entry)})
+    except BaseException:  # a full disk, a Ctrl-C: no half-made run left queued for the scheduler
+        shutil.rmtree(run_dir, ignore_errors=True)
+        raise
     now = time.time()
     run.write_status(
         state=RunState.COMPLETED,
         phase="imported",
         owner=actor.name,
         published=name,
+        max_epochs=None,  # nothing was trained here: the runs table shows no epochs, not 0/100
         best_checkpoint=f"{run.checkpoints.name}/{CHECKPOINT}",
         started=now,
         ended=now,

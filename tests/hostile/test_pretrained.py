@@ -49,3 +49,19 @@ def test_offline_with_no_mirror_get_says_where_from_within_seconds(
     monkeypatch.setattr(type(published("mtat-fcn")), "url", property(lambda self: "http://127.0.0.1:9/x.pth"))
     err = _refused(capsys, "mtat-fcn")
     assert "cannot download http://127.0.0.1:9/x.pth" in err and "--from FILE" in err
+
+
+def test_a_disk_that_fails_mid_import_leaves_no_half_made_run(
+    published_weights: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A queued run without a checkpoint would be started by the scheduler and fail: none is left."""
+    from autotag.pretrained.importer import get
+    from autotag.runs import checkpoints
+
+    def full_disk(checkpoint: object, path: Path) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(checkpoints, "save_atomic", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        get("mtat-fcn", published_weights / "mtat_fcn.pth")
+    assert not any(p.is_dir() for p in default_runs_dir().iterdir())

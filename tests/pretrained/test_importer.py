@@ -35,6 +35,9 @@ def test_an_import_is_a_completed_run_marked_published(mirror: Path) -> None:
     assert metrics["published"]["licence"].startswith("MIT") and metrics["published"]["sha256"]
     assert run.read_config()["data"] == "published:mtat-musicnn" and run.read_config()["model"] == "musicnn"
     assert [e["action"] for e in read_log(default_runs_dir())] == ["import"]
+    from autotag.runs.table import summarize
+
+    assert summarize(manager.list_runs()[0])["epoch"] == "-"  # nothing trained here: no "0/100"
 
 
 def test_a_second_get_is_instant_and_the_same_run(mirror: Path) -> None:

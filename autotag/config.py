@@ -86,6 +86,20 @@ class TrainConfig(BaseModel):
     freeze_epochs: int = Field(
         0, ge=0, le=1000, description="Epochs that train only the output layer of a run started from another"
     )
+    transfer: Literal["fine-tune", "linear-probe"] = Field(
+        "fine-tune",
+        description="How a run started from another learns: fine-tune trains every layer; linear-probe only "
+        "the output layer, on embeddings of the frozen network computed once per clip",
+    )
+    backbone_lr_factor: float = Field(
+        1.0, gt=0.0, le=1.0, description="Learning rate of all but the output layer as a fraction of lr, in fine-tuning"
+    )
+    max_minutes: float | None = Field(
+        None,
+        ge=0.05,
+        le=100000.0,
+        description="Time budget of training in minutes, then the best model is tested; empty = none",
+    )
 
     # Augmentation of training batches (autotag.training.augment); 0 switches one off
     freq_mask: int = Field(0, ge=0, le=64, description="SpecAugment: widest band of mel bins masked; 0 = off")
@@ -137,8 +151,12 @@ class TrainConfig(BaseModel):
             raise ValueError(f"hop_length {self.hop_length} must not exceed n_fft {self.n_fft}")
         if self.n_mels < spec.min_mels:
             raise ValueError(f"model {self.model} needs n_mels >= {spec.min_mels}, got {self.n_mels}")
-        if self.freeze_epochs and self.init_from is None:
-            raise ValueError("freeze_epochs needs init_from: only weights from an earlier run are worth freezing")
+        if self.init_from is None:
+            for name, plain in (("freeze_epochs", 0), ("transfer", "fine-tune"), ("backbone_lr_factor", 1.0)):
+                if getattr(self, name) != plain:
+                    raise ValueError(f"{name} needs init_from: it is about the weights of an earlier run")
+        if self.transfer == "linear-probe" and (self.freeze_epochs or self.backbone_lr_factor != 1.0):
+            raise ValueError("a linear probe never trains the backbone: leave freeze_epochs and backbone_lr_factor")
         if self.freq_mask > self.n_mels // 2:
             raise ValueError(f"freq_mask {self.freq_mask} would mask more than half of the {self.n_mels} mel bands")
         if self.time_mask > self.chunk_frames // 2:

@@ -220,6 +220,10 @@ if len(selected) == 1:
         st.error(info.status.error)
     if info.status.val_note:
         st.caption(f"Validation: {info.status.val_note}")
+    if info.status.init_checkpoint or info.status.ended_by:
+        started = f"Started from {info.status.init_checkpoint}" if info.status.init_checkpoint else ""
+        ended = f"Training ended: {info.status.ended_by}" if info.status.ended_by else ""
+        st.caption(" · ".join(part for part in (started, ended) if part))
     metrics = folder.read_json(folder.metrics) if info.state is RunState.COMPLETED else None
     if isinstance(metrics, dict) and isinstance(metrics.get("published"), dict):
         _published(metrics["published"])

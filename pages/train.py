@@ -14,6 +14,7 @@ from autotag.charts import tag_counts_figure
 from autotag.config import QUICK_DEMO, ConfigError, TrainConfig, field_choices, field_range, log_stops, make_config
 from autotag.data.demo import default_demo_dir
 from autotag.models.specs import SPECS
+from autotag.pretrained.catalogue import CATALOGUE
 from autotag.runs.folder import RunError, RunState, default_runs_dir, sanitize_name
 from autotag.runs.manager import PROJECT_ROOT, launch, list_runs
 from autotag.training.estimate import TimeEstimate, human_duration
@@ -33,6 +34,10 @@ BATCHES = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024]
 DEFAULTS = TrainConfig.model_fields
 #: "Start from" for random weights: a selectbox shows None as "Choose an option", not as a choice.
 SCRATCH = ""
+#: "Start from" for a published model not imported yet: this prefix and its catalogue name.
+TO_IMPORT = "import:"
+#: Settings of how a run learns from its source, back to their defaults when it starts from scratch.
+TRANSFER = ("freeze_epochs", "transfer", "backbone_lr_factor")
 
 
 def _default(name: str):  # noqa: ANN202 - a config default of any type
@@ -66,8 +71,10 @@ def _apply_source() -> None:
     """Starting from a run needs its model and features: take them over when one is chosen."""
     source = st.session_state["train_init_from"]
     if source == SCRATCH:
-        st.session_state["train_freeze_epochs"] = 0
+        st.session_state.update({f"train_{k}": _default(k) for k in TRANSFER})
         return
+    if source.startswith(TO_IMPORT):
+        return  # imported before the page draws the choice again (`_import_chosen`)
     try:
         settings = source_settings(source)
     except ConfigError:
@@ -79,8 +86,37 @@ def _apply_source() -> None:
 def _quick_demo() -> None:
     st.session_state["train_data"] = str(default_demo_dir())
     st.session_state.update({f"train_{k}": v for k, v in QUICK_DEMO.items()}, train_name="quick-demo")
-    st.session_state.update(train_init_from=SCRATCH, train_freeze_epochs=0)  # the demo starts from scratch
+    st.session_state.update(train_init_from=SCRATCH, train_max_minutes=None)  # the demo starts from scratch
+    st.session_state.update({f"train_{k}": _default(k) for k in TRANSFER})
     _apply_model_defaults()
+
+
+def _import_chosen() -> None:
+    """A published model chosen in "Start from" becomes a run first (mirror, cache or download),
+    then the choice is that run; when it cannot be had, the choice goes back to scratch, and says why."""
+    from autotag.pretrained.importer import get
+
+    name = st.session_state["train_init_from"].removeprefix(TO_IMPORT)
+    try:
+        with st.spinner(f"Getting the published model {name} ..."):
+            run_dir = get(name, actor=actor)
+    except (ValueError, AccessDenied) as exc:  # offline without a mirror, not the published file, a role
+        st.session_state["train_init_from"] = SCRATCH
+        st.error(str(exc))
+        return
+    st.session_state["train_init_from"] = str(run_dir)
+    _apply_source()
+
+
+def _source_label(source: str, published: dict[str, str]) -> str:
+    if source == SCRATCH:
+        return "scratch (random weights)"
+    if source.startswith(TO_IMPORT):
+        name = source.removeprefix(TO_IMPORT)
+        return f"published {name}: {CATALOGUE[name].network.upper()} trained on {CATALOGUE[name].trained_on}"
+    if source in published:
+        return f"published {published[source]} (run {Path(source).name})"
+    return f"run {Path(source).name} (its best checkpoint)"
 
 
 def _stops(stops: list, name: str) -> list:
@@ -132,6 +168,8 @@ if "train_model" not in st.session_state:
     _init_state()
 
 st.title("Train a tagging model")
+if st.session_state["train_init_from"].startswith(TO_IMPORT):  # before the widgets it sets are drawn
+    _import_chosen()
 left, right = st.columns([3, 1])
 with right:
     st.button(
@@ -179,10 +217,17 @@ with c5:
     _slider("Chunk length (s)", "chunk_seconds", step=0.01)
 with c6:
     st.number_input("Seed", min_value=0, max_value=2**31 - 1, key="train_seed", persist_state="session")
-sources = [SCRATCH] + [str(r.path) for r in list_runs(default_runs_dir()) if r.state is RunState.COMPLETED]
+finished = [r for r in list_runs(default_runs_dir()) if r.state is RunState.COMPLETED]
+published = {str(r.path): r.status.published for r in finished if r.status.published}
+# Published models not imported yet are offered to whoever may make runs: choosing one imports it.
+may_import = allowed(actor, "launch", None) is None
+to_import = [f"{TO_IMPORT}{name}" for name in CATALOGUE if name not in published.values()] if may_import else []
+sources = [SCRATCH, *(str(r.path) for r in finished), *to_import]
 if st.session_state["train_init_from"] not in sources:  # its run was deleted meanwhile
     st.session_state["train_init_from"] = SCRATCH
-s1, s2 = st.columns([2, 1])
+from_scratch = st.session_state["train_init_from"] == SCRATCH
+probing = st.session_state["train_transfer"] == "linear-probe"
+s1, s2, s3, s4 = st.columns([3, 1, 1, 1])
 with s1:
     st.selectbox(
         "Start from",
@@ -190,13 +235,41 @@ with s1:
         key="train_init_from",
         persist_state="session",
         on_change=_apply_source,
-        format_func=lambda p: (
-            "scratch (random weights)" if p == SCRATCH else f"run {Path(p).name} (its best checkpoint)"
-        ),
-        help=DEFAULTS["init_from"].description,
+        format_func=lambda p: _source_label(p, published),
+        help="A run of yours or a published model (its backbone's weights, and the rows of the tags both "
+        "share); or random weights",
     )
 with s2:
-    _slider("Epochs with a frozen backbone", "freeze_epochs", disabled=st.session_state["train_init_from"] == SCRATCH)
+    st.selectbox(
+        "How it learns",
+        field_choices("transfer"),
+        key="train_transfer",
+        persist_state="session",
+        disabled=from_scratch,
+        help=DEFAULTS["transfer"].description,
+    )
+with s3:
+    _slider("Epochs with a frozen backbone", "freeze_epochs", disabled=from_scratch or probing)
+with s4:
+    st.select_slider(
+        "Backbone's learning rate (× lr)",
+        _stops([0.01, 0.03, 0.1, 0.3, 1.0], "backbone_lr_factor"),
+        key="train_backbone_lr_factor",
+        persist_state="session",
+        disabled=from_scratch or probing,
+        help=DEFAULTS["backbone_lr_factor"].description,
+    )
+lo, hi = field_range("max_minutes")
+st.number_input(
+    "Time budget (minutes)",
+    min_value=lo,
+    max_value=hi,
+    step=5.0,
+    key="train_max_minutes",
+    persist_state="session",
+    placeholder="no limit: Max epochs and early stopping decide",
+    help=DEFAULTS["max_minutes"].description,
+)
 
 with st.expander("Advanced"):
     a1, a2, a3 = st.columns(3)
@@ -343,12 +416,24 @@ if config is not None and not cluster_only and why_not is None:  # it trains ste
     with estimate_slot, st.spinner("Timing a few training steps on this machine ..."):
         guess = _estimate(config.to_yaml())
     where = "this CPU" if guess.device == "cpu" else "this GPU"
-    text = (
-        f"Training time on {where}: about {human_duration(guess.epoch_s)} per epoch "
-        f"({guess.steps_per_epoch} steps of {config.batch_size} chunks, and validation), "
-        f"up to {human_duration(guess.run_s)} for {config.max_epochs} epochs; early stopping often ends sooner. "
-        "The first run on a data set also decodes its audio once."
-    )
+    if config.transfer == "linear-probe":
+        text = (
+            f"Linear probe on {where}: about {human_duration(guess.run_s)} to embed every clip once with the "
+            "frozen network (a later probe of the same model on the same clips reuses them); the output layer "
+            "then trains in seconds."
+        )
+    else:
+        budget = config.max_minutes and config.max_minutes * 60 < guess.epoch_s * config.max_epochs
+        end = (
+            f"the time budget ends it after {human_duration(guess.run_s)}, then the best model is tested"
+            if budget
+            else f"up to {human_duration(guess.run_s)} for {config.max_epochs} epochs; early stopping often ends sooner"
+        )
+        text = (
+            f"Training time on {where}: about {human_duration(guess.epoch_s)} per epoch "
+            f"({guess.steps_per_epoch} steps of {config.batch_size} chunks, and validation), {end}."
+        )
+    text += " The first run on a data set also decodes its audio once."
     (estimate_slot.warning if guess.long else estimate_slot.caption)(
-        text + (" The tiny model, fewer epochs or a GPU make it shorter." if guess.long else "")
+        text + (" The tiny model, fewer epochs, a time budget or a GPU make it shorter." if guess.long else "")
     )

@@ -44,14 +44,26 @@ def _isolated_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, _step_times:
 PUBLISHED_WEIGHTS = Path(__file__).resolve().parents[2] / "shared" / "pretrained"
 
 
-@pytest.fixture(scope="session")
-def published_weights() -> Path:
-    """The folder of published weights (the catalogue's files under their names), as a mirror."""
+def published_folder() -> Path | None:
+    """The folder of published weights (the catalogue's files under their names), if this machine has it."""
     import os
 
-    folder = Path(os.environ.get("AUTOTAG_PRETRAINED_DIR") or PUBLISHED_WEIGHTS)
-    if not (folder / "mtat_fcn.pth").is_file():
-        pytest.skip(f"the published weights are not in {folder}: set AUTOTAG_PRETRAINED_DIR to their folder")
+    folder = Path(os.environ.get("AUTOTAG_PRETRAINED_DIR") or PUBLISHED_WEIGHTS).resolve()
+    return folder if (folder / "mtat_fcn.pth").is_file() else None
+
+
+@pytest.fixture(scope="session")
+def published_or_none() -> Path | None:
+    """`published_folder()` as the session started (tests remove AUTOTAG_PRETRAINED_DIR for themselves)."""
+    return published_folder()
+
+
+@pytest.fixture(scope="session")
+def published_weights(published_or_none: Path | None) -> Path:
+    """The folder of published weights, as a mirror; tests that need it skip, saying why, without it."""
+    folder = published_or_none
+    if folder is None:
+        pytest.skip(f"the published weights are not in {PUBLISHED_WEIGHTS}: set AUTOTAG_PRETRAINED_DIR to their folder")
     return folder
 
 

@@ -87,7 +87,8 @@ def test_train_page_estimates_the_training_time_before_launch(
     assert at.warning[0].value.startswith("Training time on this CPU: about ")
     # 96 train clips x 4 chunks per clip (the default) / batch 16
     assert "per epoch (24 steps of 16 chunks, and validation), up to " in at.warning[0].value
-    assert "for 100 epochs" in at.warning[0].value and "The tiny model, fewer epochs or a GPU" in at.warning[0].value
+    assert "for 100 epochs" in at.warning[0].value
+    assert "The tiny model, fewer epochs, a time budget or a GPU" in at.warning[0].value
     at.selectbox(key="train_model").set_value("tiny").run()
     shown = [c.value for c in at.caption if c.value.startswith("Training time on this CPU")]
     assert shown and not at.warning
@@ -98,11 +99,10 @@ def test_train_page_starts_from_a_finished_run_with_its_model(
 ) -> None:
     monkeypatch.setenv("AUTOTAG_DEMO_DIR", str(demo_dataset))
     at = _page("pages/train.py")
-    assert at.selectbox(key="train_init_from").options == [
-        "scratch (random weights)",
-        f"run {with_finished_run.name} (its best checkpoint)",
-    ]
-    assert at.slider(key="train_freeze_epochs").disabled
+    options = at.selectbox(key="train_init_from").options
+    assert options[:2] == ["scratch (random weights)", f"run {with_finished_run.name} (its best checkpoint)"]
+    assert options[2] == "published mtat-fcn: FCN trained on MagnaTagATune, top 50 tags"  # imported when chosen
+    assert at.slider(key="train_freeze_epochs").disabled and at.selectbox(key="train_transfer").disabled
     at.selectbox(key="train_init_from").set_value(str(with_finished_run)).run()
     assert at.selectbox(key="train_model").value == "tiny" and at.slider(key="train_n_mels").value == 64
     assert not at.error and not at.button(key="train_launch").disabled
@@ -231,6 +231,7 @@ def test_runs_page_shows_a_finished_run(with_finished_run: Path) -> None:
     assert table["run"].tolist() == [with_finished_run.name] and table["state"].tolist() == ["completed"]
     assert at.get("plotly_chart"), "the curves chart is missing"
     assert any("ROC-AUC (macro)" == m.label for m in at.metric)
+    assert "Training ended: max_epochs (8) reached" in [c.value for c in at.caption]
     assert at.button(key="runs_stop").disabled and not at.button(key="runs_delete").disabled
 
 

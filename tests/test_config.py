@@ -97,6 +97,7 @@ CHOICES = {
     "format": list(get_args(DataFormat)),
     "jamendo_subset": list(get_args(JamendoSubset)),
     "model": list(SPECS),
+    "transfer": ["fine-tune", "linear-probe"],
     "accelerator": ["auto", "cpu", "gpu"],
     "strategy": ["auto", "ddp"],
     "precision": ["32-true", "16-mixed", "bf16-mixed"],
@@ -106,8 +107,9 @@ CHOICES = {
 @pytest.mark.parametrize(("name", "allowed"), CHOICES.items())
 def test_field_choices_are_exactly_what_validation_accepts(name: str, allowed: list) -> None:
     assert field_choices(name) == allowed
+    needs = {"init_from": "."} if name == "transfer" else {}  # how to learn from a source needs the source
     for value in allowed:
-        assert getattr(make_config(data="d", **{name: value}), name) == value
+        assert getattr(make_config(data="d", **needs, **{name: value}), name) == value
     with pytest.raises(ConfigError, match=name):
         make_config(data="d", **{name: "none-of-these"})
 

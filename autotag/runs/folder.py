@@ -261,6 +261,7 @@ class RunStatus:
     val_note: str | None = None  # why validation metrics are n/a (no tag of the split can be ranked)
     best_checkpoint: str | None = None  # relative to the run folder
     init_checkpoint: str | None = None  # the earlier run's checkpoint this run started from
+    ended_by: str | None = None  # what ended training, in words: early stopping, max_epochs, time budget
     test_roc_auc: float | None = None
     published: str | None = None  # the catalogue name of a published model imported as this run
     error: str | None = None

@@ -32,7 +32,7 @@ from autotag.text import one_line
 #: checked against the config schema (`config.checked_checkpoint_settings`) before anything is built.
 _HPARAMS = ("labels", *CHECKPOINT_FIELDS)
 #: Hyper-parameters of training alone: tagging reads none of them.
-_TRAINING_ONLY = {"lr", "weight_decay", "augment"}
+_TRAINING_ONLY = {"lr", "weight_decay", "augment", "backbone_lr_factor"}
 
 
 class TaggingNet(nn.Module):

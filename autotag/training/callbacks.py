@@ -4,6 +4,7 @@ The dashboard and `runs list` read only status.json for progress (never the even
 files), so it carries epoch, step, best val_loss and the clock an ETA is computed from:
 `StatusCallback` during training, `cache_progress` while the feature cache is built.
 `FreezeBackbone` trains only the output layer of a run started from another.
+`TimeBudget` ends training when its minutes are spent, as `max_epochs` ends it by epochs.
 `PruneTrial` reports a sweep trial's metric after every validation to the sweep worker
 that owns the trial (`autotag.training.trial.report`), which records it in the study and
 answers whether to go on, as optuna_integration's `PyTorchLightningPruningCallback` asks
@@ -148,6 +149,40 @@ class FreezeBackbone(L.Callback):
         for name, param in pl_module.named_parameters():
             if not name.startswith(head):
                 param.grad = None
+
+
+class TimeBudget(L.Callback):
+    """Ends training once `minutes` of it have passed, and not before the first validation.
+
+    A CPU user asks for the best model in 20 minutes, not for 100 epochs. Lightning's own
+    `Timer` (`max_time`) may stop inside the first epoch, before any checkpoint exists to
+    test; this one lets the first validation happen, so a run that ran out of time always
+    has a best checkpoint. The clock starts when training starts (decoding the audio and a
+    resumed run's earlier sessions are not counted). Under DDP rank 0's clock decides for
+    every rank, as in `Timer`.
+    """
+
+    def __init__(self, minutes: float) -> None:
+        self.seconds = minutes * 60.0
+        self.started: float | None = None
+        self.validated = False
+        self.spent = False  # True once the budget ended training
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.started, self.validated, self.spent = time.monotonic(), False, False
+
+    def _check(self, trainer: L.Trainer) -> None:
+        over = self.started is not None and time.monotonic() - self.started >= self.seconds
+        if trainer.strategy.broadcast(over and self.validated):
+            trainer.should_stop = self.spent = True
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any) -> None:
+        self._check(trainer)
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not trainer.sanity_checking:
+            self.validated = True
+            self._check(trainer)
 
 
 class PruneTrial(L.Callback):

@@ -71,8 +71,14 @@ def estimate_run(config: TrainConfig, train: list[Clip], valid: list[Clip]) -> T
         except (OSError, RuntimeError):
             continue
     per_clip = max(1, min(config.eval_chunks, int(statistics.median(lengths or [0.0]) // config.chunk_seconds)))
+    if config.transfer == "linear-probe":  # one forward pass per chunk; the output layer's epochs are nothing
+        embed = (len(train) + len(valid)) * per_clip * FORWARD_SHARE * per_chunk
+        return TimeEstimate(device, per_chunk, steps, 0.0, embed)
     epoch = (steps * config.batch_size + len(valid) * per_clip * FORWARD_SHARE) * per_chunk
-    return TimeEstimate(device, per_chunk, steps, epoch, epoch * config.max_epochs)
+    run = epoch * config.max_epochs
+    if config.max_minutes:  # the budget ends training after the epoch it runs out in, at the latest
+        run = min(run, max(config.max_minutes * 60, epoch))
+    return TimeEstimate(device, per_chunk, steps, epoch, run)
 
 
 def chunk_seconds(model: str, n_mels: int, frames: int, device: str) -> float:

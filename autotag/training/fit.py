@@ -126,6 +126,7 @@ def fit(
                 ended=None,
                 error=None,
                 train_clock=None,  # a resumed run's old clock would count the time it was stopped
+                ended_by=None,
             )
         else:
             logging.getLogger("autotag").setLevel(logging.WARNING)  # rank 0 already logs every line once
@@ -181,7 +182,8 @@ def _fit(config: TrainConfig, folder: _RankFolder, resume_from: Path | None) -> 
     from autotag.data.prepare import prepare_features
     from autotag.training.callbacks import PruneTrial, cache_progress
     from autotag.training.finetune import check_init_source, init_from_run
-    from autotag.training.trainer import build_module, build_trainer
+    from autotag.training.probe import EmbeddingDataModule
+    from autotag.training.trainer import build_module, build_trainer, why_it_ended
     from autotag.training.trial import TrialLink
 
     run_dir = folder.run.path
@@ -198,17 +200,21 @@ def _fit(config: TrainConfig, folder: _RankFolder, resume_from: Path | None) -> 
         torch.set_float32_matmul_precision("high")  # TF32 matmuls on tensor cores; convs already use TF32
     L.seed_everything(config.seed, workers=True, verbose=False)
     module = build_module(config, dataset.labels)
-    if config.init_from and resume_from is None:  # a resumed run has its own weights
+    datamodule = TaggingDataModule(config, dataset, cache)
+    train_chunks = report.split_sizes["train"] * config.chunks_per_clip
+    probe = config.transfer == "linear-probe"
+    # A resumed run has its own weights; a probe's frozen backbone embeds the clips first.
+    if config.init_from and (resume_from is None or probe):
         source = init_from_run(module, config.init_from)
         folder.status(init_checkpoint=str(source))
-    datamodule = TaggingDataModule(config, dataset, cache)
+        if probe:
+            folder.status(phase="embedding the clips with the frozen network")
+            datamodule = EmbeddingDataModule(datamodule, module.net, source, config.batch_size)
+            train_chunks = len(datamodule.splits["train"])
     link = TrialLink.read(folder.run.trial)
     pruning = PruneTrial(folder.run.trial, link) if link else None
     trainer, checkpoint = build_trainer(
-        config,
-        run_dir,
-        report.split_sizes["train"] * config.chunks_per_clip // config.batch_size,
-        extra_callbacks=[pruning] if pruning else [],
+        config, run_dir, train_chunks // config.batch_size, extra_callbacks=[pruning] if pruning else []
     )
     log.info("training %s on %s, %d tags", config.model, trainer.strategy.root_device, len(dataset.labels))
     folder.status(phase=RunStatus.TRAINING, skipped_clips=report.skipped)
@@ -226,13 +232,16 @@ def _fit(config: TrainConfig, folder: _RankFolder, resume_from: Path | None) -> 
                 best_checkpoint=str(best.relative_to(run_dir)),
             )
             return {"pruned_after_epoch": pruning.pruned_at}
-        folder.status(phase="testing", best_checkpoint=str(best.relative_to(run_dir)))
+        ended_by = why_it_ended(trainer, config)
+        log.info("training ended: %s", ended_by)
+        folder.status(phase="testing", best_checkpoint=str(best.relative_to(run_dir)), ended_by=ended_by)
         metrics = _evaluate(trainer, module, datamodule, best, report.split_sizes["test"], folder)
     best_score = checkpoint.best_model_score
     metrics.update(
         best_checkpoint=str(best.relative_to(run_dir)),
         best_val_loss=float(best_score) if best_score is not None else None,
         epochs=trainer.current_epoch,
+        ended_by=ended_by,
         global_step=trainer.global_step,
         device=str(trainer.strategy.root_device),
         processes=trainer.world_size,
@@ -282,6 +291,7 @@ def fit_summary(metrics: dict[str, Any]) -> str:
     auc, pr = metrics.get("roc_auc_macro"), metrics.get("pr_auc_macro")
     why = f" ({metrics['note']})" if metrics.get("note") and None in (auc, pr) else ""
     return (
-        f"epochs {metrics.get('epochs')}, best val_loss {_score(metrics.get('best_val_loss'))}, "
+        f"epochs {metrics.get('epochs')} ({metrics.get('ended_by', 'ended')}), "
+        f"best val_loss {_score(metrics.get('best_val_loss'))}, "
         f"test ROC-AUC {_score(auc)}, PR-AUC {_score(pr)}{why}"
     )

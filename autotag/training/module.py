@@ -26,6 +26,8 @@ class TaggingModule(L.LightningModule):
         sample_rate, n_fft, hop_length, n_mels, f_min, f_max: Log-mel settings (Hz, samples).
         chunk_seconds: Input length the model was trained on, used again at tagging time.
         lr, weight_decay: Adam settings.
+        backbone_lr_factor: All but the output layer learn at `lr` times this: a network
+            started from another keeps what it learned while its new output layer catches up.
         augment: `AugmentSettings` fields for training batches (None: none). Kept in the
             checkpoint's hyper-parameters, so a checkpoint says how it was trained.
     """
@@ -44,6 +46,7 @@ class TaggingModule(L.LightningModule):
         lr: float = 1e-3,
         weight_decay: float = 0.0,
         augment: dict | None = None,
+        backbone_lr_factor: float = 1.0,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -120,4 +123,10 @@ class TaggingModule(L.LightningModule):
         return self._eval_step(batch)
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.Adam(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+        lr, factor = self.hparams.lr, self.hparams.get("backbone_lr_factor", 1.0)
+        if factor == 1.0:  # one group, as runs saved before the factor existed resume with
+            return torch.optim.Adam(self.parameters(), lr=lr, weight_decay=self.hparams.weight_decay)
+        head = list(self.net.head[-1].parameters())
+        backbone = [p for p in self.parameters() if all(p is not h for h in head)]
+        groups = [{"params": head}, {"params": backbone, "lr": lr * factor}]  # the first group's lr is logged
+        return torch.optim.Adam(groups, lr=lr, weight_decay=self.hparams.weight_decay)

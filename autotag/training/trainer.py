@@ -18,9 +18,10 @@ from lightning.pytorch.loggers import TensorBoardLogger
 
 from autotag.config import TrainConfig
 from autotag.runs.folder import RunFolder
-from autotag.training.callbacks import FreezeBackbone, StatusCallback
+from autotag.training.callbacks import FreezeBackbone, StatusCallback, TimeBudget
 from autotag.training.checkpoint_io import AtomicCheckpointIO
 from autotag.training.module import TaggingModule
+from autotag.training.probe import ProbeModule
 
 #: Log scalars at most this often (in steps): per-step logging costs throughput.
 LOG_EVERY_N_STEPS = 10
@@ -78,13 +79,16 @@ def _rebased(state: dict[str, Any], old: str, new: str) -> dict[str, Any]:
 
 
 def build_module(config: TrainConfig, labels: list[str]) -> TaggingModule:
-    return TaggingModule(
+    """The run's module; a linear probe's is fed embeddings, which no augmentation applies to."""
+    probe = config.transfer == "linear-probe"
+    return (ProbeModule if probe else TaggingModule)(
         model_name=config.model,
         labels=labels,
         chunk_seconds=float(config.chunk_seconds),
         lr=config.lr,
         weight_decay=config.weight_decay,
-        augment=config.augment_settings(),
+        augment=None if probe else config.augment_settings(),
+        backbone_lr_factor=config.backbone_lr_factor,
         **config.feature_settings(),
     )
 
@@ -119,6 +123,7 @@ def build_trainer(
             checkpoint,
             StatusCallback(run_dir),
             *([FreezeBackbone(config.freeze_epochs)] if config.freeze_epochs else []),
+            *([TimeBudget(config.max_minutes)] if config.max_minutes else []),
             *extra_callbacks,
         ],
         # flush_secs: the dashboard's live curves read the event files; the default is 120 s.
@@ -131,3 +136,13 @@ def build_trainer(
         plugins=[AtomicCheckpointIO()],
     )
     return trainer, checkpoint
+
+
+def why_it_ended(trainer: L.Trainer, config: TrainConfig) -> str:
+    """What ended training, in words for status.json, metrics.json and the Runs page."""
+    for callback in trainer.callbacks:
+        if isinstance(callback, TimeBudget) and callback.spent:
+            return f"time budget of {config.max_minutes:g} min spent"
+        if isinstance(callback, EarlyStopping) and callback.stopped_epoch:
+            return f"early stopping: val_loss did not improve for {config.patience} epochs"
+    return f"max_epochs ({config.max_epochs}) reached"

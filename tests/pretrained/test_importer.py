@@ -118,3 +118,23 @@ def test_offline_without_a_mirror_the_button_says_what_to_do(monkeypatch: pytest
     at.button(key="tag_published").click().run()
     assert not at.exception and "cannot download http://127.0.0.1:9/x.pth" in at.error[0].value
     assert manager.list_runs() == []
+
+
+def test_the_train_page_imports_a_published_model_chosen_to_start_from(
+    mirror: Path, demo_dataset: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from streamlit.testing.v1 import AppTest
+
+    from tests.test_app import APP
+
+    monkeypatch.setenv("AUTOTAG_DEMO_DIR", str(demo_dataset))
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.run()
+    at.selectbox(key="train_init_from").set_value("import:mtat-musicnn").run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    [run] = manager.list_runs()
+    assert run.status.published == "mtat-musicnn" and at.selectbox(key="train_init_from").value == str(run.path)
+    assert at.selectbox(key="train_model").value == "musicnn" and at.slider(key="train_n_mels").value == 96
+    at.selectbox(key="train_transfer").set_value("linear-probe").run()
+    assert at.slider(key="train_freeze_epochs").disabled and not at.button(key="train_launch").disabled
+    assert any(c.value.startswith("Linear probe on this CPU: about") for c in at.caption)

@@ -260,14 +260,14 @@ with s4:
         help=DEFAULTS["backbone_lr_factor"].description,
     )
 lo, hi = field_range("max_minutes")
-st.number_input(
+st.columns([1, 2])[0].number_input(
     "Time budget (minutes)",
     min_value=lo,
     max_value=hi,
     step=5.0,
     key="train_max_minutes",
     persist_state="session",
-    placeholder="no limit: Max epochs and early stopping decide",
+    placeholder="none: epochs and early stopping decide",
     help=DEFAULTS["max_minutes"].description,
 )
 

@@ -10,6 +10,7 @@ import sys
 from typing import Any
 
 from autotag.cli.runs import add_runs_dir_option
+from autotag.paths import absolute
 
 
 def render_report(report: dict[str, Any], fmt: str) -> str:
@@ -47,15 +48,16 @@ def _cmd_robustness(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 0
+    data = str(args.data) if args.data else None
     if args.background:
-        job.start(run, args.split, perturbations, args.seed)
+        job.start(run, args.split, perturbations, args.seed, data=data)
         print("robustness report started; the Runs page shows it, `--stop` stops it", file=sys.stderr)
         print(run)
         return 0
-    job.check_request(run, args.split, perturbations)  # refuse before torch is imported
+    job.check_request(run, args.split, perturbations, data=data)  # refuse before torch is imported
     from autotag.robustness.report import make_report
 
-    report = make_report(run, args.split, perturbations, args.seed)
+    report = make_report(run, args.split, perturbations, args.seed, data=data)
     if report is None:
         print("stopped; the same command goes on from the clips already scored", file=sys.stderr)
         return 130
@@ -79,6 +81,9 @@ def add_robustness_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--run", required=True, help="run folder, or a run's name in the runs folder")
     add_runs_dir_option(p, "where to look up a run name")
     p.add_argument("--split", default="test", choices=SPLITS, help="the split to score (default test)")
+    p.add_argument(
+        "--data", type=absolute, default=None, help="score this data set's split instead (needed for a published model)"
+    )
     p.add_argument("--perturbations", nargs="+", metavar="NAME", default=None, help="only these (default: all)")
     p.add_argument("--format", choices=("json", "csv"), default="json", help="what to print (default json)")
     p.add_argument("--seed", type=int, default=0, help="seed of the noise (default 0)")

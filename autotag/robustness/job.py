@@ -29,6 +29,8 @@ from typing_extensions import TypedDict  # pydantic reads typing.TypedDict only 
 
 from autotag.access import Actor, check, record
 from autotag.audio.perturb import PERTURBATIONS, PerturbationError, get, mp3_available
+from autotag.config import PUBLISHED_DATA
+from autotag.paths import absolute
 from autotag.runs import manager
 from autotag.runs.folder import (
     Count,
@@ -58,6 +60,7 @@ class RobustnessError(ValueError):
 class ReportStatus:
     state: RunState = RunState.UNKNOWN
     split: str | None = None  # the split being (or last) scored
+    data: str | None = None  # the data set scored, when not the run's own (a published model's)
     pid: Pid | None = None
     pid_start: Timestamp | None = None
     started: Timestamp | None = None  # the clock of this attempt's ETA (a resume starts a new one)
@@ -171,12 +174,15 @@ class ReportFolder:
         return fresh.state
 
 
-def check_request(run_dir: str | Path, split: str, perturbations: Sequence[str], running: bool = True) -> RunFolder:
+def check_request(
+    run_dir: str | Path, split: str, perturbations: Sequence[str], running: bool = True, data: str | None = None
+) -> RunFolder:
     """The run, when a report of it can be made; else why not.
 
     Args:
         running: Also refuse when a report of the run is running (not in that report's own
             process, which `start` checked under its lock).
+        data: A data set folder to score instead of the run's own (a published model has none here).
 
     Raises:
         RobustnessError: not a run, a run still training or one that failed, no checkpoint,
@@ -196,6 +202,12 @@ def check_request(run_dir: str | Path, split: str, perturbations: Sequence[str],
 
     if split not in SPLITS:
         raise RobustnessError(f"no split {split!r}; one of {', '.join(SPLITS)}")
+    if data is not None and not Path(data).is_dir():
+        raise RobustnessError(f"no data set folder {data}")
+    if data is None and _published(run):
+        raise RobustnessError(
+            f"run {run.name} is a published model: its data set is not here; give a data set to score (--data DIR)"
+        )
     state = manager.derive_state(run.path)
     if state.active:
         raise RobustnessError(f"run {run.name} is {state}: a report needs its final checkpoint, wait for it to end")
@@ -216,8 +228,21 @@ def check_request(run_dir: str | Path, split: str, perturbations: Sequence[str],
     return run
 
 
+def _published(run: RunFolder) -> bool:
+    """Whether the run is a published model (a damaged config.yaml is refused later, by the report, with its reason)."""
+    try:
+        return str(run.read_config().get("data", "")).startswith(PUBLISHED_DATA)
+    except ValueError:
+        return False
+
+
 def start(
-    run_dir: Path, split: str = "test", perturbations: Sequence[str] = (), seed: int = 0, actor: Actor | None = None
+    run_dir: Path,
+    split: str = "test",
+    perturbations: Sequence[str] = (),
+    seed: int = 0,
+    actor: Actor | None = None,
+    data: str | None = None,
 ) -> None:
     """Start the report in the background (it goes on from a stopped one with the same request).
 
@@ -225,14 +250,16 @@ def start(
         RobustnessError: the request is refused (`check_request`).
         AccessDenied: `actor` may not make reports of this run (`autotag.access`).
     """
-    run = check_request(run_dir, split, perturbations, running=False)
+    data = str(absolute(data)) if data else None  # the report's process runs from another folder
+    run = check_request(run_dir, split, perturbations, running=False, data=data)
     actor = check(actor, "robustness", run.path, run.read_status().owner, run.path.parent)
     folder = ReportFolder(run.path)
     folder.path.mkdir(exist_ok=True)
     with file_lock(folder.path / ".start.lock"):  # a double click, two viewers: one process
-        check_request(run.path, split, perturbations)
-        folder.write_status(state=RunState.STARTING, pid=None, pid_start=None, error=None, ended=None)
+        check_request(run.path, split, perturbations, data=data)
+        folder.write_status(state=RunState.STARTING, pid=None, pid_start=None, error=None, ended=None, data=data)
     cmd = [sys.executable, "-m", MODULE, str(run.path), "--split", split, "--seed", str(seed)]
+    cmd += ["--data", data] if data else []
     cmd += [a for name in perturbations for a in ("--perturbations", name)]
     pid = manager.start_process(cmd, folder.log)
     folder.write_status(pid=pid, pid_start=process_start_time(pid))
@@ -271,10 +298,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--split", default="test")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--perturbations", action="append", default=[])
+    parser.add_argument("--data", default=None)
     args = parser.parse_args(argv)
     setup_logging()
     try:
-        make_report(Path(args.run), args.split, args.perturbations or list(PERTURBATIONS), args.seed, stop=stop)
+        perturbations = args.perturbations or list(PERTURBATIONS)
+        make_report(Path(args.run), args.split, perturbations, args.seed, stop=stop, data=args.data)
     except RobustnessError as exc:
         ReportFolder(args.run).write_status(state=RunState.FAILED, ended=time.time(), error=str(exc))
         print(f"autotag: error: {exc}", file=sys.stderr)

@@ -207,38 +207,51 @@ def make_report(
     perturbations: Sequence[str] = tuple(PERTURBATIONS),
     seed: int = 0,
     stop: threading.Event | None = None,
+    data: str | Path | None = None,
 ) -> dict[str, Any] | None:
     """Score the run's `split` clean and perturbed; write and return the report.
 
     Goes on from the clips a stopped report with the same request scored. SIGTERM (Stop),
     or `stop` set, ends it after the clip in hand, saved; it then returns None.
 
+    Args:
+        data: A data set folder (any layout `fit` reads) whose split is scored instead of the
+            run's own: a published model's data set is not here. Its tags that the model
+            has count; the model's other tags have no positives there and are not scored.
+
     Raises:
         RobustnessError: the request is refused (`job.check_request`).
     """
-    from autotag.config import load_config
+    from autotag.config import load_config, validate_config
     from autotag.data.prepare import open_dataset
+    from autotag.paths import absolute
     from autotag.runs.folder import RunState, write_json_atomic
     from autotag.runs.procs import process_start_time
 
     # A caller with its own stop event is the report's process (`job.main`), which `job.start`
     # started after checking, under a lock, that no other report of the run was running.
-    run = check_request(run_dir, split, perturbations, running=stop is None)
+    data = str(absolute(data)) if data else None
+    run = check_request(run_dir, split, perturbations, running=stop is None, data=data)
     folder = ReportFolder(run.path)
     if stop is None:
         stop = threading.Event()
         if threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGTERM, lambda *_: stop.set())
     pid = os.getpid()
-    folder.write_status(state=RunState.RUNNING, pid=pid, pid_start=process_start_time(pid), error=None, ended=None)
+    folder.write_status(
+        state=RunState.RUNNING, pid=pid, pid_start=process_start_time(pid), error=None, ended=None, data=data
+    )
     try:
         tagger = Tagger.load(run.path)
         config = load_config(run.config)
+        if data:  # the same model and features; another data set, its layout found anew
+            config = validate_config({**config.model_dump(), "data": data, "format": "auto"})
         _, dataset = open_dataset(config)
         clips = dataset.split(split)
         if not clips:
             raise RobustnessError(f"the {split} split of {config.data} has no clips")
         request = {
+            "data": config.data,
             "split": split,
             "perturbations": list(perturbations),
             "seed": seed,

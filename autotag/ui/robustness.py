@@ -15,6 +15,7 @@ import streamlit as st
 from autotag.access import AccessDenied, Actor, allowed
 from autotag.audio.perturb import PERTURBATIONS
 from autotag.charts import robustness_figure, robustness_span, robustness_tags_figure
+from autotag.data.demo import default_demo_dir
 from autotag.robustness import job
 from autotag.runs.folder import RunState
 from autotag.runs.manager import RunInfo
@@ -51,7 +52,8 @@ def _one(report: dict, name: str, status: job.ReportStatus) -> None:
     st.plotly_chart(robustness_figure(report), key=f"robust_{name}")
     clean = report["clean"]
     st.caption(
-        f"The {status.split or 'test'} split, clean audio: ROC-AUC {clean['roc_auc_macro']:.3f}, "
+        f"The {status.split or 'test'} split{f' of {status.data}' if status.data else ''}, clean audio: "
+        f"ROC-AUC {clean['roc_auc_macro']:.3f}, "
         f"PR-AUC {clean['pr_auc_macro']:.3f}. "
         "Each cell: the strength and the change in macro ROC-AUC. "
         + (f"{status.skipped} clip(s) could not be decoded. " if status.skipped else "")
@@ -131,6 +133,13 @@ def _start_form(run: RunInfo, actor: Actor, again: bool) -> None:
             "(a few minutes for a small test split on a CPU). It goes on after a page reload; "
             "Stop keeps what it scored."
         )
+        data = None
+        if run.status.published:  # its data set is not here: the user names one
+            data = st.text_input(
+                "Data set to score (its test split; the tags it shares with the model count)",
+                value=str(default_demo_dir()),
+                key=f"robust_data_{run.name}",
+            )
         names = st.multiselect(
             "Perturbations",
             list(PERTURBATIONS),
@@ -147,7 +156,7 @@ def _start_form(run: RunInfo, actor: Actor, again: bool) -> None:
             key=f"robust_start_{run.name}",
         ):
             try:
-                job.start(run.path, "test", names, actor=actor)
+                job.start(run.path, "test", names, actor=actor, data=data or None)
             except (job.RobustnessError, AccessDenied) as exc:
                 st.error(str(exc))
                 return

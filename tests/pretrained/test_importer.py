@@ -77,13 +77,14 @@ def test_the_runs_page_shows_a_published_run_with_its_authors_scores(mirror: Pat
 
     from tests.test_app import APP
 
-    get("mtat-fcn")
+    run = get("mtat-fcn")
     at = AppTest.from_file(APP, default_timeout=60)
     at.run()
     at.switch_page("pages/runs.py").run()
     assert not at.exception and not at.warning, [w.value for w in at.warning]
     assert "Published model: mtat-fcn (fcn)" in [h.value for h in at.subheader]
     assert any("ROC-AUC 0.9002" in m.value and "not comparable" in m.value for m in at.markdown)
+    assert at.text_input(key=f"robust_data_{run.name}").value  # its robustness report needs a data set named
 
 
 def test_a_newcomer_tags_an_upload_with_a_published_model_in_one_click(mirror: Path, demo_dataset: Path) -> None:
@@ -138,3 +139,22 @@ def test_the_train_page_imports_a_published_model_chosen_to_start_from(
     at.selectbox(key="train_transfer").set_value("linear-probe").run()
     assert at.slider(key="train_freeze_epochs").disabled and not at.button(key="train_launch").disabled
     assert any(c.value.startswith("Linear probe on this CPU: about") for c in at.caption)
+
+
+def test_a_published_models_robustness_report_scores_the_data_set_it_is_given(
+    mirror: Path, instrument_set: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from autotag.robustness.job import ReportFolder
+
+    run = get("mtat-musicnn")
+    assert main(["robustness", "--run", str(run), "--perturbations", "gain"]) == 2
+    assert "is a published model: its data set is not here; give a data set to score (--data DIR)" in (
+        capsys.readouterr().err
+    )
+    assert not ReportFolder(run).report.exists()
+    args = ["robustness", "--run", str(run), "--perturbations", "gain", "--split", "train"]
+    assert main([*args, "--data", str(instrument_set)]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["clean"]["roc_auc_macro"] > 0.6 and set(report["gain"]) == {"-20 dB", "-40 dB"}
+    assert report["clean"]["per_tag"]["techno"]["roc_auc"] is None  # a tag the data set does not have: not scored
+    assert ReportFolder(run).read_status().data == str(instrument_set)

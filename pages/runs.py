@@ -112,8 +112,11 @@ def _live_view(names: list[str], weight: float) -> None:
             )
         if fresh[name].state.final and reader.pending_bytes():
             st.warning(f"{name}: its event file ends in an incomplete record ({reader.pending_bytes()} bytes).")
-    if names:  # drawn empty too: the browser loads plotly while the trainer starts, not after
+    trained_here = [n for n in names if not (n in fresh and fresh[n].status.published)]
+    if trained_here:  # drawn empty too: the browser loads plotly while the trainer starts, not after
         st.plotly_chart(shared.figure(readers, weight), key="runs_curves")
+    elif names:
+        st.caption("No curves: a published model was trained by its authors, not here.")
     rows = {row["run"]: row for row in snapshot.rows}
     for name in names:
         if name not in fresh:

@@ -66,6 +66,9 @@ def get(
     ckpt = checkpoint(entry, file or locate(entry, None, progress))
     run_dir = create_run(_config(entry), runs_dir, name)
     run = RunFolder(run_dir)
+    # Never "queued" for the scheduler to train: a process killed before the end leaves a run
+    # that says what happened (cleaned up below for anything short of a kill).
+    run.write_status(state=RunState.FAILED, error=f"the import of {name} did not finish: get it again")
     try:
         save_atomic(ckpt, run.checkpoints / CHECKPOINT)
         write_json_atomic(run.labels, list(entry.tags))
@@ -83,6 +86,7 @@ def get(
         best_checkpoint=f"{run.checkpoints.name}/{CHECKPOINT}",
         started=now,
         ended=now,
+        error=None,
     )
     record(runs_dir, actor, "import", run_dir)
     return run_dir

@@ -85,6 +85,7 @@ def test_the_runs_page_shows_a_published_run_with_its_authors_scores(mirror: Pat
     assert "Published model: mtat-fcn (fcn)" in [h.value for h in at.subheader]
     assert any("ROC-AUC 0.9002" in m.value and "not comparable" in m.value for m in at.markdown)
     assert at.text_input(key=f"robust_data_{run.name}").value  # its robustness report needs a data set named
+    assert not at.get("plotly_chart") and "No curves: a published model" in at.caption[0].value
 
 
 def test_a_newcomer_tags_an_upload_with_a_published_model_in_one_click(mirror: Path, demo_dataset: Path) -> None:
@@ -158,3 +159,20 @@ def test_a_published_models_robustness_report_scores_the_data_set_it_is_given(
     assert report["clean"]["roc_auc_macro"] > 0.6 and set(report["gain"]) == {"-20 dB", "-40 dB"}
     assert report["clean"]["per_tag"]["techno"]["roc_auc"] is None  # a tag the data set does not have: not scored
     assert ReportFolder(run).read_status().data == str(instrument_set)
+
+
+def test_an_import_killed_midway_is_a_failed_run_the_scheduler_never_trains(mirror: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import os; import autotag.runs.checkpoints as c; c.save_atomic = lambda *a: os._exit(9); "
+        "from autotag.pretrained.importer import get; get('mtat-fcn')"
+    )
+    done = subprocess.run([sys.executable, "-c", code], env={**os.environ}, timeout=120)
+    assert done.returncode == 9
+    [run] = manager.list_runs()
+    assert run.state is RunState.FAILED and run.status.error == "the import of mtat-fcn did not finish: get it again"
+    assert manager.schedule() == []
+    assert get("mtat-fcn") != run.path  # a new, complete import

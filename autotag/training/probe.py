@@ -78,13 +78,14 @@ def _embedded(net: torch.nn.Module, chunks: EvalChunks, source_digest: str) -> T
         emb = torch.load(file, map_location="cpu", weights_only=True)
         if not isinstance(emb, torch.Tensor) or emb.ndim != 2 or len(emb) != n:
             raise ValueError(f"{file.name} does not hold {n} embeddings")
-    except FileNotFoundError:
+    except Exception as exc:  # none yet; or damaged: computed again, never trusted
+        if not isinstance(exc, FileNotFoundError):
+            log.warning("embeddings %s unreadable (%s): computing them again", file, exc)
         emb = _embed(net, chunks)
-        _save_atomic(emb, file)
-    except Exception as exc:  # a damaged file is recomputed, never trusted
-        log.warning("embeddings %s unreadable (%s): computing them again", file, exc)
-        emb = _embed(net, chunks)
-        _save_atomic(emb, file)
+        try:
+            _save_atomic(emb, file)
+        except OSError as exc:  # a full or read-only cache costs the next probe time, not this one its run
+            log.warning("embeddings not kept for the next probe (%s)", exc)
     return TensorDataset(emb.float(), targets.float(), clip_idx, torch.arange(n))
 
 

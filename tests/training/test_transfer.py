@@ -91,3 +91,15 @@ def test_a_run_out_of_time_tests_its_best_checkpoint_and_completes(small_csv_dat
     assert status.state == "completed" and status.ended_by == "time budget of 0.05 min spent"
     assert metrics["ended_by"] == status.ended_by and metrics["epochs"] < 1000
     assert metrics["roc_auc_macro"] is not None
+
+
+def test_a_probe_whose_embeddings_cannot_be_kept_still_trains(
+    trained_run: Path, small_csv_dataset: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = tiny_config(small_csv_dataset, n_mels=64, init_from=str(trained_run), transfer="linear-probe")
+    (tmp_path / "cache").mkdir()
+    (tmp_path / "cache" / "embeddings").write_text("a file where the folder would go")
+    with caplog.at_level(logging.WARNING, logger="autotag"):
+        metrics = fit(config, tmp_path / "probe", log_file=False)
+    assert metrics["roc_auc_macro"] is not None
+    assert any(r.getMessage().startswith("embeddings not kept for the next probe") for r in caplog.records)

@@ -27,6 +27,9 @@ log = logging.getLogger("autotag.training.finetune")
 
 #: What must be equal between a run and the run it starts from.
 SAME = ("model", "sample_rate", "n_fft", "hop_length", "n_mels", "f_min", "f_max")
+#: A source's own start, left out when its config is read: a run started from a run started
+#: from another (fine-tuning a linear probe's run, say) compares models, not ancestries.
+NOT_STARTED_FROM = {"init_from": None, "freeze_epochs": 0, "transfer": "fine-tune", "backbone_lr_factor": 1.0}
 
 
 def check_init_source(config: TrainConfig) -> None:
@@ -44,7 +47,7 @@ def check_init_source(config: TrainConfig) -> None:
     problem = source.not_a_run()
     if problem:
         raise RunError(f"cannot start from it: {problem}")
-    theirs = validate_config({**source.read_config(), "init_from": None, "freeze_epochs": 0})
+    theirs = validate_config({**source.read_config(), **NOT_STARTED_FROM})
     mine, other = _resolved(config), _resolved(theirs)
     diffs = [f"{k} {other[k]} there, {mine[k]} here" for k in SAME if mine[k] != other[k]]
     if diffs:

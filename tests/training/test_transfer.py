@@ -46,6 +46,9 @@ def test_a_linear_probe_trains_only_the_output_layer_on_embeddings_it_computes_o
     tagged = Tagger.load(tmp_path / "probe", "cpu").predict(torch.rand(16000).numpy())
     assert set(tagged.clip) == {"a", "b", "c"}  # an ordinary run: its checkpoint tags like any other
 
+    tuned = tiny_config(small_csv_dataset, n_mels=64, init_from=str(tmp_path / "probe"), backbone_lr_factor=0.1)
+    assert fit(tuned, tmp_path / "lp-ft", log_file=False)["roc_auc_macro"] is not None  # fine-tuning the probe's run
+
     files = sorted((tmp_path / "cache" / "embeddings").glob("*.pt"))
     assert len(files) == 3
     files[0].write_bytes(b"not a tensor")  # damaged: computed again, never trusted

@@ -176,3 +176,20 @@ def test_an_import_killed_midway_is_a_failed_run_the_scheduler_never_trains(mirr
     assert run.state is RunState.FAILED and run.status.error == "the import of mtat-fcn did not finish: get it again"
     assert manager.schedule() == []
     assert get("mtat-fcn") != run.path  # a new, complete import
+
+
+def test_a_published_model_that_cannot_be_had_sends_the_train_page_back_to_scratch(
+    demo_dataset: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from streamlit.testing.v1 import AppTest
+
+    from autotag.pretrained.catalogue import Published
+    from tests.test_app import APP
+
+    monkeypatch.setenv("AUTOTAG_DEMO_DIR", str(demo_dataset))
+    monkeypatch.setattr(Published, "url", property(lambda self: "http://127.0.0.1:9/x.pth"))
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.run()
+    at.selectbox(key="train_init_from").set_value("import:msd-fcn").run()
+    assert not at.exception and "cannot download http://127.0.0.1:9/x.pth" in at.error[0].value
+    assert at.selectbox(key="train_init_from").value == "" and manager.list_runs() == []

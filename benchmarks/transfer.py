@@ -65,7 +65,7 @@ def _resolved(extra: dict, made: dict[str, tuple[Path, float]]) -> dict:
     if not start.startswith(AFTER):
         return extra
     run, spent = made[start.removeprefix(AFTER)]
-    return {**extra, "init_from": str(run), "max_minutes": max(0.5, extra["max_minutes"] - spent / 60)}
+    return {**extra, "init_from": str(run), "max_minutes": round(max(0.5, extra["max_minutes"] - spent / 60), 2)}
 
 
 def _span(values: list[float | None]) -> str:

@@ -142,7 +142,7 @@ def why_it_ended(trainer: L.Trainer, config: TrainConfig) -> str:
     """What ended training, in words for status.json, metrics.json and the Runs page."""
     for callback in trainer.callbacks:
         if isinstance(callback, TimeBudget) and callback.spent:
-            return f"time budget of {config.max_minutes:g} min spent"
+            return f"time budget of {config.max_minutes:.3g} min spent"
         if isinstance(callback, EarlyStopping) and callback.stopped_epoch:
             return f"early stopping: val_loss did not improve for {config.patience} epochs"
     return f"max_epochs ({config.max_epochs}) reached"

@@ -188,7 +188,9 @@ def test_quick_demo_as_shipped_trains_completes_and_tags_in_a_real_browser(
         expect(page.get_by_role("link", name="Tag", exact=True)).to_be_visible()
         expect(page.get_by_role("link", name="app", exact=True)).to_have_count(0)
         assert {r.name for r in manager.list_runs(runs_dir)} - before == {name}  # not stopped, not duplicated
-        expect(page.get_by_text(f"{name}: completed")).to_be_visible(timeout=180_000)
+        # A guard, not a target (benchmarks.quick_demo times it): on a busy 2-core machine the
+        # same fit took 145-210 s where it takes 38 s idle.
+        expect(page.get_by_text(f"{name}: completed")).to_be_visible(timeout=480_000)
         print(f"quick demo on {rows} clips: Launch to completed shown in {time.monotonic() - launched:.1f} s")
         expect(page.get_by_text("ROC-AUC (macro)")).to_be_visible()
         page.screenshot(path=str(shots / "3_runs_done.png"))

@@ -23,6 +23,7 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 from autotag.data.datamodule import EvalChunks, TaggingDataModule
+from autotag.pretrained.fetch import sha256
 from autotag.training.module import TaggingModule
 
 log = logging.getLogger("autotag.training.probe")
@@ -53,7 +54,7 @@ class EmbeddingDataModule(L.LightningDataModule):
     def __init__(self, chunks: TaggingDataModule, net: torch.nn.Module, source: Path, batch_size: int) -> None:
         super().__init__()
         self.batch_size = batch_size
-        digest = _file_digest(source)
+        digest = sha256(source)
         self.splits = {s: _embedded(net, chunks.eval_dataset(s), digest) for s in ("train", "valid", "test")}
 
     def train_dataloader(self) -> DataLoader:
@@ -114,14 +115,6 @@ def _embedding_file(chunks: EvalChunks, source_digest: str) -> Path:
     for _, clip_id, start in chunks.items:
         h.update(f"{clip_id}\0{start}\n".encode())
     return chunks.cache.folder.parent / "embeddings" / f"{chunks.cache.folder.name}-{h.hexdigest()[:24]}.pt"
-
-
-def _file_digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _save_atomic(tensor: torch.Tensor, file: Path) -> None:

@@ -144,7 +144,8 @@ def spectrogram_figure(mels: np.ndarray, seconds_per_frame: float) -> go.Figure:
 def top_tags_figure(
     scores: Mapping[str, float], thresholds: Mapping[str, float] | None = None, k: int = 10
 ) -> go.Figure:
-    """The `k` most probable tags as bars; tags at or over their threshold are coloured."""
+    """The `k` most probable tags as bars; tags at or over their threshold are coloured, and
+    each tag's threshold is a black tick on its bar, so a user sees why a low bar is "on"."""
     top = sorted(scores.items(), key=lambda kv: kv[1])[-k:]
     colors = [PALETTE[0] if thresholds is None or p >= thresholds.get(t, 0.5) else "#b0b0b0" for t, p in top]
     fig = go.Figure(
@@ -155,12 +156,27 @@ def top_tags_figure(
             marker_color=colors,
             text=[f"{p:.2f}" for _, p in top],
             textposition="outside",
+            name="probability",
+            hovertemplate="%{y}: %{x:.3f}<extra></extra>",
         )
     )
+    if thresholds is not None:
+        cuts = [thresholds.get(t, 0.5) for t, _ in top]
+        fig.add_trace(
+            go.Scatter(
+                x=cuts,
+                y=[t for t, _ in top],
+                mode="markers",
+                marker={"symbol": "line-ns-open", "size": 22, "line": {"width": 3, "color": "#222"}},
+                name="threshold",
+                hovertemplate="%{y}: threshold %{x:.3f}<extra></extra>",
+            )
+        )
     fig.update_layout(
         height=max(220, 28 * len(top) + 60),
         xaxis={"range": [0, 1.1], "title": "probability"},
         margin={"l": 10, "r": 10, "t": 20, "b": 40},
+        showlegend=False,
     )
     return fig
 

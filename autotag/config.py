@@ -65,6 +65,11 @@ class TrainConfig(BaseModel):
     chunk_seconds: float | None = Field(
         None, ge=0.5, le=60.0, description="Training chunk length in s; empty = the model's paper value"
     )
+    level: Literal["relative", "absolute"] = Field(
+        "relative",
+        description="How the network hears loudness: relative = each chunk against its own level, so a "
+        "quiet and a loud copy of a clip get the same tags; absolute = as recorded (the published models' recipe)",
+    )
     eval_chunks: int = Field(16, ge=1, le=256, description="Most chunks per clip scored in validation and test")
     # 4, not the papers' 1: on the demo set it reaches a higher validation ROC-AUC (benchmarks.schedule),
     # and each epoch's validation pass costs a quarter as much per training chunk.
@@ -343,6 +348,9 @@ def read_yaml_file(path: Path, what: str) -> Any:
 def load_config(path: str | Path, **overrides: Any) -> TrainConfig:
     """Read a `config.yaml`, apply non-None overrides, and validate.
 
+    A file that lacks a newer field means what it meant when it was written (`OLDER_RUNS`):
+    resuming or reproducing an older run trains the model it trained.
+
     Raises:
         ConfigError: the file cannot be read, is not bounded YAML, or the config is invalid.
     """
@@ -350,7 +358,7 @@ def load_config(path: str | Path, **overrides: Any) -> TrainConfig:
     values = read_yaml_file(path, f"config {path}")
     if not isinstance(values, dict):
         raise ConfigError(f"config {path} must be a mapping of field: value")
-    values.update({k: v for k, v in overrides.items() if v is not None})
+    values = {**OLDER_RUNS, **values, **{k: v for k, v in overrides.items() if v is not None}}
     return validate_config(values)
 
 
@@ -436,8 +444,11 @@ def field_choices(name: str) -> list[Any]:
 #: config field each one is: all but `model_name` keep their field's name.
 CHECKPOINT_FIELDS = {
     "model_name": "model",
-    **{k: k for k in ("sample_rate", "n_fft", "hop_length", "n_mels", "f_min", "f_max", "chunk_seconds")},
+    **{k: k for k in ("sample_rate", "n_fft", "hop_length", "n_mels", "f_min", "f_max", "chunk_seconds", "level")},
 }
+#: What a run's config.yaml or checkpoint that lacks a newer field meant when it was written:
+#: a run from before `level` existed heard loudness as recorded.
+OLDER_RUNS: dict[str, Any] = {"level": "absolute"}
 #: Longest tag name a checkpoint may carry (MagnaTagATune's and MTG-Jamendo's are under 40).
 MAX_TAG_CHARS = 200
 #: Most tags a model may have: a folksonomy (a CSV data set keeps every tag it holds) can have
@@ -462,6 +473,7 @@ def checked_checkpoint_settings(hparams: object) -> dict[str, Any]:
     """
     if not isinstance(hparams, dict):
         raise ConfigError(f"hyper-parameters are a {type(hparams).__name__}, not a mapping")
+    hparams = {**OLDER_RUNS, **hparams}
     missing = [k for k in (*CHECKPOINT_FIELDS, "labels") if k not in hparams]
     if missing:
         raise ConfigError(f"hyper-parameters lack {', '.join(missing)}")

@@ -58,7 +58,7 @@ shared = live_runs(runs_dir)  # one read of the runs folder and event files for 
 runs = list(shared.snapshot(max_age=0).runs)  # a whole-page run follows a user's action: read now
 if not runs:
     st.info(
-        "No runs yet. Train the tiny model on the built-in demo set (under a minute on a 2-core CPU), "
+        "No runs yet. Train the tiny model on the built-in demo set (about 40 s on an idle 2-core CPU), "
         "or set your own hyperparameters on the Train page."
     )
     st.button(

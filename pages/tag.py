@@ -16,7 +16,7 @@ from autotag.runs import manager
 from autotag.runs.checkpoints import checkpoint_files
 from autotag.runs.folder import RunError, RunFolder, default_runs_dir
 from autotag.runs.table import best_run
-from autotag.serving.decide import decision_thresholds, tags_above, tuned_thresholds
+from autotag.serving.decide import decision_thresholds, tags_above, threshold_positives, tuned_thresholds
 from autotag.ui.auth import acting
 
 if "_app_nav" not in st.session_state:  # run alone by Streamlit's older pages/ layout: see app.py
@@ -154,13 +154,22 @@ run_name = st.selectbox(
 run = next(r for r in runs if r.name == run_name)
 
 tuned = tuned_thresholds(run.path)
-modes = (["Per-tag thresholds tuned on validation (best F1)"] if tuned else []) + ["One threshold for all tags"]
-mode = st.radio("Decide tags with", modes, key="tag_mode", persist_state="session", horizontal=True)
+modes = (["Per-tag thresholds tuned on validation"] if tuned else []) + ["One threshold for all tags"]
+mode = st.radio(
+    "Decide tags with",
+    modes,
+    key="tag_mode",
+    persist_state="session",
+    horizontal=True,
+    help="Tuned: each tag's best-F1 threshold on the validation split, drawn toward one shared threshold "
+    "when the tag has few validation positives (All tags shows how many).",
+)
 cut = (
     st.slider("Threshold", 0.0, 1.0, 0.5, 0.01, key="tag_threshold", persist_state="session")
     if mode.startswith("One")
     else None
 )
+positives = threshold_positives(run.path) if cut is None else {}
 
 up, rec = st.columns([3, 2])
 with up:
@@ -200,12 +209,15 @@ for name, data in clips:
         continue
     results[name] = pred
     st.audio(data)
+    if pred.silent:
+        st.info("This clip is silent throughout: there is nothing to tag.", icon=":material/volume_off:")
+        continue
     on = tags_above(pred, thresholds)
     st.markdown("**Tags:** " + (", ".join(f"`{t}`" for t in on) if on else "none above threshold"))
     c1, c2 = st.columns([2, 3])
     with c1:
         st.plotly_chart(top_tags_figure(pred.clip, thresholds), key=f"tag_top_{name}")
-        st.caption("Blue: at or above the tag's threshold; grey: below it.")
+        st.caption("Blue: at or above the tag's threshold (the black tick); grey: below it.")
     with c2:
         st.plotly_chart(
             taggram_figure(pred.labels, pred.taggram, pred.chunk_starts, tagger.chunk_samples / tagger.sample_rate),
@@ -220,6 +232,7 @@ for name, data in clips:
                     "probability": [pred.clip[t] for t in pred.labels],
                     "threshold": [thresholds[t] for t in pred.labels],
                     "tagged": [t in on for t in pred.labels],
+                    "validation positives": [positives.get(t) for t in pred.labels],
                 }
             ).sort_values("probability", ascending=False),
             hide_index=True,

@@ -38,6 +38,7 @@ SCRATCH = ""
 TO_IMPORT = "import:"
 #: Settings of how a run learns from its source, back to their defaults when it starts from scratch.
 TRANSFER = ("freeze_epochs", "transfer", "backbone_lr_factor")
+LEVEL_NAMES = {"relative": "relative — the same tags at any loudness", "absolute": "absolute — as recorded"}
 
 
 def _default(name: str):  # noqa: ANN202 - a config default of any type
@@ -70,8 +71,8 @@ def _apply_model_defaults() -> None:
 def _apply_source() -> None:
     """Starting from a run needs its model and features: take them over when one is chosen."""
     source = st.session_state["train_init_from"]
-    if source == SCRATCH:
-        st.session_state.update({f"train_{k}": _default(k) for k in TRANSFER})
+    if source == SCRATCH:  # a published model's loudness (absolute) is its recipe, not a choice
+        st.session_state.update({f"train_{k}": _default(k) for k in (*TRANSFER, "level")})
         return
     if source.startswith(TO_IMPORT):
         return  # imported before the page draws the choice again (`_import_chosen`)
@@ -87,7 +88,7 @@ def _quick_demo() -> None:
     st.session_state["train_data"] = str(default_demo_dir())
     st.session_state.update({f"train_{k}": v for k, v in QUICK_DEMO.items()}, train_name="quick-demo")
     st.session_state.update(train_init_from=SCRATCH, train_max_minutes=None)  # the demo starts from scratch
-    st.session_state.update({f"train_{k}": _default(k) for k in TRANSFER})
+    st.session_state.update({f"train_{k}": _default(k) for k in (*TRANSFER, "level")})
     _apply_model_defaults()
 
 
@@ -177,7 +178,8 @@ with right:
         on_click=_quick_demo,
         key="train_preset",
         use_container_width=True,
-        help="tiny model on the built-in demo set: under a minute on a 2-core CPU",
+        help="tiny model on the built-in demo set: about 40 s on an idle 2-core CPU, longer on a busy one "
+        "(the estimate above the Launch button times this machine as it is now)",
     )
 
 with left:
@@ -325,7 +327,7 @@ with st.expander("Advanced"):
         _slider("Noise: lowest SNR (dB)", "noise_snr_db", step=1.0)
     with g5:
         _slider("Mixup (alpha)", "mixup", step=0.05)
-    f1, f2, f3, f4 = st.columns(4)
+    f1, f2, f3, f4, f5 = st.columns(5)
     with f1:
         st.selectbox(
             "Sample rate (Hz)",
@@ -346,6 +348,15 @@ with st.expander("Advanced"):
         )
     with f4:
         _slider("Lowest mel frequency (Hz)", "f_min", step=10.0)
+    with f5:
+        st.selectbox(
+            "Loudness",
+            field_choices("level"),
+            key="train_level",
+            persist_state="session",
+            format_func=LEVEL_NAMES.get,
+            help=DEFAULTS["level"].description,
+        )
 values = {f: st.session_state[f"train_{f}"] for f in DEFAULTS} | {
     "init_from": st.session_state["train_init_from"] or None
 }

@@ -97,6 +97,7 @@ CHOICES = {
     "format": list(get_args(DataFormat)),
     "jamendo_subset": list(get_args(JamendoSubset)),
     "model": list(SPECS),
+    "level": ["relative", "absolute"],
     "transfer": ["fine-tune", "linear-probe"],
     "accelerator": ["auto", "cpu", "gpu"],
     "strategy": ["auto", "ddp"],

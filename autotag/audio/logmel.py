@@ -6,12 +6,36 @@ preprocessing and runs it on the model's device (minzwon/sota-music-tagging-mode
 
 from __future__ import annotations
 
+import math
 import warnings
 
 import numpy as np
 import torch
 from torch import nn
 from torchaudio.transforms import AmplitudeToDB, MelSpectrogram
+
+#: A chunk whose loudest mel bin lies this far below a full-scale tone's holds nothing to tag:
+#: 16-bit audio's own noise floor lies about 100 dB down, a tone at -60 dBFS 60 dB down.
+SILENCE_DB = 90.0
+
+
+def silence_floor_db(n_fft: int) -> float:
+    """The log-mel value (dB) under which a chunk's loudest bin means silence, for an STFT size.
+
+    A full-scale sine puts (n_fft / 4)^2 of power into its bin through a Hann window: 42 dB
+    at n_fft 512, 12 dB more at 2048, so the floor follows the STFT size.
+    """
+    return 20 * math.log10(n_fft / 4) - SILENCE_DB
+
+
+def has_signal(mels: torch.Tensor, n_fft: int) -> torch.Tensor:
+    """(chunks,) whether each chunk of (chunks, n_mels, frames) log-mels holds anything to tag.
+
+    A silent chunk (a pause, a fade's end, digital silence) must not vote: its input is
+    nothing any tag describes, and relative to its own level (`level` relative) its
+    noise floor would look like loud noise.
+    """
+    return mels.amax(dim=(-2, -1)) >= silence_floor_db(n_fft)
 
 
 class LogMel(nn.Module):

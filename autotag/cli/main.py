@@ -257,6 +257,9 @@ def _cmd_tag(args: argparse.Namespace) -> int:
             errors.append(str(exc))
     if errors:
         raise UsageError("cannot tag:\n  " + "\n  ".join(errors))
+    for file, prediction in results.items():
+        if prediction.silent:
+            print(f"autotag: note: {file} is silent throughout: no tags", file=sys.stderr)
     thresholds = decision_thresholds(tagger.labels, tuned_thresholds(run), args.threshold)
     print(render_predictions(results, args.format, args.taggram, thresholds))
     return 0

@@ -7,6 +7,7 @@ every clip, so clip-level scores are averages over the whole clip.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 
 import lightning as L
@@ -14,9 +15,13 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from autotag.audio.logmel import silence_floor_db
 from autotag.config import TrainConfig
 from autotag.data.cache import FeatureCache
+from autotag.data.checks import DataSetError
 from autotag.data.formats import Clip, TaggedDataset, multi_hot
+
+log = logging.getLogger("autotag.data")
 
 
 class RandomChunks(Dataset):
@@ -56,19 +61,31 @@ def eval_offsets(n_frames: int, frames: int, max_chunks: int) -> list[int]:
 class EvalChunks(Dataset):
     """Item k: (chunk (n_mels, frames), targets (tags,), clip number, k) for clip-level scoring.
 
+    Only chunks that hold a signal are items (`audio.logmel.has_signal`): a silent chunk
+    does not vote, and a clip that is silent throughout is not scored (`silent` names it).
     The chunk number k lets scores gathered from several DDP ranks count each chunk once.
     """
 
     def __init__(
-        self, cache: FeatureCache, clips: Sequence[Clip], labels: Sequence[str], frames: int, max_chunks: int
+        self,
+        cache: FeatureCache,
+        clips: Sequence[Clip],
+        labels: Sequence[str],
+        frames: int,
+        max_chunks: int,
+        n_fft: int,
     ) -> None:
         self.cache, self.frames = cache, frames
         self.clip_targets = torch.from_numpy(multi_hot(clips, labels))
+        floor = silence_floor_db(n_fft)
         self.items = [
             (i, clip.id, start)
             for i, clip in enumerate(clips)
             for start in eval_offsets(cache.frames(clip.id), frames, max_chunks)
+            if cache.chunk(clip.id, start, frames).max() >= floor
         ]
+        heard = {i for i, _, _ in self.items}
+        self.silent = [clip.id for i, clip in enumerate(clips) if i not in heard]
 
     def __len__(self) -> int:
         return len(self.items)
@@ -108,8 +125,20 @@ class TaggingDataModule(L.LightningDataModule):
         return self._loader(ds, shuffle=True, drop_last=len(ds) > self.config.batch_size)
 
     def eval_dataset(self, split: str) -> EvalChunks:
+        """Raises: DataSetError: the split has clips, and every one of them is silent throughout."""
         clips = self._clips(split)
-        return EvalChunks(self.cache, clips, self.labels, self.config.chunk_frames, self.config.eval_chunks)
+        config = self.config
+        chunks = EvalChunks(self.cache, clips, self.labels, config.chunk_frames, config.eval_chunks, config.n_fft)
+        if chunks.silent:
+            if len(chunks.silent) == len(clips):
+                raise DataSetError(f"every clip of the {split} split is silent throughout: nothing to score")
+            log.warning(
+                "%d clip(s) of the %s split are silent throughout and not scored: %s",
+                len(chunks.silent),
+                split,
+                ", ".join(chunks.silent[:5]) + (" ..." if len(chunks.silent) > 5 else ""),
+            )
+        return chunks
 
     def val_dataloader(self) -> DataLoader:
         return self._loader(self.eval_dataset("valid"), shuffle=False)

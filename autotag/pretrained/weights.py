@@ -55,6 +55,7 @@ def hparams(entry: Published) -> dict[str, Any]:
         "f_min": 0.0,
         "f_max": 8000.0,
         "chunk_seconds": entry.chunk_seconds,
+        "level": "absolute",
     }
 
 

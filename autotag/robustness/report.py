@@ -34,14 +34,11 @@ import numpy as np
 import torch
 
 from autotag.audio.decode import AudioError, load_audio
-from autotag.audio.logmel import LogMel
 from autotag.audio.perturb import PERTURBATIONS, get, perturb
-from autotag.config import TrainConfig
-from autotag.data.cache import looped_chunk, mel_f16
-from autotag.data.datamodule import eval_offsets
 from autotag.data.formats import Clip, multi_hot
 from autotag.robustness.job import ReportFolder, RobustnessError, check_request
 from autotag.serving.decide import decision_thresholds, tuned_thresholds
+from autotag.serving.evaluate import Scorer
 from autotag.serving.tagger import Tagger
 from autotag.training.metrics import tag_scores
 
@@ -107,25 +104,6 @@ class Progress:
         return progress
 
 
-class Scorer:
-    """A run's trained network and feature settings, scoring one wave as the run's test did."""
-
-    def __init__(self, tagger: Tagger, config: TrainConfig) -> None:
-        self.net = tagger.module.net.eval()
-        self.device = tagger.device
-        self.logmel = LogMel(**config.feature_settings()).to(self.device)
-        self.frames, self.max_chunks = config.chunk_frames, config.eval_chunks
-        self.sample_rate = config.sample_rate
-
-    @torch.inference_mode()
-    def clip_probs(self, wave: np.ndarray) -> np.ndarray:
-        """(tags,) the clip's probabilities: the mean of its evaluation chunks' sigmoids."""
-        mels = mel_f16(self.logmel, wave)
-        starts = eval_offsets(len(mels), self.frames, self.max_chunks)
-        x = torch.from_numpy(np.stack([looped_chunk(mels, s, self.frames) for s in starts])).to(self.device)
-        return torch.sigmoid(self.net(x).float()).mean(0).cpu().numpy()
-
-
 def clip_rng(seed: int, condition: Condition, clip_index: int) -> np.random.Generator:
     """The noise of one clip under one condition: the same for a rerun, a resume, any order."""
     name, strength = condition
@@ -165,8 +143,15 @@ def score_clips(
             name, strength = condition
             rng = clip_rng(seed, condition, index)
             heard = wave if strength is None else perturb(wave, scorer.sample_rate, name, strength, rng)
-            rows[condition_key(condition)] = scorer.clip_probs(heard)
+            probs = scorer.clip_probs(heard)
+            if probs is None and strength is None:  # as the run's test: a silent clip is not scored
+                break
+            # Perturbed into silence (a quiet clip made quieter): it tags nothing, as `tag` would.
+            rows[condition_key(condition)] = probs if probs is not None else np.zeros(len(scorer.tagger.labels), "f4")
             progress.seconds[name] = progress.seconds.get(name, 0.0) + time.perf_counter() - start
+        if len(rows) < len(todo):
+            progress.skipped[clip.id] = "silent throughout"
+            continue
         for key, row in rows.items():
             progress.probs.setdefault(key, []).append(row)
         progress.clips.append(clip.id)

@@ -27,7 +27,7 @@ from typing import Annotated, Any, ClassVar, TypeVar, get_type_hints
 
 from pydantic import ConfigDict, Field, TypeAdapter, ValidationError
 
-from autotag.config import ConfigError, TrainConfig, read_yaml_file, save_config
+from autotag.config import OLDER_RUNS, ConfigError, TrainConfig, read_yaml_file, save_config
 from autotag.paths import absolute
 
 #: Marks a temporary file as `.<target name>.tmp-<writer pid>`.
@@ -443,7 +443,8 @@ class RunFolder:
             return None
 
     def read_config(self) -> dict[str, Any]:
-        """config.yaml as written, unvalidated (a run from an older version may lack newer fields).
+        """config.yaml, unvalidated; a field that a run from an older version lacks has the value
+        it meant then (`config.OLDER_RUNS`), other newer fields stay absent.
 
         Raises:
             ConfigError: it cannot be read, or is not the bounded YAML mapping autotag writes.
@@ -451,7 +452,7 @@ class RunFolder:
         raw = read_yaml_file(self.config, f"{self.name}/{self.config.name}")
         if not isinstance(raw, dict):
             raise ConfigError(f"{self.name}/{self.config.name} is not a mapping of field: value")
-        return raw
+        return {**OLDER_RUNS, **raw}
 
     def read_status(self) -> RunStatus:
         """status.json as a record; state "unknown" when it is missing, and with the reason when damaged."""

@@ -3,7 +3,7 @@
 A model gives every tag a probability; a user wants a list of tags. The Tag page and
 `tag --format tags` decide the same way: a tag is on when its probability reaches its
 threshold, which is the one cut-off the user chose, else the one tuned for the tag on the
-validation split (best F1, written by training as thresholds.json), else 0.5.
+validation split (`training.thresholds`, written by training as thresholds.json), else 0.5.
 """
 
 from __future__ import annotations
@@ -34,6 +34,17 @@ def tuned_thresholds(run_dir: str | Path) -> dict[str, float] | None:
     return {str(t): float(v) for t, v in tuned.items() if _probability(v)}
 
 
+def threshold_positives(run_dir: str | Path) -> dict[str, int]:
+    """How many validation positives each tuned threshold rests on ({} for a run from before
+    they were recorded); a count that is no count is left out."""
+    run = RunFolder.at(run_dir)
+    data = run.read_json(run.thresholds)
+    counts = data.get("positives") if isinstance(data, dict) else None
+    if not isinstance(counts, dict):
+        return {}
+    return {str(t): n for t, n in counts.items() if isinstance(n, int) and not isinstance(n, bool) and n >= 0}
+
+
 def _probability(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and 0.0 <= value <= 1.0
 
@@ -49,5 +60,7 @@ def decision_thresholds(
 
 
 def tags_above(prediction: Prediction, thresholds: dict[str, float]) -> list[str]:
-    """The tags whose clip probability reaches their threshold, most probable first."""
+    """The tags whose clip probability reaches their threshold, most probable first; none for silence."""
+    if prediction.silent:
+        return []
     return [t for t, p in prediction.top(len(prediction.labels)) if p >= thresholds.get(t, DEFAULT_THRESHOLD)]

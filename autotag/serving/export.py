@@ -41,6 +41,7 @@ from torch import nn
 
 from autotag.access import Actor, check, record
 from autotag.audio.decode import AudioSource, load_audio
+from autotag.audio.logmel import has_signal
 from autotag.runs.folder import RunFolder
 from autotag.serving.tagger import Tagger
 
@@ -57,14 +58,16 @@ def _torchscript() -> Iterator[None]:
 
 
 class WaveTagger(nn.Module):
-    """Front end + network + sigmoid: (batch, samples) waveform -> (batch, tags) probabilities."""
+    """Front end + network + sigmoid: (batch, samples) waveform -> (batch, tags) probabilities,
+    all 0 for a silent chunk (`audio.logmel.has_signal`), as `autotag tag` scores it."""
 
     def __init__(self, tagger: Tagger) -> None:
         super().__init__()
-        self.frontend, self.net = tagger.module.frontend, tagger.module.net
+        self.frontend, self.net, self.n_fft = tagger.module.frontend, tagger.module.net, tagger.n_fft
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(self.net(self.frontend(wave)))
+        mels = self.frontend(wave)
+        return torch.sigmoid(self.net(mels)) * has_signal(mels, self.n_fft).unsqueeze(1)
 
 
 def _chunks(wave: np.ndarray, n: int) -> torch.Tensor:

@@ -22,6 +22,7 @@ from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from autotag.audio.decode import AudioSource, iter_chunks, load_audio
+from autotag.audio.logmel import has_signal
 from autotag.config import CHECKPOINT_FIELDS, checked_checkpoint_settings
 from autotag.models.architectures import ConvBlock, ResBlock, TempoConv, TimbreConv, TimeConv, build_tagger
 from autotag.runs.checkpoints import checkpoint_candidates
@@ -52,7 +53,9 @@ class TaggingNet(nn.Module):
         hp = checked_checkpoint_settings(hparams)
         self.hparams = SimpleNamespace(**hp)
         features = ("sample_rate", "n_fft", "hop_length", "n_mels", "f_min", "f_max")
-        self.frontend, self.net = build_tagger(hp["model_name"], len(hp["labels"]), **{k: hp[k] for k in features})
+        self.frontend, self.net = build_tagger(
+            hp["model_name"], len(hp["labels"]), **{k: hp[k] for k in features}, level=hp["level"]
+        )
 
 
 def inference_net(net: nn.Module) -> nn.Module:
@@ -84,10 +87,12 @@ class Prediction:
 
     Attributes:
         labels: Tag names, the column order of `taggram`.
-        clip: Tag -> probability for the whole clip (mean over chunks).
-        taggram: (chunks, tags) probabilities of consecutive chunks.
+        clip: Tag -> probability for the whole clip (mean over the chunks that hold a signal;
+            all 0 for a clip that is silent throughout).
+        taggram: (chunks, tags) probabilities of consecutive chunks; 0 for a silent chunk.
         chunk_starts: (chunks,) start time of each chunk in seconds.
         duration: Clip length in seconds.
+        silent: No chunk holds a signal (`audio.logmel.has_signal`): nothing to tag.
     """
 
     labels: list[str]
@@ -95,6 +100,7 @@ class Prediction:
     taggram: np.ndarray
     chunk_starts: np.ndarray
     duration: float
+    silent: bool = False
 
     def top(self, k: int = 5) -> list[tuple[str, float]]:
         return sorted(self.clip.items(), key=lambda kv: -kv[1])[:k]
@@ -126,6 +132,7 @@ class Tagger:
         self.labels: list[str] = list(hp.labels)
         self.sample_rate: int = int(hp.sample_rate)
         self.chunk_samples: int = int(round(float(hp.chunk_seconds) * self.sample_rate))
+        self.n_fft: int = int(hp.n_fft)
 
     @classmethod
     def load(cls, run_dir: str | Path, device: str | torch.device | None = None) -> Tagger:
@@ -192,13 +199,16 @@ class Tagger:
 
     def _score(self, chunks: Iterable[np.ndarray], batch_size: int) -> Prediction:
         n = self.chunk_samples
-        probs, weights, batch = [], [], []
+        probs, weights, batch, voiced = [], [], [], []
         total = 0
 
         def flush() -> None:
             x = torch.from_numpy(np.stack(batch)).to(self.device)
             with self._forward_lock:
-                probs.append(torch.sigmoid(self._net(self.module.frontend(x))).float().cpu())
+                mels = self.module.frontend(x)
+                heard = has_signal(mels, self.n_fft)[:, None]  # a silent chunk tags nothing and does not vote
+                probs.append((torch.sigmoid(self._net(mels)) * heard).float().cpu())
+                voiced.append(heard.float().cpu())
             batch.clear()
 
         with torch.inference_mode():
@@ -214,12 +224,14 @@ class Tagger:
             if batch:
                 flush()
         taggram = torch.cat(probs)
-        w = torch.tensor(weights)[:, None]
-        clip = (taggram * w).sum(0) / w.sum()
+        w = torch.tensor(weights)[:, None] * torch.cat(voiced)
+        silent = not bool(w.sum() > 0)
+        clip = torch.zeros(len(self.labels)) if silent else (taggram * w).sum(0) / w.sum()
         return Prediction(
             labels=self.labels,
             clip={t: float(p) for t, p in zip(self.labels, clip)},
             taggram=taggram.numpy(),
             chunk_starts=np.arange(len(taggram)) * n / self.sample_rate,
             duration=total / self.sample_rate,
+            silent=silent,
         )

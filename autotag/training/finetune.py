@@ -26,7 +26,7 @@ if TYPE_CHECKING:  # torch stays out of the dashboard's start-up path (the Train
 log = logging.getLogger("autotag.training.finetune")
 
 #: What must be equal between a run and the run it starts from.
-SAME = ("model", "sample_rate", "n_fft", "hop_length", "n_mels", "f_min", "f_max")
+SAME = ("model", "sample_rate", "n_fft", "hop_length", "n_mels", "f_min", "f_max", "level")
 #: A source's own start, left out when its config is read: a run started from a run started
 #: from another (fine-tuning a linear probe's run, say) compares models, not ancestries.
 NOT_STARTED_FROM = {"init_from": None, "freeze_epochs": 0, "transfer": "fine-tune", "backbone_lr_factor": 1.0}
@@ -69,7 +69,7 @@ def source_settings(source_dir: str | Path) -> dict[str, Any]:
 
 
 def _resolved(config: TrainConfig) -> dict[str, Any]:
-    return {"model": config.model, **config.feature_settings()}
+    return {"model": config.model, **config.feature_settings(), "level": config.level}
 
 
 def init_from_run(module: TaggingModule, source_dir: str | Path) -> Path:

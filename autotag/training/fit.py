@@ -265,7 +265,7 @@ def _evaluate(
 
     from autotag.training.distributed import gather_eval_rows
     from autotag.training.metrics import clip_level
-    from autotag.training.thresholds import best_f1_thresholds
+    from autotag.training.thresholds import tune_thresholds
 
     metrics: dict[str, Any] = {"test_clips": test_clips}
     if test_clips:
@@ -277,7 +277,7 @@ def _evaluate(
     outputs = trainer.predict(module, dataloaders=datamodule.val_dataloader(), ckpt_path=best, weights_only=True)
     logits, targets, clip_idx = gather_eval_rows(outputs, len(module.labels))
     probs, targets = clip_level(torch.sigmoid(logits), targets, clip_idx)
-    tuned = best_f1_thresholds(probs.numpy(), targets.numpy(), module.labels)
+    tuned = tune_thresholds(probs.numpy(), targets.numpy(), module.labels)
     folder.json(folder.run.thresholds, _plain(tuned))
     return metrics
 

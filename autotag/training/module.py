@@ -11,6 +11,7 @@ import lightning as L
 import torch
 from torch import nn
 
+from autotag.audio.logmel import has_signal
 from autotag.models.architectures import build_tagger
 from autotag.training.augment import Augment, AugmentSettings
 from autotag.training.distributed import EvalRows, gather_eval_rows
@@ -25,6 +26,8 @@ class TaggingModule(L.LightningModule):
         labels: Tag names in output order.
         sample_rate, n_fft, hop_length, n_mels, f_min, f_max: Log-mel settings (Hz, samples).
         chunk_seconds: Input length the model was trained on, used again at tagging time.
+        level: How the network hears loudness (`models.architectures.LEVELS`); a checkpoint
+            from before this setting heard it as recorded ("absolute").
         lr, weight_decay: Adam settings.
         backbone_lr_factor: All but the output layer learn at `lr` times this: a network
             started from another keeps what it learned while its new output layer catches up.
@@ -43,6 +46,7 @@ class TaggingModule(L.LightningModule):
         f_min: float = 0.0,
         f_max: float | None = None,
         chunk_seconds: float = 3.69,
+        level: str = "absolute",
         lr: float = 1e-3,
         weight_decay: float = 0.0,
         augment: dict | None = None,
@@ -52,7 +56,7 @@ class TaggingModule(L.LightningModule):
         self.save_hyperparameters()
         self.labels = list(labels)
         self.frontend, self.net = build_tagger(
-            model_name, len(labels), sample_rate, n_fft, hop_length, n_mels, f_min, f_max
+            model_name, len(labels), sample_rate, n_fft, hop_length, n_mels, f_min, f_max, level
         )
         settings = AugmentSettings(**(augment or {}))
         self.augment = Augment(settings) if settings.active else None
@@ -67,11 +71,18 @@ class TaggingModule(L.LightningModule):
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         mels, targets = batch
+        heard = self.heard(mels)
         if self.augment is not None:
             mels, targets = self.augment(mels, targets)
-        loss = self.loss_fn(self(mels), targets)
+        logits = self(mels)
+        # A silent chunk of a "piano" clip holds no piano: it would teach that silence is piano.
+        loss = self.loss_fn(logits[heard], targets[heard]) if heard.any() else logits.sum() * 0.0
         self.log("train_loss", loss, on_step=True, on_epoch=False, prog_bar=True, batch_size=len(mels))
         return loss
+
+    def heard(self, mels: torch.Tensor) -> torch.Tensor:
+        """(batch,) which training chunks hold a signal (`audio.logmel.has_signal`)."""
+        return has_signal(mels, self.hparams.n_fft)
 
     def on_train_epoch_start(self) -> None:
         self.log("lr", self.optimizers().param_groups[0]["lr"], on_step=False, on_epoch=True, sync_dist=True)

@@ -41,6 +41,10 @@ class ProbeModule(TaggingModule):
     def forward(self, embeddings: torch.Tensor) -> torch.Tensor:
         return self.net.head[-1](embeddings)
 
+    def heard(self, embeddings: torch.Tensor) -> torch.Tensor:
+        """Every one: its chunks are evaluation chunks, which hold a signal (`EvalChunks`)."""
+        return torch.ones(len(embeddings), dtype=torch.bool, device=embeddings.device)
+
     def configure_optimizers(self) -> torch.optim.Optimizer:
         params = self.net.head[-1].parameters()
         return torch.optim.Adam(params, lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)

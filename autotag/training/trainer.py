@@ -85,6 +85,7 @@ def build_module(config: TrainConfig, labels: list[str]) -> TaggingModule:
         model_name=config.model,
         labels=labels,
         chunk_seconds=float(config.chunk_seconds),
+        level=config.level,
         lr=config.lr,
         weight_decay=config.weight_decay,
         augment=None if probe else config.augment_settings(),

@@ -1,11 +1,14 @@
 from pathlib import Path
 
+import numpy as np
+import soundfile as sf
 import torch
 
 from autotag.data.cache import build_cache
 from autotag.data.datamodule import EvalChunks, RandomChunks, TaggingDataModule, eval_offsets
+from autotag.data.formats import load_dataset
 from autotag.data.prepare import open_dataset
-from tests.conftest import tiny_config
+from tests.conftest import tiny_config, tone, write_csv_dataset
 
 
 def test_eval_offsets_cover_the_clip() -> None:
@@ -36,7 +39,7 @@ def test_random_chunks_vary_and_eval_chunks_do_not(small_csv_dataset: Path) -> N
     torch.manual_seed(0)
     draws = {tuple(train[0][0][0, :3].tolist()) for _ in range(10)}
     assert len(draws) > 1
-    ev = EvalChunks(cache, ds.split("valid"), ds.labels, 8, max_chunks=4)
+    ev = EvalChunks(cache, ds.split("valid"), ds.labels, 8, max_chunks=4, n_fft=512)
     assert len(ev) == 8 and torch.equal(ev[0][0], ev[0][0])
 
 
@@ -50,3 +53,23 @@ def test_chunks_per_clip_draws_that_many_chunks_of_every_clip_per_epoch(small_cs
     targets = loader.dataset.targets
     for k in range(len(loader.dataset)):  # item k is a chunk of clip k mod clips, with that clip's targets
         assert torch.equal(loader.dataset[k][1], targets[k % len(train)])
+
+
+def test_silent_chunks_are_not_scored_and_a_silent_clip_is_named(tmp_path: Path) -> None:
+    ds, cache = _silent_cache(tmp_path)
+    ev = EvalChunks(cache, ds.clips, ds.labels, 8, max_chunks=4, n_fft=512)
+    loud, half, silent = (c.id for c in ds.clips)
+    assert {clip for _, clip, _ in ev.items} == {loud, half} and ev.silent == [silent]
+    assert [start for _, clip, start in ev.items if clip == half] == [0]  # its second half is silence
+
+
+def _silent_cache(root: Path) -> tuple:
+    """Three 1 s clips: a tone throughout, a tone for its first 0.2 s then silence, silence."""
+    sr = 16000
+    waves = [tone(1.0)[:, 0], np.concatenate([tone(0.2)[:, 0], np.zeros(int(0.8 * sr), "f4")]), np.zeros(sr, "f4")]
+    for i, wave in enumerate(waves):
+        (root / "audio").mkdir(parents=True, exist_ok=True)
+        sf.write(root / "audio" / f"{i}.wav", wave, sr)
+    write_csv_dataset(root, [(f"audio/{i}.wav", "a", "valid") for i in range(3)])
+    ds = load_dataset(root, "auto")
+    return ds, build_cache(ds.clips, tiny_config(root).feature_settings())

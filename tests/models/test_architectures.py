@@ -1,7 +1,8 @@
+import numpy as np
 import pytest
 import torch
 
-from autotag.models.architectures import build_model
+from autotag.models.architectures import LEVELS, ChunkLevel, build_model, build_tagger
 from autotag.models.specs import SPECS, get_spec
 
 
@@ -38,3 +39,29 @@ def test_unknown_model_lists_known_names() -> None:
         build_model("resnet50", 10)
     with pytest.raises(ValueError, match="unknown model"):
         get_spec("")
+
+
+@pytest.mark.parametrize("name", ["tiny", "musicnn", "crnn"])
+def test_a_relative_network_tags_a_clip_alike_at_any_gain_and_an_absolute_one_does_not(name: str) -> None:
+    spec = SPECS[name]
+    frontend, _ = build_tagger(name, 5, 16000, 512, 256, spec.n_mels, 0.0, 8000.0, "absolute")
+    wave = torch.from_numpy(np.random.default_rng(0).standard_normal((2, int(spec.chunk_seconds * 16000)), "f4"))
+    wave *= torch.linspace(0.05, 0.5, wave.shape[1])  # a crescendo, peaking at -6 dBFS
+    outputs = {}
+    for level in LEVELS:
+        torch.manual_seed(0)
+        net = build_model(name, 5, level).eval()
+        with torch.no_grad():
+            outputs[level] = [net(frontend(wave * 10 ** (gain / 20))) for gain in (0, -20, -40)]
+    loud, *quiet = outputs["relative"]
+    for out in quiet:
+        torch.testing.assert_close(out, loud, atol=1e-4, rtol=0)
+    assert all((out - outputs["absolute"][0]).abs().max() > 1e-2 for out in outputs["absolute"][1:])
+
+
+def test_a_relative_chunk_keeps_80_db_below_its_loudest_bin_around_its_mean_and_adds_no_weights() -> None:
+    mels = torch.tensor([[[10.0, -50.0], [-75.0, -100.0]]])  # floored: 0, -60, -80, -80; their mean -55
+    assert ChunkLevel()(mels).tolist() == [[[55.0, -5.0], [-25.0, -25.0]]]
+    assert build_model("tiny", 3, "relative").state_dict().keys() == build_model("tiny", 3).state_dict().keys()
+    with pytest.raises(ValueError, match="level 'loud': one of relative, absolute"):
+        build_model("tiny", 3, "loud")

@@ -137,3 +137,25 @@ def test_the_loaded_checkpoints_time_is_kept_when_the_file_is_gone(trained_run: 
     stamp = tagger.checkpoint.stat().st_mtime_ns
     tagger.checkpoint.unlink()
     assert tagger.checkpoint_mtime_ns == stamp
+
+
+def test_silent_chunks_tag_nothing_and_do_not_vote(
+    trained_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from autotag.cli.main import main
+
+    tagger = Tagger.load(trained_run, device="cpu")
+    n = tagger.chunk_samples
+    sound = tone(2 * n / tagger.sample_rate, sr=tagger.sample_rate)[: 2 * n, 0]
+    half_silent = np.concatenate([sound, np.zeros(2 * n, np.float32)])
+    pred, alone = tagger.predict(half_silent), tagger.predict(sound)
+    assert not pred.silent and (pred.taggram[2:] == 0).all() and (pred.taggram[:2] > 0).any()
+    np.testing.assert_allclose([pred.clip[t] for t in pred.labels], [alone.clip[t] for t in alone.labels], rtol=1e-5)
+
+    quiet_noise = np.random.default_rng(0).uniform(-1, 1, 2 * n).astype(np.float32) / 32768  # a 16-bit noise floor
+    silent = tagger.predict(quiet_noise)
+    assert silent.silent and set(silent.clip.values()) == {0.0}
+    sf.write(tmp_path / "silence.wav", np.zeros(2 * n, np.float32), tagger.sample_rate)
+    assert main(["tag", "--run", str(trained_run), str(tmp_path / "silence.wav"), "--format", "tags"]) == 0
+    out, err = capsys.readouterr()
+    assert '"' + str(tmp_path / "silence.wav") + '": []' in out and "silence.wav is silent throughout: no tags" in err

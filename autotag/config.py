@@ -70,6 +70,11 @@ class TrainConfig(BaseModel):
         description="How the network hears loudness: relative = each chunk against its own level, so a "
         "quiet and a loud copy of a clip get the same tags; absolute = as recorded (the published models' recipe)",
     )
+    tempo: bool | None = Field(
+        None,
+        description="A tempo branch (how regularly onsets recur) that adds to every tag's score; "
+        "empty = on, except in a linear probe, which trains the output layer alone",
+    )
     eval_chunks: int = Field(16, ge=1, le=256, description="Most chunks per clip scored in validation and test")
     # 4, not the papers' 1: on the demo set it reaches a higher validation ROC-AUC (benchmarks.schedule),
     # and each epoch's validation pass costs a quarter as much per training chunk.
@@ -162,6 +167,10 @@ class TrainConfig(BaseModel):
                     raise ValueError(f"{name} needs init_from: it is about the weights of an earlier run")
         if self.transfer == "linear-probe" and (self.freeze_epochs or self.backbone_lr_factor != 1.0):
             raise ValueError("a linear probe never trains the backbone: leave freeze_epochs and backbone_lr_factor")
+        if self.tempo is None:
+            object.__setattr__(self, "tempo", self.transfer != "linear-probe")
+        if self.tempo and self.transfer == "linear-probe":
+            raise ValueError("a linear probe trains the output layer alone, not a tempo branch: leave tempo off")
         if self.freq_mask > self.n_mels // 2:
             raise ValueError(f"freq_mask {self.freq_mask} would mask more than half of the {self.n_mels} mel bands")
         if self.time_mask > self.chunk_frames // 2:
@@ -444,11 +453,14 @@ def field_choices(name: str) -> list[Any]:
 #: config field each one is: all but `model_name` keep their field's name.
 CHECKPOINT_FIELDS = {
     "model_name": "model",
-    **{k: k for k in ("sample_rate", "n_fft", "hop_length", "n_mels", "f_min", "f_max", "chunk_seconds", "level")},
+    **{
+        k: k
+        for k in ("sample_rate", "n_fft", "hop_length", "n_mels", "f_min", "f_max", "chunk_seconds", "level", "tempo")
+    },
 }
 #: What a run's config.yaml or checkpoint that lacks a newer field meant when it was written:
-#: a run from before `level` existed heard loudness as recorded.
-OLDER_RUNS: dict[str, Any] = {"level": "absolute"}
+#: a run from before `level` existed heard loudness as recorded, and had no tempo branch.
+OLDER_RUNS: dict[str, Any] = {"level": "absolute", "tempo": False}
 #: Longest tag name a checkpoint may carry (MagnaTagATune's and MTG-Jamendo's are under 40).
 MAX_TAG_CHARS = 200
 #: Most tags a model may have: a folksonomy (a CSV data set keeps every tag it holds) can have

@@ -9,7 +9,8 @@ micro precision and recall there, and the tag that fires most often against its 
 alone (the rule before shrinkage), and the one training writes now (`training.thresholds`).
 Only tags both data sets have count.
 
-    .venv/bin/python -m benchmarks.thresholds --other data/unheard --train quick --data data/demo --seeds 0 1 2
+    .venv/bin/python -m benchmarks.thresholds --other data/unheard --train quick --data data/demo --seeds 0 1 2 \\
+        [--keep runs-bench]   # then `benchmarks.generalisation --run` on the same runs
     .venv/bin/python -m benchmarks.thresholds --other data/unheard --run runs/<name> [--run ...]
 
 Prints a markdown table: one row per rule, mean (and range) over the runs.
@@ -114,6 +115,7 @@ def main() -> None:
     parser.add_argument("--train", choices=PRESETS, help="train this preset on --data once per seed first")
     parser.add_argument("--data", type=Path, help="the data set to train on (with --train)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--keep", type=Path, help="train into this runs folder and keep the runs (default: discard)")
     args = parser.parse_args()
     if bool(args.train) == bool(args.run) or (args.train and not args.data):
         parser.error("give finished runs with --run, or --train PRESET --data DIR")
@@ -121,7 +123,7 @@ def main() -> None:
         runs = list(args.run)
         for seed in args.seeds if args.train else []:
             config = make_config(data=str(args.data), seed=seed, **PRESETS[args.train])
-            run = create_run(config, Path(tmp) / "runs", f"{args.train}-{seed}")
+            run = create_run(config, args.keep or Path(tmp) / "runs", f"{args.train}-{seed}")
             fit(config, run, log_file=False)
             runs.append(run)
         results = [measure(run, args.other) for run in runs]

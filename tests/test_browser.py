@@ -22,6 +22,7 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 import soundfile as sf
 
@@ -155,7 +156,13 @@ def test_quick_demo_as_shipped_trains_completes_and_tags_in_a_real_browser(
     dashboard, runs_dir, demo = shipped_dashboard, shipped_clone / "runs", shipped_clone / "data" / "demo"
     assert "FluidR3_GM" in (demo / NOTES_FILE).read_text(), "set-up made no real-instrument demo set"
     piano = tmp_path / "piano.flac"
-    sf.write(piano, solo_clip(Renderer(OTHER_SOUNDFONT), "piano", seed=1).audio, 16000)
+    audio = solo_clip(Renderer(OTHER_SOUNDFONT), "piano", seed=1).audio
+    sf.write(piano, audio, 16000)
+    # The same piece at -1 and at -41 dBFS peak, as float WAVs (no 16-bit rounding apart).
+    loud = audio * (10 ** (-1 / 20) / np.abs(audio).max())
+    copies = {name: tmp_path / f"{name}.wav" for name in ("loud", "quiet")}
+    sf.write(copies["loud"], loud.astype("f4"), 16000, subtype="FLOAT")
+    sf.write(copies["quiet"], (loud * 0.01).astype("f4"), 16000, subtype="FLOAT")
     rows = len((demo / "tags.csv").read_text().splitlines()) - 1
     before = {r.name for r in manager.list_runs(runs_dir)}
     shots = tmp_path / "screenshots"
@@ -198,11 +205,15 @@ def test_quick_demo_as_shipped_trains_completes_and_tags_in_a_real_browser(
         page.get_by_role("link", name="Tag", exact=True).click()
         expect(page.get_by_role("heading", name="Tag your audio")).to_be_visible()
         with page.expect_request(lambda r: "/_stcore/upload_file/" in r.url and r.method == "PUT") as sent:
-            page.locator("[data-testid='stFileUploaderDropzoneInput']").set_input_files(str(piano))
+            uploads = [str(piano), str(copies["loud"]), str(copies["quiet"])]
+            page.locator("[data-testid='stFileUploaderDropzoneInput']").set_input_files(uploads)
         upload_url, token = sent.value.url, sent.value.headers["x-xsrftoken"]
-        expect(page.get_by_role("heading", name="piano.flac")).to_be_visible()
-        tags_line = page.locator("[data-testid='stMarkdownContainer']", has_text="Tags:").first
-        expect(tags_line).to_contain_text("piano")
+        for heading in ("piano.flac", "loud.wav", "quiet.wav"):
+            expect(page.get_by_role("heading", name=heading)).to_be_visible()
+        tags_lines = page.locator("[data-testid='stMarkdownContainer']", has_text="Tags:")
+        expect(tags_lines).to_have_count(3)
+        expect(tags_lines.first).to_contain_text("piano")
+        assert tags_lines.nth(1).inner_text() == tags_lines.nth(2).inner_text()  # 40 dB apart: the same tags
         page.screenshot(path=str(shots / "4_tag_upload.png"), full_page=True)
 
         # The same upload endpoint, hit directly: without the XSRF token, and over the size limit.
@@ -229,7 +240,13 @@ def test_a_newcomer_tags_an_upload_with_a_published_model_in_a_real_browser(
     from playwright.sync_api import expect, sync_playwright
 
     piano = tmp_path / "piano.flac"
-    sf.write(piano, solo_clip(Renderer(OTHER_SOUNDFONT), "piano", seed=1).audio, 16000)
+    audio = solo_clip(Renderer(OTHER_SOUNDFONT), "piano", seed=1).audio
+    sf.write(piano, audio, 16000)
+    # The same piece at -1 and at -41 dBFS peak, as float WAVs (no 16-bit rounding apart).
+    loud = audio * (10 ** (-1 / 20) / np.abs(audio).max())
+    copies = {name: tmp_path / f"{name}.wav" for name in ("loud", "quiet")}
+    sf.write(copies["loud"], loud.astype("f4"), 16000, subtype="FLOAT")
+    sf.write(copies["quiet"], (loud * 0.01).astype("f4"), 16000, subtype="FLOAT")
     proc, url = _start(tmp_path, demo_dataset, "streamlit.log", AUTOTAG_PRETRAINED_DIR=str(published_weights))
     try:
         with sync_playwright() as pw:

@@ -73,6 +73,24 @@ def test_load_config_overrides_and_errors(tmp_path: Path) -> None:
         load_config(tmp_path / "missing.yaml")
 
 
+def test_a_config_file_without_newer_fields_means_what_it_did_when_written(tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text("data: /x\nmodel: tiny\n")  # written before `level` and `tempo` existed
+    older = load_config(path)
+    assert (older.level, older.tempo) == ("absolute", False)
+    new = make_config(data="/x", model="tiny")
+    assert (new.level, new.tempo) == ("relative", True)
+    save_config(new, path)
+    assert (load_config(path).level, load_config(path).tempo) == ("relative", True)
+
+
+def test_tempo_is_on_unless_a_linear_probe_which_cannot_train_it() -> None:
+    assert make_config(data="/x", init_from="/r", transfer="linear-probe").tempo is False
+    assert make_config(data="/x", init_from="/r").tempo is True and make_config(data="/x", tempo=False).tempo is False
+    with pytest.raises(ConfigError, match="a linear probe trains the output layer alone, not a tempo branch"):
+        make_config(data="/x", init_from="/r", transfer="linear-probe", tempo=True)
+
+
 def test_field_range_feeds_sliders() -> None:
     assert field_range("lr") == (0.0, 1.0)
     assert field_range("batch_size") == (1, 1024)

@@ -8,6 +8,7 @@ which equals the papers' flatten for their input size and lets longer inputs thr
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import get_args
 
@@ -49,6 +50,53 @@ def level_input(level: str) -> nn.Module:
     if level not in LEVELS:
         raise ValueError(f"level {level!r}: one of {', '.join(LEVELS)}")
     return ChunkLevel() if level == "relative" else nn.Identity()
+
+
+#: Beat rates the tempo branch looks for, in BPM: slow ballads to fast dance music.
+TEMPO_BPM = (40.0, 240.0)
+#: Mel bands, low to high, whose onsets the tempo branch follows apart (a kick drum, a melody,
+#: hi-hats). Four against one, quick demo, seeds 0-1, unheard sounds: `fast` 0.833 / 0.809
+#: ROC-AUC, `slow` 0.797 / 0.760, macro 0.751 / 0.758 (within the seeds' spread).
+BANDS = 4
+
+
+class TempoBranch(nn.Module):
+    """Tag evidence from how regularly a chunk's onsets recur, added to the network's logits.
+
+    A convolutional stack pooled over time hears textures, not periodicity: the quick demo
+    scored `fast` and `slow` at about chance (ROC-AUC 0.52 / 0.44) on clips of another
+    soundfont while its instrument tags held up. This branch computes a tempogram: the onset
+    strength of each frame (the rise of every mel band since the previous frame, averaged
+    over the bands: spectral flux), centred, autocorrelated at every lag of a beat between
+    TEMPO_BPM and normalised by its energy (so neither level nor density of notes
+    matters), then a small dense network maps it to a logit per tag (Grosche et al. 2010;
+    the tempogram input of Schreiber & Mueller 2018's tempo CNN).
+
+    Args:
+        frame_rate: Log-mel frames per second (sample rate / hop length).
+        hidden: Units of the dense layer between the tempogram and the tags.
+    """
+
+    def __init__(self, n_tags: int, frame_rate: float, hidden: int = 32, bands: int = BANDS) -> None:
+        super().__init__()
+        slowest, fastest = TEMPO_BPM
+        self.bands = bands
+        self.lags = list(
+            range(max(1, int(60.0 / fastest * frame_rate)), int(math.ceil(60.0 / slowest * frame_rate)) + 1)
+        )
+        self.dense = nn.Sequential(nn.Linear(bands * len(self.lags), hidden), nn.ReLU(), nn.Linear(hidden, n_tags))
+
+    def tempogram(self, mels: torch.Tensor) -> torch.Tensor:
+        """(batch, bands * lags) the onset strength's autocorrelation per band; a lag longer than the chunk gives 0."""
+        rise = torch.relu(mels[..., 1:] - mels[..., :-1])
+        flux = torch.stack([part.mean(dim=1) for part in rise.chunk(self.bands, dim=1)], dim=1)  # (batch, bands, t)
+        flux = flux - flux.mean(dim=-1, keepdim=True)
+        energy = flux.pow(2).sum(dim=-1, keepdim=True) + 1e-6
+        gram = torch.stack([(flux[..., :-lag] * flux[..., lag:]).sum(dim=-1) for lag in self.lags], dim=-1) / energy
+        return gram.flatten(1)
+
+    def forward(self, mels: torch.Tensor) -> torch.Tensor:
+        return self.dense(self.tempogram(mels))
 
 
 class ConvBlock(nn.Module):
@@ -100,6 +148,7 @@ class MelCNN(nn.Module):
     def __init__(self, blocks: list[nn.Module], head: nn.Module, bands: int | None = None) -> None:
         super().__init__()
         self.level: nn.Module = nn.Identity()  # `build_model` sets the run's (`level_input`)
+        self.pulse: TempoBranch | None = None  # and a tempo branch when the run has one
         self.spec_bn = nn.BatchNorm2d(1)
         self.blocks = nn.Sequential(*blocks)
         self.head = head
@@ -107,10 +156,13 @@ class MelCNN(nn.Module):
 
     def forward(self, mels: torch.Tensor) -> torch.Tensor:
         """Args: mels (batch, n_mels, frames) in dB. Returns: logits (batch, n_tags)."""
-        x = self.blocks(self.spec_bn(self.level(mels).unsqueeze(1)))
+        heard = self.level(mels)
+        x = self.blocks(self.spec_bn(heard.unsqueeze(1)))
         if self.bands is None:
-            return self.head(x.amax(dim=(2, 3)))
-        return self.head(self.bands(x).flatten(1, 2).amax(dim=2))
+            logits = self.head(x.amax(dim=(2, 3)))
+        else:
+            logits = self.head(self.bands(x).flatten(1, 2).amax(dim=2))
+        return logits if self.pulse is None else logits + self.pulse(heard)
 
 
 def _short_chunk_head(width: int, n_tags: int) -> nn.Module:
@@ -209,6 +261,7 @@ class Musicnn(nn.Module):
     def __init__(self, n_tags: int, width: int = 64, dense: int = 200) -> None:
         super().__init__()
         self.level: nn.Module = nn.Identity()
+        self.pulse: TempoBranch | None = None
         self.spec_bn = nn.BatchNorm2d(1)
         self.timbre = nn.ModuleList([TimbreConv(204, int(0.7 * 96)), TimbreConv(204, int(0.4 * 96))])
         self.tempo = nn.ModuleList([TempoConv(51, w) for w in (129, 65, 33)])
@@ -224,13 +277,15 @@ class Musicnn(nn.Module):
 
     def forward(self, mels: torch.Tensor) -> torch.Tensor:
         """Args: mels (batch, n_mels, frames) in dB. Returns: logits (batch, n_tags)."""
-        x = self.spec_bn(self.level(mels).unsqueeze(1))
+        heard = self.level(mels)
+        x = self.spec_bn(heard.unsqueeze(1))
         front = torch.cat([f(x) for f in (*self.timbre, *self.tempo)], dim=1)
         first = self.mid[0](front)
         second = self.mid[1](first) + first
         third = self.mid[2](second) + second
         features = torch.cat([front, first, second, third], dim=1)
-        return self.head(torch.cat([features.amax(dim=2), features.mean(dim=2)], dim=1))
+        logits = self.head(torch.cat([features.amax(dim=2), features.mean(dim=2)], dim=1))
+        return logits if self.pulse is None else logits + self.pulse(heard)
 
 
 class CRNN(nn.Module):
@@ -240,6 +295,7 @@ class CRNN(nn.Module):
     def __init__(self, n_tags: int) -> None:
         super().__init__()
         self.level: nn.Module = nn.Identity()
+        self.pulse: TempoBranch | None = None
         self.spec_bn = nn.BatchNorm2d(1)
         self.blocks = nn.Sequential(
             ConvBlock(1, 64, 2), ConvBlock(64, 128, 3), ConvBlock(128, 128, 4), ConvBlock(128, 128, 4)
@@ -249,9 +305,11 @@ class CRNN(nn.Module):
 
     def forward(self, mels: torch.Tensor) -> torch.Tensor:
         """Args: mels (batch, n_mels, frames) in dB. Returns: logits (batch, n_tags)."""
-        x = self.blocks(self.spec_bn(self.level(mels).unsqueeze(1)))  # (batch, 128, 1 band for 96-191 mels, steps)
+        heard = self.level(mels)
+        x = self.blocks(self.spec_bn(heard.unsqueeze(1)))  # (batch, 128, 1 band for 96-191 mels, steps)
         steps, _ = self.gru(x.amax(dim=2).transpose(1, 2))  # the max over bands: any n_mels from 96 works
-        return self.head(steps[:, -1])
+        logits = self.head(steps[:, -1])
+        return logits if self.pulse is None else logits + self.pulse(heard)
 
 
 def build_musicnn(n_tags: int) -> nn.Module:
@@ -276,14 +334,17 @@ assert BUILDERS.keys() == SPECS.keys(), "model_specs.SPECS and models.BUILDERS m
 assert set(LEVELS) == set(get_args(TrainConfig.model_fields["level"].annotation)), "config's level and LEVELS differ"
 
 
-def build_model(name: str, n_tags: int, level: str = "absolute") -> nn.Module:
-    """Build architecture `name` with `n_tags` outputs, hearing loudness as `level` says.
+def build_model(name: str, n_tags: int, level: str = "absolute", tempo_frame_rate: float | None = None) -> nn.Module:
+    """Build architecture `name` with `n_tags` outputs, hearing loudness as `level` says, with a
+    tempo branch (`TempoBranch`) for log-mels of `tempo_frame_rate` frames per second when given.
 
     Unknown names list the known ones.
     """
     get_spec(name)
     net = BUILDERS[name](n_tags)
     net.level = level_input(level)
+    if tempo_frame_rate is not None:
+        net.pulse = TempoBranch(n_tags, tempo_frame_rate)
     return net
 
 
@@ -297,10 +358,12 @@ def build_tagger(
     f_min: float,
     f_max: float | None,
     level: str,
+    tempo: bool,
 ) -> tuple[LogMel, nn.Module]:
     """The log-mel front end and the network of a tagger, as `frontend` and `net` of a checkpoint.
 
     Training (`TaggingModule`) and tagging (`predict.TaggingNet`) both build them here, so
     a checkpoint's state_dict always fits the tagging model.
     """
-    return LogMel(sample_rate, n_fft, hop_length, n_mels, f_min, f_max), build_model(model_name, n_tags, level)
+    net = build_model(model_name, n_tags, level, sample_rate / hop_length if tempo else None)
+    return LogMel(sample_rate, n_fft, hop_length, n_mels, f_min, f_max), net

@@ -99,7 +99,8 @@ def _config(entry: Published) -> TrainConfig:
         n_mels=96,
         f_max=8000.0,
         chunk_seconds=entry.chunk_seconds,
-        level="absolute",  # the recipe's: they learned loudness as recorded
+        level="absolute",  # the recipe's: they learned loudness as recorded, with no tempo branch
+        tempo=False,
     )
 
 

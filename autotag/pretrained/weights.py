@@ -56,6 +56,7 @@ def hparams(entry: Published) -> dict[str, Any]:
         "f_max": 8000.0,
         "chunk_seconds": entry.chunk_seconds,
         "level": "absolute",
+        "tempo": False,
     }
 
 

@@ -54,7 +54,7 @@ class TaggingNet(nn.Module):
         self.hparams = SimpleNamespace(**hp)
         features = ("sample_rate", "n_fft", "hop_length", "n_mels", "f_min", "f_max")
         self.frontend, self.net = build_tagger(
-            hp["model_name"], len(hp["labels"]), **{k: hp[k] for k in features}, level=hp["level"]
+            hp["model_name"], len(hp["labels"]), **{k: hp[k] for k in features}, level=hp["level"], tempo=hp["tempo"]
         )
 
 

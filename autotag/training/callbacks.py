@@ -26,7 +26,7 @@ import torch
 
 from autotag.data.cache import Progress
 from autotag.runs.folder import RunFolder, finite_or_none
-from autotag.training.finetune import output_layer
+from autotag.training.finetune import fresh_layers
 from autotag.training.trial import TrialLink, report
 
 log = logging.getLogger("autotag.training.fit")  # the epoch lines read as the fit's own
@@ -131,7 +131,7 @@ class StatusCallback(L.Callback):
 
 
 class FreezeBackbone(L.Callback):
-    """Trains only the output layer for the first `epochs` epochs, then everything.
+    """Trains only the new layers (output layer, tempo branch) for the first `epochs` epochs, then everything.
 
     An equivalent of Lightning's `BackboneFinetuning` that needs no `backbone` attribute
     and no optimizer surgery: while frozen, the backbone's gradients are dropped after
@@ -145,9 +145,9 @@ class FreezeBackbone(L.Callback):
     def on_after_backward(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.current_epoch >= self.epochs:
             return
-        head = output_layer(pl_module)
+        fresh = fresh_layers(pl_module)
         for name, param in pl_module.named_parameters():
-            if not name.startswith(head):
+            if not name.startswith(fresh):
                 param.grad = None
 
 

@@ -114,17 +114,42 @@ def output_layer(module: TaggingModule) -> str:
     return f"net.head.{len(module.net.head) - 1}."
 
 
+#: State-dict prefix of the tempo branch (`models.architectures.TempoBranch`): a source without
+#: one (a published model, an older run) leaves it to start fresh; a run without one leaves the source's out.
+TEMPO = "net.pulse."
+
+
+def fresh_layers(module: TaggingModule) -> tuple[str, ...]:
+    """Prefixes of what learns like a new layer in a run started from another: the output layer and
+    the tempo branch (trained while the backbone is frozen, at the full learning rate)."""
+    return (output_layer(module), TEMPO)
+
+
+def _tag_layers(module: TaggingModule) -> tuple[str, ...]:
+    """Prefixes of the layers with a row per tag: the output layer, and the tempo branch's last."""
+    pulse = module.net.pulse
+    return (output_layer(module), *([f"{TEMPO}dense.{len(pulse.dense) - 1}."] if pulse is not None else []))
+
+
 def _load(module: TaggingModule, state: dict[str, torch.Tensor], source_labels: list[str]) -> None:
-    head = output_layer(module)
+    per_tag = _tag_layers(module)
     own = module.state_dict()
-    backbone = {k: v for k, v in state.items() if k.startswith(("frontend.", "net.")) and not k.startswith(head)}
-    wrong = [k for k, v in backbone.items() if k not in own or own[k].shape != v.shape]
-    if wrong or set(own) - set(backbone) - {head + "weight", head + "bias"}:
+    taken = {
+        k: v
+        for k, v in state.items()
+        if k.startswith(("frontend.", "net.")) and not k.startswith(per_tag) and (k in own or not k.startswith(TEMPO))
+    }
+    wrong = [k for k, v in taken.items() if k not in own or own[k].shape != v.shape]
+    missing = [k for k in own if k not in taken and not k.startswith((*per_tag, TEMPO))]
+    if wrong or missing:
         raise RunError(f"the source checkpoint's weights do not fit this model ({', '.join(wrong[:3]) or 'missing'})")
-    for key in ("weight", "bias"):  # rows of shared tags keep their trained values
-        new, old = own[head + key].clone(), state[head + key]
-        for j, tag in enumerate(module.labels):
-            if tag in source_labels:
-                new[j] = old[source_labels.index(tag)]
-        backbone[head + key] = new
-    module.load_state_dict(backbone, strict=True)
+    taken.update({k: v for k, v in own.items() if k.startswith(TEMPO) and k not in taken})  # a new branch: fresh
+    for layer in per_tag:  # rows of shared tags keep their trained values, the others start fresh
+        for key in (layer + "weight", layer + "bias"):
+            new, old = own[key].clone(), state.get(key)
+            if old is not None and old.shape[1:] == new.shape[1:]:
+                for j, tag in enumerate(module.labels):
+                    if tag in source_labels:
+                        new[j] = old[source_labels.index(tag)]
+            taken[key] = new
+    module.load_state_dict(taken, strict=True)

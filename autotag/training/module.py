@@ -15,6 +15,7 @@ from autotag.audio.logmel import has_signal
 from autotag.models.architectures import build_tagger
 from autotag.training.augment import Augment, AugmentSettings
 from autotag.training.distributed import EvalRows, gather_eval_rows
+from autotag.training.finetune import fresh_layers
 from autotag.training.metrics import clip_level, tag_scores, unscored_note
 
 
@@ -28,6 +29,7 @@ class TaggingModule(L.LightningModule):
         chunk_seconds: Input length the model was trained on, used again at tagging time.
         level: How the network hears loudness (`models.architectures.LEVELS`); a checkpoint
             from before this setting heard it as recorded ("absolute").
+        tempo: Whether the network has a tempo branch (`models.architectures.TempoBranch`).
         lr, weight_decay: Adam settings.
         backbone_lr_factor: All but the output layer learn at `lr` times this: a network
             started from another keeps what it learned while its new output layer catches up.
@@ -47,6 +49,7 @@ class TaggingModule(L.LightningModule):
         f_max: float | None = None,
         chunk_seconds: float = 3.69,
         level: str = "absolute",
+        tempo: bool = False,
         lr: float = 1e-3,
         weight_decay: float = 0.0,
         augment: dict | None = None,
@@ -56,7 +59,7 @@ class TaggingModule(L.LightningModule):
         self.save_hyperparameters()
         self.labels = list(labels)
         self.frontend, self.net = build_tagger(
-            model_name, len(labels), sample_rate, n_fft, hop_length, n_mels, f_min, f_max, level
+            model_name, len(labels), sample_rate, n_fft, hop_length, n_mels, f_min, f_max, level, tempo
         )
         settings = AugmentSettings(**(augment or {}))
         self.augment = Augment(settings) if settings.active else None
@@ -137,7 +140,7 @@ class TaggingModule(L.LightningModule):
         lr, factor = self.hparams.lr, self.hparams.get("backbone_lr_factor", 1.0)
         if factor == 1.0:  # one group, as runs saved before the factor existed resume with
             return torch.optim.Adam(self.parameters(), lr=lr, weight_decay=self.hparams.weight_decay)
-        head = list(self.net.head[-1].parameters())
+        head = [p for name, p in self.named_parameters() if name.startswith(fresh_layers(self))]
         backbone = [p for p in self.parameters() if all(p is not h for h in head)]
         groups = [{"params": head}, {"params": backbone, "lr": lr * factor}]  # the first group's lr is logged
         return torch.optim.Adam(groups, lr=lr, weight_decay=self.hparams.weight_decay)

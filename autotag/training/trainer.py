@@ -86,6 +86,7 @@ def build_module(config: TrainConfig, labels: list[str]) -> TaggingModule:
         labels=labels,
         chunk_seconds=float(config.chunk_seconds),
         level=config.level,
+        tempo=bool(config.tempo),
         lr=config.lr,
         weight_decay=config.weight_decay,
         augment=None if probe else config.augment_settings(),

@@ -44,7 +44,7 @@ def test_unknown_model_lists_known_names() -> None:
 @pytest.mark.parametrize("name", ["tiny", "musicnn", "crnn"])
 def test_a_relative_network_tags_a_clip_alike_at_any_gain_and_an_absolute_one_does_not(name: str) -> None:
     spec = SPECS[name]
-    frontend, _ = build_tagger(name, 5, 16000, 512, 256, spec.n_mels, 0.0, 8000.0, "absolute")
+    frontend, _ = build_tagger(name, 5, 16000, 512, 256, spec.n_mels, 0.0, 8000.0, "absolute", False)
     wave = torch.from_numpy(np.random.default_rng(0).standard_normal((2, int(spec.chunk_seconds * 16000)), "f4"))
     wave *= torch.linspace(0.05, 0.5, wave.shape[1])  # a crescendo, peaking at -6 dBFS
     outputs = {}
@@ -65,3 +65,34 @@ def test_a_relative_chunk_keeps_80_db_below_its_loudest_bin_around_its_mean_and_
     assert build_model("tiny", 3, "relative").state_dict().keys() == build_model("tiny", 3).state_dict().keys()
     with pytest.raises(ValueError, match="level 'loud': one of relative, absolute"):
         build_model("tiny", 3, "loud")
+
+
+def test_the_tempogram_peaks_at_the_beat_of_a_click_track_at_any_level() -> None:
+    frontend, net = build_tagger("tiny", 5, 16000, 512, 256, 64, 0.0, 8000.0, "relative", True)
+    rng = np.random.default_rng(0)
+    click = rng.standard_normal(800).astype("f4") * np.exp(-np.arange(800) / 150).astype("f4")
+    for bpm in (70, 120):
+        wave = np.zeros(3 * 16000, "f4")
+        for start in range(0, len(wave) - 800, int(60 / bpm * 16000)):
+            wave[start : start + 800] += click
+        with torch.no_grad():
+            grams = [net.pulse.tempogram(net.level(frontend(torch.from_numpy(wave * g)[None]))) for g in (1.0, 0.01)]
+        per_lag = grams[0].reshape(net.pulse.bands, -1).sum(0)  # the bands' tempograms together
+        peak = net.pulse.lags[int(per_lag.argmax())] * 256 / 16000  # seconds per beat
+        assert peak == pytest.approx(60 / bpm, rel=0.03)
+        torch.testing.assert_close(grams[1], grams[0], atol=1e-4, rtol=0)
+
+
+@pytest.mark.parametrize("name", sorted(SPECS))
+def test_a_tempo_branch_adds_to_every_networks_logits_under_its_own_keys(name: str) -> None:
+    spec = SPECS[name]
+    frames = int(spec.chunk_seconds * 16000) // 256 + 1
+    torch.manual_seed(0)
+    plain = build_model(name, 4).eval()
+    torch.manual_seed(0)
+    with_tempo = build_model(name, 4, tempo_frame_rate=62.5).eval()
+    added = set(with_tempo.state_dict()) - set(plain.state_dict())
+    assert added and all(k.startswith("pulse.") for k in added)
+    mels = torch.randn(2, spec.n_mels, frames)
+    with torch.no_grad():
+        torch.testing.assert_close(with_tempo(mels) - plain(mels), with_tempo.pulse(mels))

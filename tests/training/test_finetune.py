@@ -14,7 +14,7 @@ from autotag.config import make_config
 from autotag.runs.checkpoints import checkpoint_candidates
 from autotag.runs.folder import RunError, RunFolder
 from autotag.training.callbacks import FreezeBackbone
-from autotag.training.finetune import check_init_source, init_from_run, output_layer, source_settings
+from autotag.training.finetune import TEMPO, _load, check_init_source, init_from_run, output_layer, source_settings
 from autotag.training.module import TaggingModule
 from tests.conftest import tiny_config
 
@@ -52,6 +52,32 @@ def test_backbone_and_shared_tags_come_from_the_source_new_tags_start_fresh(trai
     assert torch.equal(own[head + "weight"][1], fresh[1])  # "kazoo" keeps its fresh start
 
 
+def test_a_tempo_branch_comes_from_a_source_that_has_one_row_by_row_and_starts_fresh_from_one_without(
+    trained_run: Path,
+) -> None:
+    source_labels = json.loads(RunFolder(trained_run).labels.read_text())
+    ckpt = torch.load(checkpoint_candidates(trained_run)[0], map_location="cpu", weights_only=True)
+    hp, theirs = ckpt["hyper_parameters"], ckpt["state_dict"]
+    assert hp["tempo"] and any(k.startswith(TEMPO) for k in theirs)  # the shipped default
+    features = {k: hp[k] for k in ("sample_rate", "n_fft", "hop_length", "n_mels", "f_min", "f_max", "level")}
+    labels = ["kazoo", source_labels[0]]
+    torch.manual_seed(0)
+    module = TaggingModule("tiny", labels, tempo=True, **features)
+    fresh = {k: v.clone() for k, v in module.state_dict().items()}
+    init_from_run(module, trained_run)
+    own = module.state_dict()
+    last = TEMPO + "dense.2."
+    assert torch.equal(own[TEMPO + "dense.0.weight"], theirs[TEMPO + "dense.0.weight"])
+    assert torch.equal(own[last + "weight"][1], theirs[last + "weight"][0])  # the shared tag's row
+    assert torch.equal(own[last + "weight"][0], fresh[last + "weight"][0])  # "kazoo" starts fresh
+
+    without = {k: v for k, v in theirs.items() if not k.startswith(TEMPO)}  # a published model, an older run
+    torch.manual_seed(0)
+    module = TaggingModule("tiny", labels, tempo=True, **features)
+    _load(module, without, source_labels)
+    assert all(torch.equal(v, fresh[k]) for k, v in module.state_dict().items() if k.startswith(TEMPO))
+
+
 def test_a_frozen_backbone_gets_no_gradient_until_its_epochs_are_over() -> None:
     module = TaggingModule("tiny", ["a", "b"], n_mels=64)
     module(torch.randn(2, 64, 63)).sum().backward()
@@ -61,6 +87,12 @@ def test_a_frozen_backbone_gets_no_gradient_until_its_epochs_are_over() -> None:
     callback.on_after_backward(SimpleNamespace(current_epoch=0), module)
     graded = {n for n, p in module.named_parameters() if p.grad is not None}
     assert graded == {head + "weight", head + "bias"}
+    with_tempo = TaggingModule("tiny", ["a", "b"], n_mels=64, tempo=True)
+    with_tempo(torch.randn(2, 64, 63)).sum().backward()
+    callback.on_after_backward(SimpleNamespace(current_epoch=0), with_tempo)
+    graded = {n for n, p in with_tempo.named_parameters() if p.grad is not None}
+    pulse = {n for n, _ in with_tempo.named_parameters() if n.startswith(TEMPO)}
+    assert pulse and graded == {head + "weight", head + "bias"} | pulse
 
 
 def test_fit_init_from_a_run_name_records_the_source_and_trains(

@@ -167,7 +167,7 @@ def top_tags_figure(
                 x=cuts,
                 y=[t for t, _ in top],
                 mode="markers",
-                marker={"symbol": "line-ns-open", "size": 22, "line": {"width": 3, "color": "#222"}},
+                marker={"symbol": "line-ns-open", "size": 22, "color": "#222", "line": {"width": 3, "color": "#222"}},
                 name="threshold",
                 hovertemplate="%{y}: threshold %{x:.3f}<extra></extra>",
             )

@@ -43,6 +43,11 @@ CONFIGS = {
     "number keys": "1: 2\ndata: /tmp\n",
     "python tag": "data: !!python/object/apply:os.system ['true']\n",
     "not YAML": "data: [unclosed\n",
+    "time budget .nan": "data: /tmp\nmax_minutes: .nan\n",
+    "time budget .inf": "data: /tmp\nmax_minutes: .inf\n",
+    "backbone factor .nan": "data: /tmp\ninit_from: /tmp\nbackbone_lr_factor: .nan\n",
+    "level neither relative nor absolute": "data: /tmp\nlevel: loud\n",
+    "tempo not a yes or no": "data: /tmp\ntempo: maybe\n",
 }
 ENCODINGS = {"binary": "latin-1", "UTF-16": "utf-16"}
 

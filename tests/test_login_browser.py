@@ -93,7 +93,9 @@ def _log_in(page, provider: MockProvider, url: str, email: str) -> None:  # noqa
 
     provider.next_email = email
     page.goto(f"{url}/runs")
-    expect(page.get_by_text("log in to see its runs")).to_be_visible()
+    # The page's own timeout, not expect's 5 s: a busy 2-core machine drew the sidebar first and
+    # this line after more than 5 s (CI beside two benchmarks).
+    expect(page.get_by_text("log in to see its runs")).to_be_visible(timeout=60_000)
     page.get_by_role("button", name="Log in").click()
     page.wait_for_url(f"{url}/")  # Streamlit lands on the first page after the provider's redirect
     page.goto(f"{url}/runs")

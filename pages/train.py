@@ -38,7 +38,7 @@ SCRATCH = ""
 TO_IMPORT = "import:"
 #: Settings of how a run learns from its source, back to their defaults when it starts from scratch.
 TRANSFER = ("freeze_epochs", "transfer", "backbone_lr_factor")
-LEVEL_NAMES = {"relative": "relative — the same tags at any loudness", "absolute": "absolute — as recorded"}
+LEVEL_NAMES = {"relative": "relative — any level", "absolute": "absolute — as recorded"}
 
 
 def _default(name: str):  # noqa: ANN202 - a config default of any type

@@ -54,10 +54,11 @@ def level_input(level: str) -> nn.Module:
 
 #: Beat rates the tempo branch looks for, in BPM: slow ballads to fast dance music.
 TEMPO_BPM = (40.0, 240.0)
-#: Mel bands, low to high, whose onsets the tempo branch follows apart. One: four (a kick drum,
-#: a melody, hi-hats apart) heard tempo better on unseen sounds (quick demo, seeds 0-2, `fast` /
-#: `slow` ROC-AUC 0.826 / 0.789 against 0.803 / 0.758) but, with four times the weights, learnt
-#: the demo artists' rhythms too: test macro ROC-AUC 0.775 against 0.794, unheard 0.746 against 0.758.
+#: Groups of mel bands, low to high, whose onsets the tempo branch follows apart: one. Four (a
+#: kick drum, a melody, hi-hats apart) heard tempo better on unseen sounds (quick demo, seeds
+#: 0-2, `fast` / `slow` ROC-AUC 0.826 / 0.789 against 0.803 / 0.758) but, with four times the
+#: weights, learnt the demo artists' rhythms too: test macro ROC-AUC 0.775 against 0.794,
+#: unheard 0.746 against 0.758.
 BANDS = 1
 
 
@@ -68,7 +69,7 @@ class TempoBranch(nn.Module):
     scored `fast` and `slow` at about chance (ROC-AUC 0.52 / 0.44) on clips of another
     soundfont while its instrument tags held up. This branch computes a tempogram: the onset
     strength of each frame (the rise of every mel band since the previous frame, averaged
-    over the bands: spectral flux), centred, autocorrelated at every lag of a beat between
+    over the bands of a group: spectral flux), centred, autocorrelated at every lag of a beat between
     TEMPO_BPM and normalised by its energy (so neither level nor density of notes
     matters), then a small dense network maps it to a logit per tag (Grosche et al. 2010;
     the tempogram input of Schreiber & Mueller 2018's tempo CNN).
@@ -76,6 +77,7 @@ class TempoBranch(nn.Module):
     Args:
         frame_rate: Log-mel frames per second (sample rate / hop length).
         hidden: Units of the dense layer between the tempogram and the tags.
+        bands: Groups of mel bands with a tempogram each (BANDS).
     """
 
     def __init__(self, n_tags: int, frame_rate: float, hidden: int = 32, bands: int = BANDS) -> None:

@@ -59,23 +59,34 @@ def table(runs: list[Path], other: Path) -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    """--other, and the runs to score: finished ones (--run) or a preset trained per seed (--train)."""
     parser.add_argument("--other", type=Path, required=True, help="a data set of sounds the runs never heard")
     parser.add_argument("--run", type=Path, action="append", default=[], help="a finished run folder")
     parser.add_argument("--train", choices=PRESETS, help="train this preset on --data once per seed first")
     parser.add_argument("--data", type=Path, help="the data set to train on (with --train)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    args = parser.parse_args()
+
+
+def runs_to_score(parser: argparse.ArgumentParser, args: argparse.Namespace, runs_dir: Path) -> list[Path]:
+    """The --run folders, or the preset trained once per seed into `runs_dir`."""
     if bool(args.train) == bool(args.run) or (args.train and not args.data):
         parser.error("give finished runs with --run, or --train PRESET --data DIR")
+    runs = list(args.run)
+    for seed in args.seeds if args.train else []:
+        config = make_config(data=str(args.data), seed=seed, **PRESETS[args.train])
+        run = create_run(config, runs_dir, f"{args.train}-{seed}")
+        fit(config, run, log_file=False)
+        runs.append(run)
+    return runs
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_run_arguments(parser)
+    args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        runs = list(args.run)
-        for seed in args.seeds if args.train else []:
-            config = make_config(data=str(args.data), seed=seed, **PRESETS[args.train])
-            run = create_run(config, Path(tmp) / "runs", f"{args.train}-{seed}")
-            fit(config, run, log_file=False)
-            runs.append(run)
+        runs = runs_to_score(parser, args, Path(tmp) / "runs")
         print()
         print(table(runs, args.other))
 

@@ -27,15 +27,13 @@ from pathlib import Path
 import numpy as np
 
 from autotag.audio.decode import load_audio
-from autotag.config import QUICK_DEMO, load_config, make_config
+from autotag.config import load_config
 from autotag.data.formats import load_dataset, multi_hot
 from autotag.data.prepare import open_dataset
-from autotag.runs.folder import RunFolder, create_run
+from autotag.runs.folder import RunFolder
 from autotag.serving.evaluate import Scorer
-from autotag.training.fit import fit
 from autotag.training.thresholds import best_f1_cut, tune_thresholds
-
-PRESETS = {"quick": QUICK_DEMO, "default": {}}
+from benchmarks.generalisation import add_run_arguments, runs_to_score
 
 
 def own_best_f1(probs: np.ndarray, targets: np.ndarray, labels: list[str]) -> dict[str, float]:
@@ -110,22 +108,11 @@ def _cell(values: list[float]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--other", type=Path, required=True, help="a data set of sounds the runs never heard")
-    parser.add_argument("--run", type=Path, action="append", default=[], help="a finished run folder")
-    parser.add_argument("--train", choices=PRESETS, help="train this preset on --data once per seed first")
-    parser.add_argument("--data", type=Path, help="the data set to train on (with --train)")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    add_run_arguments(parser)
     parser.add_argument("--keep", type=Path, help="train into this runs folder and keep the runs (default: discard)")
     args = parser.parse_args()
-    if bool(args.train) == bool(args.run) or (args.train and not args.data):
-        parser.error("give finished runs with --run, or --train PRESET --data DIR")
     with tempfile.TemporaryDirectory() as tmp:
-        runs = list(args.run)
-        for seed in args.seeds if args.train else []:
-            config = make_config(data=str(args.data), seed=seed, **PRESETS[args.train])
-            run = create_run(config, args.keep or Path(tmp) / "runs", f"{args.train}-{seed}")
-            fit(config, run, log_file=False)
-            runs.append(run)
+        runs = runs_to_score(parser, args, args.keep or Path(tmp) / "runs")
         results = [measure(run, args.other) for run in runs]
     columns = [k for k in results[0][next(iter(RULES))] if k != "worst tag"]
     print(f"\n{len(runs)} run(s); unheard: {args.other}\n")

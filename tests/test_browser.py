@@ -141,6 +141,19 @@ def _browser(pw, mic: Path | None = None):  # noqa: ANN001, ANN202 - playwright 
     return pw.chromium.launch(executable_path=CHROMIUM, args=args)
 
 
+def _pianos(folder: Path) -> tuple[Path, dict[str, Path]]:
+    """A TimGM6mb piano solo as FLAC, and the same piece at -1 and at -41 dBFS peak as float
+    WAVs ("loud", "quiet": no 16-bit rounding sets them apart)."""
+    piano = folder / "piano.flac"
+    audio = solo_clip(Renderer(OTHER_SOUNDFONT), "piano", seed=1).audio
+    sf.write(piano, audio, 16000)
+    loud = audio * (10 ** (-1 / 20) / np.abs(audio).max())
+    copies = {name: folder / f"{name}.wav" for name in ("loud", "quiet")}
+    sf.write(copies["loud"], loud.astype("f4"), 16000, subtype="FLOAT")
+    sf.write(copies["quiet"], (loud * 0.01).astype("f4"), 16000, subtype="FLOAT")
+    return piano, copies
+
+
 def test_quick_demo_as_shipped_trains_completes_and_tags_in_a_real_browser(
     shipped_dashboard: str, shipped_clone: Path, tmp_path: Path
 ) -> None:
@@ -155,14 +168,7 @@ def test_quick_demo_as_shipped_trains_completes_and_tags_in_a_real_browser(
 
     dashboard, runs_dir, demo = shipped_dashboard, shipped_clone / "runs", shipped_clone / "data" / "demo"
     assert "FluidR3_GM" in (demo / NOTES_FILE).read_text(), "set-up made no real-instrument demo set"
-    piano = tmp_path / "piano.flac"
-    audio = solo_clip(Renderer(OTHER_SOUNDFONT), "piano", seed=1).audio
-    sf.write(piano, audio, 16000)
-    # The same piece at -1 and at -41 dBFS peak, as float WAVs (no 16-bit rounding apart).
-    loud = audio * (10 ** (-1 / 20) / np.abs(audio).max())
-    copies = {name: tmp_path / f"{name}.wav" for name in ("loud", "quiet")}
-    sf.write(copies["loud"], loud.astype("f4"), 16000, subtype="FLOAT")
-    sf.write(copies["quiet"], (loud * 0.01).astype("f4"), 16000, subtype="FLOAT")
+    piano, copies = _pianos(tmp_path)
     rows = len((demo / "tags.csv").read_text().splitlines()) - 1
     before = {r.name for r in manager.list_runs(runs_dir)}
     shots = tmp_path / "screenshots"
@@ -239,14 +245,7 @@ def test_a_newcomer_tags_an_upload_with_a_published_model_in_a_real_browser(
     mirror here), and an upload gets MagnaTagATune's tags."""
     from playwright.sync_api import expect, sync_playwright
 
-    piano = tmp_path / "piano.flac"
-    audio = solo_clip(Renderer(OTHER_SOUNDFONT), "piano", seed=1).audio
-    sf.write(piano, audio, 16000)
-    # The same piece at -1 and at -41 dBFS peak, as float WAVs (no 16-bit rounding apart).
-    loud = audio * (10 ** (-1 / 20) / np.abs(audio).max())
-    copies = {name: tmp_path / f"{name}.wav" for name in ("loud", "quiet")}
-    sf.write(copies["loud"], loud.astype("f4"), 16000, subtype="FLOAT")
-    sf.write(copies["quiet"], (loud * 0.01).astype("f4"), 16000, subtype="FLOAT")
+    piano, _ = _pianos(tmp_path)
     proc, url = _start(tmp_path, demo_dataset, "streamlit.log", AUTOTAG_PRETRAINED_DIR=str(published_weights))
     try:
         with sync_playwright() as pw:

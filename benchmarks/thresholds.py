@@ -1,13 +1,15 @@
 """Do the tags the Tag page shows hold up on sounds the model never heard?
 
-For each run, the validation split's clip scores (exactly as training scored them) give
-each threshold rule's promise: micro precision and recall over the tags at its thresholds.
-The unheard set (`demo-data OUT --soundfont .../TimGM6mb.sf2 --seed 1`) is then tagged as
-the Tag page tags an upload (`Tagger.predict`), and the same thresholds decide its tags:
-micro precision and recall there, and the tag that fires most often against its true rate
-(how often it is on / how often it is true). Two rules on the same scores: best F1 per tag
-alone (the rule before shrinkage), and the one training writes now (`training.thresholds`).
-Only tags both data sets have count.
+For each run, the validation split's clip scores (exactly as training scored them) tune
+each threshold rule; its promise is micro precision and recall over the tags at those
+thresholds, on the validation split itself (in-sample) and on the test split (held out: the
+figure training writes and the Tag page shows). The unheard set (`demo-data OUT --soundfont
+.../TimGM6mb.sf2 --seed 1`) is then tagged as the Tag page tags an upload
+(`Tagger.predict`), and the same thresholds decide its tags: micro precision and recall
+there, and the tag that fires most often against its true rate (how often it is on / how
+often it is true). Three rules on the same scores: best F1 per tag alone (the first rule),
+best F1 shrunk toward a shared threshold (the second) and the precision-recall break-even
+shrunk the same way (`training.thresholds`, the rule now). Only tags both data sets have count.
 
     .venv/bin/python -m benchmarks.thresholds --other data/unheard --train quick --data data/demo --seeds 0 1 2 \\
         [--keep runs-bench]   # then `benchmarks.generalisation --run` on the same runs
@@ -28,35 +30,53 @@ import numpy as np
 
 from autotag.audio.decode import load_audio
 from autotag.config import load_config
-from autotag.data.formats import load_dataset, multi_hot
+from autotag.data.formats import Clip, load_dataset, multi_hot
 from autotag.data.prepare import open_dataset
 from autotag.runs.folder import RunFolder
 from autotag.serving.evaluate import Scorer
-from autotag.training.thresholds import best_f1_cut, tune_thresholds
+from autotag.training.thresholds import PRIOR_POSITIVES, precision_recall, tune_thresholds
 from benchmarks.generalisation import add_run_arguments, runs_to_score
+
+Rule = Callable[[np.ndarray, np.ndarray, list[str]], dict[str, float]]
+
+
+def best_f1_cut(p: np.ndarray, y: np.ndarray) -> float:
+    """The threshold that maximises F1 of scores `p` against 0/1 `y`, midway between distinct scores."""
+    order = np.argsort(-p, kind="stable")
+    sorted_p, hits = p[order], y[order].astype(bool)
+    f1 = 2 * np.cumsum(hits) / (np.arange(1, len(p) + 1) + hits.sum())
+    best = int(np.argmax(np.where(np.append(sorted_p[:-1] > sorted_p[1:], True), f1, -1)))
+    below = sorted_p[best + 1] if best + 1 < len(p) else 0.0
+    return float((sorted_p[best] + below) / 2)
 
 
 def own_best_f1(probs: np.ndarray, targets: np.ndarray, labels: list[str]) -> dict[str, float]:
-    """The rule before shrinkage: each tag's best-F1 threshold on validation (0.5 without positives)."""
-    return {
-        t: best_f1_cut(probs[:, j], targets[:, j].astype(bool))[0] if targets[:, j].any() else 0.5
-        for j, t in enumerate(labels)
-    }
+    """The first rule: each tag's best-F1 threshold on validation (0.5 without positives)."""
+    return {t: best_f1_cut(probs[:, j], targets[:, j]) if targets[:, j].any() else 0.5 for j, t in enumerate(labels)}
 
 
-def shrunk(probs: np.ndarray, targets: np.ndarray, labels: list[str]) -> dict[str, float]:
-    return tune_thresholds(probs, targets, labels)["thresholds"]
+def shrunk_best_f1(probs: np.ndarray, targets: np.ndarray, labels: list[str]) -> dict[str, float]:
+    """The second rule: best F1 per tag averaged with the best shared cut, weighted by positives."""
+    shared = best_f1_cut(probs.ravel(), targets.ravel())
+    own = own_best_f1(probs, targets, labels)
+    n = targets.astype(bool).sum(0)
+    return {t: (n[j] * own[t] + PRIOR_POSITIVES * shared) / (n[j] + PRIOR_POSITIVES) for j, t in enumerate(labels)}
 
 
-RULES: dict[str, Callable[[np.ndarray, np.ndarray, list[str]], dict[str, float]]] = {
+RULES: dict[str, Rule] = {
     "best F1 per tag": own_best_f1,
-    "best F1 per tag, shrunk toward a shared threshold (autotag)": shrunk,
+    "best F1 per tag, shrunk toward a shared threshold": shrunk_best_f1,
+    "break-even per tag, shrunk toward a shared threshold (autotag)": lambda p, y, labels: tune_thresholds(
+        p, y, labels
+    )["thresholds"],
 }
 
 
-def micro(on: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
-    hits = float((on & truth).sum())
-    return hits / max(on.sum(), 1), hits / max(truth.sum(), 1)
+def split_scores(scorer: Scorer, clips: list[Clip], labels: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Clip probabilities of a split of the run's own data set, scored as training scores it."""
+    rows = [scorer.clip_probs(load_audio(c.path, scorer.sample_rate)) for c in clips]
+    kept = [i for i, r in enumerate(rows) if r is not None]
+    return np.stack([rows[i] for i in kept]), multi_hot([clips[i] for i in kept], labels)
 
 
 def measure(run: Path, other: Path) -> dict[str, dict[str, float]]:
@@ -67,11 +87,8 @@ def measure(run: Path, other: Path) -> dict[str, dict[str, float]]:
     unheard = load_dataset(other, "auto")
     shared = [t for t in labels if t in unheard.labels]
     cols = [labels.index(t) for t in shared]
-    valid = own.split("valid")
-    rows = [scorer.clip_probs(load_audio(c.path, scorer.sample_rate)) for c in valid]
-    kept = [i for i, r in enumerate(rows) if r is not None]
-    v_probs = np.stack([rows[i] for i in kept])
-    v_truth = multi_hot([valid[i] for i in kept], labels)
+    v_probs, v_truth = split_scores(scorer, own.split("valid"), labels)
+    t_probs, t_truth = split_scores(scorer, own.split("test"), labels)
     heard = [(c, scorer.tagger.predict(c.path)) for c in unheard.clips]
     heard = [(c, p) for c, p in heard if not p.silent]
     u_probs = np.array([[p.clip[t] for t in shared] for _, p in heard])
@@ -79,22 +96,25 @@ def measure(run: Path, other: Path) -> dict[str, dict[str, float]]:
     out = {}
     for rule, tune in RULES.items():
         cut = tune(v_probs, v_truth, labels)
-        v_on = v_probs[:, cols] >= np.array([cut[t] for t in shared])
-        u_on = u_probs >= np.array([cut[t] for t in shared])
-        promised, delivered = micro(v_on, v_truth[:, cols].astype(bool)), micro(u_on, u_truth)
-        rate = u_on.mean(0) / np.maximum(u_truth.mean(0), 1 / len(u_truth))
+        promised = precision_recall(v_probs[:, cols], v_truth[:, cols], cut, shared)
+        held_out = precision_recall(t_probs[:, cols], t_truth[:, cols], cut, shared)
+        delivered = precision_recall(u_probs, u_truth, cut, shared)
+        rate = (u_probs >= np.array([cut[t] for t in shared])).mean(0) / np.maximum(u_truth.mean(0), 1 / len(u_truth))
         worst = int(np.argmax(rate))
         out[rule] = {
-            "promised precision": promised[0],
-            "promised recall": promised[1],
-            "unheard precision": delivered[0],
-            "unheard recall": delivered[1],
+            "validation precision": promised["precision"],
+            "validation recall": promised["recall"],
+            "test precision": held_out["precision"],
+            "test recall": held_out["recall"],
+            "unheard precision": delivered["precision"],
+            "unheard recall": delivered["recall"],
             "most over-firing tag: on / true rate": float(rate[worst]),
             "worst tag": shared[worst],
         }
         print(
-            f"{run.name} {rule}: promised P {promised[0]:.3f} R {promised[1]:.3f}; unheard P {delivered[0]:.3f} "
-            f"R {delivered[1]:.3f}; {shared[worst]} fires {rate[worst]:.2f}x its true rate",
+            f"{run.name} {rule}: validation P {promised['precision']:.3f} R {promised['recall']:.3f}; test P "
+            f"{held_out['precision']:.3f} R {held_out['recall']:.3f}; unheard P {delivered['precision']:.3f} "
+            f"R {delivered['recall']:.3f}; {shared[worst]} fires {rate[worst]:.2f}x its true rate",
             flush=True,
         )
     return out

@@ -16,7 +16,7 @@ from autotag.runs import manager
 from autotag.runs.checkpoints import checkpoint_files
 from autotag.runs.folder import RunError, RunFolder, default_runs_dir
 from autotag.runs.table import best_run
-from autotag.serving.decide import decision_thresholds, tags_above, threshold_positives, tuned_thresholds
+from autotag.serving.decide import decision_thresholds, read_tuning, tags_above
 from autotag.ui.auth import acting
 
 if "_app_nav" not in st.session_state:  # run alone by Streamlit's older pages/ layout: see app.py
@@ -153,23 +153,29 @@ run_name = st.selectbox(
 )
 run = next(r for r in runs if r.name == run_name)
 
-tuned = tuned_thresholds(run.path)
-modes = (["Per-tag thresholds tuned on validation"] if tuned else []) + ["One threshold for all tags"]
+tuning = read_tuning(run.path)
+modes = (["Per-tag thresholds tuned on validation"] if tuning else []) + ["One threshold for all tags"]
 mode = st.radio(
     "Decide tags with",
     modes,
     key="tag_mode",
     persist_state="session",
     horizontal=True,
-    help="Tuned: each tag's best-F1 threshold on the validation split, drawn toward one shared threshold "
-    "when the tag has few validation positives (All tags shows how many).",
+    help="Tuned: for each tag, the cut that tags as many validation clips as carry the tag (precision = recall), "
+    "drawn toward one shared cut when the tag has few validation positives (All tags shows how many).",
 )
 cut = (
     st.slider("Threshold", 0.0, 1.0, 0.5, 0.01, key="tag_threshold", persist_state="session")
     if mode.startswith("One")
     else None
 )
-positives = threshold_positives(run.path) if cut is None else {}
+positives = tuning.positives if tuning and cut is None else {}
+if tuning and tuning.held_out and cut is None:
+    precision, recall, held_out = tuning.held_out
+    st.caption(
+        f"On the {held_out} test clips, which had no say in them, these thresholds tagged with precision "
+        f"{precision:.2f} and recall {recall:.2f}: expect less on sounds unlike the training set."
+    )
 
 up, rec = st.columns([3, 2])
 with up:
@@ -189,7 +195,7 @@ except RunError as exc:
     st.stop()
 if tagger.note:
     st.warning(f"The best checkpoint does not load: {tagger.note}")
-thresholds = decision_thresholds(tagger.labels, tuned, cut)
+thresholds = decision_thresholds(tagger.labels, tuning.thresholds if tuning else None, cut)
 
 clips = [(u.name, u.getvalue()) for u in uploads or []]
 if recording is not None:

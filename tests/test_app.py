@@ -255,6 +255,7 @@ def test_tag_page_keeps_the_chosen_run_until_it_is_deleted(with_finished_run: Pa
 def test_tag_page_tags_an_uploaded_and_a_recorded_clip(with_finished_run: Path, demo_dataset: Path) -> None:
     at = _page("pages/tag.py")
     assert at.selectbox(key="tag_run").value == with_finished_run.name
+    assert any("test clips, which had no say in them, these thresholds tagged" in c.value for c in at.caption)
     clip = (demo_dataset / "audio" / "clip_0001.wav").read_bytes()
     at.file_uploader(key="tag_upload").set_value([("clip.wav", clip, "audio/wav"), ("junk.mp3", b"no", "audio/mpeg")])
     at.run()

@@ -8,6 +8,7 @@ validation split (`training.thresholds`, written by training as thresholds.json)
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -20,29 +21,52 @@ if TYPE_CHECKING:  # torch-free: the CLI imports this module at start-up
 DEFAULT_THRESHOLD = 0.5
 
 
-def tuned_thresholds(run_dir: str | Path) -> dict[str, float] | None:
-    """The run's per-tag thresholds tuned on its validation split, or None before it has them.
+@dataclass(frozen=True)
+class Tuning:
+    """What training wrote in thresholds.json, as far as it is sound.
 
     thresholds.json is anyone's to edit: a value that is no probability (a string, NaN, 7)
-    is left out, so its tag falls back to DEFAULT_THRESHOLD instead of failing the tagging.
+    or no count is left out, so its tag falls back to DEFAULT_THRESHOLD instead of failing
+    the tagging, and a damaged promise is not shown.
     """
+
+    thresholds: dict[str, float]
+    #: Validation positives each threshold rests on ({} for a run from before they were recorded).
+    positives: dict[str, int]
+    #: Micro precision and recall on the test split at these thresholds, and its clips (None
+    #: for a run without test clips or from before it was measured).
+    held_out: tuple[float, float, int] | None
+
+
+def read_tuning(run_dir: str | Path) -> Tuning | None:
+    """The run's per-tag thresholds tuned on its validation split, or None before it has them."""
     run = RunFolder.at(run_dir)
     data = run.read_json(run.thresholds)
     tuned = data.get("thresholds") if isinstance(data, dict) else None
     if not isinstance(tuned, dict):
         return None
-    return {str(t): float(v) for t, v in tuned.items() if _probability(v)}
+    counts = data.get("positives")
+    promise = data.get("held_out")
+    held_out = None
+    if isinstance(promise, dict) and all(_probability(promise.get(k)) for k in ("precision", "recall")):
+        clips = promise.get("clips")
+        if _count(clips):
+            held_out = (float(promise["precision"]), float(promise["recall"]), clips)
+    return Tuning(
+        thresholds={str(t): float(v) for t, v in tuned.items() if _probability(v)},
+        positives={str(t): n for t, n in counts.items() if _count(n)} if isinstance(counts, dict) else {},
+        held_out=held_out,
+    )
 
 
-def threshold_positives(run_dir: str | Path) -> dict[str, int]:
-    """How many validation positives each tuned threshold rests on ({} for a run from before
-    they were recorded); a count that is no count is left out."""
-    run = RunFolder.at(run_dir)
-    data = run.read_json(run.thresholds)
-    counts = data.get("positives") if isinstance(data, dict) else None
-    if not isinstance(counts, dict):
-        return {}
-    return {str(t): n for t, n in counts.items() if isinstance(n, int) and not isinstance(n, bool) and n >= 0}
+def tuned_thresholds(run_dir: str | Path) -> dict[str, float] | None:
+    """The run's tuned per-tag thresholds (`read_tuning`), or None before it has them."""
+    tuning = read_tuning(run_dir)
+    return tuning.thresholds if tuning else None
+
+
+def _count(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 def _probability(value: object) -> bool:

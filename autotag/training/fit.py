@@ -257,7 +257,8 @@ def _fit(config: TrainConfig, folder: _RankFolder, resume_from: Path | None) -> 
 def _evaluate(
     trainer: Any, module: Any, datamodule: Any, best: Path, test_clips: int, folder: _RankFolder
 ) -> dict[str, Any]:
-    """Test metrics of the best checkpoint, and per-tag thresholds tuned on the validation split.
+    """Test metrics of the best checkpoint, per-tag thresholds tuned on the validation split, and
+    what those thresholds give on the test split, which had no say in them.
 
     Under DDP every rank runs this (test and predict are collective); rank 0 writes.
     """
@@ -265,7 +266,13 @@ def _evaluate(
 
     from autotag.training.distributed import gather_eval_rows
     from autotag.training.metrics import clip_level
-    from autotag.training.thresholds import tune_thresholds
+    from autotag.training.thresholds import precision_recall, tune_thresholds
+
+    def clip_probs(loader: Any) -> tuple[Any, Any]:
+        outputs = trainer.predict(module, dataloaders=loader, ckpt_path=best, weights_only=True)
+        logits, targets, clip_idx = gather_eval_rows(outputs, len(module.labels))
+        probs, targets = clip_level(torch.sigmoid(logits), targets, clip_idx)
+        return probs.numpy(), targets.numpy()
 
     metrics: dict[str, Any] = {"test_clips": test_clips}
     if test_clips:
@@ -274,10 +281,10 @@ def _evaluate(
     else:
         metrics["note"] = "no test clips: test metrics not computed"
     folder.status(phase="tuning thresholds")
-    outputs = trainer.predict(module, dataloaders=datamodule.val_dataloader(), ckpt_path=best, weights_only=True)
-    logits, targets, clip_idx = gather_eval_rows(outputs, len(module.labels))
-    probs, targets = clip_level(torch.sigmoid(logits), targets, clip_idx)
-    tuned = tune_thresholds(probs.numpy(), targets.numpy(), module.labels)
+    tuned = tune_thresholds(*clip_probs(datamodule.val_dataloader()), module.labels)
+    if test_clips:
+        test_probs, test_targets = clip_probs(datamodule.test_dataloader())
+        tuned["held_out"] = precision_recall(test_probs, test_targets, tuned["thresholds"], module.labels)
     folder.json(folder.run.thresholds, _plain(tuned))
     return metrics
 

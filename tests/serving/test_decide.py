@@ -10,7 +10,7 @@ import pytest
 
 from autotag.cli.main import main
 from autotag.runs.folder import RunFolder
-from autotag.serving.decide import decision_thresholds, tags_above, tuned_thresholds
+from autotag.serving.decide import Tuning, decision_thresholds, read_tuning, tags_above, tuned_thresholds
 from autotag.serving.tagger import Prediction
 
 
@@ -42,6 +42,26 @@ def test_tuned_thresholds_are_none_until_training_wrote_them(tmp_path: Path) -> 
     # Anyone may edit the file: what is no probability leaves its tag at the default.
     run.thresholds.write_text('{"thresholds": {"a": 0.25, "b": "x", "c": NaN, "d": 7, "e": true, "f": [1]}}')
     assert tuned_thresholds(tmp_path) == {"a": 0.25}
+
+
+def test_the_positives_and_the_held_out_promise_are_read_as_far_as_they_are_sound(tmp_path: Path) -> None:
+    run = RunFolder(tmp_path)
+    run.thresholds.write_text(json.dumps({"thresholds": {"a": 0.25}}))  # a run from before they were recorded
+    assert read_tuning(tmp_path) == Tuning({"a": 0.25}, {}, None)
+    record = {"thresholds": {"a": 0.25, "b": 0.5}, "positives": {"a": 3, "b": -1, "c": "x", "d": True}}
+    run.thresholds.write_text(json.dumps({**record, "held_out": {"precision": 0.6, "recall": 0.7, "clips": 30}}))
+    assert read_tuning(tmp_path) == Tuning({"a": 0.25, "b": 0.5}, {"a": 3}, (0.6, 0.7, 30))
+    for damaged in ({"precision": None, "recall": 0.7, "clips": 30}, {"precision": 0.6, "recall": 2, "clips": 30}):
+        run.thresholds.write_text(json.dumps({**record, "held_out": damaged}))
+        assert read_tuning(tmp_path).held_out is None
+
+
+def test_training_measures_its_thresholds_on_the_test_split(trained_run: Path) -> None:
+    record = json.loads(RunFolder(trained_run).thresholds.read_text())
+    metrics = json.loads(RunFolder(trained_run).metrics.read_text())
+    assert record["held_out"]["clips"] == metrics["test_clips"]
+    assert 0 < record["held_out"]["precision"] <= 1 and 0 < record["held_out"]["recall"] <= 1
+    assert read_tuning(trained_run).held_out == tuple(record["held_out"][k] for k in ("precision", "recall", "clips"))
 
 
 def test_tag_format_tags_decides_like_the_tag_page(

@@ -16,6 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic.fields import FieldInfo
 
+from autotag.errors import AutotagError
 from autotag.models.specs import SPECS, get_spec
 from autotag.paths import absolute
 from autotag.text import one_line, shorten, shown
@@ -29,7 +30,7 @@ JamendoSubset = Literal["top50tags", "all", "genre", "instrument", "moodtheme"]
 PUBLISHED_DATA = "published:"
 
 
-class ConfigError(ValueError):
+class ConfigError(AutotagError):
     """A config value is invalid; the message names the field and what is allowed."""
 
 

@@ -11,8 +11,9 @@ import streamlit as st
 from autotag.access import AccessDenied, allowed, read_log
 from autotag.config import QUICK_DEMO, make_config
 from autotag.data.demo import default_demo_dir
+from autotag.errors import AutotagError
 from autotag.runs import manager
-from autotag.runs.folder import RunError, RunFolder, RunState, default_runs_dir, text_head
+from autotag.runs.folder import RunFolder, RunState, default_runs_dir, text_head
 from autotag.runs.live import live_runs, refresh_interval
 from autotag.runs.table import config_differences
 from autotag.ui.auth import acting
@@ -215,7 +216,7 @@ if len(selected) == 1:
                 manager.delete(info.path, actor=actor)
                 st.session_state["runs_selected"] = []
                 st.rerun()
-    except (RunError, AccessDenied) as exc:
+    except (AutotagError, AccessDenied) as exc:
         st.error(str(exc))
     if actor.role != "local":
         st.caption(f"Launched by {info.status.owner or 'someone before owners were recorded'}")

@@ -10,14 +10,12 @@ import streamlit as st
 
 from autotag.access import AccessDenied, allowed
 from autotag.config import ConfigError, TrainConfig, field_choices, field_range, log_stops
-from autotag.data.checks import DataSetError
 from autotag.data.demo import default_demo_dir
-from autotag.data.formats import DataFormatError
+from autotag.errors import AutotagError
 from autotag.models.specs import SPECS
 from autotag.runs.folder import RunFolder, default_runs_dir
 from autotag.runs.manager import max_parallel
 from autotag.sweeps import manager
-from autotag.sweeps.folder import SweepError
 from autotag.training.trial import DIRECTIONS
 from autotag.ui.auth import acting
 from autotag.ui.ticker import refresh_clock
@@ -84,7 +82,7 @@ def _launch(fixed: dict, entries: list[str]) -> None:
             first=[line.strip() for line in st.session_state["sweep_first"].splitlines() if line.strip()],
             actor=acting(),  # who acts now, not when the page was drawn
         )
-    except (ConfigError, SweepError, DataFormatError, DataSetError, AccessDenied) as exc:
+    except (AutotagError, AccessDenied) as exc:
         st.session_state["sweep_error"] = str(exc)
         return
     manager.start(folder, actor=acting())
@@ -227,7 +225,7 @@ def _live_view(name: str) -> None:
                 manager.check_resumable(info.folder, actor=actor)
                 manager.start(info.folder, actor=actor)
                 st.rerun()
-    except (SweepError, AccessDenied) as exc:
+    except (AutotagError, AccessDenied) as exc:
         st.error(str(exc))
     if best and best.run:
         run = Path(best.run)

@@ -13,9 +13,10 @@ from autotag.access import AccessDenied, allowed
 from autotag.charts import tag_counts_figure
 from autotag.config import QUICK_DEMO, ConfigError, TrainConfig, field_choices, field_range, log_stops, make_config
 from autotag.data.demo import default_demo_dir
+from autotag.errors import AutotagError
 from autotag.models.specs import SPECS
 from autotag.pretrained.catalogue import CATALOGUE
-from autotag.runs.folder import RunError, RunState, default_runs_dir, sanitize_name
+from autotag.runs.folder import RunState, default_runs_dir, sanitize_name
 from autotag.runs.manager import PROJECT_ROOT, launch, list_runs
 from autotag.training.estimate import TimeEstimate, human_duration
 from autotag.training.finetune import check_init_source, source_settings
@@ -368,7 +369,7 @@ except ConfigError as exc:
 else:
     try:
         check_init_source(config)
-    except (RunError, ConfigError) as exc:
+    except AutotagError as exc:
         config = None
         st.error(str(exc))
 
@@ -417,7 +418,7 @@ if st.button(
     token = hashlib.sha256(key.encode()).hexdigest()[:16]
     try:
         run_dir = launch(config, name=name or None, token=token, actor=actor)
-    except (RunError, AccessDenied) as exc:
+    except (AutotagError, AccessDenied) as exc:
         st.error(str(exc))
     else:
         st.session_state["runs_selected"] = [run_dir.name]

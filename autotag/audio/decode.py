@@ -21,13 +21,15 @@ from typing import BinaryIO
 import numpy as np
 import soundfile as sf
 
+from autotag.errors import AutotagError
+
 AudioSource = str | Path | bytes | BinaryIO
 
 #: Extensions soundfile (libsndfile >= 1.1) decodes; used to filter uploads and folders.
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
 
 
-class AudioError(ValueError):
+class AudioError(AutotagError):
     """Audio could not be decoded; the message says which file and why."""
 
 

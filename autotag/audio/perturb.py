@@ -21,10 +21,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from autotag.errors import AutotagError
+
 Apply = Callable[[np.ndarray, int, float, np.random.Generator], np.ndarray]
 
 
-class PerturbationError(ValueError):
+class PerturbationError(AutotagError):
     """An unknown perturbation or strength; the message names the known ones."""
 
 

@@ -23,7 +23,8 @@ from autotag.cli.pretrained import add_pretrained_parser
 from autotag.cli.robustness import add_robustness_parser
 from autotag.cli.runs import add_runs_dir_option, add_runs_parser, warn_if_unfinished
 from autotag.cli.sweep import add_sweep_parser
-from autotag.config import ConfigError, TrainConfig, field_choices, field_range, load_config, make_config
+from autotag.config import TrainConfig, field_choices, field_range, load_config, make_config
+from autotag.errors import AutotagError, UsageError
 from autotag.logs import setup_logging
 from autotag.paths import absolute
 from autotag.serving.render import FORMATS
@@ -34,26 +35,6 @@ USAGE_EXIT = 2
 BROKEN_PIPE_EXIT = 141
 #: 128 + SIGINT, what a shell reports for a command that Ctrl-C ended.
 INTERRUPTED_EXIT = 130
-
-
-class UsageError(Exception):
-    """Bad input from the user: reported in one line, exit status 2."""
-
-
-def _input_errors() -> tuple[type[BaseException], ...]:
-    from autotag.audio.decode import AudioError
-    from autotag.data.checks import DataSetError
-    from autotag.data.formats import DataFormatError
-    from autotag.pretrained.catalogue import CatalogueError
-    from autotag.pretrained.fetch import FetchError
-    from autotag.pretrained.weights import WeightsError
-    from autotag.robustness.job import RobustnessError
-    from autotag.runs.folder import RunError
-    from autotag.sweeps.folder import SweepError
-
-    errors = (ConfigError, DataFormatError, DataSetError, AudioError, RunError, SweepError, RobustnessError)
-    errors += (CatalogueError, FetchError, WeightsError)
-    return (UsageError, *errors, FileExistsError)
 
 
 def _add_config_options(parser: argparse.ArgumentParser) -> None:
@@ -398,7 +379,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # (torch, say) half imported. A command that wrote something says so itself.
         print("autotag: interrupted", file=sys.stderr)
         return INTERRUPTED_EXIT
-    except _input_errors() as exc:
+    except (AutotagError, FileExistsError) as exc:
         print(f"autotag: error: {_bounded(str(exc))}", file=sys.stderr)
         return USAGE_EXIT
     except BrokenPipeError:

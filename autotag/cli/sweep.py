@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from autotag.cli.runs import add_runs_dir_option
 from autotag.config import TrainConfig
+from autotag.errors import UsageError
 from autotag.paths import absolute
 from autotag.runs.folder import RunState
 from autotag.runs.manager import PROJECT_ROOT
@@ -93,7 +94,6 @@ def _config_values(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
-    from autotag.cli.main import UsageError
 
     if args.action is None:
         return _new(args)
@@ -155,7 +155,6 @@ def _export_slurm(folder: SweepFolder, args: argparse.Namespace) -> int:
 
 
 def _new(args: argparse.Namespace) -> int:
-    from autotag.cli.main import UsageError
 
     if args.sweep is not None:
         raise UsageError(f"unexpected {args.sweep!r}: a new sweep takes only options (actions: {', '.join(ACTIONS)})")
@@ -165,7 +164,6 @@ def _new(args: argparse.Namespace) -> int:
 
 
 def _create(args: argparse.Namespace) -> SweepFolder:
-    from autotag.cli.main import UsageError
     from autotag.sweeps import manager
 
     if args.trials is None:

@@ -12,9 +12,10 @@ from dataclasses import asdict, dataclass, field
 
 from autotag.config import ConfigError, checked_labels
 from autotag.data.formats import SPLITS, Clip, TaggedDataset
+from autotag.errors import AutotagError
 
 
-class DataSetError(ValueError):
+class DataSetError(AutotagError):
     """The data set cannot be trained on at all; the message says why."""
 
 

@@ -21,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
+from autotag.errors import AutotagError
+
 SPLITS = ("train", "valid", "test")
 _SPLIT_ALIASES = {"train": "train", "valid": "valid", "validation": "valid", "val": "valid", "test": "test"}
 MTAT_FILE = "annotations_final.csv"
@@ -32,7 +34,7 @@ CSV_FILE = "tags.csv"
 MAX_METADATA_BYTES = 64 * 2**20
 
 
-class DataFormatError(ValueError):
+class DataFormatError(AutotagError):
     """The folder is not a data set of the requested or any known format."""
 
 

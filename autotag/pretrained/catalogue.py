@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from autotag.errors import AutotagError
+
 #: The fork that keeps the weights of minzwon/sota-music-tagging-models at a fixed commit, and
 #: their scores; its `models/{data}/{network}/best_model.pth` are the files below.
 _FORK = "https://raw.githubusercontent.com/philtgun/music-tagging-benchmark/723f2cbef18e25f29e0f7b18a6695d2798ee3aea"
@@ -144,7 +146,7 @@ CATALOGUE: dict[str, Published] = {
 FIRST_CHOICE = "mtat-fcn"
 
 
-class CatalogueError(ValueError):
+class CatalogueError(AutotagError):
     """A name the catalogue does not have; the message lists the names it has."""
 
 

@@ -19,6 +19,7 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
+from autotag.errors import AutotagError
 from autotag.paths import absolute
 from autotag.pretrained.catalogue import Published
 
@@ -30,7 +31,7 @@ TIMEOUT_S = 10.0
 Progress = Callable[[int, int], None]
 
 
-class FetchError(ValueError):
+class FetchError(AutotagError):
     """The file cannot be had, or is not the published one; the message says what to do."""
 
 

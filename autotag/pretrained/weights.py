@@ -14,6 +14,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from autotag.errors import AutotagError
 from autotag.pretrained.catalogue import Published
 
 #: (pattern of the authors' key, autotag's) per network, tried in order; `spec.*` is dropped.
@@ -39,7 +40,7 @@ _KEYS: dict[str, list[tuple[str, str]]] = {
 _OFFSET = {"blocks": 1, "timbre": 0, "tempo": 2, "mid": 1}
 
 
-class WeightsError(ValueError):
+class WeightsError(AutotagError):
     """A file that is not the published model it should be; the message says how."""
 
 

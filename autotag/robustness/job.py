@@ -30,6 +30,7 @@ from typing_extensions import TypedDict  # pydantic reads typing.TypedDict only 
 from autotag.access import Actor, check, record
 from autotag.audio.perturb import PERTURBATIONS, PerturbationError, get, mp3_available
 from autotag.config import PUBLISHED_DATA
+from autotag.errors import AutotagError
 from autotag.paths import absolute
 from autotag.runs import manager
 from autotag.runs.folder import (
@@ -52,7 +53,7 @@ SPLITS = ("test", "valid", "train")
 START_TIMEOUT_S = 60.0
 
 
-class RobustnessError(ValueError):
+class RobustnessError(AutotagError):
     """A report that cannot be made or started; the message says why."""
 
 

@@ -28,6 +28,7 @@ from typing import Annotated, Any, ClassVar, TypeVar, get_type_hints
 from pydantic import ConfigDict, Field, TypeAdapter, ValidationError
 
 from autotag.config import OLDER_RUNS, ConfigError, TrainConfig, read_yaml_file, save_config
+from autotag.errors import AutotagError
 from autotag.paths import absolute
 
 #: Marks a temporary file as `.<target name>.tmp-<writer pid>`.
@@ -78,7 +79,7 @@ class RunState(StrEnum):
         return self.active or self is RunState.QUEUED
 
 
-class RunError(ValueError):
+class RunError(AutotagError):
     """A run folder is missing something that the action needs; the message says what."""
 
 
@@ -136,7 +137,7 @@ MAX_STATUS_BYTES = 1 << 20
 MAX_JSON_BYTES = 64 << 20
 
 
-class JsonFileError(ValueError):
+class JsonFileError(AutotagError):
     """A JSON file autotag reads is unreadable, too large, not JSON or nested beyond reason."""
 
 

@@ -24,6 +24,7 @@ from typing import Any, Literal
 import yaml
 
 from autotag.config import ConfigError, read_yaml_file
+from autotag.errors import AutotagError
 from autotag.runs.folder import (
     Count,
     Pid,
@@ -43,7 +44,7 @@ from autotag.training.trial import DIRECTIONS, Metric, PrunerName
 SamplerName = Literal["tpe", "random", "grid"]
 
 
-class SweepError(ValueError):
+class SweepError(AutotagError):
     """A sweep cannot be made, found or continued as asked; the message says why."""
 
 

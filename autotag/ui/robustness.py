@@ -16,6 +16,7 @@ from autotag.access import AccessDenied, Actor, allowed
 from autotag.audio.perturb import PERTURBATIONS
 from autotag.charts import robustness_figure, robustness_span, robustness_tags_figure
 from autotag.data.demo import default_demo_dir
+from autotag.errors import AutotagError
 from autotag.robustness import job
 from autotag.runs.folder import RunState
 from autotag.runs.manager import RunInfo
@@ -157,7 +158,7 @@ def _start_form(run: RunInfo, actor: Actor, again: bool) -> None:
         ):
             try:
                 job.start(run.path, "test", names, actor=actor, data=data or None)
-            except (job.RobustnessError, AccessDenied) as exc:
+            except (AutotagError, AccessDenied) as exc:
                 st.error(str(exc))
                 return
             st.rerun()

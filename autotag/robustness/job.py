@@ -6,7 +6,7 @@
     <run>/robustness/request.json    what is being scored: split, perturbations, seed, checkpoint, clips
     <run>/robustness/report.log      the background process's output
 
-The report runs in a process of its own (`python -m autotag.robustness.job RUN ...`, or in
+The report runs in a process of its own (`python -m autotag.robustness.process RUN ...`, or in
 the foreground from the CLI), never in the dashboard's. Stop is SIGTERM: the process
 finishes the clip in hand, saves and ends "stopped". Nothing here imports torch, so the
 CLI checks a request and the Runs page shows a report's state without it.
@@ -14,10 +14,8 @@ CLI checks a request and the Runs page shows a report's state without it.
 
 from __future__ import annotations
 
-import argparse
 import signal
 import sys
-import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -28,7 +26,7 @@ from pydantic import TypeAdapter, ValidationError
 from typing_extensions import TypedDict  # pydantic reads typing.TypedDict only from Python 3.12
 
 from autotag.access import Actor, check, record
-from autotag.audio.perturb import PERTURBATIONS, PerturbationError, get, mp3_available
+from autotag.audio.perturb import PerturbationError, get, mp3_available
 from autotag.config import PUBLISHED_DATA
 from autotag.errors import AutotagError
 from autotag.paths import absolute
@@ -47,7 +45,7 @@ from autotag.runs.folder import (
 )
 from autotag.runs.procs import process_start_time, recorded_alive, send_signal
 
-MODULE = "autotag.robustness.job"
+MODULE = "autotag.robustness.process"
 SPLITS = ("test", "valid", "train")
 #: A report starting longer than this without a pid in its status has failed to start.
 START_TIMEOUT_S = 60.0
@@ -281,36 +279,3 @@ def stop(run_dir: Path, actor: Actor | None = None) -> bool:
     send_signal(status.pid, signal.SIGTERM, group=False)
     record(folder.run.path.parent, actor, "robustness stop", folder.run.path)
     return True
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """The background report process: `python -m autotag.robustness.job RUN [--split] [--perturbations]`.
-
-    Stop is heard from the first line (a SIGTERM while torch is still being imported ends
-    the report "stopped", not killed), and a refusal ends it "failed" with its reason.
-    """
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    from autotag.logs import setup_logging
-    from autotag.robustness.report import make_report
-
-    parser = argparse.ArgumentParser(prog=f"python -m {MODULE}")
-    parser.add_argument("run")
-    parser.add_argument("--split", default="test")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--perturbations", action="append", default=[])
-    parser.add_argument("--data", default=None)
-    args = parser.parse_args(argv)
-    setup_logging()
-    try:
-        perturbations = args.perturbations or list(PERTURBATIONS)
-        make_report(Path(args.run), args.split, perturbations, args.seed, stop=stop, data=args.data)
-    except RobustnessError as exc:
-        ReportFolder(args.run).write_status(state=RunState.FAILED, ended=time.time(), error=str(exc))
-        print(f"autotag: error: {exc}", file=sys.stderr)
-        return 2
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -43,12 +43,11 @@ from autotag.runs.folder import (
     read_record,
     record_from_json,
 )
-from autotag.runs.procs import process_start_time, recorded_alive, send_signal
+from autotag.runs.procs import derive_job_state, process_start_time, send_signal
 
 MODULE = "autotag.robustness.process"
 SPLITS = ("test", "valid", "train")
 #: A report starting longer than this without a pid in its status has failed to start.
-START_TIMEOUT_S = 60.0
 
 
 class RobustnessError(AutotagError):
@@ -157,20 +156,12 @@ class ReportFolder:
 
     def state(self) -> RunState:
         """The job's state; "crashed" (recorded) when its process is gone without a final one."""
-        status = self.read_status()
-        if not status.state.active:
-            return status.state
-        if status.pid is None and time.time() - (status.updated or 0.0) < START_TIMEOUT_S:
-            return status.state
-        if recorded_alive(status.pid, status.pid_start):
-            return status.state
-        fresh = self.read_status()  # it may have written its final state a moment ago
-        if fresh.state.active and fresh.pid == status.pid:
-            self.write_status(
+        return derive_job_state(
+            self.read_status,
+            lambda: self.write_status(
                 state=RunState.CRASHED, ended=time.time(), error="the report's process ended without a state"
-            )
-            return RunState.CRASHED
-        return fresh.state
+            ),
+        )
 
 
 def check_request(

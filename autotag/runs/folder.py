@@ -48,7 +48,7 @@ class RunState(StrEnum):
     STOPPED = "stopped"
     FAILED = "failed"
     CRASHED = "crashed"
-    PRUNED = "pruned"  # a sweep's pruner ended the trial early (autotag.training.pruning)
+    PRUNED = "pruned"  # a sweep's pruner ended the trial early (autotag.training.callbacks.PruneTrial)
     UNKNOWN = "unknown"  # status.json missing, unreadable or from an unknown writer
 
     @classmethod
@@ -356,7 +356,7 @@ class RunFolder:
 
     @property
     def trial(self) -> Path:
-        """A sweep's trial: which study and trial this run is (`autotag.training.pruning.TrialLink`)."""
+        """A sweep's trial: which study and trial this run is (`autotag.training.trial.TrialLink`)."""
         return self.path / "trial.json"
 
     @property

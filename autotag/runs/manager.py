@@ -11,7 +11,6 @@ Runs page, or `runs schedule`. Listing runs only reads (and records a crash it s
 
 from __future__ import annotations
 
-import fcntl
 import os
 import shutil
 import signal
@@ -37,10 +36,11 @@ from autotag.runs.folder import (
     RunStatus,
     check_writable,
     create_run,
+    file_lock,
     load_json,
     runs_folder,
 )
-from autotag.runs.procs import group_alive, is_alive, process_start_time, recorded_alive, send_signal
+from autotag.runs.procs import derive_job_state, group_alive, is_alive, process_start_time, send_signal
 from autotag.text import shown
 from autotag.training.distributed import check_devices, clean_launch_env, not_here
 
@@ -48,8 +48,6 @@ if TYPE_CHECKING:
     from autotag.training.trial import TrialLink
 
 LOCK_FILE = ".autotag.lock"
-#: A run still "starting" without a pid this long after launch lost its launcher.
-START_TIMEOUT_S = 60.0
 PROJECT_ROOT = Path(__file__).resolve().parents[2]  # autotag/runs/manager.py
 DEDUPE_WINDOW_S = 30.0
 #: How long Stop waits for the rest of a killed trainer's process group to be gone.
@@ -68,12 +66,8 @@ def max_parallel() -> int:
 def runs_lock(runs_dir: Path) -> Iterator[None]:
     """Exclusive lock over scheduling decisions in one runs folder, across processes."""
     runs_dir.mkdir(parents=True, exist_ok=True)
-    with open(runs_dir / LOCK_FILE, "a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+    with file_lock(runs_dir / LOCK_FILE):
+        yield
 
 
 @dataclass
@@ -92,22 +86,12 @@ class RunInfo:
 def derive_state(run_dir: Path, status: RunStatus | None = None) -> RunState:
     """The run's state from its status file and its process; persists "crashed" once seen."""
     run = RunFolder(run_dir)
-    status = run.read_status() if status is None else status
-    if not status.state.active:
-        return status.state
-    if status.pid is None:
-        if time.time() - (status.updated or 0.0) < START_TIMEOUT_S:
-            return status.state
-    elif recorded_alive(status.pid, status.pid_start):
-        return status.state
-    # Gone without writing a final state. Re-check under the status lock: it may have
-    # written "completed" a moment ago.
-    fresh = run.read_status()
-    if fresh.state.active and fresh.pid == status.pid:
+
+    def crashed() -> None:
         run.write_status(state=RunState.CRASHED, ended=time.time(), error=_crash_reason(run_dir))
         run.sweep_orphans()
-        return RunState.CRASHED
-    return fresh.state
+
+    return derive_job_state(run.read_status, crashed, status)
 
 
 def _crash_reason(run_dir: Path, lines: int = 5) -> str:

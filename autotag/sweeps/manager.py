@@ -24,7 +24,7 @@ from autotag.access import Actor, check, record
 from autotag.config import make_config
 from autotag.runs import manager as runs
 from autotag.runs.folder import RunState, runs_folder
-from autotag.runs.procs import is_alive, process_start_time, recorded_alive, send_signal
+from autotag.runs.procs import derive_job_state, is_alive, process_start_time, send_signal
 from autotag.sweeps.folder import (
     SamplerName,
     SweepError,
@@ -161,18 +161,13 @@ def start(folder: SweepFolder, actor: Actor | None = None) -> None:
 
 def derive_state(folder: SweepFolder, status: SweepStatus | None = None) -> RunState:
     """The driver's state; "crashed" (recorded) when it is gone without a final one."""
-    status = folder.read_status() if status is None else status
-    if not status.state.active:
-        return status.state
-    if status.pid is None and time.time() - (status.updated or 0.0) < runs.START_TIMEOUT_S:
-        return status.state  # starting, or workers without a driver that write every second
-    if recorded_alive(status.pid, status.pid_start):
-        return status.state
-    fresh = folder.read_status()
-    if fresh.state.active and fresh.pid == status.pid:
-        folder.write_status(state=RunState.CRASHED, ended=time.time(), error="the sweep's driver ended without a state")
-        return RunState.CRASHED
-    return fresh.state
+    return derive_job_state(  # a sweep of workers without a driver writes every second: never "crashed"
+        folder.read_status,
+        lambda: folder.write_status(
+            state=RunState.CRASHED, ended=time.time(), error="the sweep's driver ended without a state"
+        ),
+        status,
+    )
 
 
 def resolve_sweep(ref: str | Path, runs_dir: str | Path | None = None) -> SweepFolder:

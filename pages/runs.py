@@ -14,9 +14,9 @@ from autotag.data.demo import default_demo_dir
 from autotag.errors import AutotagError
 from autotag.runs import manager
 from autotag.runs.folder import RunFolder, RunState, default_runs_dir, text_head
-from autotag.runs.live import live_runs, refresh_interval
 from autotag.runs.table import config_differences
 from autotag.ui.auth import acting
+from autotag.ui.live import live_runs, refresh_interval
 from autotag.ui.robustness import robustness_section
 from autotag.ui.ticker import refresh_clock
 

@@ -281,7 +281,7 @@ def test_tag_page_tags_an_uploaded_and_a_recorded_clip(with_finished_run: Path, 
 
 def test_dashboard_start_does_not_import_torch() -> None:
     modules = "autotag.runs.manager, autotag.config, autotag.runs.curves, autotag.charts, autotag.serving.decide"
-    modules += ", autotag.training.estimate, autotag.training.finetune, autotag.runs.checkpoints, autotag.runs.live"
+    modules += ", autotag.training.estimate, autotag.training.finetune, autotag.runs.checkpoints, autotag.ui.live"
     modules += ", autotag.robustness.job, autotag.audio.perturb, autotag.ui.robustness, autotag.access, autotag.ui.auth"
     modules += ", autotag.pretrained.importer, autotag.pretrained.catalogue, autotag.pretrained.fetch"
     code = f"import sys, {modules}; print('torch' in sys.modules)"

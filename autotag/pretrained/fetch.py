@@ -12,13 +12,13 @@ within `TIMEOUT_S` and says what to do instead.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import urllib.error
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
+from autotag.digests import sha256
 from autotag.errors import AutotagError
 from autotag.paths import absolute
 from autotag.pretrained.catalogue import Published
@@ -38,14 +38,6 @@ class FetchError(AutotagError):
 def cache_dir() -> Path:
     """Where downloads are kept: next to autotag's feature cache."""
     return Path.home() / ".cache" / "autotag" / "pretrained"
-
-
-def sha256(file: Path) -> str:
-    digest = hashlib.sha256()
-    with file.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def checked(entry: Published, file: Path) -> Path:

@@ -43,7 +43,8 @@ from autotag.runs.folder import (
     read_record,
     record_from_json,
 )
-from autotag.runs.procs import derive_job_state, process_start_time, send_signal
+from autotag.runs.job import derive_job_state
+from autotag.runs.procs import process_start_time, send_signal
 
 MODULE = "autotag.robustness.process"
 SPLITS = ("test", "valid", "train")

@@ -40,7 +40,8 @@ from autotag.runs.folder import (
     load_json,
     runs_folder,
 )
-from autotag.runs.procs import derive_job_state, group_alive, is_alive, process_start_time, send_signal
+from autotag.runs.job import derive_job_state
+from autotag.runs.procs import group_alive, is_alive, process_start_time, send_signal
 from autotag.text import shown
 from autotag.training.distributed import check_devices, clean_launch_env, not_here
 

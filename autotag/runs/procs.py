@@ -11,16 +11,8 @@ from __future__ import annotations
 import os
 import signal
 import sys
-import time
-from collections.abc import Callable
-from typing import Protocol
 
 import psutil
-
-from autotag.runs.folder import RunState
-
-#: A job still "starting" without a pid this long after its launch lost its launcher.
-START_TIMEOUT_S = 60.0
 
 # A zombie has exited and only waits for its parent to collect the exit status; a dead
 # process is on its way out. Neither is running any more.
@@ -148,36 +140,3 @@ def group_alive(pgid: int) -> bool:
         except (ProcessLookupError, PermissionError, psutil.Error):
             continue
     return False
-
-
-class JobRecord(Protocol):
-    """What a job's status file says about its process: a run's, a sweep's, a report's."""
-
-    state: RunState
-    pid: int | None
-    pid_start: float | None
-    updated: float | None
-
-
-def derive_job_state(
-    read: Callable[[], JobRecord], crashed: Callable[[], None], status: JobRecord | None = None
-) -> RunState:
-    """A job's state from its status file and its process; "crashed" once its process is gone.
-
-    Runs, sweeps and robustness reports live alike: a launcher writes "starting" and then the
-    pid, the process writes its final state. An active state whose process is gone (or that
-    got no pid within START_TIMEOUT_S) was never finished: `crashed()` records that, after
-    one more read, since the process may have written its final state a moment ago.
-    """
-    status = read() if status is None else status
-    if not status.state.active:
-        return status.state
-    if status.pid is None and time.time() - (status.updated or 0.0) < START_TIMEOUT_S:
-        return status.state
-    if recorded_alive(status.pid, status.pid_start):
-        return status.state
-    fresh = read()
-    if fresh.state.active and fresh.pid == status.pid:
-        crashed()
-        return RunState.CRASHED
-    return fresh.state

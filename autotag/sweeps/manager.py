@@ -24,7 +24,8 @@ from autotag.access import Actor, check, record
 from autotag.config import make_config
 from autotag.runs import manager as runs
 from autotag.runs.folder import RunState, runs_folder
-from autotag.runs.procs import derive_job_state, is_alive, process_start_time, send_signal
+from autotag.runs.job import derive_job_state
+from autotag.runs.procs import is_alive, process_start_time, send_signal
 from autotag.sweeps.folder import (
     SamplerName,
     SweepError,

@@ -23,7 +23,7 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 from autotag.data.datamodule import EvalChunks, TaggingDataModule
-from autotag.pretrained.fetch import sha256
+from autotag.digests import sha256
 from autotag.training.module import TaggingModule
 
 log = logging.getLogger("autotag.training.probe")

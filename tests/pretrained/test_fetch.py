@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from autotag.digests import sha256
 from autotag.pretrained import fetch
 from autotag.pretrained.catalogue import published
 from autotag.pretrained.fetch import FetchError, download, locate
@@ -92,4 +93,4 @@ def test_the_sources_in_order_named_file_mirror_cache(
     assert locate(entry) == cached and downloads == []
     cached.write_bytes(b"half a download")  # damaged: fetched again
     assert locate(entry) == cached and downloads == [entry.url]
-    assert fetch.sha256(cached) == entry.sha256
+    assert sha256(cached) == entry.sha256

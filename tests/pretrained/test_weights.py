@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
+from autotag.digests import sha256
 from autotag.pretrained.catalogue import CATALOGUE, published
-from autotag.pretrained.fetch import sha256
 from autotag.pretrained.weights import WeightsError, checkpoint
 from autotag.serving.tagger import TaggingNet
 

@@ -10,15 +10,13 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
 import pytest
 
 from autotag.runs import procs
-from autotag.runs.folder import RunState
-from autotag.runs.procs import START_TIMEOUT_S, derive_job_state, is_alive, process_start_time
+from autotag.runs.procs import is_alive, process_start_time
 
 SLEEPER = [sys.executable, "-c", "import time; time.sleep(600)"]
 
@@ -150,31 +148,3 @@ def test_a_process_group_is_alive_until_its_last_member_is_gone() -> None:
         assert not group_alive(leader.pid)
     finally:
         leader.kill()
-
-
-@dataclass
-class _Record:
-    state: RunState
-    pid: int | None = None
-    pid_start: float | None = None
-    updated: float | None = None
-
-
-def test_one_kernel_derives_every_jobs_state_from_its_record_and_its_process() -> None:
-    now = time.time()
-    crashes: list[str] = []
-
-    def state(*records: _Record) -> RunState:
-        reads = iter(records)
-        return derive_job_state(lambda: next(reads), lambda: crashes.append("crashed"))
-
-    assert state(_Record(RunState.COMPLETED)) == RunState.COMPLETED  # final: never looked at again
-    assert state(_Record(RunState.STARTING, updated=now)) == RunState.STARTING  # launched a moment ago
-    me = psutil.Process()
-    assert state(_Record(RunState.RUNNING, os.getpid(), me.create_time(), now)) == RunState.RUNNING
-    assert not crashes
-    late = _Record(RunState.STARTING, updated=now - START_TIMEOUT_S - 1)  # its launcher is gone
-    assert state(late, late) == RunState.CRASHED and crashes == ["crashed"]
-    gone = _Record(RunState.RUNNING, 2**22 + 7, 1.0, now)  # a pid that does not run
-    assert state(gone, _Record(RunState.COMPLETED, gone.pid)) == RunState.COMPLETED  # it finished meanwhile
-    assert crashes == ["crashed"]

@@ -12,7 +12,7 @@ from torch.utils.tensorboard import SummaryWriter
 
 from autotag.runs.curves import CurveReader
 from autotag.runs.folder import RunFolder, RunState, create_run
-from autotag.runs.live import INTERVALS_S, MIN_INTERVAL_S, LiveRuns, live_runs, refresh_interval
+from autotag.ui.live import INTERVALS_S, MIN_INTERVAL_S, LiveRuns, live_runs, refresh_interval
 from tests.conftest import tiny_config
 
 
@@ -142,7 +142,7 @@ def test_a_finished_run_still_being_read_is_looked_at_again_at_once(
     tmp_path: Path, small_csv_dataset: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A refresh reads for a bounded time: until the curve is whole, the page comes back every second."""
-    from autotag.runs import live as live_module
+    from autotag.ui import live as live_module
 
     monkeypatch.setattr(live_module, "CurveReader", functools.partial(CurveReader, budget_s=0))  # a piece a refresh
     runs_dir = tmp_path / "runs"

@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -41,7 +40,7 @@ from autotag.runs.folder import (
     runs_folder,
 )
 from autotag.runs.job import derive_job_state
-from autotag.runs.procs import group_alive, is_alive, process_start_time, send_signal
+from autotag.runs.procs import group_alive, is_alive, process_start_time, send_signal, start_detached
 from autotag.text import shown
 from autotag.training.distributed import check_devices, clean_launch_env, not_here
 
@@ -260,22 +259,8 @@ def _spawn(run_dir: Path, resume_from: str | None = None) -> None:
 
 
 def start_process(cmd: list[str], log: Path, env: dict[str, str] | None = None) -> int:
-    """Start one of autotag's background processes (a trainer, a sweep driver, a report); its pid.
-
-    It gets its own OS session, so it outlives the dashboard or shell that started it and
-    Stop can signal its process group; its output goes to the end of `log`.
-    """
-    with log.open("ab") as out:
-        proc = subprocess.Popen(
-            cmd,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            cwd=PROJECT_ROOT,
-            env=launch_env() if env is None else env,
-        )
-    return proc.pid
+    """`procs.start_detached` in the project root, with the launch environment unless `env` is given."""
+    return start_detached(cmd, log, PROJECT_ROOT, launch_env() if env is None else env)
 
 
 def stop(run_dir: Path, grace: float = 15.0, actor: Actor | None = None) -> RunState:

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import sys
+from pathlib import Path
 
 import psutil
 
@@ -140,3 +142,23 @@ def group_alive(pgid: int) -> bool:
         except (ProcessLookupError, PermissionError, psutil.Error):
             continue
     return False
+
+
+def start_detached(cmd: list[str], log: Path, cwd: Path, env: dict[str, str]) -> int:
+    """Start one of autotag's background processes (a trainer, the warm trainer, a sweep driver, a
+    report); its pid.
+
+    It gets its own OS session, so it outlives the dashboard or shell that started it and
+    Stop can signal its process group; its output goes to the end of `log`.
+    """
+    with log.open("ab") as out:
+        proc = subprocess.Popen(
+            cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            cwd=cwd,
+            env=env,
+        )
+    return proc.pid

@@ -21,7 +21,6 @@ import json
 import logging
 import os
 import signal
-import subprocess
 import sys
 import time
 import traceback
@@ -29,7 +28,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from autotag.runs.folder import RunFolder, write_json_atomic
-from autotag.runs.procs import is_alive, process_start_time
+from autotag.runs.procs import is_alive, process_start_time, start_detached
 
 #: The module whose `main` a trainer and the warm process run (named, not imported: it imports us).
 WORKER = "autotag.runs.worker"
@@ -110,19 +109,8 @@ def ensure(runs_dir: Path, env: dict[str, str], cwd: Path) -> None:
         log.warning("no pre-warmed trainer for %s: %s", runs_dir, exc)
         return
     cmd = [sys.executable, "-m", WORKER, "warm", str(runs_dir), "--owner", str(os.getpid())]
-    with (folder / "warm.log").open("ab") as out:
-        proc = subprocess.Popen(
-            [*cmd, "--fingerprint", print_],
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            cwd=cwd,
-            env=env,
-        )
-    write_json_atomic(
-        folder / INFO_FILE, {"pid": proc.pid, "pid_start": process_start_time(proc.pid), "fingerprint": print_}
-    )
+    pid = start_detached([*cmd, "--fingerprint", print_], folder / "warm.log", cwd, env)
+    write_json_atomic(folder / INFO_FILE, {"pid": pid, "pid_start": process_start_time(pid), "fingerprint": print_})
 
 
 def hand_over(run_dir: Path, resume_from: str | None, env: dict[str, str]) -> bool:

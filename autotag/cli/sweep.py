@@ -94,7 +94,6 @@ def _config_values(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
-
     if args.action is None:
         return _new(args)
     if args.action == "export-slurm" and args.sweep is None:  # make the sweep, for the array's workers only
@@ -155,7 +154,6 @@ def _export_slurm(folder: SweepFolder, args: argparse.Namespace) -> int:
 
 
 def _new(args: argparse.Namespace) -> int:
-
     if args.sweep is not None:
         raise UsageError(f"unexpected {args.sweep!r}: a new sweep takes only options (actions: {', '.join(ACTIONS)})")
     folder = _create(args)

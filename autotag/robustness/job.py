@@ -48,7 +48,6 @@ from autotag.runs.procs import process_start_time, send_signal
 
 MODULE = "autotag.robustness.process"
 SPLITS = ("test", "valid", "train")
-#: A report starting longer than this without a pid in its status has failed to start.
 
 
 class RobustnessError(AutotagError):

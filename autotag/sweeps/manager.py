@@ -161,8 +161,12 @@ def start(folder: SweepFolder, actor: Actor | None = None) -> None:
 
 
 def derive_state(folder: SweepFolder, status: SweepStatus | None = None) -> RunState:
-    """The driver's state; "crashed" (recorded) when it is gone without a final one."""
-    return derive_job_state(  # a sweep of workers without a driver writes every second: never "crashed"
+    """The driver's state; "crashed" (recorded) when it is gone without a final one.
+
+    Workers without a driver (`sweep worker`, SLURM) record no pid and write status.json every
+    second, so such a sweep stays within the kernel's start timeout and is never "crashed".
+    """
+    return derive_job_state(
         folder.read_status,
         lambda: folder.write_status(
             state=RunState.CRASHED, ended=time.time(), error="the sweep's driver ended without a state"

@@ -252,6 +252,7 @@ class RunStatus:
     cache_total: Count | None = None
     skipped_clips: Count | None = None
     epoch: Count | None = None  # 1-based: the epoch in progress, or just validated
+    validated_epoch: Count | None = None  # 1-based: the epoch whose validation gave last_metrics
     global_step: Count = 0
     steps_per_epoch: Count | None = None
     train_clock: tuple[Timestamp, Count] | None = None  # (time, step) when training began: the ETA's clock
@@ -360,6 +361,11 @@ class RunFolder:
         return self.path / "trial.json"
 
     @property
+    def sweep_verdict(self) -> Path:
+        """A trial's worker's answer to its last report: prune or go on (`autotag.training.trial.Verdict`)."""
+        return self.path / "sweep_verdict.json"
+
+    @property
     def stop_request(self) -> Path:
         """Written by Stop before it signals the trainer; removed by Resume."""
         return self.path / "stop_requested"
@@ -423,6 +429,7 @@ class RunFolder:
                 self.tb,
                 self.checkpoints,
                 self.trial,
+                self.sweep_verdict,
                 self.stop_request,
                 self.robustness,
                 self.robustness_report,

@@ -6,8 +6,9 @@ to `parallel` trials of its own going, each an ordinary run started through the 
 launcher and queue (`autotag.runs.manager`), so a trial is a separate process that the Runs
 page shows, stops and deletes like any run. The study's storage (SQLite in the sweep folder,
 or PostgreSQL when workers on several machines share it) is the only truth about trials,
-and only workers open it: a trial's trainer reports each validation to its worker's
-report desk (`autotag.sweeps.desk`), which records it and answers whether to prune.
+and only workers open it: after each validation a trial's trainer writes the epoch's metric
+to its status.json and waits; its worker, which polls that file anyway, records the value in
+the study, asks the pruner, and writes the verdict into the run folder (`autotag.training.trial`).
 
 Counting: a sweep wants `trials` finished trials, complete or pruned. A trial that failed
 (its config or its training raised) does not count, and another takes its place. A trial
@@ -37,13 +38,12 @@ from typing import TYPE_CHECKING, Any
 from autotag.access import Actor
 from autotag.config import ConfigError, make_config
 from autotag.runs import manager
-from autotag.runs.folder import RunFolder, RunState
+from autotag.runs.folder import RunFolder, RunState, RunStatus
 from autotag.runs.procs import is_alive, process_start_time
-from autotag.sweeps.desk import ReportDesk
 from autotag.sweeps.folder import SweepFolder, SweepSpec
 from autotag.sweeps.space import Space, config_reason, parse_space
 from autotag.sweeps.study import HEARTBEAT_S, MAX_RETRIES, finished, open_study, trial_counts
-from autotag.training.trial import TrialLink
+from autotag.training.trial import TrialLink, Verdict
 
 if TYPE_CHECKING:
     import optuna
@@ -69,19 +69,19 @@ class SweepStopped(Exception):
 
 
 @dataclass(frozen=True)
-class Worker:
-    """A sweep worker process: host, pid and start time, stored on each trial it owns."""
+class WorkerId:
+    """Which sweep worker process owns a trial: host, pid and start time, stored on the trial."""
 
     host: str
     pid: int
     start: float
 
     @classmethod
-    def this(cls) -> Worker:
+    def this(cls) -> WorkerId:
         return cls(socket.gethostname(), os.getpid(), process_start_time(os.getpid()) or 0.0)
 
     @classmethod
-    def parse(cls, key: object) -> Worker | None:
+    def parse(cls, key: object) -> WorkerId | None:
         try:
             host, pid, start = str(key).rsplit(":", 2)
             return cls(host, int(pid), float(start))
@@ -97,28 +97,17 @@ class Worker:
         return self.host == socket.gethostname() and not is_alive(self.pid, self.start or None)
 
 
-class _Loop:
-    """One worker's state: the trials it owns, by number, with their trial ids and runs.
+class SweepWorker:
+    """One worker's state: the trials it owns, by number, with their trial ids and runs, and
+    the last epoch of each that it judged."""
 
-    Args:
-        desk: Where this worker's trainers report (None: a worker that only releases trials).
-    """
-
-    def __init__(
-        self,
-        folder: SweepFolder,
-        spec: SweepSpec,
-        space: Space,
-        study: optuna.Study,
-        storage: Any,
-        desk: ReportDesk | None = None,
-    ) -> None:
+    def __init__(self, folder: SweepFolder, spec: SweepSpec, space: Space, study: optuna.Study, storage: Any) -> None:
         self.folder, self.spec, self.space, self.study, self.storage = folder, spec, space, study, storage
-        self.desk = desk
-        self.me = Worker.this()
+        self.me = WorkerId.this()
         # Trials are launched and stopped for whoever made the sweep (the audit log says so).
         self.actor = replace(Actor.local(via="sweep"), name=folder.read_status().owner or Actor.local().name)
         self.own: dict[int, tuple[int, Path]] = {}
+        self.judged: dict[int, int] = {}  # trial number -> the last epoch whose report it judged
         self.invalid = self.failed = 0
         self._beaten = self._checked = 0.0
 
@@ -160,7 +149,7 @@ class _Loop:
 
         with self.folder.lock():  # two live workers here must not both take the same trial
             for trial in self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
-                owner = Worker.parse(trial.user_attrs.get("worker"))
+                owner = WorkerId.parse(trial.user_attrs.get("worker"))
                 if trial.number in self.own or owner is None or not owner.dead_here():
                     continue
                 run = trial.user_attrs.get("run") or self._find_run(trial._trial_id)
@@ -169,11 +158,7 @@ class _Loop:
                     continue
                 self.storage.set_trial_user_attr(trial._trial_id, "worker", self.me.key)
                 self.storage.record_heartbeat(trial._trial_id)
-                self.own[trial.number] = (trial._trial_id, Path(run))
-                trial_file = RunFolder(Path(run)).trial
-                link = TrialLink.read(trial_file)
-                if link and self.desk:  # its trainer's next report comes here
-                    replace(link, port=self.desk.port, token=self.desk.token).write(trial_file)
+                self.own[trial.number] = (trial._trial_id, Path(run))  # its trainer's next report is judged here
                 log.info("trial %d: taken over from a worker that died (run %s)", trial.number, Path(run).name)
 
     def _find_run(self, trial_id: int) -> str | None:
@@ -196,12 +181,15 @@ class _Loop:
                 self.storage.set_trial_user_attr(trial_id, "note", "its run was deleted")
                 self._tell(number, state="FAIL")
                 continue
-            state = manager.derive_state(run)
+            status = RunFolder(run).read_status()
+            state = manager.derive_state(run, status)
+            self._judge(number, trial_id, status, answer=not state.final)
             if not state.final:
                 continue
             del self.own[number]
+            self.judged.pop(number, None)
             ended = True
-            status = RunFolder(run).read_status()
+            status = RunFolder(run).read_status()  # as the trainer ended it (derive_state may have read a newer one)
             if state is RunState.COMPLETED:
                 self._tell_value(number, trial_id, status.best_val_metrics.get(self.spec.metric))
             elif state is RunState.PRUNED:
@@ -220,6 +208,34 @@ class _Loop:
                     last = "; ".join(line.strip() for line in (status.error or "").splitlines() if line.strip())
                     raise SweepFailed(f"{self.failed} trials in a row failed; the last ({run.name}): {last}")
         return ended
+
+    def _judge(self, number: int, trial_id: int, status: RunStatus, answer: bool) -> None:
+        """Record the trial's newest validation in the study; and, while its trainer waits
+        (`answer`), write the pruner's verdict into its run folder.
+
+        A value that could not be recorded (the trial was failed meanwhile: a stale
+        heartbeat) gets the verdict "go on": the trainer must hear, not wait.
+        """
+        import optuna
+
+        epoch = status.validated_epoch
+        if epoch is None or epoch <= self.judged.get(number, 0):
+            return
+        self.judged[number] = epoch
+        value = status.last_metrics.get(self.spec.metric)
+        if value is None:  # n/a: the trainer does not wait for a verdict on it
+            return
+        trial = optuna.trial.Trial(self.study, trial_id)
+        try:
+            with warnings.catch_warnings():  # a worker that took the trial over may judge an epoch again
+                warnings.filterwarnings("ignore", "The reported value is ignored")
+                trial.report(value, step=epoch)
+            prune = answer and bool(trial.should_prune())  # a numpy bool from some pruners
+        except optuna.exceptions.UpdateFinishedTrialError as exc:
+            log.warning("trial %d: its epoch %d was not recorded: %s", number, epoch, exc)
+            prune = False
+        if answer:
+            Verdict(epoch, prune).write(RunFolder(self.own[number][1]))
 
     def _tell_value(self, number: int, trial_id: int, value: float | None) -> None:
         if value is None or not math.isfinite(value):
@@ -303,8 +319,6 @@ class _Loop:
                 sweep=str(self.folder.path),
                 metric=self.spec.metric,
                 pruner=self.spec.pruner,
-                port=self.desk.port if self.desk else 0,
-                token=self.desk.token if self.desk else "",
             )
             run = manager.launch(
                 config,
@@ -349,33 +363,29 @@ def drive(folder: SweepFolder, main: bool = True, poll_s: float = POLL_S) -> Run
     stop = threading.Event()
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    me = Worker.this()
+    me = WorkerId.this()
     if main:
         folder.write_status(
             state=RunState.RUNNING, pid=me.pid, pid_start=me.start, host=me.host, started=time.time(), ended=None
         )
     elif folder.read_status().state is RunState.QUEUED:  # workers alone (a SLURM array): no driver's pid
         folder.write_status(state=RunState.RUNNING, started=time.time())
-    lock = threading.Lock()  # the study, between this loop and the desk's threads
-    desk = ReportDesk(study, lock)
-    loop = _Loop(folder, spec, space, study, storage, desk)
+    worker = SweepWorker(folder, spec, space, study, storage)
     written = 0.0
     try:
         while True:
-            with lock:
-                if loop.done():
+            if worker.done():
+                break
+            if stop.is_set() or folder.stop_request.exists():
+                raise SweepStopped
+            if worker.step() or time.monotonic() - written >= BUSY_CHECK_S:
+                if worker.done():  # the last trial just ended: no poll's wait before saying so
                     break
-                if stop.is_set() or folder.stop_request.exists():
-                    raise SweepStopped
-                if loop.step() or time.monotonic() - written >= BUSY_CHECK_S:
-                    if loop.done():  # the last trial just ended: no poll's wait before saying so
-                        break
-                    folder.write_status(counts=trial_counts(study))  # workers without a driver live by these
-                    written = time.monotonic()
+                folder.write_status(counts=trial_counts(study))  # workers without a driver live by these
+                written = time.monotonic()
             stop.wait(poll_s)
     except (SweepStopped, KeyboardInterrupt):
-        with lock:
-            loop.release()
+        worker.release()
         if main:
             folder.write_status(state=RunState.STOPPED, ended=time.time(), counts=trial_counts(study))
         log.info("sweep stopped; `python -m autotag sweep resume %s` goes on", folder.path)
@@ -384,8 +394,6 @@ def drive(folder: SweepFolder, main: bool = True, poll_s: float = POLL_S) -> Run
         if main:
             folder.write_status(state=RunState.FAILED, ended=time.time(), error=f"{type(exc).__name__}: {exc}")
         raise
-    finally:
-        desk.close()
     folder.write_status(state=RunState.COMPLETED, ended=time.time(), counts=trial_counts(study))
     return RunState.COMPLETED
 
@@ -396,9 +404,9 @@ def release_dead(folder: SweepFolder) -> None:
     spec = folder.spec()
     space = parse_space(spec.space, spec.fixed)
     study, storage = open_study(folder, spec, space)
-    loop = _Loop(folder, spec, space, study, storage)
-    loop._adopt()
-    loop.release()
+    worker = SweepWorker(folder, spec, space, study, storage)
+    worker._adopt()
+    worker.release()
     if folder.read_status().state is not RunState.COMPLETED:
         folder.write_status(counts=trial_counts(study))
 

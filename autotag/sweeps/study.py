@@ -3,7 +3,7 @@
 A study's storage keeps trials, not the sampler or pruner that made them, so every process
 that asks for trials or judges reports (the driver, `sweep worker`s, a resumed driver)
 builds them here from the sweep's spec. Only sweep workers open the storage; a trial's
-trainer reports to its worker (`autotag.sweeps.desk`).
+trainer reports through its run folder (`autotag.training.trial`).
 """
 
 from __future__ import annotations

@@ -5,13 +5,13 @@ files), so it carries epoch, step, best val_loss and the clock an ETA is compute
 `StatusCallback` during training, `cache_progress` while the feature cache is built.
 `FreezeBackbone` trains only the output layer of a run started from another.
 `TimeBudget` ends training when its minutes are spent, as `max_epochs` ends it by epochs.
-`PruneTrial` reports a sweep trial's metric after every validation to the sweep worker
-that owns the trial (`autotag.training.trial.report`), which records it in the study and
-answers whether to go on, as optuna_integration's `PyTorchLightningPruningCallback` asks
-the study's pruner. Unlike that callback, which raises `TrialPruned` out of `trainer.fit`
-before the epoch's checkpoint is written, it asks the trainer to stop after the epoch,
-so a pruned run ends like an early-stopped one: checkpoints written, state "pruned".
-Under DDP rank 0 asks and every rank stops together.
+`PruneTrial` asks, after every validation of a sweep's trial, the verdict of the worker
+that owns the trial (`autotag.training.trial`): the worker has read the epoch's metric from
+status.json, recorded it in the study and asked the study's pruner, as optuna_integration's
+`PyTorchLightningPruningCallback` asks it. Unlike that callback, which raises `TrialPruned`
+out of `trainer.fit` before the epoch's checkpoint is written, it asks the trainer to stop
+after the epoch, so a pruned run ends like an early-stopped one: checkpoints written, state
+"pruned". Under DDP rank 0 asks and every rank stops together.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import torch
 from autotag.data.cache import Progress
 from autotag.runs.folder import RunFolder, finite_or_none
 from autotag.training.finetune import fresh_layers
-from autotag.training.trial import TrialLink, report
+from autotag.training.trial import TrialLink, await_verdict
 
 log = logging.getLogger("autotag.training.fit")  # the epoch lines read as the fit's own
 
@@ -124,10 +124,11 @@ class StatusCallback(L.Callback):
             # The epoch whose checkpoint is the run's best: a sweep scores a trial by these.
             extra["best_val_metrics"] = {k: v for k, v in metrics.items() if k.startswith("val_")}
         why = getattr(pl_module, "val_note", None) if None in metrics.values() else None
-        self._write(trainer, best_val_loss=best, last_metrics=metrics, val_note=why, **extra)
+        epoch = trainer.current_epoch + 1
+        self._write(trainer, best_val_loss=best, last_metrics=metrics, validated_epoch=epoch, val_note=why, **extra)
         _flush(trainer)  # each epoch's validation point shows up at once
         shown = " ".join(f"{k} {'n/a' if v is None else f'{v:.4f}'}" for k, v in sorted(metrics.items()))
-        log.info("epoch %d/%d %s%s", trainer.current_epoch + 1, trainer.max_epochs, shown, f" ({why})" if why else "")
+        log.info("epoch %d/%d %s%s", epoch, trainer.max_epochs, shown, f" ({why})" if why else "")
 
 
 class FreezeBackbone(L.Callback):
@@ -186,10 +187,15 @@ class TimeBudget(L.Callback):
 
 
 class PruneTrial(L.Callback):
-    """Reports `link.metric` each epoch to the trial's worker and stops training when it says prune."""
+    """Waits after each validation for the worker's verdict on `link.metric`; stops training when it says prune.
 
-    def __init__(self, trial_file: Path, link: TrialLink) -> None:
-        self.trial_file, self.link = trial_file, link
+    Reports of `link.metric` are judged only when the value is finite (a pruner would take
+    NaN for the worst value and prune); a sweep whose pruner is "none" is never waited for:
+    its worker records the values all the same.
+    """
+
+    def __init__(self, run_dir: Path, link: TrialLink) -> None:
+        self.run, self.link = RunFolder(run_dir), link
         self.pruned_at: int | None = None  # the 1-based epoch after which the trial was pruned
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -197,12 +203,12 @@ class PruneTrial(L.Callback):
             return
         prune = False
         if trainer.is_global_zero:
-            value = trainer.callback_metrics.get(self.link.metric)
+            epoch, value = trainer.current_epoch + 1, trainer.callback_metrics.get(self.link.metric)
             number = finite(value) if value is not None else None
-            if number is not None:
-                prune = report(self.trial_file, trainer.current_epoch + 1, number)
-            elif value is not None:  # NaN or inf: a pruner would take it for the worst value and prune
-                epoch, metric = trainer.current_epoch + 1, self.link.metric
+            if number is not None and self.link.pruner != "none":
+                prune = await_verdict(self.run, epoch)  # status.json, written just before, has the value
+            elif value is not None and number is None:  # NaN or inf: the worker does not report it
+                metric = self.link.metric
                 log.warning("epoch %d's %s is n/a (%s): not reported to the sweep", epoch, metric, float(value))
         prune = trainer.strategy.broadcast(prune)
         if prune:

@@ -212,7 +212,7 @@ def _fit(config: TrainConfig, folder: _RankFolder, resume_from: Path | None) -> 
             datamodule = EmbeddingDataModule(datamodule, module.net, source, config.batch_size)
             train_chunks = len(datamodule.splits["train"])
     link = TrialLink.read(folder.run.trial)
-    pruning = PruneTrial(folder.run.trial, link) if link else None
+    pruning = PruneTrial(run_dir, link) if link else None
     trainer, checkpoint = build_trainer(
         config, run_dir, train_chunks // config.batch_size, extra_callbacks=[pruning] if pruning else []
     )

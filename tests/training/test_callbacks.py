@@ -57,16 +57,33 @@ def test_a_nan_metric_is_stored_as_null_and_logged_as_n_a_with_its_reason(
     assert f"epoch 1/2 val_loss 0.6900 val_pr_auc n/a val_roc_auc n/a ({NOTE})" in fit_log.text
 
 
-def test_a_nan_sweep_metric_is_not_reported_and_prunes_nothing(
+def test_a_nan_sweep_metric_is_not_waited_for_and_prunes_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fit_log: pytest.LogCaptureFixture
 ) -> None:
-    sent: list[float] = []
-    monkeypatch.setattr(callbacks, "report", lambda file, epoch, value: sent.append(value) or True)
+    asked: list[int] = []
+    monkeypatch.setattr(callbacks, "await_verdict", lambda run, epoch: asked.append(epoch) or True)
     link = TrialLink("sqlite:///s.db", "s", trial_id=1, number=0, sweep="s", metric="val_roc_auc", pruner="median")
-    prune = PruneTrial(tmp_path / "trial.json", link)
+    prune = PruneTrial(tmp_path, link)
     trainer = _trainer(val_loss=0.69, val_roc_auc=float("nan"))
     prune.on_validation_end(trainer, SimpleNamespace(val_note=NOTE))
-    assert sent == [] and not trainer.should_stop and prune.pruned_at is None
+    assert asked == [] and not trainer.should_stop and prune.pruned_at is None
     assert "epoch 1's val_roc_auc is n/a (nan): not reported to the sweep" in fit_log.text
     prune.on_validation_end(_trainer(val_roc_auc=0.75), SimpleNamespace(val_note=None))
-    assert sent == [0.75] and prune.pruned_at == 1  # a finite value goes, and the answer counts
+    assert asked == [1] and prune.pruned_at == 1  # a finite value is judged, and the verdict counts
+
+
+def test_a_sweep_without_a_pruner_never_waits(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(callbacks, "await_verdict", lambda run, epoch: pytest.fail("waited for a verdict"))
+    link = TrialLink("sqlite:///s.db", "s", trial_id=1, number=0, sweep="s", metric="val_loss", pruner="none")
+    trainer = _trainer(val_loss=0.69)
+    PruneTrial(tmp_path, link).on_validation_end(trainer, SimpleNamespace(val_note=None))
+    assert not trainer.should_stop
+
+
+def test_the_validated_epoch_goes_to_status_json_with_its_metrics(tmp_path: Path) -> None:
+    """What a sweep's worker judges a trial by: the epoch and the metrics of its last validation."""
+    trainer = _trainer(val_loss=0.5)
+    trainer.current_epoch = 2
+    StatusCallback(tmp_path).on_validation_end(trainer, SimpleNamespace(val_note=None))
+    status = RunFolder(tmp_path).read_status()
+    assert status.validated_epoch == 3 and status.last_metrics == {"val_loss": 0.5}

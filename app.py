@@ -12,8 +12,9 @@ import threading
 
 import streamlit as st
 
-from autotag.runs.folder import RunState, default_runs_dir
 from autotag.runs.manager import list_runs, max_parallel, warm_up
+from autotag.store.job import RunState
+from autotag.store.run_folder import default_runs_dir
 from autotag.ui.auth import gate, signed_in
 
 

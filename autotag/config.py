@@ -377,7 +377,7 @@ def save_config(config: TrainConfig, path: Path, exclusive: bool = False) -> Non
 
     Args:
         exclusive: Create the file, failing with FileExistsError when it exists: the atomic
-            claim of a run folder (`autotag.runs.folder.create_run`).
+            claim of a run folder (`autotag.store.run_folder.create_run`).
     """
     with path.open("x" if exclusive else "w", encoding="utf-8") as fh:
         fh.write(config.to_yaml())

@@ -10,9 +10,17 @@ inputs, and is stored that way (config.yaml holds the data folder absolute).
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 
 def absolute(path: str | Path) -> Path:
     """`path` with `~` expanded, made absolute against the current folder, symlinks resolved."""
     return Path(path).expanduser().resolve()
+
+
+def default_cache_root() -> Path:
+    """The feature cache: `$AUTOTAG_CACHE_DIR`, else `~/.cache/autotag/features` (timed training
+    steps are kept beside it)."""
+    env = os.environ.get("AUTOTAG_CACHE_DIR")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "autotag" / "features"

@@ -36,7 +36,7 @@ from autotag.config import QUICK_DEMO, make_config
 from autotag.data.demo import make_demo_dataset
 from autotag.runs import manager
 from autotag.runs.curves import CurveReader
-from autotag.runs.folder import RunFolder, create_run
+from autotag.store.run_folder import RunFolder, create_run
 from tests.conftest import stop_trainers
 from tests.test_browser import _browser, _start, _stop
 

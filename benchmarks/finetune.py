@@ -22,8 +22,8 @@ from pathlib import Path
 from autotag.config import QUICK_DEMO, make_config
 from autotag.data.demo import make_demo_dataset
 from autotag.data.instruments import OTHER_SOUNDFONT
-from autotag.runs.folder import create_run
 from autotag.serving.evaluate import evaluate_run
+from autotag.store.run_folder import create_run
 from autotag.training.fit import fit
 
 # The target's tags: each the union of some demo-set tags (tempo tags dropped).

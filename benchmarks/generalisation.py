@@ -19,8 +19,8 @@ import tempfile
 from pathlib import Path
 
 from autotag.config import QUICK_DEMO, make_config
-from autotag.runs.folder import RunFolder, create_run
 from autotag.serving.evaluate import evaluate_run
+from autotag.store.run_folder import RunFolder, create_run
 from autotag.training.fit import fit
 
 PRESETS = {"quick": QUICK_DEMO, "default": {}}

@@ -23,7 +23,7 @@ from unittest import mock
 from autotag.config import QUICK_DEMO, make_config
 from autotag.data.demo import default_demo_dir
 from autotag.runs import manager
-from autotag.runs.folder import RunFolder
+from autotag.store.run_folder import RunFolder
 
 
 def one_run(data: Path, runs: Path, overrides: dict) -> tuple[float, dict]:

@@ -24,8 +24,8 @@ from pathlib import Path
 
 from autotag.config import make_config
 from autotag.robustness.report import CLEAN, make_report
-from autotag.runs.folder import create_run
 from autotag.serving.evaluate import evaluate_run
+from autotag.store.run_folder import create_run
 from autotag.training.fit import fit
 
 

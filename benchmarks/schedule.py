@@ -22,7 +22,7 @@ from pathlib import Path
 from autotag.config import make_config
 from autotag.data.prepare import prepare_features
 from autotag.runs.curves import EVENT_GLOB, EventFileTail
-from autotag.runs.folder import RunFolder, create_run
+from autotag.store.run_folder import RunFolder, create_run
 from autotag.training.fit import fit
 from benchmarks.recipes import _recipe
 

@@ -32,8 +32,8 @@ from autotag.audio.decode import load_audio
 from autotag.config import load_config
 from autotag.data.formats import Clip, load_dataset, multi_hot
 from autotag.data.prepare import open_dataset
-from autotag.runs.folder import RunFolder
 from autotag.serving.evaluate import Scorer
+from autotag.store.run_folder import RunFolder
 from autotag.training.thresholds import PRIOR_POSITIVES, precision_recall, tune_thresholds
 from benchmarks.generalisation import add_run_arguments, runs_to_score
 

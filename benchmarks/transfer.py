@@ -25,8 +25,8 @@ import time
 from pathlib import Path
 
 from autotag.config import QUICK_DEMO, make_config
-from autotag.runs.folder import create_run
 from autotag.serving.evaluate import evaluate_run
+from autotag.store.run_folder import create_run
 from autotag.training.finetune import source_settings
 from autotag.training.fit import fit
 

@@ -38,7 +38,7 @@ import psutil
 from autotag.config import QUICK_DEMO, make_config
 from autotag.runs import manager
 from autotag.runs.curves import CurveReader
-from autotag.runs.folder import RunFolder
+from autotag.store.run_folder import RunFolder
 from tests.conftest import stop_trainers, wait_for_run
 from tests.test_browser import CHART_STEP, HIDE, SHOW, _browser, _start, _stop
 

@@ -8,10 +8,10 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from autotag.charts import cooccurrence_figure, spectrogram_figure, tag_counts_figure
 from autotag.config import field_choices, make_config
 from autotag.data.demo import default_demo_dir, source_note
 from autotag.ui.auth import acting
+from autotag.ui.charts import cooccurrence_figure, spectrogram_figure, tag_counts_figure
 
 if "_app_nav" not in st.session_state:  # run alone by Streamlit's older pages/ layout: see app.py
     runpy.run_path(str(Path(__file__).parents[1] / "app.py"), run_name="__main__")

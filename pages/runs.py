@@ -13,8 +13,10 @@ from autotag.config import QUICK_DEMO, make_config
 from autotag.data.demo import default_demo_dir
 from autotag.errors import AutotagError
 from autotag.runs import manager
-from autotag.runs.folder import RunFolder, RunState, default_runs_dir, text_head
 from autotag.runs.table import config_differences
+from autotag.store.files import text_head
+from autotag.store.job import RunState
+from autotag.store.run_folder import RunFolder, default_runs_dir
 from autotag.ui.auth import acting
 from autotag.ui.live import live_runs, refresh_interval
 from autotag.ui.robustness import robustness_section

@@ -13,8 +13,8 @@ from autotag.config import ConfigError, TrainConfig, field_choices, field_range,
 from autotag.data.demo import default_demo_dir
 from autotag.errors import AutotagError
 from autotag.models.specs import SPECS
-from autotag.runs.folder import RunFolder, default_runs_dir
 from autotag.runs.manager import max_parallel
+from autotag.store.run_folder import RunFolder, default_runs_dir
 from autotag.sweeps import manager
 from autotag.training.trial import DIRECTIONS
 from autotag.ui.auth import acting

@@ -11,13 +11,13 @@ import streamlit as st
 from autotag.access import AccessDenied, allowed
 from autotag.audio.decode import AUDIO_EXTENSIONS, AudioError
 from autotag.audio.sandbox import decode_untrusted, prestart
-from autotag.charts import taggram_figure, top_tags_figure
 from autotag.runs import manager
-from autotag.runs.checkpoints import checkpoint_files
-from autotag.runs.folder import RunError, RunFolder, default_runs_dir
 from autotag.runs.table import best_run
 from autotag.serving.decide import decision_thresholds, read_tuning, tags_above
+from autotag.store.checkpoints import checkpoint_files
+from autotag.store.run_folder import RunError, RunFolder, default_runs_dir
 from autotag.ui.auth import acting
+from autotag.ui.charts import taggram_figure, top_tags_figure
 
 if "_app_nav" not in st.session_state:  # run alone by Streamlit's older pages/ layout: see app.py
     runpy.run_path(str(Path(__file__).parents[1] / "app.py"), run_name="__main__")

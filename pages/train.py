@@ -10,18 +10,19 @@ from pathlib import Path
 import streamlit as st
 
 from autotag.access import AccessDenied, allowed
-from autotag.charts import tag_counts_figure
 from autotag.config import QUICK_DEMO, ConfigError, TrainConfig, field_choices, field_range, log_stops, make_config
 from autotag.data.demo import default_demo_dir
 from autotag.errors import AutotagError
 from autotag.models.specs import SPECS
 from autotag.pretrained.catalogue import CATALOGUE
-from autotag.runs.folder import RunState, default_runs_dir, sanitize_name
 from autotag.runs.manager import PROJECT_ROOT, launch, list_runs
-from autotag.training.estimate import TimeEstimate, human_duration
+from autotag.store.job import RunState
+from autotag.store.run_folder import default_runs_dir, sanitize_name
+from autotag.training.estimate import EstimateError, TimeEstimate, human_duration
 from autotag.training.finetune import check_init_source, source_settings
 from autotag.training.slurm import sbatch_script
 from autotag.ui.auth import acting
+from autotag.ui.charts import tag_counts_figure
 
 if "_app_nav" not in st.session_state:  # run alone by Streamlit's older pages/ layout: see app.py
     runpy.run_path(str(Path(__file__).parents[1] / "app.py"), run_name="__main__")
@@ -424,9 +425,14 @@ if st.button(
         st.session_state["runs_selected"] = [run_dir.name]
         st.switch_page("pages/runs.py")
 
+guess: TimeEstimate | None = None
 if config is not None and not cluster_only and why_not is None:  # it trains steps: not for viewers
-    with estimate_slot, st.spinner("Timing a few training steps on this machine ..."):
-        guess = _estimate(config.to_yaml())
+    try:
+        with estimate_slot, st.spinner("Timing a few training steps on this machine ..."):
+            guess = _estimate(config.to_yaml())
+    except EstimateError as exc:
+        estimate_slot.warning(f"No training time estimate: {exc}")
+if config is not None and guess is not None:
     where = "this CPU" if guess.device == "cpu" else "this GPU"
     if config.transfer == "linear-probe":
         text = (

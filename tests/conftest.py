@@ -180,7 +180,7 @@ def wait_for_run(run: Path, predicate, timeout: float = 180) -> dict:  # noqa: A
     import time
 
     from autotag.runs import manager
-    from autotag.runs.folder import RunFolder
+    from autotag.store.run_folder import RunFolder
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

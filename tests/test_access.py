@@ -9,7 +9,8 @@ import pytest
 
 from autotag.access import AUDIT_FILE, AccessDenied, Actor, allowed, read_log, record
 from autotag.runs import manager
-from autotag.runs.folder import RunFolder, RunState, create_run
+from autotag.store.job import RunState
+from autotag.store.run_folder import RunFolder, create_run
 from tests.conftest import tiny_config
 
 ADA = Actor("ada@example.org", "admin", "dashboard")

@@ -15,7 +15,7 @@ from streamlit.testing.v1 import AppTest
 
 from autotag.access import read_log
 from autotag.runs import manager
-from autotag.runs.folder import RunFolder, default_runs_dir
+from autotag.store.run_folder import RunFolder, default_runs_dir
 
 APP = str(Path(__file__).parent.parent / "app.py")
 PAGES = ["pages/train.py", "pages/runs.py", "pages/sweep.py", "pages/tag.py", "pages/data.py"]

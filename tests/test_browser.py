@@ -30,7 +30,7 @@ from autotag.data.demo import NOTES_FILE
 from autotag.data.instruments import OTHER_SOUNDFONT, Renderer, solo_clip
 from autotag.runs import manager
 from autotag.runs.curves import CurveReader
-from autotag.runs.folder import RunFolder
+from autotag.store.run_folder import RunFolder
 from tests.conftest import shipped_env, stop_trainers
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"

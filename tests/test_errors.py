@@ -17,6 +17,7 @@ NOT_BAD_INPUT = {
     "SweepStopped": "control flow: Stop was asked for",
     "RunStopped": "control flow: Stop was asked for",
     "_TooDeep": "control flow inside the config reader, which raises ConfigError",
+    "EstimateError": "this machine could not time training steps: the Train page shows it instead of an estimate",
 }
 
 

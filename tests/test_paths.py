@@ -12,8 +12,8 @@ import soundfile as sf
 from autotag.config import make_config
 from autotag.data.formats import DataFormatError, load_dataset
 from autotag.runs import manager
-from autotag.runs.checkpoints import checkpoint_candidates
-from autotag.runs.folder import RunError, create_run, default_runs_dir, sanitize_name
+from autotag.store.checkpoints import checkpoint_candidates
+from autotag.store.run_folder import RunError, create_run, default_runs_dir, sanitize_name
 from tests.conftest import tone, write_csv_dataset
 
 

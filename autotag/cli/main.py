@@ -101,7 +101,7 @@ def _fit_run_dir(args: argparse.Namespace, config: TrainConfig, made: list[Path]
     """
     from autotag.access import Actor, record
     from autotag.data.prepare import open_dataset, prepare_features, printed_progress
-    from autotag.runs.folder import RunFolder, check_writable, create_run, runs_folder
+    from autotag.store.run_folder import RunFolder, check_writable, create_run, runs_folder
     from autotag.training.distributed import check_devices, is_rank_zero, launched_by_cluster, not_here
     from autotag.training.finetune import check_init_source
 
@@ -169,7 +169,8 @@ def _cmd_fit(args: argparse.Namespace) -> int:
 def _record_stop(run_dir: Path) -> None:
     """A run that a Ctrl-C ended before `fit` took charge of it (or while `fit` recorded its
     stop) is stopped, not left queued or running for a later reader to call crashed."""
-    from autotag.runs.folder import RunFolder, RunState
+    from autotag.store.job import RunState
+    from autotag.store.run_folder import RunFolder
     from autotag.training.distributed import is_rank_zero
 
     run = RunFolder(run_dir)
@@ -183,8 +184,8 @@ def _record_stop(run_dir: Path) -> None:
 
 def _stopped_advice(run_dir: Path) -> str:
     """What a user can do with a run stopped in the foreground: resume it, or start it again."""
-    from autotag.runs.checkpoints import resumable_checkpoint
-    from autotag.runs.folder import RunError, RunFolder
+    from autotag.store.checkpoints import resumable_checkpoint
+    from autotag.store.run_folder import RunError, RunFolder
 
     try:
         resumable_checkpoint(run_dir)

@@ -9,7 +9,9 @@ from pathlib import Path
 
 from autotag.paths import absolute
 from autotag.runs import manager
-from autotag.runs.folder import RunError, RunFolder, RunState, text_head
+from autotag.store.files import text_head
+from autotag.store.job import RunState
+from autotag.store.run_folder import RunError, RunFolder
 
 
 def add_runs_dir_option(parser: argparse.ArgumentParser, purpose: str, top_level: bool = True) -> None:

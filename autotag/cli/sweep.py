@@ -17,8 +17,8 @@ from autotag.cli.runs import add_runs_dir_option
 from autotag.config import TrainConfig
 from autotag.errors import UsageError
 from autotag.paths import absolute
-from autotag.runs.folder import RunState
 from autotag.runs.manager import PROJECT_ROOT
+from autotag.store.job import RunState
 from autotag.training.trial import DIRECTIONS
 
 if TYPE_CHECKING:

@@ -23,16 +23,11 @@ import torch
 from autotag.audio.decode import AudioError, load_audio
 from autotag.audio.logmel import LogMel
 from autotag.data.formats import Clip
+from autotag.paths import default_cache_root
 
 CACHE_VERSION = 1
 
 Progress = Callable[[int, int], None]
-
-
-def default_cache_root() -> Path:
-    """`$AUTOTAG_CACHE_DIR`, else `~/.cache/autotag/features`."""
-    env = os.environ.get("AUTOTAG_CACHE_DIR")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "autotag" / "features"
 
 
 def cache_key(clips: Sequence[Clip], settings: dict) -> str:

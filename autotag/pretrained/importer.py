@@ -19,7 +19,9 @@ from autotag.access import Actor, check, record
 from autotag.config import PUBLISHED_DATA, TrainConfig, make_config
 from autotag.pretrained.catalogue import Published, published
 from autotag.pretrained.fetch import Progress, locate
-from autotag.runs.folder import RunFolder, RunState, create_run, runs_folder, write_json_atomic
+from autotag.store.files import write_json_atomic
+from autotag.store.job import RunState
+from autotag.store.run_folder import RunFolder, create_run, runs_folder
 
 #: The checkpoint's name: `best-` makes it the run's best (`RunFolder.BEST_PREFIX`).
 CHECKPOINT = f"{RunFolder.BEST_PREFIX}published.ckpt"
@@ -54,7 +56,7 @@ def get(
         AccessDenied: `actor` may not make runs.
     """
     from autotag.pretrained.weights import checkpoint
-    from autotag.runs.checkpoints import save_atomic
+    from autotag.store.checkpoints import save_atomic
 
     entry = published(name)
     runs_dir = runs_folder(runs_dir)

@@ -31,20 +31,10 @@ from autotag.config import PUBLISHED_DATA
 from autotag.errors import AutotagError
 from autotag.paths import absolute
 from autotag.runs import manager
-from autotag.runs.folder import (
-    Count,
-    Pid,
-    RunError,
-    RunFolder,
-    RunState,
-    Timestamp,
-    file_lock,
-    merge_status,
-    read_record,
-    record_from_json,
-)
-from autotag.runs.job import derive_job_state
-from autotag.runs.procs import process_start_time, send_signal
+from autotag.store.files import Count, Pid, Timestamp, file_lock
+from autotag.store.job import RunState, StatusFile, derive_job_state
+from autotag.store.procs import process_start_time, send_signal
+from autotag.store.run_folder import RunError, RunFolder
 
 MODULE = "autotag.robustness.process"
 SPLITS = ("test", "valid", "train")
@@ -70,10 +60,6 @@ class ReportStatus:
     error: str | None = None
     skipped: Count | None = None  # clips that could not be decoded
     seconds: dict[str, float] = field(default_factory=dict)  # wall time per perturbation (clean, decode too)
-
-    @classmethod
-    def from_json(cls, data: object) -> ReportStatus:
-        return record_from_json(cls, data, "status.json")
 
     def eta_s(self, now: float | None = None) -> float | None:
         """Seconds left at this attempt's pace; None before its first clip."""
@@ -118,7 +104,11 @@ class ReportFolder:
 
     @property
     def status_file(self) -> Path:
-        return self.path / "status.json"
+        return self._status.path
+
+    @property
+    def _status(self) -> StatusFile[ReportStatus]:
+        return StatusFile.of(self.path, ReportStatus)
 
     @property
     def progress(self) -> Path:
@@ -133,12 +123,11 @@ class ReportFolder:
         return self.path / "report.log"
 
     def read_status(self) -> ReportStatus:
-        return read_record(ReportStatus, self.status_file)
+        return self._status.read()
 
     def write_status(self, **changes: Any) -> ReportStatus:
         self.path.mkdir(exist_ok=True)
-        merged = merge_status(self.status_file, changes, self.path / RunFolder.STATUS_LOCK, ReportStatus)
-        return ReportStatus.from_json(merged)
+        return self._status.write(**changes)
 
     def read_report(self) -> dict[str, Any] | None:
         """robustness.json, or None when there is none or it is not as `report.summarize` writes it
@@ -206,7 +195,7 @@ def check_request(
         raise RobustnessError(
             f"run {run.name} {state}" + (f" ({error[0]})" if error else "") + ": there is no model to report on"
         )
-    from autotag.runs.checkpoints import checkpoint_candidates
+    from autotag.store.checkpoints import checkpoint_candidates
 
     try:
         if not checkpoint_candidates(run.path):

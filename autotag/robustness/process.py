@@ -17,7 +17,7 @@ from pathlib import Path
 
 from autotag.audio.perturb import PERTURBATIONS
 from autotag.robustness.job import MODULE, ReportFolder, RobustnessError
-from autotag.runs.folder import RunState
+from autotag.store.job import RunState
 
 
 def main(argv: Sequence[str] | None = None) -> int:

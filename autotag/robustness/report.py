@@ -210,8 +210,9 @@ def make_report(
     from autotag.config import load_config, validate_config
     from autotag.data.prepare import open_dataset
     from autotag.paths import absolute
-    from autotag.runs.folder import RunState, write_json_atomic
-    from autotag.runs.procs import process_start_time
+    from autotag.store.files import write_json_atomic
+    from autotag.store.job import RunState
+    from autotag.store.procs import process_start_time
 
     # A caller with its own stop event is the report's process (`job.main`), which `job.start`
     # started after checking, under a lock, that no other report of the run was running.

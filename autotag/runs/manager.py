@@ -26,21 +26,10 @@ from autotag.access import Actor, check, record
 from autotag.config import TrainConfig
 from autotag.paths import absolute
 from autotag.runs import warm
-from autotag.runs.folder import (
-    MAX_STATUS_BYTES,
-    JsonFileError,
-    RunError,
-    RunFolder,
-    RunState,
-    RunStatus,
-    check_writable,
-    create_run,
-    file_lock,
-    load_json,
-    runs_folder,
-)
-from autotag.runs.job import derive_job_state
-from autotag.runs.procs import group_alive, is_alive, process_start_time, send_signal, start_detached
+from autotag.store.files import JsonFileError, file_lock, load_json
+from autotag.store.job import MAX_STATUS_BYTES, RunState, derive_job_state
+from autotag.store.procs import group_alive, is_alive, process_start_time, send_signal, start_detached
+from autotag.store.run_folder import RunError, RunFolder, RunStatus, check_writable, create_run, runs_folder
 from autotag.text import shown
 from autotag.training.distributed import check_devices, clean_launch_env, not_here
 
@@ -311,7 +300,7 @@ def resume(run_dir: Path, actor: Actor | None = None) -> Path:
     Raises:
         AccessDenied: `actor` may not resume this run.
     """
-    from autotag.runs.checkpoints import resumable_checkpoint
+    from autotag.store.checkpoints import resumable_checkpoint
 
     actor = check(actor, "resume", run_dir, RunFolder(run_dir).read_status().owner, run_dir.parent)
     state = derive_state(run_dir)

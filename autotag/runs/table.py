@@ -11,8 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from autotag.config import ConfigError
-from autotag.runs.folder import RunFolder, RunState, RunStatus
 from autotag.runs.manager import RunInfo
+from autotag.store.job import RunState
+from autotag.store.run_folder import RunFolder, RunStatus
 
 
 def summarize(info: RunInfo) -> dict[str, Any]:

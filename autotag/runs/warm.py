@@ -27,8 +27,9 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 
-from autotag.runs.folder import RunFolder, write_json_atomic
-from autotag.runs.procs import is_alive, process_start_time, start_detached
+from autotag.store.files import write_json_atomic
+from autotag.store.procs import is_alive, process_start_time, start_detached
+from autotag.store.run_folder import RunFolder
 
 #: The module whose `main` a trainer and the warm process run (named, not imported: it imports us).
 WORKER = "autotag.runs.worker"

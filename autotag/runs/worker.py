@@ -21,8 +21,9 @@ from pathlib import Path
 from autotag.logs import setup_logging
 from autotag.paths import absolute
 from autotag.runs import manager
-from autotag.runs.checkpoints import own_checkpoint
-from autotag.runs.folder import RunError, RunFolder, RunState
+from autotag.store.checkpoints import own_checkpoint
+from autotag.store.job import RunState
+from autotag.store.run_folder import RunError, RunFolder
 
 MODULE = "autotag.runs.worker"
 log = logging.getLogger("autotag.runs.worker")

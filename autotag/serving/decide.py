@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from autotag.runs.folder import RunFolder
+from autotag.store.run_folder import RunFolder
 
 if TYPE_CHECKING:  # torch-free: the CLI imports this module at start-up
     from autotag.serving.tagger import Prediction

@@ -23,8 +23,8 @@ from autotag.data.cache import looped_chunk, mel_f16
 from autotag.data.checks import DataSetError
 from autotag.data.datamodule import eval_offsets
 from autotag.data.formats import load_dataset, multi_hot
-from autotag.runs.folder import RunFolder
 from autotag.serving.tagger import Tagger
+from autotag.store.run_folder import RunFolder
 from autotag.training.metrics import tag_scores
 
 

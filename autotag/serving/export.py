@@ -42,8 +42,8 @@ from torch import nn
 from autotag.access import Actor, check, record
 from autotag.audio.decode import AudioSource, load_audio
 from autotag.audio.logmel import has_signal
-from autotag.runs.folder import RunFolder
 from autotag.serving.tagger import Tagger
+from autotag.store.run_folder import RunFolder
 
 FORMATS = {"torchscript": ".pt", "onnx": ".onnx"}
 

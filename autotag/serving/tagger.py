@@ -25,8 +25,8 @@ from autotag.audio.decode import AudioSource, iter_chunks, load_audio
 from autotag.audio.logmel import has_signal
 from autotag.config import CHECKPOINT_FIELDS, checked_checkpoint_settings
 from autotag.models.architectures import ConvBlock, ResBlock, TempoConv, TimbreConv, TimeConv, build_tagger
-from autotag.runs.checkpoints import checkpoint_candidates
-from autotag.runs.folder import RunError
+from autotag.store.checkpoints import checkpoint_candidates
+from autotag.store.run_folder import RunError
 from autotag.text import one_line
 
 #: Constructor arguments of `autotag.training.module.TaggingModule` that tagging needs, each

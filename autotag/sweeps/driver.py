@@ -38,8 +38,9 @@ from typing import TYPE_CHECKING, Any
 from autotag.access import Actor
 from autotag.config import ConfigError, make_config
 from autotag.runs import manager
-from autotag.runs.folder import RunFolder, RunState, RunStatus
-from autotag.runs.procs import is_alive, process_start_time
+from autotag.store.job import RunState
+from autotag.store.procs import is_alive, process_start_time
+from autotag.store.run_folder import RunFolder, RunStatus
 from autotag.sweeps.folder import SweepFolder, SweepSpec
 from autotag.sweeps.space import Space, config_reason, parse_space
 from autotag.sweeps.study import HEARTBEAT_S, MAX_RETRIES, finished, open_study, trial_counts

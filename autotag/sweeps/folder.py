@@ -7,7 +7,7 @@
       sweep.log      .log           the driver's output (a background sweep)
       stop_requested .stop_request  Stop was asked for (resume removes it)
 
-Each trial is an ordinary run in the runs folder (`autotag.runs.folder`), whose trial.json
+Each trial is an ordinary run in the runs folder (`autotag.store.run_folder`), whose trial.json
 names the study and trial; the study, not this folder, is the truth about trials.
 """
 
@@ -25,20 +25,9 @@ import yaml
 
 from autotag.config import ConfigError, read_yaml_file
 from autotag.errors import AutotagError
-from autotag.runs.folder import (
-    Count,
-    Pid,
-    RunFolder,
-    RunState,
-    Timestamp,
-    check_writable,
-    file_lock,
-    merge_status,
-    read_record,
-    record_from_json,
-    runs_folder,
-    sanitize_name,
-)
+from autotag.store.files import Count, Pid, Timestamp, file_lock
+from autotag.store.job import RunState, StatusFile
+from autotag.store.run_folder import check_writable, runs_folder, sanitize_name
 from autotag.training.trial import DIRECTIONS, Metric, PrunerName
 
 SamplerName = Literal["tpe", "random", "grid"]
@@ -96,10 +85,6 @@ class SweepStatus:
     error: str | None = None
     counts: dict[str, Count] = field(default_factory=dict)  # trials per Optuna state, as last seen
 
-    @classmethod
-    def from_json(cls, data: object) -> SweepStatus:
-        return record_from_json(cls, data, "status.json")
-
 
 @dataclass(frozen=True)
 class SweepFolder:
@@ -127,7 +112,11 @@ class SweepFolder:
 
     @property
     def status_file(self) -> Path:
-        return self.path / "status.json"
+        return self._status.path
+
+    @property
+    def _status(self) -> StatusFile[SweepStatus]:
+        return StatusFile.of(self.path, SweepStatus)
 
     @property
     def log(self) -> Path:
@@ -163,11 +152,10 @@ class SweepFolder:
         return spec.storage or f"sqlite:///{self.study_db}"
 
     def read_status(self) -> SweepStatus:
-        return read_record(SweepStatus, self.status_file)
+        return self._status.read()
 
     def write_status(self, **changes: Any) -> SweepStatus:
-        merged = merge_status(self.status_file, changes, self.path / RunFolder.STATUS_LOCK, SweepStatus)
-        return SweepStatus.from_json(merged)
+        return self._status.write(**changes)
 
     def lock(self, name: str = ".workers.lock") -> AbstractContextManager[None]:
         """An exclusive lock between the processes of this machine (taking over trials)."""

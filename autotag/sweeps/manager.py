@@ -23,9 +23,9 @@ from typing import Any
 from autotag.access import Actor, check, record
 from autotag.config import make_config
 from autotag.runs import manager as runs
-from autotag.runs.folder import RunState, runs_folder
-from autotag.runs.job import derive_job_state
-from autotag.runs.procs import is_alive, process_start_time, send_signal
+from autotag.store.job import RunState, derive_job_state
+from autotag.store.procs import is_alive, process_start_time, send_signal
+from autotag.store.run_folder import runs_folder
 from autotag.sweeps.folder import (
     SamplerName,
     SweepError,

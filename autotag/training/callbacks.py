@@ -25,7 +25,8 @@ import lightning as L
 import torch
 
 from autotag.data.cache import Progress
-from autotag.runs.folder import RunFolder, finite_or_none
+from autotag.store.files import finite_or_none
+from autotag.store.run_folder import RunFolder
 from autotag.training.finetune import fresh_layers
 from autotag.training.trial import TrialLink, await_verdict
 

@@ -1,4 +1,4 @@
-"""Lightning's checkpoint writes made atomic: every save goes through `runs.checkpoints.save_atomic`,
+"""Lightning's checkpoint writes made atomic: every save goes through `store.checkpoints.save_atomic`,
 which the import of a published model (`autotag.pretrained`) uses too, so a kill -9 never
 leaves half a checkpoint."""
 
@@ -9,7 +9,7 @@ from typing import Any
 
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 
-from autotag.runs.checkpoints import save_atomic
+from autotag.store.checkpoints import save_atomic
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):

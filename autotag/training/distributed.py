@@ -14,7 +14,7 @@ import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from autotag.runs.folder import RunError
+from autotag.store.run_folder import RunError
 
 if TYPE_CHECKING:  # the dashboard imports this module (launch environments) and must not load torch
     import torch

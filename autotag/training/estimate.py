@@ -6,20 +6,28 @@ chosen network (forward, BCE, backward, Adam) at the chosen input size is timed;
 time per step is kept on disk per machine, device and input, so the Train page times each
 setting once. Epochs are scaled from it: training steps, plus validation (a forward pass
 costs about a third of a training step), plus what Lightning spends between steps.
+
+The steps are timed in a child process (`python -m autotag.training.estimate`): the
+dashboard draws the Train page first, and importing torch there would cost its process
+seconds and half a gigabyte before anything is trained or tagged.
 """
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import os
 import platform
 import statistics
+import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from autotag.config import TrainConfig
 from autotag.data.formats import Clip
+from autotag.paths import default_cache_root
 
 #: Training steps timed after one warm-up step; a few give a stable median.
 TIMED_STEPS = 3
@@ -30,6 +38,12 @@ MAX_TIMED_BATCH = 4
 FORWARD_SHARE = 1 / 3
 #: A run longer than this gets a warning on the Train page.
 LONG_RUN_S = 3600.0
+#: Seconds the timing child may take (importing torch, building the network, four steps).
+TIMING_TIMEOUT_S = 300.0
+
+
+class EstimateError(RuntimeError):
+    """The training steps could not be timed; the message says why (the Train page shows it)."""
 
 
 @dataclass(frozen=True)
@@ -60,8 +74,7 @@ def estimate_run(config: TrainConfig, train: list[Clip], valid: list[Clip]) -> T
     """The time of `config` on these clips here, from timed steps (cached per machine and input)."""
     import soundfile as sf
 
-    device = _device(config)
-    per_chunk = chunk_seconds(config.model, config.n_mels, config.chunk_frames, device)
+    device, per_chunk = chunk_seconds(config.model, config.n_mels, config.chunk_frames, config.accelerator)
     train_chunks = len(train) * config.chunks_per_clip
     steps = max(1, train_chunks // config.batch_size)
     lengths = []
@@ -81,21 +94,43 @@ def estimate_run(config: TrainConfig, train: list[Clip], valid: list[Clip]) -> T
     return TimeEstimate(device, per_chunk, steps, epoch, run)
 
 
-def chunk_seconds(model: str, n_mels: int, frames: int, device: str) -> float:
-    """Seconds of one training step per chunk of (n_mels, frames), timed once per machine and input."""
-    key = f"{_machine()}|{device}|{model}|{n_mels}|{frames}"
+def chunk_seconds(model: str, n_mels: int, frames: int, accelerator: str) -> tuple[str, float]:
+    """The device and the seconds of one training step per chunk of (n_mels, frames), timed
+    once per machine and input.
+
+    Raises:
+        EstimateError: the timing child failed or took longer than TIMING_TIMEOUT_S.
+    """
+    key = f"{_machine()}|{accelerator}|{model}|{n_mels}|{frames}"
     cache = _cache_file()
     try:
         known = json.loads(cache.read_text())
     except (OSError, ValueError):
         known = {}
-    if key not in known:
-        known[key] = _time_steps(model, n_mels, frames, device)
+    known = known if isinstance(known, dict) else {}
+    entry = known.get(key)
+    if not (isinstance(entry, list) and len(entry) == 2 and isinstance(entry[1], (int, float))):
+        known[key] = entry = list(_time_in_child(model, n_mels, frames, accelerator))
         cache.parent.mkdir(parents=True, exist_ok=True)
         tmp = cache.with_name(f".{cache.name}.tmp-{os.getpid()}")
         tmp.write_text(json.dumps(known, indent=1))
         os.replace(tmp, cache)
-    return float(known[key])
+    return str(entry[0]), float(entry[1])
+
+
+def _time_in_child(model: str, n_mels: int, frames: int, accelerator: str) -> tuple[str, float]:
+    """`_time_steps` in a process of its own: its device and seconds per chunk."""
+    cmd = [sys.executable, "-m", __name__, model, str(n_mels), str(frames), accelerator]
+    try:
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMING_TIMEOUT_S, check=False)
+    except subprocess.TimeoutExpired:
+        raise EstimateError(f"timing {model}'s training steps took longer than {TIMING_TIMEOUT_S:.0f} s") from None
+    try:
+        device, seconds = json.loads(done.stdout.strip().splitlines()[-1])
+        return str(device), float(seconds)
+    except (ValueError, IndexError, TypeError):
+        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        raise EstimateError(f"timing {model}'s training steps failed: {last}") from None
 
 
 def _time_steps(model: str, n_mels: int, frames: int, device: str) -> float:
@@ -120,19 +155,30 @@ def _time_steps(model: str, n_mels: int, frames: int, device: str) -> float:
     return statistics.median(times[1:]) / MAX_TIMED_BATCH
 
 
-def _device(config: TrainConfig) -> str:
+def _device(accelerator: str) -> str:
     import torch
 
-    return "cuda" if config.accelerator != "cpu" and torch.cuda.is_available() else "cpu"
+    return "cuda" if accelerator != "cpu" and torch.cuda.is_available() else "cpu"
 
 
 def _machine() -> str:
-    import torch
-
-    return f"{platform.node()}/{os.cpu_count()}cpu/{torch.get_num_threads()}threads/torch{torch.__version__}"
+    """This machine and what sets its speed, without importing torch (its threads follow the cores
+    unless OMP_NUM_THREADS says otherwise)."""
+    threads = os.environ.get("OMP_NUM_THREADS", "default")
+    return f"{platform.node()}/{os.cpu_count()}cpu/{threads}threads/torch{importlib.metadata.version('torch')}"
 
 
 def _cache_file() -> Path:
-    from autotag.data.cache import default_cache_root
-
     return default_cache_root().parent / "step_times.json"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m autotag.training.estimate MODEL N_MELS FRAMES ACCELERATOR`: prints `[device, seconds]`."""
+    model, n_mels, frames, accelerator = argv if argv is not None else sys.argv[1:]
+    device = _device(accelerator)
+    print(json.dumps([device, _time_steps(model, int(n_mels), int(frames), device)]))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

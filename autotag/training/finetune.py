@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from autotag.config import TrainConfig, checked_checkpoint_settings, validate_config
-from autotag.runs.checkpoints import checkpoint_candidates
-from autotag.runs.folder import RunError, RunFolder
+from autotag.store.checkpoints import checkpoint_candidates
+from autotag.store.run_folder import RunError, RunFolder
 
 if TYPE_CHECKING:  # torch stays out of the dashboard's start-up path (the Train page checks a source)
     import torch

@@ -17,8 +17,10 @@ from typing import Any
 
 from autotag.config import TrainConfig, load_config, save_config
 from autotag.paths import absolute
-from autotag.runs.folder import RunFolder, RunState, RunStatus, write_json_atomic
-from autotag.runs.procs import process_start_time
+from autotag.store.files import write_json_atomic
+from autotag.store.job import RunState
+from autotag.store.procs import process_start_time
+from autotag.store.run_folder import RunFolder, RunStatus
 from autotag.training.distributed import is_rank_zero
 
 log = logging.getLogger("autotag.training.fit")

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from autotag.config import TrainConfig, make_config
-from autotag.runs.folder import sanitize_name
+from autotag.store.run_folder import sanitize_name
 
 _TIME = re.compile(r"^(\d+-)?\d{1,2}(:\d{2}){0,2}$")
 _PARTITION = re.compile(r"^[A-Za-z0-9_.,-]+$")

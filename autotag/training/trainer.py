@@ -17,7 +17,7 @@ from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
 
 from autotag.config import TrainConfig
-from autotag.runs.folder import RunFolder
+from autotag.store.run_folder import RunFolder
 from autotag.training.callbacks import FreezeBackbone, StatusCallback, TimeBudget
 from autotag.training.checkpoint_io import AtomicCheckpointIO
 from autotag.training.module import TaggingModule

@@ -29,7 +29,8 @@ from typing import Annotated, Literal, TypeVar
 
 from pydantic import Field
 
-from autotag.runs.folder import Count, JsonFileError, RunFolder, load_json, typed_fields, write_json_atomic
+from autotag.store.files import Count, JsonFileError, load_json, typed_fields, write_json_atomic
+from autotag.store.run_folder import RunFolder
 
 Metric = Literal["val_loss", "val_roc_auc", "val_pr_auc"]
 PrunerName = Literal["median", "hyperband", "none"]

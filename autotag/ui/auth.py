@@ -24,7 +24,7 @@ from typing import Any
 import streamlit as st
 
 from autotag.access import Actor, Role, record
-from autotag.runs.folder import default_runs_dir
+from autotag.store.run_folder import default_runs_dir
 
 #: Role lists in `[autotag.roles]`, strongest first: a person in two lists gets the stronger role.
 ROLE_LISTS: tuple[tuple[str, Role], ...] = (("admins", "admin"), ("trainers", "trainer"), ("viewers", "viewer"))

@@ -26,12 +26,12 @@ from typing import Any
 import plotly.graph_objects as go
 import pyarrow as pa
 
-from autotag.charts import curves_figure
 from autotag.runs import manager
 from autotag.runs.curves import CurveReader
-from autotag.runs.folder import RunFolder
 from autotag.runs.manager import RunInfo
 from autotag.runs.table import summarize
+from autotag.store.run_folder import RunFolder
+from autotag.ui.charts import curves_figure
 
 #: Oldest a shared read may be: the curves lag the event file by at most this plus a refresh.
 MIN_INTERVAL_S = 0.5

@@ -14,13 +14,13 @@ import streamlit as st
 
 from autotag.access import AccessDenied, Actor, allowed
 from autotag.audio.perturb import PERTURBATIONS
-from autotag.charts import robustness_figure, robustness_span, robustness_tags_figure
 from autotag.data.demo import default_demo_dir
 from autotag.errors import AutotagError
 from autotag.robustness import job
-from autotag.runs.folder import RunState
 from autotag.runs.manager import RunInfo
+from autotag.store.job import RunState
 from autotag.ui.auth import acting
+from autotag.ui.charts import robustness_figure, robustness_span, robustness_tags_figure
 from autotag.ui.ticker import refresh_clock
 
 

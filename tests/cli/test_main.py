@@ -11,7 +11,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from autotag.cli.main import main
 from autotag.config import make_config
-from autotag.runs.folder import create_run
+from autotag.store.run_folder import create_run
 from tests.conftest import write_csv_dataset
 
 pytestmark = pytest.mark.slow
@@ -139,7 +139,7 @@ def test_demo_data_command(tmp_path: Path, capsys: pytest.CaptureFixture) -> Non
 def test_tag_names_a_run_that_did_not_complete(
     trained_run: Path, demo_dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
-    from autotag.runs.folder import RunFolder
+    from autotag.store.run_folder import RunFolder
 
     run = tmp_path / "runs" / trained_run.name
     shutil.copytree(trained_run, run)
@@ -157,7 +157,7 @@ def test_a_ctrl_c_before_fit_took_charge_of_its_run_folder_stops_the_run(
 ) -> None:
     """The run folder exists, queued; a Ctrl-C before `fit` wrote "running" must not leave it
     queued (the scheduler would start it in the background) or running (later "crashed")."""
-    from autotag.runs.folder import RunFolder
+    from autotag.store.run_folder import RunFolder
     from autotag.training import fit
 
     def interrupted(*args: object, **kwargs: object) -> None:

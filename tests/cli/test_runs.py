@@ -13,8 +13,8 @@ import pytest
 from autotag.cli.main import main
 from autotag.config import make_config
 from autotag.runs import manager
-from autotag.runs.folder import RunFolder, create_run
-from autotag.runs.procs import process_start_time
+from autotag.store.procs import process_start_time
+from autotag.store.run_folder import RunFolder, create_run
 
 
 def _queued_run(runs: Path, data: Path) -> Path:

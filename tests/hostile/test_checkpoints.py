@@ -24,8 +24,9 @@ import pytest
 import soundfile as sf
 
 from autotag.config import make_config
-from autotag.runs.checkpoints import checkpoint_candidates, checkpoint_files, resumable_checkpoint
-from autotag.runs.folder import RunError, RunFolder, RunState, create_run
+from autotag.store.checkpoints import checkpoint_candidates, checkpoint_files, resumable_checkpoint
+from autotag.store.job import RunState
+from autotag.store.run_folder import RunError, RunFolder, create_run
 from tests.conftest import stop_trainers, tone
 
 #: A safety net only, so that a regression fails here instead of swapping the test machine:

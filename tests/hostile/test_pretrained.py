@@ -9,7 +9,7 @@ import pytest
 
 from autotag.cli.main import main
 from autotag.pretrained import fetch
-from autotag.runs.folder import default_runs_dir
+from autotag.store.run_folder import default_runs_dir
 
 
 def _refused(capsys: pytest.CaptureFixture, *argv: str) -> str:
@@ -56,7 +56,7 @@ def test_a_disk_that_fails_mid_import_leaves_no_half_made_run(
 ) -> None:
     """A queued run without a checkpoint would be started by the scheduler and fail: none is left."""
     from autotag.pretrained.importer import get
-    from autotag.runs import checkpoints
+    from autotag.store import checkpoints
 
     def full_disk(checkpoint: object, path: Path) -> None:
         raise OSError(28, "No space left on device")

@@ -19,8 +19,9 @@ from hypothesis import strategies as st
 from autotag.cli.main import main
 from autotag.config import make_config
 from autotag.runs import manager
-from autotag.runs.folder import RunError, RunFolder, RunState, RunStatus, create_run, default_runs_dir
 from autotag.runs.table import summarize
+from autotag.store.job import RunState
+from autotag.store.run_folder import RunError, RunFolder, RunStatus, create_run, default_runs_dir
 
 
 def _run(runs: Path, data: Path, state: str = "completed") -> Path:
@@ -287,7 +288,7 @@ def test_of_two_claims_that_both_found_the_folder_empty_one_gets_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Both pass the emptiness check before either writes: the exclusive create decides."""
-    from autotag.runs import folder as folder_module
+    from autotag.store import run_folder as folder_module
 
     barrier, real = threading.Barrier(2), folder_module.save_config
 

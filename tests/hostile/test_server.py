@@ -17,7 +17,7 @@ from streamlit.testing.v1 import AppTest
 from autotag.access import read_log
 from autotag.config import make_config
 from autotag.runs import manager
-from autotag.runs.folder import RunFolder, create_run, default_runs_dir
+from autotag.store.run_folder import RunFolder, create_run, default_runs_dir
 from tests.test_auth_pages import APP, DEMOTED, SECRETS
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from autotag.cli.main import main
-from autotag.runs.folder import RunState
+from autotag.store.job import RunState
 from autotag.sweeps import driver, manager
 from autotag.sweeps.folder import SweepFolder, sweeps_folder
 

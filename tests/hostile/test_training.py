@@ -19,7 +19,8 @@ from pathlib import Path
 import pytest
 
 from autotag.cli.main import main
-from autotag.runs.folder import RunError, RunFolder, RunState
+from autotag.store.job import RunState
+from autotag.store.run_folder import RunError, RunFolder
 from tests.conftest import tiny_config, write_csv_dataset
 
 pytestmark = pytest.mark.slow
@@ -64,8 +65,8 @@ def test_a_moved_run_folder_resumes_and_completes_inside_its_new_folder(
     small_csv_dataset: Path, tmp_path: Path
 ) -> None:
     """Killed while testing its best checkpoint, then `mv runs runs-moved`, then resumed."""
-    from autotag.runs.folder import create_run
     from autotag.runs.worker import train_run
+    from autotag.store.run_folder import create_run
     from autotag.training.fit import fit
 
     runs = tmp_path / "runs"

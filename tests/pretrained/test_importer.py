@@ -13,8 +13,9 @@ from autotag.cli.main import main
 from autotag.pretrained.catalogue import CATALOGUE
 from autotag.pretrained.importer import CHECKPOINT, get
 from autotag.runs import manager
-from autotag.runs.folder import RunFolder, RunState, default_runs_dir
 from autotag.runs.table import best_run
+from autotag.store.job import RunState
+from autotag.store.run_folder import RunFolder, default_runs_dir
 
 
 @pytest.fixture
@@ -167,7 +168,7 @@ def test_an_import_killed_midway_is_a_failed_run_the_scheduler_never_trains(mirr
     import sys
 
     code = (
-        "import os; import autotag.runs.checkpoints as c; c.save_atomic = lambda *a: os._exit(9); "
+        "import os; import autotag.store.checkpoints as c; c.save_atomic = lambda *a: os._exit(9); "
         "from autotag.pretrained.importer import get; get('mtat-fcn')"
     )
     done = subprocess.run([sys.executable, "-c", code], env={**os.environ}, timeout=120)

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from autotag.robustness import job
-from autotag.runs.folder import RunFolder, RunState
+from autotag.store.job import RunState
+from autotag.store.run_folder import RunFolder
 from tests.conftest import wait_until
 
 pytestmark = pytest.mark.slow

@@ -105,7 +105,7 @@ def test_smoothing_and_downsampling() -> None:
 
 
 def test_a_run_without_points_gets_an_empty_chart_that_says_so(tmp_path: Path) -> None:
-    from autotag.charts import curves_figure
+    from autotag.ui.charts import curves_figure
 
     empty = CurveReader(tmp_path / "none")
     empty.refresh()
@@ -121,7 +121,7 @@ def test_a_run_without_points_gets_an_empty_chart_that_says_so(tmp_path: Path) -
 
 def test_the_first_train_loss_point_alone_is_drawn_and_named(tmp_path: Path) -> None:
     """Plotly draws no line through one point and hides the legend of a lone trace."""
-    from autotag.charts import curves_figure
+    from autotag.ui.charts import curves_figure
 
     _write_run(tmp_path / "tb", range(1), tags=("train_loss",))
     reader = CurveReader(tmp_path / "tb")

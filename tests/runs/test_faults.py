@@ -17,9 +17,10 @@ import torch
 
 from autotag.runs import manager
 from autotag.runs.curves import CurveReader
-from autotag.runs.folder import RunError, RunFolder, RunState, RunStatus, create_run
-from autotag.runs.procs import is_alive, process_start_time
 from autotag.runs.table import summarize
+from autotag.store.job import RunState, record_from_json
+from autotag.store.procs import is_alive, process_start_time
+from autotag.store.run_folder import RunError, RunFolder, RunStatus, create_run
 from autotag.training.checkpoint_io import AtomicCheckpointIO
 from tests.conftest import tiny_config, wait_for_run
 
@@ -223,11 +224,14 @@ def test_eta_counts_training_pace_not_the_time_spent_on_setup(tmp_path: Path) ->
         "max_epochs": 10,
         "phase": "training",
     }
-    assert summarize(manager.RunInfo(tmp_path, RunState.RUNNING, RunStatus.from_json(status)))[
-        "ETA (s)"
-    ] == pytest.approx(80, abs=1)
+
+    def eta(state: RunState, fields: dict) -> float | None:
+        info = manager.RunInfo(tmp_path, state, record_from_json(RunStatus, fields, "status.json"))
+        return summarize(info)["ETA (s)"]
+
+    assert eta(RunState.RUNNING, status) == pytest.approx(80, abs=1)
     early = {**status, "global_step": 5}  # the first steps pay for warm-up: no estimate yet
-    assert summarize(manager.RunInfo(tmp_path, RunState.RUNNING, RunStatus.from_json(early)))["ETA (s)"] is None
+    assert eta(RunState.RUNNING, early) is None
     testing = {**status, "phase": "testing"}  # early stopping ended training before max_epochs
-    assert summarize(manager.RunInfo(tmp_path, RunState.RUNNING, RunStatus.from_json(testing)))["ETA (s)"] is None
-    assert summarize(manager.RunInfo(tmp_path, RunState.COMPLETED, RunStatus.from_json(status)))["ETA (s)"] is None
+    assert eta(RunState.RUNNING, testing) is None
+    assert eta(RunState.COMPLETED, status) is None

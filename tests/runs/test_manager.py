@@ -13,8 +13,9 @@ import pytest
 
 from autotag.runs import manager
 from autotag.runs.curves import CurveReader
-from autotag.runs.folder import RunError, RunFolder, RunState
-from autotag.runs.procs import is_alive, process_start_time
+from autotag.store.job import RunState
+from autotag.store.procs import is_alive, process_start_time
+from autotag.store.run_folder import RunError, RunFolder
 from tests.conftest import tiny_config, wait_for_run
 
 pytestmark = pytest.mark.slow
@@ -114,7 +115,7 @@ def test_dead_zombie_and_reused_pids_are_not_running(tmp_path: Path, small_csv_d
     time.sleep(0.5)  # exited, not yet reaped: a zombie
     assert not is_alive(child.pid, start)
     config = tiny_config(small_csv_dataset)
-    from autotag.runs.folder import create_run
+    from autotag.store.run_folder import create_run
 
     run = create_run(config)
     # Our own pid is alive, but with another start time it is not the trainer any more.

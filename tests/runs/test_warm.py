@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from autotag.runs import manager, warm
-from autotag.runs.folder import RunFolder, default_runs_dir
-from autotag.runs.procs import is_alive
 from autotag.runs.warm import WARM_DIR
+from autotag.store.procs import is_alive
+from autotag.store.run_folder import RunFolder, default_runs_dir
 from tests.conftest import tiny_config, wait_for_run
 
 pytestmark = pytest.mark.slow

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from autotag.cli.main import main
-from autotag.runs.folder import RunFolder
 from autotag.serving.decide import Tuning, decision_thresholds, read_tuning, tags_above, tuned_thresholds
 from autotag.serving.tagger import Prediction
+from autotag.store.run_folder import RunFolder
 
 
 def _prediction(clip: dict[str, float]) -> Prediction:

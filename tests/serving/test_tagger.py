@@ -10,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from autotag.config import ConfigError
-from autotag.runs.folder import RunError
 from autotag.serving.tagger import Tagger, TaggingNet
+from autotag.store.run_folder import RunError
 from tests.conftest import tone
 
 pytestmark = pytest.mark.slow

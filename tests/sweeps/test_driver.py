@@ -10,8 +10,9 @@ from pathlib import Path
 import optuna
 import pytest
 
-from autotag.runs.folder import RunFolder, RunState, create_run
-from autotag.runs.procs import process_start_time
+from autotag.store.job import RunState
+from autotag.store.procs import process_start_time
+from autotag.store.run_folder import RunFolder, create_run
 from autotag.sweeps import manager
 from autotag.sweeps.driver import SweepWorker, WorkerId
 from autotag.sweeps.space import parse_space

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from autotag.runs import manager as runs
-from autotag.runs.folder import RunFolder, RunState
+from autotag.store.job import RunState
+from autotag.store.run_folder import RunFolder
 from autotag.sweeps import manager
 from autotag.sweeps.folder import SweepFolder
 from autotag.sweeps.results import best_row, load_study, trial_rows

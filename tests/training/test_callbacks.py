@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from autotag.runs.folder import RunFolder
+from autotag.store.run_folder import RunFolder
 from autotag.training import callbacks
 from autotag.training.callbacks import PruneTrial, StatusCallback
 from autotag.training.trial import TrialLink

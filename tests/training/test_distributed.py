@@ -143,7 +143,7 @@ def test_a_gpu_run_needs_the_gpus_it_asks_for(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, gpus: int, settings: dict, refusal: str | None
 ) -> None:
     from autotag.config import make_config
-    from autotag.runs.folder import RunError
+    from autotag.store.run_folder import RunError
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: gpus > 0)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: gpus)

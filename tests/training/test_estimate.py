@@ -20,8 +20,8 @@ def test_steps_are_timed_once_then_the_estimate_scales_with_the_run(
 ) -> None:
     monkeypatch.setattr(estimate, "_cache_file", lambda: tmp_path / "step_times.json")
     timed = []
-    real = estimate._time_steps
-    monkeypatch.setattr(estimate, "_time_steps", lambda *a: timed.append(a) or real(*a))
+    real = estimate._time_in_child
+    monkeypatch.setattr(estimate, "_time_in_child", lambda *a: timed.append(a) or real(*a))
     config = tiny_config(small_csv_dataset, max_epochs=10, batch_size=4, chunk_seconds=0.5, chunks_per_clip=1)
     _, ds = open_dataset(config)
     first = estimate.estimate_run(config, ds.split("train"), ds.split("valid"))
@@ -38,3 +38,10 @@ def test_step_times_are_kept_beside_the_feature_cache(monkeypatch: pytest.Monkey
     monkeypatch.undo()  # the suite shares one file between tests (tests/conftest.py)
     monkeypatch.setenv("AUTOTAG_CACHE_DIR", str(tmp_path / "features"))
     assert estimate._cache_file() == tmp_path / "step_times.json"
+
+
+def test_a_timing_that_fails_says_why(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(estimate, "_cache_file", lambda: tmp_path / "step_times.json")
+    with pytest.raises(estimate.EstimateError, match="timing no_such_model's training steps failed: .*no_such_model"):
+        estimate.chunk_seconds("no_such_model", 96, 188, "cpu")
+    assert not (tmp_path / "step_times.json").exists()

@@ -11,8 +11,8 @@ import torch
 
 from autotag.cli.main import main
 from autotag.config import make_config
-from autotag.runs.checkpoints import checkpoint_candidates
-from autotag.runs.folder import RunError, RunFolder
+from autotag.store.checkpoints import checkpoint_candidates
+from autotag.store.run_folder import RunError, RunFolder
 from autotag.training.callbacks import FreezeBackbone
 from autotag.training.finetune import TEMPO, _load, check_init_source, init_from_run, output_layer, source_settings
 from autotag.training.module import TaggingModule

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from autotag.runs.folder import RunFolder, create_run
+from autotag.store.run_folder import RunFolder, create_run
 from autotag.training.fit import fit
 from tests.conftest import tiny_config
 

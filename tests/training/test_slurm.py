@@ -14,7 +14,7 @@ import yaml
 
 from autotag.config import load_config
 from autotag.runs import manager
-from autotag.runs.folder import RunError, create_run
+from autotag.store.run_folder import RunError, create_run
 from autotag.training.distributed import clean_launch_env
 from tests.conftest import tiny_config
 
@@ -131,7 +131,7 @@ def test_a_job_shape_the_config_cannot_hold_is_refused(tmp_path: Path) -> None:
 
 
 def test_run_label_keeps_underscores_of_the_name() -> None:
-    from autotag.runs.folder import RunFolder
+    from autotag.store.run_folder import RunFolder
 
     assert RunFolder(Path("20250101T000000Z_shortchunk_cnn_abc123")).label == "shortchunk_cnn"
     assert RunFolder(Path("20250101T000000Z_quick-demo_abc123")).label == "quick-demo"

@@ -11,9 +11,9 @@ import pytest
 import torch
 
 from autotag.config import ConfigError, make_config
-from autotag.runs.checkpoints import checkpoint_candidates
-from autotag.runs.folder import RunFolder
 from autotag.serving.tagger import Tagger
+from autotag.store.checkpoints import checkpoint_candidates
+from autotag.store.run_folder import RunFolder
 from autotag.training.callbacks import TimeBudget
 from autotag.training.finetune import TEMPO, output_layer
 from autotag.training.fit import fit

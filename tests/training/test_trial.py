@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from autotag.runs.folder import RunFolder
+from autotag.store.run_folder import RunFolder
 from autotag.training.trial import TrialLink, Verdict, await_verdict
 
 LINK = TrialLink("sqlite:///s.db", "s", trial_id=7, number=3, sweep="/sweeps/s", metric="val_loss", pruner="median")

@@ -11,7 +11,8 @@ import pytest
 from torch.utils.tensorboard import SummaryWriter
 
 from autotag.runs.curves import CurveReader
-from autotag.runs.folder import RunFolder, RunState, create_run
+from autotag.store.job import RunState
+from autotag.store.run_folder import RunFolder, create_run
 from autotag.ui.live import INTERVALS_S, MIN_INTERVAL_S, LiveRuns, live_runs, refresh_interval
 from tests.conftest import tiny_config
 

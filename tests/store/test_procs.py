@@ -15,8 +15,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from autotag.runs import procs
-from autotag.runs.procs import is_alive, process_start_time
+from autotag.store import procs
+from autotag.store.procs import is_alive, process_start_time
 
 SLEEPER = [sys.executable, "-c", "import time; time.sleep(600)"]
 
@@ -138,7 +138,7 @@ def test_a_process_we_may_not_inspect_exists(monkeypatch: pytest.MonkeyPatch, sl
 
 
 def test_a_process_group_is_alive_until_its_last_member_is_gone() -> None:
-    from autotag.runs.procs import group_alive
+    from autotag.store.procs import group_alive
 
     leader = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"], start_new_session=True)
     try:

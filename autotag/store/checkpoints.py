@@ -17,9 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from autotag.paths import absolute
-from autotag.runs.folder import TMP_MARK, RunError, RunFolder
+from autotag.store.files import TMP_MARK
+from autotag.store.run_folder import RunError, RunFolder
 
-log = logging.getLogger("autotag.runs.checkpoints")
+log = logging.getLogger("autotag.store.checkpoints")
 _RESUME_KEYS = ("state_dict", "loops", "optimizer_states", "epoch", "global_step")
 
 

@@ -7,76 +7,24 @@ names every file of that layout, and `RunStatus` every field of status.json, onc
 
 from __future__ import annotations
 
-import fcntl
-import json
-import math
 import os
 import re
 import secrets
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from enum import StrEnum
-from functools import cache
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, TypeVar, get_type_hints
-
-from pydantic import ConfigDict, Field, TypeAdapter, ValidationError
+from typing import Any, ClassVar
 
 from autotag.config import OLDER_RUNS, ConfigError, TrainConfig, read_yaml_file, save_config
 from autotag.errors import AutotagError
 from autotag.paths import absolute
-
-#: Marks a temporary file as `.<target name>.tmp-<writer pid>`.
-TMP_MARK = ".tmp-"
+from autotag.store.files import TMP_MARK, Count, JsonFileError, Pid, Timestamp, load_json
+from autotag.store.job import RunState, StatusFile
 
 _NAME_OK = re.compile(r"[^A-Za-z0-9._-]+")
-
-
-class RunState(StrEnum):
-    """A run's state as status.json spells it; the trainer writes its own, a manager derives
-    "crashed" (autotag.runs.manager.derive_state). Being a `str`, it is stored and compared as one."""
-
-    QUEUED = "queued"
-    STARTING = "starting"
-    RUNNING = "running"
-    COMPLETED = "completed"
-    STOPPED = "stopped"
-    FAILED = "failed"
-    CRASHED = "crashed"
-    PRUNED = "pruned"  # a sweep's pruner ended the trial early (autotag.training.callbacks.PruneTrial)
-    UNKNOWN = "unknown"  # status.json missing, unreadable or from an unknown writer
-
-    @classmethod
-    def of(cls, value: object) -> RunState:
-        try:
-            return cls(value)
-        except ValueError:
-            return cls.UNKNOWN
-
-    @property
-    def active(self) -> bool:
-        """A trainer process is (about to be) running it."""
-        return self in (RunState.STARTING, RunState.RUNNING)
-
-    @property
-    def final(self) -> bool:
-        """It has ended and nothing will change it on its own."""
-        return self in (RunState.COMPLETED, RunState.FAILED, RunState.STOPPED, RunState.CRASHED, RunState.PRUNED)
-
-    @property
-    def resumable(self) -> bool:
-        """Resume may continue it from its last checkpoint."""
-        return self in (RunState.STOPPED, RunState.CRASHED, RunState.FAILED)
-
-    @property
-    def stoppable(self) -> bool:
-        """Stop ends its trainer, or cancels it while queued."""
-        return self.active or self is RunState.QUEUED
 
 
 class RunError(AutotagError):
@@ -121,106 +69,6 @@ def check_writable(runs_dir: Path, min_free_mb: int = MIN_FREE_MB) -> None:
         raise RunError(
             f"only {free_mb:.0f} MB free in {runs_dir}; a run needs at least {min_free_mb} MB for checkpoints and logs"
         )
-
-
-#: Seconds since the epoch, as `time.time()` gives them (up to the year 5138: a damaged file's
-#: 1e300 would break every date shown).
-Timestamp = Annotated[float, Field(ge=0.0, le=1e11, strict=True)]
-#: A process id an OS can have (`os.kill` overflows beyond a C int). Strict, as the others:
-#: JSON's `true` or `1.0` is no pid autotag wrote.
-Pid = Annotated[int, Field(ge=1, le=2**31 - 1, strict=True)]
-#: Epochs, steps, clips: counted from 0.
-Count = Annotated[int, Field(ge=0, le=2**53, strict=True)]
-#: The largest status file read: a run's status.json is about 2 KB, and every listing reads them all.
-MAX_STATUS_BYTES = 1 << 20
-#: The largest other JSON file of a run read (metrics.json, data_report.json of a big data set).
-MAX_JSON_BYTES = 64 << 20
-
-
-class JsonFileError(AutotagError):
-    """A JSON file autotag reads is unreadable, too large, not JSON or nested beyond reason."""
-
-
-def load_json(file: Path, max_bytes: int = MAX_JSON_BYTES) -> Any:
-    """The JSON value in `file`, read with a size bound.
-
-    Files in run and sweep folders are anyone's to edit: a 2 GB file or `[[[[...` 200,000
-    deep (Python's parser recurses) must end in an error that names the file, never a
-    traceback in a listing that every page and command shares.
-
-    Raises:
-        FileNotFoundError: there is no such file.
-        JsonFileError: it cannot be read, is larger than `max_bytes`, or is not JSON.
-    """
-    try:
-        with file.open("rb") as fh:
-            raw = fh.read(max_bytes + 1)
-    except FileNotFoundError:
-        raise
-    except OSError as exc:
-        raise JsonFileError(f"{file.name} cannot be read ({exc.strerror or exc})") from None
-    if len(raw) > max_bytes:
-        raise JsonFileError(f"{file.name} is larger than {max_bytes >> 20} MB")
-    try:
-        return json.loads(raw)
-    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
-        raise JsonFileError(f"{file.name} is not JSON") from None
-
-
-Record = TypeVar("Record")
-
-
-@cache
-def _field_adapters(record: type) -> dict[str, TypeAdapter[Any]]:
-    """A validator for each field of a status record but its state, from the field's annotation."""
-    hints = get_type_hints(record, include_extras=True)
-    strict_floats = ConfigDict(allow_inf_nan=False)
-    return {f.name: TypeAdapter(hints[f.name], config=strict_floats) for f in fields(record) if f.name != "state"}
-
-
-def typed_fields(record: type, data: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
-    """The fields of `data` that `record` (a dataclass) declares, each checked against its
-    annotation and bounds; and a short line per field that failed (left out of the values)."""
-    values, problems = {}, []
-    for name, adapter in _field_adapters(record).items():
-        if data.get(name) is None:
-            continue
-        try:
-            values[name] = adapter.validate_python(data[name])
-        except ValidationError as exc:
-            problems.append(f"{name}: {exc.errors()[0]['msg'].lower()}")
-    return values, problems
-
-
-def record_from_json(record: type[Record], data: object, file: str) -> Record:
-    """A status file's JSON object as the typed `record` (a dataclass with `state` and `error`).
-
-    Every field is checked against its declared type and bounds, as config.yaml is against
-    its schema: a field of the wrong type (`"pid": "abc"`, `"train_clock": 5`) makes the
-    record state "unknown" with the reason in `error`, so one damaged file shows as one
-    unknown run instead of breaking `runs list` and every page that lists runs.
-    """
-    if not isinstance(data, dict):
-        return record(error=f"{file} is not a JSON object")
-    values, problems = typed_fields(record, data)
-    state = data.get("state")
-    if not isinstance(state, str) or RunState.of(state) is RunState.UNKNOWN and state != RunState.UNKNOWN:
-        problems.append(f"state: not one of {', '.join(RunState)}")
-    if problems:
-        values["error"] = f"{file} is damaged ({'; '.join(problems)}); autotag did not write it so"
-        return record(**values)
-    return record(state=RunState(state), **values)
-
-
-def read_record(record: type[Record], file: Path) -> Record:
-    """A status file as the typed `record`: unknown when missing, unknown with the reason when damaged."""
-    try:
-        data = load_json(file, MAX_STATUS_BYTES)
-    except FileNotFoundError:
-        return record()
-    except JsonFileError as exc:
-        return record(error=f"{exc}; autotag did not write it so")
-    return record_from_json(record, data, file.name)
 
 
 @dataclass
@@ -272,11 +120,6 @@ class RunStatus:
     #: The phase in which steps are trained: the only one whose pace an ETA may use.
     TRAINING: ClassVar[str] = "training"
 
-    @classmethod
-    def from_json(cls, data: object) -> RunStatus:
-        """A record from status.json's value; fields it does not declare are left on disk."""
-        return record_from_json(cls, data, "status.json")
-
     def to_json(self) -> dict[str, Any]:
         """The fields that are set, as JSON values (`runs show` prints this)."""
         return {k: v for k, v in asdict(self).items() if v is not None and v != {}}
@@ -316,7 +159,11 @@ class RunFolder:
 
     @property
     def status_file(self) -> Path:
-        return self.path / "status.json"
+        return self._status.path
+
+    @property
+    def _status(self) -> StatusFile[RunStatus]:
+        return StatusFile.of(self.path, RunStatus)
 
     @property
     def labels(self) -> Path:
@@ -384,9 +231,6 @@ class RunFolder:
     def exports(self) -> Path:
         """Exported models (`autotag.serving.export`), unless the user chose another place."""
         return self.path / "export"
-
-    #: Hidden files the layout has besides temporary files (`.<name>.tmp-<pid>`).
-    STATUS_LOCK = ".status.lock"
 
     @property
     def is_run(self) -> bool:
@@ -464,7 +308,7 @@ class RunFolder:
 
     def read_status(self) -> RunStatus:
         """status.json as a record; state "unknown" when it is missing, and with the reason when damaged."""
-        return read_record(RunStatus, self.status_file)
+        return self._status.read()
 
     def write_status(self, **changes: Any) -> RunStatus:
         """Merge `changes` into status.json atomically; return the new status.
@@ -472,11 +316,11 @@ class RunFolder:
         Raises:
             TypeError: a field that `RunStatus` does not declare.
         """
-        return RunStatus.from_json(merge_status(self.status_file, changes, self.path / self.STATUS_LOCK, RunStatus))
+        return self._status.write(**changes)
 
     def sweep_orphans(self) -> list[Path]:
         """Delete temporary files in the folder and its checkpoints/ whose writer is dead."""
-        from autotag.runs.procs import is_alive
+        from autotag.store.procs import is_alive
 
         removed = []
         for folder in (self.path, self.checkpoints):
@@ -535,80 +379,3 @@ def create_run(
         data=config.data,
     )
     return run_dir
-
-
-@contextmanager
-def file_lock(path: Path) -> Iterator[None]:
-    """An exclusive lock between this machine's processes, held on `path` (created if missing)."""
-    with open(path, "a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
-def merge_status(file: Path, changes: dict[str, Any], lock: Path, record: type) -> dict[str, Any]:
-    """Merge `changes` into the JSON object in `file`, stamped `updated`, and return it.
-
-    The read-modify-write holds `lock`, so a trainer's and a manager's writes (or a sweep's
-    workers') never lose each other's fields; the file is replaced atomically, so a reader
-    never sees half of it.
-
-    Raises:
-        TypeError: a field that the dataclass `record` (the file's typed reader) does not
-            declare: a misspelt name fails where it is written, not as nothing on a page.
-    """
-    unknown = changes.keys() - {f.name for f in fields(record)}
-    if unknown:
-        raise TypeError(f"{file.name} has no field {', '.join(sorted(unknown))} (see {record.__name__})")
-    with file_lock(lock):
-        try:
-            data = load_json(file, MAX_STATUS_BYTES)
-        except (OSError, JsonFileError):  # a damaged file is replaced by what is known now
-            data = {}
-        data = data if isinstance(data, dict) else {}
-        data.update(changes)
-        data["updated"] = time.time()
-        data = finite_or_none(data)  # what is written, returned as written
-        write_json_atomic(file, data)
-    return data
-
-
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON so that readers see the old or the new file, never a partial one.
-
-    The temporary file sits next to the target (same filesystem, so `os.replace` is
-    atomic) and carries the writer's pid, so a sweep can tell orphans from live writes.
-    A float that is not finite (a metric with nothing to rank, a diverged loss) is written
-    as null: JSON has no NaN, and a value that cannot be computed must not fail the writer.
-    """
-    tmp = path.with_name(f".{path.name}{TMP_MARK}{os.getpid()}")
-    try:
-        with tmp.open("w", encoding="utf-8") as fh:
-            json.dump(finite_or_none(data), fh, indent=2, allow_nan=False, default=str)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-def text_head(file: Path, limit: int = 64_000) -> str:
-    """The start of a run's text file for a person to read, whatever bytes it holds
-    (a config.yaml autotag writes is about 1.5 KB; a damaged one may be binary or huge)."""
-    try:
-        with file.open("rb") as fh:
-            return fh.read(limit).decode("utf-8", "replace")
-    except OSError as exc:
-        return f"({file.name} cannot be read: {exc.strerror or exc})"
-
-
-def finite_or_none(value: Any) -> Any:
-    """`value` with every non-finite float inside it (NaN, inf) replaced by None."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: finite_or_none(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [finite_or_none(v) for v in value]
-    return value

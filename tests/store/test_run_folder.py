@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from autotag.config import make_config
-from autotag.runs.folder import RunFolder, RunState, RunStatus, create_run
+from autotag.store.job import RunState, record_from_json
+from autotag.store.run_folder import RunFolder, RunStatus, create_run
 
 ROOT = Path(__file__).parents[2]
 
@@ -43,20 +44,22 @@ def test_a_missing_or_foreign_status_reads_as_unknown(tmp_path: Path, content: s
 
 
 def test_to_json_shows_only_what_is_set() -> None:
-    status = RunStatus.from_json({"state": "completed", "test_roc_auc": 0.9, "error": None})
+    status = record_from_json(RunStatus, {"state": "completed", "test_roc_auc": 0.9, "error": None}, "status.json")
     assert status.to_json() == {"state": "completed", "global_step": 0, "test_roc_auc": 0.9}
 
 
 #: The run folder's file names; `RunFolder` is their one home.
 _RUN_FILES = re.compile(
     r"""["'](config\.yaml|status\.json|labels\.json|metrics\.json|data_report\.json|thresholds\.json|"""
-    r"""train\.log|stop_requested|checkpoints|tb|last\.ckpt|trial\.json)["']"""
+    r"""train\.log|stop_requested|checkpoints|tb|last\.ckpt|trial\.json|sweep_verdict\.json)["']"""
 )
 
 
 def test_no_run_file_name_is_spelt_outside_the_run_folder_module() -> None:
-    # A sweep's folder and a robustness report's share names with a run's (status.json): each declares its own.
-    homes = {ROOT / "autotag" / p for p in ("runs/folder.py", "sweeps/folder.py", "robustness/job.py")}
+    # A sweep's folder and a robustness report's share names with a run's (sweep.log, status.json: store.job's).
+    homes = {
+        ROOT / "autotag" / p for p in ("store/run_folder.py", "store/job.py", "sweeps/folder.py", "robustness/job.py")
+    }
     code = [*ROOT.joinpath("autotag").rglob("*.py"), *ROOT.joinpath("pages").glob("*.py"), ROOT / "app.py"]
     found = [
         f"{path.relative_to(ROOT)}:{n}: {line.strip()}"

@@ -9,14 +9,14 @@ import pytest
 import torch
 
 from autotag.config import make_config
-from autotag.runs.checkpoints import (
+from autotag.store.checkpoints import (
     checkpoint_candidates,
     checkpoint_files,
     own_checkpoint,
     own_checkpoints,
     resumable_checkpoint,
 )
-from autotag.runs.folder import RunError, RunFolder, create_run
+from autotag.store.run_folder import RunError, RunFolder, create_run
 
 RESUMABLE = {"state_dict": {}, "loops": {}, "optimizer_states": [], "epoch": 1, "global_step": 2}
 

@@ -7,8 +7,7 @@ from dataclasses import dataclass
 
 import psutil
 
-from autotag.runs.folder import RunState
-from autotag.runs.job import START_TIMEOUT_S, derive_job_state
+from autotag.store.job import START_TIMEOUT_S, RunState, derive_job_state
 
 
 @dataclass

@@ -1,8 +1,8 @@
 """autotag dashboard: navigation over pages/ and a sidebar with the runs folder.
 
-Start with `bash scripts/dashboard.sh` (or `streamlit run app.py`). Pages only collect
-input, call one `autotag` function and render its result; training runs in its own
-process, so reloading or closing the browser never stops it.
+Start with `bash scripts/dashboard.sh` (or `streamlit run app.py`). Pages collect input,
+call the `autotag` library and render its results (no page computes anything of its own);
+training runs in its own process, so reloading or closing the browser never stops it.
 """
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ import streamlit as st
 from autotag.access import AccessDenied, allowed
 from autotag.audio.decode import AUDIO_EXTENSIONS, AudioError
 from autotag.audio.sandbox import decode_untrusted, prestart
+from autotag.errors import AutotagError
 from autotag.runs import manager
 from autotag.runs.table import best_run
 from autotag.serving.decide import decision_thresholds, read_tuning, tags_above
@@ -118,7 +119,7 @@ def _offer_published() -> None:
         try:
             with st.spinner(f"Getting {entry.name} ({entry.size / 1e6:.1f} MB) ..."):
                 get(entry.name, actor=acting())
-        except (ValueError, AccessDenied) as exc:  # offline without a mirror, not the published file, a role
+        except (AutotagError, AccessDenied) as exc:  # offline without a mirror, not the published file, a role
             st.error(str(exc))
             return
         st.rerun()

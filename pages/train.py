@@ -103,7 +103,7 @@ def _import_chosen() -> None:
     try:
         with st.spinner(f"Getting the published model {name} ..."):
             run_dir = get(name, actor=actor)
-    except (ValueError, AccessDenied) as exc:  # offline without a mirror, not the published file, a role
+    except (AutotagError, AccessDenied) as exc:  # offline without a mirror, not the published file, a role
         st.session_state["train_init_from"] = SCRATCH
         st.error(str(exc))
         return

@@ -1,4 +1,8 @@
-"""docs/architecture.md states the package as it is: its folder tree names every module, and only those."""
+"""docs/architecture.md states the package as it is, and the tests follow its layout.
+
+The doc's folder tree names every module and only those; every module has its test module
+(`tests/<package>/test_<module>.py`) unless it is named below with the tests that drive it.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,24 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "architecture.md"
+
+#: Modules without a test module of their own: why, and the test module that drives them.
+TESTED_ELSEWHERE = {
+    "audio/process.py": ("the decoder process's entry point", "tests/audio/test_sandbox.py"),
+    "cli/pretrained.py": ("`pretrained ...`: a parser and calls", "tests/pretrained/test_importer.py"),
+    "cli/robustness.py": ("`robustness ...`: a parser and calls", "tests/robustness/test_report.py"),
+    "cli/sweep.py": ("`sweep ...`: a parser and calls", "tests/sweeps/test_manager.py"),
+    "data/prepare.py": ("the data set, checked, into the feature cache", "tests/data/test_datamodule.py"),
+    "digests.py": ("hashlib over a file", "tests/pretrained/test_fetch.py"),
+    "logs.py": ("logging's set-up", "tests/cli/test_main.py"),
+    "models/specs.py": ("a table of the papers' inputs", "tests/models/test_architectures.py"),
+    "pretrained/catalogue.py": ("a table of the published taggers", "tests/pretrained/test_weights.py"),
+    "robustness/job.py": ("the report's files and process", "tests/robustness/test_report.py"),
+    "robustness/process.py": ("the report process's entry point", "tests/robustness/test_report.py"),
+    "runs/process.py": ("the trainer processes' entry points", "tests/runs/test_manager.py"),
+    "ui/robustness.py": ("the Runs page's report section", "tests/test_app.py"),
+    "ui/ticker.py": ("the live pages' clock, a browser component", "tests/test_browser.py"),
+}
 
 
 def _documented_modules() -> set[str]:
@@ -55,3 +77,18 @@ def test_the_doc_names_only_modules_that_exist() -> None:
         }
     )
     assert not missing, f"docs/architecture.md names modules that do not exist: {missing}"
+
+
+def _test_module(module: str) -> Path:
+    package, _, name = module.rpartition("/")
+    return ROOT / "tests" / package / f"test_{name}"
+
+
+def test_every_module_has_its_test_module_or_says_which_tests_drive_it() -> None:
+    lacking = sorted(m for m in _package_modules() if not _test_module(m).exists())
+    unexplained = [m for m in lacking if m not in TESTED_ELSEWHERE]
+    assert not unexplained, f"modules without tests/<package>/test_<module>.py: {unexplained}"
+    stale = sorted(set(TESTED_ELSEWHERE) - set(lacking))
+    assert not stale, f"TESTED_ELSEWHERE names modules that have their own test module, or none: {stale}"
+    missing = [where for _, where in TESTED_ELSEWHERE.values() if not (ROOT / where).is_file()]
+    assert not missing, missing

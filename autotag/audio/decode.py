@@ -4,7 +4,7 @@ Everything that reads audio (cache building, tagging, the dashboard) goes throug
 `load_audio`, so formats, down-mixing and resampling behave the same everywhere.
 What audio may be at all (`LIMITS`: channels, sample rate, and the length of a file held
 whole) is decided here too, for every way in: `load_audio`, the streaming `iter_chunks`,
-and the upload sandbox's worker process (`autotag.audio.worker`).
+and the upload sandbox's decoder process (`autotag.audio.process`).
 """
 
 from __future__ import annotations

@@ -1,13 +1,13 @@
 """Decoding of audio from outside (uploads, recordings) that cannot hurt the server.
 
-The decoder runs in a child process (`autotag.audio.worker`) with an address-space
+The decoder runs in a child process (`autotag.audio.process`) with an address-space
 limit, a CPU-time limit and a wall-clock timeout: a decoder crash, a hang or a memory
 bomb ends that child, and the caller gets an `AudioError` saying what happened.
 
-Starting a worker (Python, numpy, soundfile) is more than half of the time an upload
-spends here: a 30 s 44.1 kHz stereo WAV took 0.25 s with a fresh worker, 0.11 s with one
+Starting a decoder (Python, numpy, soundfile) is more than half of the time an upload
+spends here: a 30 s 44.1 kHz stereo WAV took 0.25 s with a fresh decoder, 0.11 s with one
 started ahead by `prestart()`, which imports its decoder, applies its limits to itself
-and waits for the file on stdin. Each worker still decodes one file and exits; none is
+and waits for the file on stdin. Each decoder still decodes one file and exits; none is
 ever reused.
 """
 
@@ -53,7 +53,7 @@ def decode_untrusted(
             proc.kill()
             proc.communicate()
             raise AudioError(f"{name}: decoding took longer than {limits.timeout_s:.0f} s; refused") from None
-        except BaseException:  # as subprocess.run does: never leave a worker behind
+        except BaseException:  # as subprocess.run does: never leave a decoder behind
             proc.kill()
             raise
     if proc.returncode == 2:
@@ -68,11 +68,11 @@ def decode_untrusted(
 
 
 def prestart(limits: DecodeLimits | None = None) -> None:
-    """Start a worker for the next `decode_untrusted(..., limits)` unless one is waiting.
+    """Start a decoder for the next `decode_untrusted(..., limits)` unless one is waiting.
 
-    The worker applies its limits to itself before it reads anything, exactly as one
+    The decoder applies its limits to itself before it reads anything, exactly as one
     started by `decode_untrusted`; its wall-clock timeout runs from when it gets the file.
-    A waiting worker exits when this process does (its stdin closes).
+    A waiting decoder exits when this process does (its stdin closes).
     """
     limits = limits or DecodeLimits()
     with _spares_lock:
@@ -87,7 +87,7 @@ _spares_lock = threading.Lock()
 
 
 def _take_spare(limits: DecodeLimits) -> subprocess.Popen | None:
-    """The waiting worker for `limits`, now this caller's alone; None if there is none alive."""
+    """The waiting decoder for `limits`, now this caller's alone; None if there is none alive."""
     with _spares_lock:
         spare = _spares.pop(limits, None)
     if spare is not None and spare.poll() is None:
@@ -96,17 +96,17 @@ def _take_spare(limits: DecodeLimits) -> subprocess.Popen | None:
     return None
 
 
-def _discard(worker: subprocess.Popen | None) -> None:
-    """Close the pipes of a worker that died while it waited."""
-    if worker is not None:
-        for pipe in (worker.stdin, worker.stdout, worker.stderr):
+def _discard(decoder: subprocess.Popen | None) -> None:
+    """Close the pipes of a decoder that died while it waited."""
+    if decoder is not None:
+        for pipe in (decoder.stdin, decoder.stdout, decoder.stderr):
             pipe.close()
 
 
 def _spawn(limits: DecodeLimits) -> subprocess.Popen:
     args = (limits.memory_mb, int(limits.timeout_s) + 1)
-    cmd = [sys.executable, "-m", "autotag.audio.worker", *map(str, args)]
-    # No preexec_fn (unsafe in a threaded server): the worker limits itself.
+    cmd = [sys.executable, "-m", "autotag.audio.process", *map(str, args)]
+    # No preexec_fn (unsafe in a threaded server): the decoder limits itself.
     return subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 

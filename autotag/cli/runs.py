@@ -116,8 +116,8 @@ def _cmd_delete(args: argparse.Namespace) -> int:
 
 
 def _cmd_exec(args: argparse.Namespace) -> int:
-    """A run's trainer in this process (how a SLURM job continues a run); see `autotag.runs.worker`."""
-    from autotag.runs.worker import train_run
+    """A run's trainer in this process (how a SLURM job continues a run); see `autotag.runs.process`."""
+    from autotag.runs.process import train_run
 
     return train_run(absolute(args.run), args.resume)
 

@@ -1,7 +1,7 @@
 """Runs that live outside the browser: launch, queue, list, stop, resume, delete.
 
 Training never runs in the caller's process: `launch` starts a detached OS process
-(`python -m autotag.runs.worker exec RUN`, its own session, output to train.log) from the run's
+(`python -m autotag.runs.process exec RUN`, its own session, output to train.log) from the run's
 config.yaml. A run's state is derived from facts on disk and from the OS through psutil (guildai's way):
 the trainer writes its own final state; a dead or reused pid without one is "crashed".
 At most `max_parallel()` runs train at once; the rest wait as "queued" and are started by
@@ -240,7 +240,7 @@ def _spawn(run_dir: Path, resume_from: str | None = None) -> None:
     env = launch_env()
     if warm.hand_over(run_dir, resume_from, env):
         return  # the warm process forks the trainer and records its pid
-    cmd = [sys.executable, "-m", warm.WORKER, "exec", str(run_dir)]
+    cmd = [sys.executable, "-m", warm.PROCESS_MODULE, "exec", str(run_dir)]
     if resume_from:
         cmd += ["--resume", resume_from]
     pid = start_process(cmd, run.log, env)

@@ -4,7 +4,7 @@ Most of the time from Launch to the first point on the chart is a new trainer im
 torch and Lightning (about 4 s of 9 on a 2-core laptop). The dashboard therefore keeps
 one process per runs folder that has done those imports and then waits. A launch drops
 a request file into `<runs>/.warm/`; the process forks a child that becomes the run's
-trainer exactly as `python -m autotag.runs.worker exec RUN` would: its own session, its output
+trainer exactly as `python -m autotag.runs.process exec RUN` would: its own session, its output
 in train.log, the same command line for Lightning's DDP launcher to re-run.
 
 Anything unusual (no warm process, another environment or code version, no answer
@@ -32,7 +32,7 @@ from autotag.store.procs import is_alive, process_start_time, start_detached
 from autotag.store.run_folder import RunFolder
 
 #: The module whose `main` a trainer and the warm process run (named, not imported: it imports us).
-WORKER = "autotag.runs.worker"
+PROCESS_MODULE = "autotag.runs.process"
 WARM_DIR = ".warm"
 INFO_FILE = "process.json"
 #: How long a launch waits for the warm process to take its request before starting a fresh one.
@@ -86,20 +86,20 @@ def info(runs_dir: Path) -> dict:
         return {}
 
 
-def _ready(runs_dir: Path, print_: str) -> bool:
+def _ready(runs_dir: Path, inherited: str) -> bool:
     record = info(runs_dir)
     alive = is_alive(record.get("pid"), record.get("pid_start"))
-    return record.get("fingerprint") == print_ and bool(record.get("ready")) and alive
+    return record.get("fingerprint") == inherited and bool(record.get("ready")) and alive
 
 
 def ensure(runs_dir: Path, env: dict[str, str], cwd: Path) -> None:
     """Start the warm process of `runs_dir` unless a current one runs; cheap when it does."""
     if not enabled():
         return
-    print_ = fingerprint(env)
+    inherited = fingerprint(env)
     record = info(runs_dir)
     if is_alive(record.get("pid"), record.get("pid_start")):
-        if record.get("fingerprint") == print_:
+        if record.get("fingerprint") == inherited:
             return
         os.kill(record["pid"], signal.SIGTERM)  # stale: other code or settings than launches now use
     folder = runs_dir / WARM_DIR
@@ -109,9 +109,9 @@ def ensure(runs_dir: Path, env: dict[str, str], cwd: Path) -> None:
     except OSError as exc:  # a read-only runs folder: launches will say so; starts are just not warm
         log.warning("no pre-warmed trainer for %s: %s", runs_dir, exc)
         return
-    cmd = [sys.executable, "-m", WORKER, "warm", str(runs_dir), "--owner", str(os.getpid())]
-    pid = start_detached([*cmd, "--fingerprint", print_], folder / "warm.log", cwd, env)
-    write_json_atomic(folder / INFO_FILE, {"pid": pid, "pid_start": process_start_time(pid), "fingerprint": print_})
+    cmd = [sys.executable, "-m", PROCESS_MODULE, "warm", str(runs_dir), "--owner", str(os.getpid())]
+    pid = start_detached([*cmd, "--fingerprint", inherited], folder / "warm.log", cwd, env)
+    write_json_atomic(folder / INFO_FILE, {"pid": pid, "pid_start": process_start_time(pid), "fingerprint": inherited})
 
 
 def hand_over(run_dir: Path, resume_from: str | None, env: dict[str, str]) -> bool:
@@ -133,11 +133,12 @@ def hand_over(run_dir: Path, resume_from: str | None, env: dict[str, str]) -> bo
     return False
 
 
-def serve(runs_dir: Path, owner: int, print_: str, trainer: Callable[[list[str]], int]) -> None:
+def serve(runs_dir: Path, owner: int, inherited: str, trainer: Callable[[list[str]], int]) -> None:
     """The warm process: import the training stack, then fork a trainer per request.
 
     Args:
-        trainer: The trainer process's entry (`autotag.runs.worker.main`), called in each
+        inherited: The `fingerprint` it was started for: what the trainers it forks inherit.
+        trainer: The trainer process's entry (`autotag.runs.process.main`), called in each
             forked child with the `exec` arguments a fresh trainer would get.
     """
     import autotag.training.fit  # noqa: F401
@@ -145,7 +146,7 @@ def serve(runs_dir: Path, owner: int, print_: str, trainer: Callable[[list[str]]
     from autotag.data import datamodule, prepare  # noqa: F401
 
     folder = runs_dir / WARM_DIR
-    me = {"pid": os.getpid(), "pid_start": process_start_time(os.getpid()), "fingerprint": print_}
+    me = {"pid": os.getpid(), "pid_start": process_start_time(os.getpid()), "fingerprint": inherited}
     deadline = time.monotonic() + 10
     while info(runs_dir).get("pid") != me["pid"]:  # `ensure` records our pid once Popen returns
         if time.monotonic() > deadline:

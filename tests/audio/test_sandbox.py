@@ -49,13 +49,13 @@ def test_prestarted_workers_keep_their_limits() -> None:
 
 
 def test_a_dead_or_taken_worker_is_replaced() -> None:
-    limits = DecodeLimits(timeout_s=29.0)  # limits of their own: a waiting worker of its own
+    limits = DecodeLimits(timeout_s=29.0)  # limits of their own: a waiting decoder of its own
     prestart(limits)
     sandbox._spares[limits].send_signal(signal.SIGKILL)
     sandbox._spares[limits].wait()
-    assert len(decode_untrusted(CLIP, 16000, limits=limits)) == 32000  # a fresh worker instead
+    assert len(decode_untrusted(CLIP, 16000, limits=limits)) == 32000  # a fresh decoder instead
     prestart(limits)
-    with ThreadPoolExecutor(3) as pool:  # one takes the waiting worker, the others start their own
+    with ThreadPoolExecutor(3) as pool:  # one takes the waiting decoder, the others start their own
         waves = list(pool.map(lambda _: decode_untrusted(CLIP, 16000, limits=limits), range(3)))
     assert [len(w) for w in waves] == [32000] * 3
 
@@ -63,8 +63,8 @@ def test_a_dead_or_taken_worker_is_replaced() -> None:
 def test_a_waiting_worker_ends_when_its_parent_does() -> None:
     limits = DecodeLimits(timeout_s=28.0)
     prestart(limits)
-    worker = sandbox._spares.pop(limits)
-    worker.stdin.close()  # what the parent's exit does to the pipe
-    assert worker.wait(timeout=10) == 2 and b"the file is empty" in worker.stderr.read()
-    worker.stdout.close()
-    worker.stderr.close()
+    decoder = sandbox._spares.pop(limits)
+    decoder.stdin.close()  # what the parent's exit does to the pipe
+    assert decoder.wait(timeout=10) == 2 and b"the file is empty" in decoder.stderr.read()
+    decoder.stdout.close()
+    decoder.stderr.close()

@@ -112,7 +112,7 @@ def test_the_trainer_refuses_a_resume_from_outside_its_run(
     how: str, trained_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """`resume_from` comes from status.json, which a hostile hand may have written."""
-    from autotag.runs.worker import train_run
+    from autotag.runs.process import train_run
     from autotag.training import fit as fit_module
 
     run = _own_copy(trained_run, tmp_path / "runs")

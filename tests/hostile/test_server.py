@@ -12,13 +12,21 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from streamlit.testing.v1 import AppTest
 
 from autotag.access import read_log
 from autotag.config import make_config
 from autotag.runs import manager
 from autotag.store.run_folder import RunFolder, create_run, default_runs_dir
-from tests.test_auth_pages import APP, DEMOTED, SECRETS
+from autotag.ui import auth
+from tests.ui.test_auth import APP, DEMOTED, SECRETS
+
+
+@pytest.fixture(autouse=True)
+def _a_new_server(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A server logs each login once (`auth._RECORDED`); each test here is a new server."""
+    monkeypatch.setattr(auth, "_RECORDED", set())
 
 
 def _page(email: str, page: str, secrets: dict = SECRETS) -> AppTest:

@@ -65,7 +65,7 @@ def test_a_moved_run_folder_resumes_and_completes_inside_its_new_folder(
     small_csv_dataset: Path, tmp_path: Path
 ) -> None:
     """Killed while testing its best checkpoint, then `mv runs runs-moved`, then resumed."""
-    from autotag.runs.worker import train_run
+    from autotag.runs.process import train_run
     from autotag.store.run_folder import create_run
     from autotag.training.fit import fit
 

@@ -104,34 +104,6 @@ def test_smoothing_and_downsampling() -> None:
     assert len(steps) <= 1000 and steps[0] == 0 and steps[-1] == 4999 and values[-1] == 4999.0
 
 
-def test_a_run_without_points_gets_an_empty_chart_that_says_so(tmp_path: Path) -> None:
-    from autotag.ui.charts import curves_figure
-
-    empty = CurveReader(tmp_path / "none")
-    empty.refresh()
-    fig = curves_figure({"run": empty})
-    assert not fig.data and "No points yet" in fig.layout.annotations[-1].text
-    _write_run(tmp_path / "tb", range(5))
-    reader = CurveReader(tmp_path / "tb")
-    reader.refresh()
-    fig = curves_figure({"run": reader})
-    assert {t.name for t in fig.data} >= {"train_loss"}
-    assert not any("No points yet" in (a.text or "") for a in fig.layout.annotations)
-
-
-def test_the_first_train_loss_point_alone_is_drawn_and_named(tmp_path: Path) -> None:
-    """Plotly draws no line through one point and hides the legend of a lone trace."""
-    from autotag.ui.charts import curves_figure
-
-    _write_run(tmp_path / "tb", range(1), tags=("train_loss",))
-    reader = CurveReader(tmp_path / "tb")
-    reader.refresh()
-    fig = curves_figure({"run": reader})
-    (trace,) = fig.data
-    assert trace.name == "train_loss" and list(trace.x) == [0] and "markers" in trace.mode
-    assert fig.layout.showlegend is True
-
-
 def _frame(payload: bytes) -> bytes:
     """One TFRecord frame around `payload`, as the writer frames it."""
     header = struct.pack("<Q", len(payload))

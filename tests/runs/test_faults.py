@@ -21,7 +21,6 @@ from autotag.runs.table import summarize
 from autotag.store.job import RunState, record_from_json
 from autotag.store.procs import is_alive, process_start_time
 from autotag.store.run_folder import RunError, RunFolder, RunStatus, create_run
-from autotag.training.checkpoint_io import AtomicCheckpointIO
 from tests.conftest import tiny_config, wait_for_run
 
 STUBBORN = textwrap.dedent(
@@ -79,31 +78,6 @@ def test_ten_launches_at_once_run_k_and_queue_the_rest(small_csv_dataset: Path, 
             if manager.derive_state(run).stoppable:
                 manager.stop(run, grace=5)
     assert all(RunFolder(r).read_status().state == "stopped" for r in made)
-
-
-def test_checkpoint_writes_are_atomic_and_orphans_are_swept(tmp_path: Path) -> None:
-    io = AtomicCheckpointIO()
-    target = tmp_path / "checkpoints" / "last.ckpt"
-    io.save_checkpoint({"state_dict": {"w": torch.ones(3)}}, target)
-    assert torch.load(target, weights_only=True)["state_dict"]["w"].sum() == 3
-    assert [p.name for p in target.parent.iterdir()] == ["last.ckpt"]
-
-    class Boom:
-        def __reduce__(self):  # noqa: ANN204 - torch.save fails halfway through pickling
-            raise RuntimeError("disk went away")
-
-    with pytest.raises(RuntimeError, match="disk went away"):
-        io.save_checkpoint({"state_dict": {"w": torch.zeros(3)}, "x": Boom()}, target)
-    assert torch.load(target, weights_only=True)["state_dict"]["w"].sum() == 3  # old file intact
-    assert [p.name for p in target.parent.iterdir()] == ["last.ckpt"]
-
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-    orphan = target.parent / f".last.ckpt.tmp-{int(dead.stdout)}"
-    orphan.write_bytes(b"half a checkpoint")
-    live = target.parent / f".best.ckpt.tmp-{os.getpid()}"
-    live.write_bytes(b"being written")
-    assert RunFolder(tmp_path).sweep_orphans() == [orphan]
-    assert live.exists() and not orphan.exists()
 
 
 def _every_checkpoint_loads(run: Path) -> None:

@@ -11,11 +11,12 @@ from pathlib import Path
 
 import pytest
 
+from autotag.config import make_config
 from autotag.runs import manager
 from autotag.runs.curves import CurveReader
 from autotag.store.job import RunState
 from autotag.store.procs import is_alive, process_start_time
-from autotag.store.run_folder import RunError, RunFolder
+from autotag.store.run_folder import RunError, RunFolder, create_run
 from tests.conftest import tiny_config, wait_for_run
 
 pytestmark = pytest.mark.slow
@@ -148,3 +149,14 @@ def test_run_states_are_typed_and_stored_as_plain_strings(tmp_path: Path) -> Non
     RunFolder(tmp_path).write_status(state=RunState.CRASHED)
     assert '"state": "crashed"' in (tmp_path / "status.json").read_text()
     assert manager.derive_state(tmp_path) is RunState.CRASHED
+
+
+def test_runs_are_listed_newest_first_also_when_a_user_named_the_folder(tmp_path: Path) -> None:
+    config = make_config(data=str(tmp_path), model="tiny")
+    first = create_run(config, tmp_path / "runs", "first")
+    named = create_run(config, folder=tmp_path / "runs" / "mtat-ddp")  # as torchrun --run-dir makes it
+    last = create_run(config, tmp_path / "runs", "last")
+    RunFolder(first).write_status(created=1.0)
+    RunFolder(named).write_status(created=2.0)
+    RunFolder(last).write_status(created=3.0)
+    assert [r.path for r in manager.list_runs(tmp_path / "runs")] == [last, named, first]

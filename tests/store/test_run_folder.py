@@ -84,31 +84,6 @@ def test_no_state_name_is_spelt_outside_run_state() -> None:
     assert not found, "\n".join(found)
 
 
-def test_config_differences_name_only_the_fields_that_differ(tmp_path: Path) -> None:
-    from autotag.runs.table import config_differences
-
-    a = create_run(make_config(data=str(tmp_path), model="tiny", lr=1e-3), tmp_path / "runs", "a")
-    b = create_run(make_config(data=str(tmp_path), model="tiny", lr=1e-4), tmp_path / "runs", "b")
-    c = create_run(make_config(data=str(tmp_path), model="fcn", lr=1e-4), tmp_path / "runs", "c")
-    assert config_differences([a, b]) == {"lr": {a.name: 1e-3, b.name: 1e-4}}
-    diff = config_differences([a, b, c])
-    assert diff["model"] == {a.name: "tiny", b.name: "tiny", c.name: "fcn"} and "data" not in diff
-    assert config_differences([a, a]) == {}
-
-
-def test_runs_are_listed_newest_first_also_when_a_user_named_the_folder(tmp_path: Path) -> None:
-    from autotag.runs import manager
-
-    config = make_config(data=str(tmp_path), model="tiny")
-    first = create_run(config, tmp_path / "runs", "first")
-    named = create_run(config, folder=tmp_path / "runs" / "mtat-ddp")  # as torchrun --run-dir makes it
-    last = create_run(config, tmp_path / "runs", "last")
-    RunFolder(first).write_status(created=1.0)
-    RunFolder(named).write_status(created=2.0)
-    RunFolder(last).write_status(created=3.0)
-    assert [r.path for r in manager.list_runs(tmp_path / "runs")] == [last, named, first]
-
-
 def test_a_value_that_cannot_be_computed_is_written_as_null(tmp_path: Path) -> None:
     """JSON has no NaN: a metric with nothing to rank must not fail the trainer's status write."""
     run = RunFolder(tmp_path)

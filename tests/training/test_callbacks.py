@@ -10,7 +10,7 @@ import torch
 
 from autotag.store.run_folder import RunFolder
 from autotag.training import callbacks
-from autotag.training.callbacks import PruneTrial, StatusCallback
+from autotag.training.callbacks import PruneTrial, StatusCallback, TimeBudget
 from autotag.training.trial import TrialLink
 
 NOTE = "no tag in the valid split has both a positive and a negative clip, so ROC-AUC and PR-AUC are n/a"
@@ -87,3 +87,13 @@ def test_the_validated_epoch_goes_to_status_json_with_its_metrics(tmp_path: Path
     StatusCallback(tmp_path).on_validation_end(trainer, SimpleNamespace(val_note=None))
     status = RunFolder(tmp_path).read_status()
     assert status.validated_epoch == 3 and status.last_metrics == {"val_loss": 0.5}
+
+
+def test_the_time_budget_waits_for_a_first_validation_then_stops() -> None:
+    budget = TimeBudget(minutes=0.0)
+    trainer = SimpleNamespace(should_stop=False, sanity_checking=False, strategy=SimpleNamespace(broadcast=bool))
+    budget.on_train_start(trainer, None)
+    budget.on_train_batch_end(trainer, None)
+    assert not trainer.should_stop  # no checkpoint to test yet
+    budget.on_validation_end(trainer, None)
+    assert trainer.should_stop and budget.spent

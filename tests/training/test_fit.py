@@ -116,3 +116,12 @@ def test_the_stop_check_imports_nothing(monkeypatch: pytest.MonkeyPatch) -> None
     from lightning.pytorch.utilities.exceptions import SIGTERMException
 
     assert _is_stop(SIGTERMException())
+
+
+def test_a_run_out_of_time_tests_its_best_checkpoint_and_completes(small_csv_dataset: Path, tmp_path: Path) -> None:
+    config = tiny_config(small_csv_dataset, max_epochs=1000, patience=100, max_minutes=0.05)
+    metrics = fit(config, tmp_path / "run", log_file=False)
+    status = RunFolder(tmp_path / "run").read_status()
+    assert status.state == "completed" and status.ended_by == "time budget of 0.05 min spent"
+    assert metrics["ended_by"] == status.ended_by and metrics["epochs"] < 1000
+    assert metrics["roc_auc_macro"] is not None

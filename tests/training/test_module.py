@@ -17,3 +17,13 @@ def test_a_silent_training_chunk_adds_nothing_to_the_loss() -> None:
     assert torch.allclose(with_silence, module.training_step((loud, targets[:2]), 0))
     alone = module.training_step((silent, targets[2:]), 0)
     assert alone.item() == 0.0 and alone.requires_grad  # no gradient from it, and the step still runs
+
+
+def test_fine_tuning_gives_the_backbone_a_fraction_of_the_learning_rate() -> None:
+    module = TaggingModule("tiny", ["a", "b"], n_mels=64, lr=1e-3, backbone_lr_factor=0.1)
+    groups = module.configure_optimizers().param_groups
+    assert [g["lr"] for g in groups] == [1e-3, pytest.approx(1e-4)]
+    assert groups[0]["params"] == list(module.net.head[-1].parameters())
+    assert sum(len(g["params"]) for g in groups) == len(list(module.parameters()))
+    plain = TaggingModule("tiny", ["a", "b"], n_mels=64, lr=1e-3).configure_optimizers().param_groups
+    assert len(plain) == 1  # as runs saved before the factor existed resume with

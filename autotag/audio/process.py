@@ -1,4 +1,4 @@
-"""Decode untrusted audio in a throw-away process: `python -m autotag.audio.worker`.
+"""Decode untrusted audio in a throw-away process: `python -m autotag.audio.process`.
 
 Reads the file's bytes on stdin and writes one JSON line ({"rate": Hz, "frames": n}) and
 then n mono float32 samples at the file's own rate on stdout. Any refusal exits with
@@ -6,7 +6,7 @@ status 2 and one line on stderr. The audio's limits are those of every decoder
 (`autotag.audio.decode.LIMITS`): channels, rate and any stated length from the header
 first, then the length again while counting. Nothing is sized from the header's frame
 count: samples are read block by block until the data really ends. The parent chooses
-the memory and CPU limits, which the worker applies to itself first, and a timeout
+the memory and CPU limits, which the decoder applies to itself first, and a timeout
 (`autotag.audio.sandbox`).
 """
 
@@ -28,7 +28,7 @@ def _refuse(message: str) -> None:
     os._exit(2)
 
 
-#: What the worker's own messages call the file; the sandbox names it for the user.
+#: What the decoder's own messages call the file; the sandbox names it for the user.
 _NAME = "the file"
 
 
@@ -37,7 +37,7 @@ def decode(data: bytes) -> tuple[int, np.ndarray]:
 
     The same reading as `autotag.audio.decode.load_audio` (header within `LIMITS`, blocks
     counted against them), down-mixed in numpy: importing torch here would cost the
-    upload a second and much of the worker's address-space limit.
+    upload a second and much of the decoder's address-space limit.
     """
     if not data:
         _refuse("the file is empty")
@@ -53,7 +53,7 @@ def decode(data: bytes) -> tuple[int, np.ndarray]:
 
 
 def _limit_self(memory_mb: int, cpu_s: int) -> None:
-    """Address-space and CPU limits, set by the worker on itself before it touches the data."""
+    """Address-space and CPU limits, set by the decoder on itself before it touches the data."""
     resource.setrlimit(resource.RLIMIT_AS, (memory_mb << 20, memory_mb << 20))
     resource.setrlimit(resource.RLIMIT_CPU, (cpu_s, cpu_s + 1))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))

@@ -17,7 +17,7 @@ from autotag.access import read_log
 from autotag.runs import manager
 from autotag.store.run_folder import RunFolder, default_runs_dir
 
-APP = str(Path(__file__).parent.parent / "app.py")
+APP = str(Path(__file__).parents[2] / "app.py")
 PAGES = ["pages/train.py", "pages/runs.py", "pages/sweep.py", "pages/tag.py", "pages/data.py"]
 SECRETS = {
     "auth": {

@@ -1,7 +1,7 @@
 """Entry points of the processes that the runs layer starts:
 
-    python -m autotag.runs.worker exec RUN [--resume CKPT]     a background trainer (`manager`)
-    python -m autotag.runs.worker warm RUNS --owner PID --fingerprint FP   the pre-warmed trainer (`warm`)
+    python -m autotag.runs.process exec RUN [--resume CKPT]     a background trainer (`manager`)
+    python -m autotag.runs.process warm RUNS --owner PID --fingerprint FP   the pre-warmed trainer (`warm`)
 
 A trainer forked from the pre-warmed one runs `main` with the same `exec` arguments, so it
 is the same as a fresh one; under DDP, Lightning re-runs this module's command line for the
@@ -20,13 +20,12 @@ from pathlib import Path
 
 from autotag.logs import setup_logging
 from autotag.paths import absolute
-from autotag.runs import manager
+from autotag.runs import manager, warm
 from autotag.store.checkpoints import own_checkpoint
 from autotag.store.job import RunState
 from autotag.store.run_folder import RunError, RunFolder
 
-MODULE = "autotag.runs.worker"
-log = logging.getLogger("autotag.runs.worker")
+log = logging.getLogger("autotag.runs.process")
 
 
 def train_run(run: Path, resume: str | None = None) -> int:
@@ -72,7 +71,7 @@ def _train(run: Path, resume: str | None) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     from autotag.runs.warm import serve
 
-    parser = argparse.ArgumentParser(prog=f"python -m {MODULE}", description="autotag's own processes")
+    parser = argparse.ArgumentParser(prog=f"python -m {warm.PROCESS_MODULE}", description="autotag's own processes")
     sub = parser.add_subparsers(dest="process", required=True)
     p = sub.add_parser("exec", help="train a run in this process")
     p.add_argument("run")

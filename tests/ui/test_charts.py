@@ -1,0 +1,61 @@
+"""The dashboard's figures say what they show: an empty chart says so, a lone point is drawn,
+thresholds are visible, co-occurrence reads as a share."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from autotag.runs.curves import CurveReader
+from autotag.ui.charts import cooccurrence_figure, curves_figure, tag_counts_figure, taggram_figure, top_tags_figure
+from tests.runs.test_curves import _write_run
+
+
+def test_a_run_without_points_gets_an_empty_chart_that_says_so(tmp_path: Path) -> None:
+    empty = CurveReader(tmp_path / "none")
+    empty.refresh()
+    fig = curves_figure({"run": empty})
+    assert not fig.data and "No points yet" in fig.layout.annotations[-1].text
+    _write_run(tmp_path / "tb", range(5))
+    reader = CurveReader(tmp_path / "tb")
+    reader.refresh()
+    fig = curves_figure({"run": reader})
+    assert {t.name for t in fig.data} >= {"train_loss"}
+    assert not any("No points yet" in (a.text or "") for a in fig.layout.annotations)
+
+
+def test_the_first_train_loss_point_alone_is_drawn_and_named(tmp_path: Path) -> None:
+    """Plotly draws no line through one point and hides the legend of a lone trace."""
+    _write_run(tmp_path / "tb", range(1), tags=("train_loss",))
+    reader = CurveReader(tmp_path / "tb")
+    reader.refresh()
+    fig = curves_figure({"run": reader})
+    (trace,) = fig.data
+    assert trace.name == "train_loss" and list(trace.x) == [0] and "markers" in trace.mode
+    assert fig.layout.showlegend is True
+
+
+def test_top_tags_are_coloured_by_their_own_threshold_and_drawn_with_it() -> None:
+    fig = top_tags_figure({"piano": 0.3, "drums": 0.6, "rock": 0.1}, {"piano": 0.25, "drums": 0.7}, k=2)
+    bars, ticks = fig.data
+    assert list(bars.y) == ["piano", "drums"]  # the k most probable, the most probable on top
+    assert bars.marker.color[0] != "#b0b0b0" and bars.marker.color[1] == "#b0b0b0"  # piano is on at 0.3 >= 0.25
+    assert list(ticks.x) == [0.25, 0.7]
+    assert len(top_tags_figure({"piano": 0.3}).data) == 1  # no thresholds: no ticks
+
+
+def test_co_occurrence_is_the_share_of_the_rows_clips() -> None:
+    targets = np.array([[1, 1], [1, 0], [1, 0], [0, 1]])  # piano in 3 clips, drums in 2, together in 1
+    share = np.asarray(cooccurrence_figure(["piano", "drums"], targets).data[0].z)
+    assert share == pytest.approx(np.array([[1.0, 1 / 3], [0.5, 1.0]]))
+    assert cooccurrence_figure(["a"], np.zeros((3, 1))).data[0].z[0][0] == 0.0  # a tag no clip has
+
+
+def test_tag_counts_stack_the_splits_and_a_taggram_puts_each_chunk_at_its_centre() -> None:
+    fig = tag_counts_figure({"train": {"piano": 5, "drums": 9}, "valid": {"piano": 1}})
+    assert [t.name for t in fig.data] == ["train", "valid", "test"] and list(fig.data[0].y) == ["piano", "drums"]
+    assert list(fig.data[1].x) == [1, 0] and list(fig.data[2].x) == [0, 0]
+    gram = taggram_figure(["piano"], np.array([[0.2], [0.9]]), np.array([0.0, 3.0]), 3.0)
+    assert list(gram.data[0].x) == [1.5, 4.5] and np.asarray(gram.data[0].z).shape == (1, 2)

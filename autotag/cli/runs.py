@@ -143,9 +143,14 @@ def _cmd_export_slurm(args: argparse.Namespace) -> int:
         )
     except ValueError as exc:
         raise RunError(str(exc)) from None
-    if args.out:
-        args.out.write_text(script, encoding="utf-8")
-        print(f"wrote {args.out}; submit it with: sbatch {args.out}", file=sys.stderr)
+    return write_sbatch(script, args.out)
+
+
+def write_sbatch(script: str, out: Path | None) -> int:
+    """An sbatch script into `out` (saying how to submit it), or onto stdout; the exit status."""
+    if out:
+        out.write_text(script, encoding="utf-8")
+        print(f"wrote {out}; submit it with: sbatch {out}", file=sys.stderr)
     else:
         print(script, end="")
     return 0

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from autotag.cli.runs import add_runs_dir_option
+from autotag.cli.runs import add_runs_dir_option, write_sbatch
 from autotag.config import TrainConfig
 from autotag.errors import UsageError
 from autotag.paths import absolute
@@ -145,12 +145,7 @@ def _export_slurm(folder: SweepFolder, args: argparse.Namespace) -> int:
         time_limit=args.time,
         partition=args.partition,
     )
-    if args.out:
-        args.out.write_text(script, encoding="utf-8")
-        print(f"wrote {args.out}; submit it with: sbatch {args.out}", file=sys.stderr)
-    else:
-        print(script, end="")
-    return 0
+    return write_sbatch(script, args.out)
 
 
 def _new(args: argparse.Namespace) -> int:

@@ -82,7 +82,7 @@ def test_train_page_estimates_the_training_time_before_launch(
     # A step time of this machine's order (tests/training/test_estimate.py times real ones):
     # fixed here, so that which side of an hour a run lands on does not depend on the load.
     per_chunk = {"shortchunk_cnn": 0.5, "tiny": 0.01}
-    monkeypatch.setattr(estimate, "chunk_seconds", lambda model, *_: per_chunk[model])
+    monkeypatch.setattr(estimate, "chunk_seconds", lambda model, *_: ("cpu", per_chunk[model]))
     st.cache_data.clear()  # the page keeps estimates per config for the process: an earlier test's would show
     at = _page("pages/train.py", timeout=120)
     # The default model for 100 epochs takes hours on a 2-core CPU: said as a warning.

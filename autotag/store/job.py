@@ -22,8 +22,9 @@ from autotag.store.procs import recorded_alive
 
 
 class RunState(StrEnum):
-    """A run's state as status.json spells it; the trainer writes its own, a manager derives
-    "crashed" (autotag.runs.manager.derive_state). Being a `str`, it is stored and compared as one."""
+    """A job's state (a run's, a sweep's, a robustness report's) as status.json spells it: its
+    process writes its own, `derive_job_state` records "crashed". Being a `str`, it is stored
+    and compared as one."""
 
     QUEUED = "queued"
     STARTING = "starting"

@@ -15,6 +15,7 @@ import streamlit as st
 from autotag.runs.manager import list_runs, max_parallel, warm_up
 from autotag.store.job import RunState
 from autotag.store.run_folder import default_runs_dir
+from autotag.text import counted
 from autotag.ui.auth import gate, signed_in
 
 
@@ -54,7 +55,7 @@ with st.sidebar:
     active = sum(r.state.active for r in runs)
     queued = sum(r.state is RunState.QUEUED for r in runs)
     st.caption(f"Runs folder: `{runs_dir.resolve()}`")
-    st.caption(f"{len(runs)} runs · {active} training (limit {max_parallel()}) · {queued} queued")
+    st.caption(f"{counted(len(runs), 'run')} · {active} training (limit {max_parallel()}) · {queued} queued")
 
 nav.run()
 warm_up(runs_dir)  # after the page is drawn: a pre-warmed trainer makes the next Launch start at once

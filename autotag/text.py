@@ -31,3 +31,8 @@ def one_line(text: str, limit: int = 300) -> str:
 def shown(value: Any) -> str:
     """A short repr of `value` (reprlib's: nested containers and long strings elided)."""
     return shorten(_REPR.repr(value))
+
+
+def counted(n: int, noun: str) -> str:
+    """`1 epoch`, `2 epochs`, `0 runs`: a count with its noun, singular only for one."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"

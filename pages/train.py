@@ -18,6 +18,7 @@ from autotag.pretrained.catalogue import CATALOGUE
 from autotag.runs.manager import PROJECT_ROOT, launch, list_runs
 from autotag.store.job import RunState
 from autotag.store.run_folder import default_runs_dir, sanitize_name
+from autotag.text import counted
 from autotag.training.estimate import EstimateError, TimeEstimate, human_duration
 from autotag.training.finetune import check_init_source, source_settings
 from autotag.training.slurm import sbatch_script
@@ -445,7 +446,8 @@ if config is not None and guess is not None:
         end = (
             f"the time budget ends it after {human_duration(guess.run_s)}, then the best model is tested"
             if budget
-            else f"up to {human_duration(guess.run_s)} for {config.max_epochs} epochs; early stopping often ends sooner"
+            else f"up to {human_duration(guess.run_s)} for {counted(config.max_epochs, 'epoch')}; "
+            "early stopping often ends sooner"
         )
         text = (
             f"Training time on {where}: about {human_duration(guess.epoch_s)} per epoch "

@@ -1,6 +1,6 @@
 """Users' values quoted in messages stay short, however large or nested."""
 
-from autotag.text import SHOWN_CHARS, one_line, shorten, shown
+from autotag.text import SHOWN_CHARS, counted, one_line, shorten, shown
 
 
 def test_a_long_text_is_cut_and_marked_and_a_short_one_kept() -> None:
@@ -18,3 +18,7 @@ def test_a_huge_nested_value_is_quoted_by_a_short_prefix() -> None:
     bomb = [[["deep"] * 10_000] * 10_000] * 10_000  # shared references: a YAML alias bomb's shape
     quoted = shown({"lr": bomb, "name": "n" * 10_000})
     assert len(quoted) <= SHOWN_CHARS and quoted.startswith("{")
+
+
+def test_a_count_takes_its_noun_in_the_singular_only_for_one() -> None:
+    assert [counted(n, "epoch") for n in (0, 1, 2)] == ["0 epochs", "1 epoch", "2 epochs"]

@@ -97,9 +97,10 @@ class ValidationReport:
 
 
 def _listed(items: list[str], limit: int) -> str:
-    """The first `limit` items, and how many more there are."""
-    more = f" ... and {len(items) - limit} more" if len(items) > limit else ""
-    return ", ".join(items[:limit]) + more
+    """The first `limit` items, and how many more there are; never "and 1 more" for the one it could name."""
+    if len(items) <= limit + 1:
+        return ", ".join(items)
+    return ", ".join(items[:limit]) + f" ... and {len(items) - limit} more"
 
 
 def check_dataset(

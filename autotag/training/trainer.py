@@ -18,6 +18,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 
 from autotag.config import TrainConfig
 from autotag.store.run_folder import RunFolder
+from autotag.text import counted
 from autotag.training.callbacks import FreezeBackbone, StatusCallback, TimeBudget
 from autotag.training.checkpoint_io import AtomicCheckpointIO
 from autotag.training.module import TaggingModule
@@ -146,5 +147,5 @@ def why_it_ended(trainer: L.Trainer, config: TrainConfig) -> str:
         if isinstance(callback, TimeBudget) and callback.spent:
             return f"time budget of {config.max_minutes:.3g} min spent"
         if isinstance(callback, EarlyStopping) and callback.stopped_epoch:
-            return f"early stopping: val_loss did not improve for {config.patience} epochs"
+            return f"early stopping: val_loss did not improve for {counted(config.patience, 'epoch')}"
     return f"max_epochs ({config.max_epochs}) reached"

@@ -24,7 +24,7 @@ from autotag.data.demo import make_demo_dataset
 from autotag.data.prepare import prepare_features
 from autotag.runs import manager
 from autotag.sweeps import manager as sweeps
-from autotag.sweeps.driver import drive
+from autotag.sweeps.driver import POLL_S, drive
 
 LRS = (1e-3, 2e-3, 3e-3, 5e-3, 1e-2, 2e-2, 3e-2, 5e-2)
 
@@ -34,7 +34,7 @@ def by_hand(fixed: dict, lrs: tuple[float, ...], runs_dir: Path) -> float:
     for lr in lrs:
         run = manager.launch(make_config(**fixed, lr=lr), runs_dir)
         while not manager.derive_state(run).final:
-            time.sleep(0.25)  # as often as a sweep's driver looks
+            time.sleep(POLL_S)  # as often as the sweep's driver looks (no pruner)
     return time.perf_counter() - start
 
 

@@ -36,3 +36,12 @@ def shown(value: Any) -> str:
 def counted(n: int, noun: str) -> str:
     """`1 epoch`, `2 epochs`, `0 runs`: a count with its noun, singular only for one."""
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def human_duration(seconds: float) -> str:
+    """`42 s`, `7 min`, `2.5 h`: as precise as an estimate deserves."""
+    if seconds < 90:
+        return f"{max(1, round(seconds))} s"
+    if seconds < 5400:
+        return f"{round(seconds / 60)} min"
+    return f"{seconds / 3600:.1f} h"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import runpy
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -14,6 +15,7 @@ from autotag.data.demo import default_demo_dir
 from autotag.errors import AutotagError
 from autotag.runs import manager
 from autotag.runs.table import config_differences
+from autotag.store.checkpoints import has_checkpoint
 from autotag.store.files import text_head
 from autotag.store.job import RunState
 from autotag.store.run_folder import RunFolder, default_runs_dir
@@ -178,27 +180,57 @@ def _test_metrics(metrics: dict) -> None:
         st.caption("No positive (or no negative) in the test split, not scored: " + ", ".join(metrics["unscored_tags"]))
 
 
+def _stop(info: manager.RunInfo) -> None:
+    with st.spinner("Stopping (the current batch finishes first) ..."):
+        manager.stop(info.path, actor=actor)
+
+
+def _delete(info: manager.RunInfo) -> None:
+    manager.delete(info.path, actor=actor)
+    st.session_state["runs_selected"] = []
+
+
+def _confirm(
+    action: str, info: manager.RunInfo, question: str, yes: str, then: Callable[[manager.RunInfo], None]
+) -> None:
+    """The question asked after a click on `action`'s button, until the user answers it."""
+    if st.session_state.get(f"runs_confirm_{action}") != info.name:
+        return
+    st.warning(question)
+    c1, c2, _ = st.columns([1, 1, 3])
+    if c1.button(yes, key=f"runs_{action}_yes"):
+        st.session_state.pop(f"runs_confirm_{action}")
+        then(info)
+        st.rerun()
+    if c2.button("Cancel", key=f"runs_{action}_no"):
+        st.session_state.pop(f"runs_confirm_{action}")
+        st.rerun()
+
+
 if len(selected) == 1:
     info = by_name[selected[0]]
     folder = RunFolder(info.path)
     b1, b2, b3, _ = st.columns([1, 1, 1, 3])
     why_not = allowed(actor, "stop", info.status.owner)  # the same for resume, delete, export
+    blocked = {action: manager.unavailable(action, info) for action in ("stop", "resume", "delete")}
     try:
         if b1.button(
             "Stop",
             icon=":material/stop:",
-            disabled=not info.state.stoppable or why_not is not None,
-            help=why_not,
+            disabled=why_not is not None or blocked["stop"] is not None,
+            help=why_not or blocked["stop"],
             key="runs_stop",
         ):
-            with st.spinner("Stopping (the current batch finishes first) ..."):
-                manager.stop(info.path, actor=actor)
-            st.rerun()
+            if info.state.active and not has_checkpoint(info.path):  # stopped now, it could not resume
+                st.session_state["runs_confirm_stop"] = info.name
+            else:
+                _stop(info)
+                st.rerun()
         if b2.button(
             "Resume",
             icon=":material/play_arrow:",
-            disabled=not info.state.resumable or why_not is not None,
-            help=why_not,
+            disabled=why_not is not None or blocked["resume"] is not None,
+            help=why_not or blocked["resume"],
             key="runs_resume",
         ):
             manager.resume(info.path, actor=actor)
@@ -206,18 +238,22 @@ if len(selected) == 1:
         if b3.button(
             "Delete",
             icon=":material/delete:",
-            disabled=info.state.active or why_not is not None,
-            help=why_not,
+            disabled=why_not is not None or blocked["delete"] is not None,
+            help=why_not or blocked["delete"],
             key="runs_delete",
         ):
             st.session_state["runs_confirm_delete"] = info.name
-        if st.session_state.get("runs_confirm_delete") == info.name:
-            st.warning(f"Delete {info.name} and its checkpoints? This cannot be undone.")
-            if st.button("Yes, delete it", key="runs_delete_yes"):
-                st.session_state.pop("runs_confirm_delete")
-                manager.delete(info.path, actor=actor)
-                st.session_state["runs_selected"] = []
-                st.rerun()
+        _confirm(
+            "stop",
+            info,
+            f"{info.name} has not saved its first checkpoint yet: stopped now, it cannot resume and must be "
+            "trained again. Keep it training until the first validation saves one, or stop it anyway?",
+            "Stop anyway",
+            _stop,
+        )
+        _confirm(
+            "delete", info, f"Delete {info.name} and its checkpoints? This cannot be undone.", "Yes, delete it", _delete
+        )
     except (AutotagError, AccessDenied) as exc:
         st.error(str(exc))
     if actor.role != "local":

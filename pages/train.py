@@ -18,8 +18,8 @@ from autotag.pretrained.catalogue import CATALOGUE
 from autotag.runs.manager import PROJECT_ROOT, launch, list_runs
 from autotag.store.job import RunState
 from autotag.store.run_folder import default_runs_dir, sanitize_name
-from autotag.text import counted
-from autotag.training.estimate import EstimateError, TimeEstimate, human_duration
+from autotag.text import counted, human_duration
+from autotag.training.estimate import EstimateError, TimeEstimate
 from autotag.training.finetune import check_init_source, source_settings
 from autotag.training.slurm import sbatch_script
 from autotag.ui.auth import acting

@@ -18,9 +18,10 @@ import soundfile as sf
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from autotag.config import QUICK_DEMO, TrainConfig, field_choices, field_range
+from autotag.config import QUICK_DEMO, TrainConfig, field_choices, field_range, make_config
 from autotag.runs import manager
-from autotag.store.run_folder import RunFolder, default_runs_dir
+from autotag.store.job import RunState
+from autotag.store.run_folder import RunFolder, create_run, default_runs_dir
 from tests.conftest import tone
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -401,3 +402,30 @@ def test_sweep_page_launches_a_sweep_shows_pruning_and_hands_the_best_run_on(
     best_lr = RunFolder(default_runs_dir() / best_run).read_config()["lr"]
     assert at.select_slider(key="train_lr").value == best_lr  # the Train page shows the best trial's config
     assert at.session_state["train_data"] == str(demo_dataset)
+
+
+def test_stop_before_the_first_checkpoint_asks_first_and_a_run_with_nothing_to_resume_says_so() -> None:
+    """A trainer (here a stand-in process) that has saved nothing yet: Stop warns that the run
+    could not resume; once stopped, Resume and the robustness report are disabled with why."""
+    from autotag.store.procs import process_start_time
+
+    trainer = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"], start_new_session=True)
+    try:
+        run = RunFolder(create_run(make_config(data=str(ROOT), model="tiny"), default_runs_dir(), "early"))
+        run.write_status(state=RunState.RUNNING, pid=trainer.pid, pid_start=process_start_time(trainer.pid), epoch=1)
+        at = _page("pages/runs.py")
+        at.button(key="runs_stop").click().run()
+        assert any("has not saved its first checkpoint yet" in w.value for w in at.warning)
+        at.button(key="runs_stop_no").click().run()  # Cancel: it keeps training
+        assert trainer.poll() is None and not any("first checkpoint" in w.value for w in at.warning)
+        at.button(key="runs_stop").click().run()
+        at.button(key="runs_stop_yes").click().run()
+        assert trainer.wait(timeout=30) is not None and run.read_status().state is RunState.STOPPED
+        at.run()
+        resume = at.button(key="runs_resume")
+        assert resume.disabled and "nothing to resume from" in resume.help
+        assert at.button(key="runs_stop").disabled and at.button(key="runs_stop").help.startswith("it is stopped")
+        report = at.button(key=f"robust_start_{run.name}")
+        assert report.disabled and "no model to score" in report.help
+    finally:
+        trainer.kill()

@@ -15,11 +15,12 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
 from autotag.cli.pretrained import add_pretrained_parser
+from autotag.cli.progress import terminal_bar
 from autotag.cli.robustness import add_robustness_parser
 from autotag.cli.runs import add_runs_dir_option, add_runs_parser, warn_if_unfinished
 from autotag.cli.sweep import add_sweep_parser
@@ -60,7 +61,12 @@ def _cmd_demo_data(args: argparse.Namespace) -> int:
 
     try:
         out = make_demo_dataset(
-            args.out, clips=args.clips, seed=args.seed, synthetic=args.synthetic, soundfont=args.soundfont
+            args.out,
+            clips=args.clips,
+            seed=args.seed,
+            synthetic=args.synthetic,
+            soundfont=args.soundfont,
+            progress=terminal_bar("rendering clips"),
         )
     except ValueError as exc:
         raise UsageError(str(exc)) from None
@@ -100,7 +106,7 @@ def _fit_run_dir(args: argparse.Namespace, config: TrainConfig, made: list[Path]
     `fit` as before (torchrun and SLURM start every rank at once).
     """
     from autotag.access import Actor, record
-    from autotag.data.prepare import open_dataset, prepare_features, printed_progress
+    from autotag.data.prepare import open_dataset, prepare_features
     from autotag.store.run_folder import RunFolder, check_writable, create_run, runs_folder
     from autotag.training.distributed import check_devices, is_rank_zero, launched_by_cluster, not_here
     from autotag.training.finetune import check_init_source
@@ -117,7 +123,7 @@ def _fit_run_dir(args: argparse.Namespace, config: TrainConfig, made: list[Path]
     check_init_source(config)  # a run to start from that does not fit
     check_devices(config)  # GPUs that this machine does not have
     check_writable(args.run_dir.parent if args.run_dir else runs_folder(args.runs_dir))  # before a long decode
-    prepare_features(config, progress=printed_progress(sys.stderr))  # audio that does not decode
+    prepare_features(config, progress=_features_progress())  # audio that does not decode
     with _ctrl_c_held():  # the folder is made whole (config.yaml, status.json) before a Ctrl-C counts
         run_dir = create_run(config, args.runs_dir, args.name, folder=args.run_dir)
         me = Actor.local()  # the CLI acts for the machine's user: unrestricted, but owner and log say who
@@ -201,20 +207,18 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
     from autotag.data.prepare import prepare_features
 
     config = _config_from_args(args)
-    last = -1
-
-    def progress(done: int, total: int) -> None:
-        nonlocal last
-        tenth = done * 10 // max(total, 1)
-        if tenth != last or done == total:  # every 10 %
-            last = tenth
-            print(f"features {done}/{total}", file=sys.stderr, flush=True)
-
-    report, _, cache = prepare_features(config, progress=progress)
+    report, _, cache = prepare_features(config, progress=_features_progress())
     for line in report.summary_lines():
         print(line, file=sys.stderr)
     print(cache.folder)
     return 0
+
+
+def _features_progress() -> Callable[[int, int], None]:
+    """A bar on a terminal; elsewhere (a log, CI) a line "features done/total" every 10 %."""
+    from autotag.data.prepare import printed_progress
+
+    return terminal_bar("features") or printed_progress(sys.stderr)
 
 
 def _cmd_tag(args: argparse.Namespace) -> int:

@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 
+from autotag.cli.progress import terminal_bar
 from autotag.cli.runs import add_runs_dir_option
 from autotag.paths import absolute
 from autotag.pretrained.catalogue import Published
@@ -49,23 +50,11 @@ def _cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def _bar(done: int, total: int) -> None:
-    """A download's progress on a terminal (nothing when stderr is a file or a pipe)."""
-    if sys.stderr.isatty():
-        width = 30
-        filled = width * done // max(total, 1)
-        end = "\n" if done >= total else ""
-        print(
-            f"\r[{'#' * filled}{'.' * (width - filled)}] {done / 1e6:5.1f} / {total / 1e6:.1f} MB",
-            end=end,
-            file=sys.stderr,
-        )
-
-
 def _cmd_get(args: argparse.Namespace) -> int:
     from autotag.pretrained.importer import get
 
-    print(get(args.name, args.from_file, args.runs_dir, progress=_bar))
+    bar = terminal_bar(f"getting {args.name}", count=lambda n: f"{n / 1e6:.1f} MB")
+    print(get(args.name, args.from_file, args.runs_dir, progress=bar))
     return 0
 
 

@@ -16,14 +16,19 @@ import csv
 import logging
 import os
 import shutil
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import soundfile as sf
 
 from autotag.data import instruments as instrument_renderer
 from autotag.paths import absolute
+
+if TYPE_CHECKING:  # the dashboard imports this module at start-up, which stays torch-free
+    from autotag.data.cache import Progress
 
 log = logging.getLogger(__name__)
 
@@ -172,7 +177,19 @@ def artist_splits(artist_tags: list[list[tuple[str, ...]]], seed: int, tries: in
     return best[1]
 
 
-def _real_rows(tmp: Path, names: list[str], seed: int, soundfont: Path, workers: int) -> list[list[str]]:
+def _counted(results: Iterator[list[str]], total: int, progress: Progress | None) -> list[list[str]]:
+    """The clips' tags as the pool finishes them, in order, each one told to `progress`."""
+    done = []
+    for tags in results:
+        done.append(tags)
+        if progress:
+            progress(len(done), total)
+    return done
+
+
+def _real_rows(
+    tmp: Path, names: list[str], seed: int, soundfont: Path, workers: int, progress: Progress | None
+) -> list[list[str]]:
     """Render the clips; rows path, tags, split, artist.
 
     `CLIPS_PER_ARTIST` clips per artist: enough for a group-disjoint split to matter, few
@@ -185,15 +202,15 @@ def _real_rows(tmp: Path, names: list[str], seed: int, soundfont: Path, workers:
     artist_of = [i * n_artists // len(names) for i in range(len(names))]
     jobs = [(tmp / n, styles[a], s) for n, a, s in zip(names, artist_of, clip_root.spawn(len(names)))]
     with ProcessPoolExecutor(workers, initializer=_start_renderer, initargs=(str(soundfont),)) as pool:
-        all_tags = list(pool.map(_render_clip, jobs, chunksize=4))
+        all_tags = _counted(pool.map(_render_clip, jobs, chunksize=4), len(jobs), progress)
     splits = artist_splits([[t for t, a in zip(all_tags, artist_of) if a == k] for k in range(n_artists)], seed)
     return [[n, ";".join(t), splits[a], f"artist_{a:03d}"] for n, t, a in zip(names, all_tags, artist_of)]
 
 
-def _synthetic_rows(tmp: Path, names: list[str], seed: int, workers: int) -> list[list[str]]:
+def _synthetic_rows(tmp: Path, names: list[str], seed: int, workers: int, progress: Progress | None) -> list[list[str]]:
     jobs = list(zip((tmp / n for n in names), np.random.SeedSequence(seed).spawn(len(names))))
     with ProcessPoolExecutor(max_workers=workers) as pool:
-        all_tags = list(pool.map(_write_clip, jobs, chunksize=8))
+        all_tags = _counted(pool.map(_write_clip, jobs, chunksize=8), len(jobs), progress)
     return [[n, ";".join(t)] for n, t in zip(names, all_tags)]
 
 
@@ -204,6 +221,7 @@ def make_demo_dataset(
     workers: int | None = None,
     synthetic: bool = False,
     soundfont: str | Path | None = None,
+    progress: Progress | None = None,
 ) -> Path:
     """Write `clips` demo clips, `tags.csv` (plain folder format) and a SOURCE.txt note into `out`.
 
@@ -212,7 +230,7 @@ def make_demo_dataset(
     tones and a warning names what is missing; a soundfont asked for by name must work,
     since a generalisation set of synthetic tones would mislead.
     The folder appears complete or not at all: clips are written into a temporary
-    sibling folder that is renamed at the end.
+    sibling folder that is renamed at the end. `progress` hears (clips done, clips) as they are.
 
     Raises:
         FileExistsError: `out` exists and is not empty.
@@ -243,11 +261,11 @@ def make_demo_dataset(
     workers = workers or min(4, os.cpu_count() or 1)
     try:
         if missing:
-            header, rows = ["path", "tags"], _synthetic_rows(tmp, names, seed, workers)
+            header, rows = ["path", "tags"], _synthetic_rows(tmp, names, seed, workers, progress)
             hint = "python -m autotag demo-data OUT" if synthetic else instrument_renderer.INSTALL_HINT
             note = f"Synthetic tones (seed {seed}): {missing}. For real instruments: {hint}.\n"
         else:
-            header, rows = ["path", "tags", "split", "artist"], _real_rows(tmp, names, seed, font, workers)
+            header, rows = ["path", "tags", "split", "artist"], _real_rows(tmp, names, seed, font, workers, progress)
             note = f"Rendered with FluidSynth from {font.name} (seed {seed}); splits are disjoint by artist.\n"
         with (tmp / "tags.csv").open("w", newline="", encoding="utf-8") as fh:
             writer = csv.writer(fh)

@@ -20,12 +20,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from autotag.access import Actor, check, record
 from autotag.config import TrainConfig
 from autotag.paths import absolute
 from autotag.runs import warm
+from autotag.store.checkpoints import has_checkpoint
 from autotag.store.files import JsonFileError, file_lock, load_json
 from autotag.store.job import MAX_STATUS_BYTES, RunState, derive_job_state
 from autotag.store.procs import group_alive, is_alive, process_start_time, send_signal, start_detached
@@ -294,6 +295,34 @@ def stop(run_dir: Path, grace: float = 15.0, actor: Actor | None = None) -> RunS
     return run.read_status().state
 
 
+#: What `unavailable` answers for.
+Action = Literal["stop", "resume", "delete", "report"]
+
+
+def unavailable(action: Action, info: RunInfo) -> str | None:
+    """Why `action` cannot work on the run now, in words; None when it can.
+
+    The pages disable the action's button with this as its help, and the library refuses
+    with the same words: a button is never offered for what would only fail. (Who may act
+    is `access.allowed`'s question.)
+    """
+    state = info.state
+    if action == "stop":
+        return None if state.stoppable else f"it is {state}: there is nothing to stop"
+    if action == "delete":
+        return "it is training: stop it first" if state.active else None
+    if action == "report":
+        if not state.final:
+            return f"it is {state}: a report scores a run that has ended"
+    elif not state.resumable:
+        return f"it is {state}; only stopped, crashed or failed runs can resume"
+    if has_checkpoint(info.path):
+        return None
+    if action == "report":
+        return "it ended before its first checkpoint: there is no model to score"
+    return "it stopped before its first checkpoint: there is nothing to resume from; train it again"
+
+
 def resume(run_dir: Path, actor: Actor | None = None) -> Path:
     """Queue a stopped, crashed or failed run to continue from its last checkpoint as the same run.
 
@@ -302,10 +331,11 @@ def resume(run_dir: Path, actor: Actor | None = None) -> Path:
     """
     from autotag.store.checkpoints import resumable_checkpoint
 
-    actor = check(actor, "resume", run_dir, RunFolder(run_dir).read_status().owner, run_dir.parent)
-    state = derive_state(run_dir)
-    if not state.resumable:
-        raise RunError(f"run {run_dir.name} is {state}; only stopped, crashed or failed runs can resume")
+    status = RunFolder(run_dir).read_status()
+    actor = check(actor, "resume", run_dir, status.owner, run_dir.parent)
+    problem = unavailable("resume", RunInfo(run_dir, derive_state(run_dir, status), status))
+    if problem:
+        raise RunError(f"run {run_dir.name} cannot resume: {problem}")
     ckpt = resumable_checkpoint(run_dir)
     run = RunFolder(run_dir)
     run.stop_request.unlink(missing_ok=True)

@@ -121,6 +121,12 @@ def checkpoint_problem(path: Path) -> str | None:
     return f"missing {', '.join(missing)}" if missing else None
 
 
+def has_checkpoint(run_dir: str | Path) -> bool:
+    """Whether the run has saved a checkpoint of its own yet (none is loaded to say so)."""
+    run = RunFolder(absolute(run_dir))
+    return bool(own_checkpoints(run, run.checkpoints.glob("*.ckpt")))
+
+
 def resumable_checkpoint(run_dir: Path) -> Path:
     """last.ckpt if it loads, else the newest other checkpoint that does (the run's own files only).
 

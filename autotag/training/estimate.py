@@ -61,15 +61,6 @@ class TimeEstimate:
         return self.run_s > LONG_RUN_S
 
 
-def human_duration(seconds: float) -> str:
-    """`42 s`, `7 min`, `2.5 h`: as precise as an estimate deserves."""
-    if seconds < 90:
-        return f"{max(1, round(seconds))} s"
-    if seconds < 5400:
-        return f"{round(seconds / 60)} min"
-    return f"{seconds / 3600:.1f} h"
-
-
 def estimate_run(config: TrainConfig, train: list[Clip], valid: list[Clip]) -> TimeEstimate:
     """The time of `config` on these clips here, from timed steps (cached per machine and input)."""
     import soundfile as sf

@@ -17,7 +17,7 @@ from autotag.audio.perturb import PERTURBATIONS
 from autotag.data.demo import default_demo_dir
 from autotag.errors import AutotagError
 from autotag.robustness import job
-from autotag.runs.manager import RunInfo
+from autotag.runs.manager import RunInfo, unavailable
 from autotag.store.job import RunState
 from autotag.ui.auth import acting
 from autotag.ui.charts import robustness_figure, robustness_span, robustness_tags_figure
@@ -148,7 +148,7 @@ def _start_form(run: RunInfo, actor: Actor, again: bool) -> None:
             format_func=lambda n: f"{n}: {PERTURBATIONS[n].about}",
             key=f"robust_names_{run.name}",
         )
-        why_not = allowed(actor, "robustness", run.status.owner)
+        why_not = allowed(actor, "robustness", run.status.owner) or unavailable("report", run)
         if st.button(
             "Make it",
             icon=":material/play_arrow:",

@@ -160,3 +160,27 @@ def test_runs_are_listed_newest_first_also_when_a_user_named_the_folder(tmp_path
     RunFolder(named).write_status(created=2.0)
     RunFolder(last).write_status(created=3.0)
     assert [r.path for r in manager.list_runs(tmp_path / "runs")] == [last, named, first]
+
+
+def test_each_action_says_why_it_cannot_work_now(tmp_path: Path) -> None:
+    """What the Runs page disables its buttons with, and the library refuses with."""
+    run = create_run(make_config(data=str(tmp_path), model="tiny"), tmp_path / "runs")
+    folder = RunFolder(run)
+
+    def why(action: manager.Action, state: RunState) -> str | None:
+        return manager.unavailable(action, manager.RunInfo(run, state, folder.read_status()))
+
+    assert why("stop", RunState.RUNNING) is None
+    assert why("stop", RunState.COMPLETED) == "it is completed: there is nothing to stop"
+    assert why("delete", RunState.RUNNING) == "it is training: stop it first"
+    assert why("delete", RunState.STOPPED) is None
+    assert why("resume", RunState.COMPLETED) == "it is completed; only stopped, crashed or failed runs can resume"
+    assert why("resume", RunState.STOPPED).startswith("it stopped before its first checkpoint: there is nothing")
+    assert why("report", RunState.RUNNING) == "it is running: a report scores a run that has ended"
+    assert why("report", RunState.STOPPED) == "it ended before its first checkpoint: there is no model to score"
+    folder.write_status(state=RunState.STOPPED)
+    with pytest.raises(RunError, match="cannot resume: it stopped before its first checkpoint"):
+        manager.resume(run)
+    folder.checkpoints.mkdir()
+    (folder.checkpoints / "last.ckpt").write_bytes(b"a checkpoint")
+    assert why("resume", RunState.STOPPED) is None and why("report", RunState.COMPLETED) is None

@@ -11,10 +11,6 @@ from autotag.training import estimate
 from tests.conftest import tiny_config
 
 
-def test_durations_read_as_precisely_as_an_estimate_deserves() -> None:
-    assert [estimate.human_duration(s) for s in (0.2, 42, 420, 9000)] == ["1 s", "42 s", "7 min", "2.5 h"]
-
-
 def test_steps_are_timed_once_then_the_estimate_scales_with_the_run(
     small_csv_dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -235,7 +235,7 @@ def _fit(config: TrainConfig, folder: _RankFolder, resume_from: Path | None) -> 
             )
             return {"pruned_after_epoch": pruning.pruned_at}
         ended_by = why_it_ended(trainer, config)
-        log.info("training ended: %s", ended_by)
+        log.info("training ended: %s; testing %s", ended_by, best.name)
         folder.status(phase="testing", best_checkpoint=str(best.relative_to(run_dir)), ended_by=ended_by)
         metrics = _evaluate(trainer, module, datamodule, best, report.split_sizes["test"], folder)
     best_score = checkpoint.best_model_score

@@ -30,12 +30,17 @@ LOG_EVERY_N_STEPS = 10
 FLUSH_SECS = 5
 
 
-def _not_an_advert(record: logging.LogRecord) -> bool:
-    """Lightning's tip to install a cloud logger is no news to a user reading train.log."""
-    return not str(record.msg).startswith("💡 Tip:")
+#: Lightning's lines that are no news to a user reading train.log: its tip to install a cloud
+#: logger, and the two lines of every checkpoint it restores (testing, predicting: three
+#: times each at the end of a run), which autotag's own "resuming from" and "testing" say once.
+NOT_NEWS = ("💡 Tip:", "Restoring states from the checkpoint path at", "Loaded model weights from the checkpoint at")
 
 
-logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_not_an_advert)
+def _news(record: logging.LogRecord) -> bool:
+    return not str(record.msg).startswith(NOT_NEWS)
+
+
+logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_news)
 
 
 class RunCheckpoint(ModelCheckpoint):

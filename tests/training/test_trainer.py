@@ -50,3 +50,19 @@ def test_its_state_is_filed_under_model_checkpoints_key(tmp_path: Path) -> None:
     """Checkpoints of runs from before RunCheckpoint existed restore into it (and back)."""
     kwargs = {"dirpath": tmp_path, "monitor": "val_loss", "mode": "min", "save_top_k": 1, "save_last": True}
     assert RunCheckpoint(**kwargs).state_key == ModelCheckpoint(**kwargs).state_key
+
+
+def test_lightning_lines_that_are_no_news_stay_out_of_train_log() -> None:
+    """Its tip and the lines of each checkpoint it restores go; the device it trains on stays."""
+    import logging
+
+    rank_zero = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+
+    def kept(message: str) -> bool:
+        record = logging.LogRecord(rank_zero.name, logging.INFO, __file__, 1, message, None, None)
+        return bool(rank_zero.filter(record))
+
+    assert kept("GPU available: False, used: False")
+    assert not kept("Restoring states from the checkpoint path at /runs/r/checkpoints/best.ckpt")
+    assert not kept("Loaded model weights from the checkpoint at /runs/r/checkpoints/best.ckpt")
+    assert not kept("💡 Tip: For seamless cloud logging and experiment tracking, try installing [litlogger]")

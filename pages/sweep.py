@@ -260,7 +260,7 @@ def _live_view(name: str) -> None:
     )
     figures = sweep_figures(study, info.folder.path)
     if not figures:
-        st.caption("The figures appear when the first trial completes.")
+        st.caption("The figures appear when the first trial reports its first epoch.")
     for (title, fig), col in zip(figures.items(), st.columns(2) * 2):
         with col:
             st.plotly_chart(fig, key=f"sweep_fig_{title}")  # each figure carries its own title

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import sys
 import uuid
@@ -46,6 +47,8 @@ from autotag.serving.tagger import Tagger
 from autotag.store.run_folder import RunFolder
 
 FORMATS = {"torchscript": ".pt", "onnx": ".onnx"}
+#: The ONNX exporter's logger that warns of torchvision's operators when torchvision is absent.
+ONNX_REGISTRY_LOG = "torch.onnx._internal.exporter._registration"
 
 
 @contextmanager
@@ -84,6 +87,9 @@ def _write_model(graph: WaveTagger, fmt: str, example: torch.Tensor, path: Path)
         batch = torch.export.Dim("batch", min=1)
         # verbose=False: the exporter's progress lines are print()s to stdout, which is the
         # CLI's result channel (the exported path); anything else it prints goes to stderr.
+        # It also warns, once per process, of each torchvision operator it cannot register:
+        # a tagger uses none of them.
+        logging.getLogger(ONNX_REGISTRY_LOG).setLevel(logging.ERROR)
         with contextlib.redirect_stdout(sys.stderr):
             torch.onnx.export(
                 graph,

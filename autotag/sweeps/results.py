@@ -54,6 +54,11 @@ def load_study(folder: SweepFolder) -> optuna.Study:
 
 #: Studies kept open: a few sweeps viewed at once.
 STUDIES_KEPT = 8
+#: Complete trials below which parameter importances are captioned a first guess (PED-ANOVA
+#: compares the best trials' parameters with the rest: from a handful it ranks noise).
+IMPORTANCE_TRIALS = 10
+#: Trials whose per-epoch lines are named in a legend; more are named only in their hovers.
+LEGEND_TRIALS = 12
 _STUDIES: OrderedDict[Path, optuna.Study] = OrderedDict()
 _STUDIES_LOCK = threading.Lock()
 
@@ -125,29 +130,41 @@ def _build_figures(study: optuna.Study) -> dict[str, Any]:
     import optuna
     from optuna import visualization as vis
 
-    complete = [t for t in study.get_trials(deepcopy=False) if t.state == optuna.trial.TrialState.COMPLETE]
+    trials = study.get_trials(deepcopy=False)
+    complete = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
     figures: dict[str, Any] = {}
-    if not complete:
-        return figures
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        figures["Optimization history"] = vis.plot_optimization_history(study)
-        figures["Parallel coordinates"] = vis.plot_parallel_coordinate(study)
+        if complete:
+            figures["Optimization history"] = vis.plot_optimization_history(study)
+            figures["Parallel coordinates"] = vis.plot_parallel_coordinate(study)
         if len(complete) >= 2 and any(t.params for t in complete):
             evaluator = optuna.importance.PedAnovaImportanceEvaluator()
-            figures["Parameter importances"] = vis.plot_param_importances(study, evaluator=evaluator)
-        reported = [v for t in study.get_trials(deepcopy=False) for v in t.intermediate_values.values()]
-        if reported:
-            fig = vis.plot_intermediate_values(study)
-            finite = [v for v in reported if v == v and v not in (float("inf"), float("-inf"))]
-            if finite and min(finite) > 0 and max(finite) > 100 * min(finite):
-                # A diverged trial's loss (thousands) would flatten every other curve onto zero.
-                fig.update_yaxes(type="log")
-            fig.update_xaxes(title="epoch")
-            figures["Intermediate values (per epoch)"] = fig
+            fig = vis.plot_param_importances(study, evaluator=evaluator)
+            if len(complete) < IMPORTANCE_TRIALS:
+                fig.update_layout(title=f"From {len(complete)} complete trials only: a first guess, not a ranking")
+            figures["Parameter importances"] = fig
+        reported = [v for t in trials for v in t.intermediate_values.values()]
+        if reported:  # running trials too: the sweep's live curves
+            figures["Intermediate values (per epoch)"] = _per_epoch(vis.plot_intermediate_values(study), reported)
     for fig in figures.values():
         fig.update_layout(height=380, margin={"l": 60, "r": 20, "t": 50, "b": 50})
     return figures
+
+
+def _per_epoch(fig: Any, reported: list[float]) -> Any:
+    """Optuna's per-epoch figure with each line named by its trial (in the legend up to
+    LEGEND_TRIALS lines, and in every hover), on a log axis when one trial diverged."""
+    for trace in fig.data:
+        name = f"trial {trace.name.removeprefix('Trial')}"
+        trace.update(name=name, hovertemplate=f"{name}, epoch %{{x}}: %{{y:.4f}}<extra></extra>")
+    fig.update_layout(showlegend=len(fig.data) <= LEGEND_TRIALS)
+    finite = [v for v in reported if v == v and v not in (float("inf"), float("-inf"))]
+    if finite and min(finite) > 0 and max(finite) > 100 * min(finite):
+        # A diverged trial's loss (thousands) would flatten every other curve onto zero.
+        fig.update_yaxes(type="log")
+    fig.update_xaxes(title="epoch")
+    return fig
 
 
 def compare_sweeps(infos: list[SweepInfo]) -> list[dict[str, Any]]:

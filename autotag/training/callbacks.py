@@ -192,7 +192,9 @@ class PruneTrial(L.Callback):
 
     Reports of `link.metric` are judged only when the value is finite (a pruner would take
     NaN for the worst value and prune); a sweep whose pruner is "none" is never waited for:
-    its worker records the values all the same.
+    its worker records the values all the same. Nor is an epoch after which training ends
+    anyway (the last, or early stopping's): a trial that ran to its end is complete and
+    tested, not "pruned" with nothing saved for it.
     """
 
     def __init__(self, run_dir: Path, link: TrialLink) -> None:
@@ -206,7 +208,8 @@ class PruneTrial(L.Callback):
         if trainer.is_global_zero:
             epoch, value = trainer.current_epoch + 1, trainer.callback_metrics.get(self.link.metric)
             number = finite(value) if value is not None else None
-            if number is not None and self.link.pruner != "none":
+            ending = trainer.should_stop or epoch >= (trainer.max_epochs or epoch + 1)
+            if number is not None and self.link.pruner != "none" and not ending:
                 prune = await_verdict(self.run, epoch)  # status.json, written just before, has the value
             elif value is not None and number is None:  # NaN or inf: the worker does not report it
                 metric = self.link.metric

@@ -73,8 +73,10 @@ def test_export_matches_pytorch_on_real_clips(
 
 
 @pytest.fixture(scope="module")
-def onnx_export(trained_run: Path, demo_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
-    """`python -m autotag export RUN --format onnx` in a subprocess: (run copy, its stdout)."""
+def onnx_export(
+    trained_run: Path, demo_dataset: Path, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, str, str]:
+    """`python -m autotag export RUN --format onnx` in a subprocess: (run copy, its stdout, its stderr)."""
     run = tmp_path_factory.mktemp("onnx") / "run"
     shutil.copytree(trained_run, run)
     clip = str(demo_dataset / "audio" / "clip_0000.wav")
@@ -82,20 +84,23 @@ def onnx_export(trained_run: Path, demo_dataset: Path, tmp_path_factory: pytest.
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "max abs difference" in done.stderr
-    return run, done.stdout
+    return run, done.stdout, done.stderr
 
 
-def test_onnx_export_prints_only_the_path_on_stdout(onnx_export: tuple[Path, str]) -> None:
-    run, stdout = onnx_export
+def test_onnx_export_prints_only_the_path_on_stdout_and_no_warning_of_torchvision(
+    onnx_export: tuple[Path, str, str],
+) -> None:
+    run, stdout, stderr = onnx_export
     path = run / "export" / "model.onnx"
     assert stdout == f"{path}\n"  # the exporter's progress lines are not results
+    assert "torchvision" not in stderr  # operators a tagger does not use
     assert sorted(p.name for p in path.parent.iterdir()) == ["model.onnx", "model.onnx.json"]
 
 
 def test_readme_snippet_tags_like_autotag_tag(
-    onnx_export: tuple[Path, str], demo_dataset: Path, tmp_path: Path
+    onnx_export: tuple[Path, str, str], demo_dataset: Path, tmp_path: Path
 ) -> None:
-    run, _ = onnx_export
+    run, _, _ = onnx_export
     model = run / "export" / "model.onnx"
     meta = json.loads(model.with_suffix(".onnx.json").read_text())
     n, rate = meta["chunk_samples"], meta["sample_rate"]
@@ -130,11 +135,11 @@ def test_readme_snippet_tags_like_autotag_tag(
 
 
 def test_onnx_differs_from_pytorch_by_no_more_than_float32_noise_on_lossy_clips(
-    onnx_export: tuple[Path, str], demo_dataset: Path, tmp_path: Path
+    onnx_export: tuple[Path, str, str], demo_dataset: Path, tmp_path: Path
 ) -> None:
     """Above an Ogg encoder's cut-off the log-mels are STFT rounding noise; what the model
     makes of them differs between runtimes by about what a one-ulp change of its input does."""
-    run, _ = onnx_export
+    run, _, _ = onnx_export
     tagger = Tagger.load(run, device="cpu")
     reference = WaveTagger(tagger).eval()
     wave, rate = sf.read(demo_dataset / "audio" / "clip_0003.wav", dtype="float32")

@@ -27,3 +27,18 @@ def test_figures_are_built_once_per_change_of_the_trials() -> None:
     assert sweep_figures(study, Path("/sweeps/b")) is not first  # another sweep, its own figures
     _tell(study, 0.3)
     assert sweep_figures(study, Path("/sweeps/a")) is not first  # a trial ended: drawn anew
+
+
+def test_a_running_trial_is_drawn_per_epoch_with_its_name_and_few_trials_rank_nothing() -> None:
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(direction="minimize", sampler=optuna.samplers.RandomSampler(seed=1))
+    running = study.ask({"lr": optuna.distributions.FloatDistribution(1e-4, 1e-1, log=True)})
+    running.report(0.7, 1)
+    live = sweep_figures(study, Path("/sweeps/live"))
+    assert list(live) == ["Intermediate values (per epoch)"]  # before any trial completes
+    (line,) = live["Intermediate values (per epoch)"].data
+    assert line.name == "trial 0" and line.hovertemplate.startswith("trial 0, epoch")
+    for value in (0.5, 0.4, 0.45):
+        _tell(study, value)
+    importances = sweep_figures(study, Path("/sweeps/live"))["Parameter importances"]
+    assert importances.layout.title.text.startswith("From 3 complete trials only: a first guess")

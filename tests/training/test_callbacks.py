@@ -97,3 +97,17 @@ def test_the_time_budget_waits_for_a_first_validation_then_stops() -> None:
     assert not trainer.should_stop  # no checkpoint to test yet
     budget.on_validation_end(trainer, None)
     assert trainer.should_stop and budget.spent
+
+
+def test_an_epoch_after_which_training_ends_anyway_is_never_pruned(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The last epoch, or one after which early stopping ends the run: it completes and is tested."""
+    monkeypatch.setattr(callbacks, "await_verdict", lambda run, epoch: pytest.fail("waited for a verdict"))
+    link = TrialLink("sqlite:///s.db", "s", trial_id=1, number=0, sweep="s", metric="val_loss", pruner="median")
+    last = _trainer(val_loss=0.9)
+    last.current_epoch = 1  # of max_epochs 2
+    prune = PruneTrial(Path("."), link)
+    prune.on_validation_end(last, SimpleNamespace(val_note=None))
+    early = _trainer(val_loss=0.9)
+    early.should_stop = True  # EarlyStopping's hook ran first
+    prune.on_validation_end(early, SimpleNamespace(val_note=None))
+    assert prune.pruned_at is None

@@ -9,14 +9,20 @@ from __future__ import annotations
 
 import importlib
 import threading
+from pathlib import Path
 
 import streamlit as st
 
-from autotag.runs.manager import list_runs, max_parallel, warm_up
+from autotag.runs.manager import max_parallel, warm_up
 from autotag.store.job import RunState
 from autotag.store.run_folder import default_runs_dir
 from autotag.text import counted
 from autotag.ui.auth import gate, signed_in
+from autotag.ui.live import live_runs
+from autotag.ui.ticker import refresh_clock
+
+#: Seconds between looks at the sidebar's counts while a run trains or waits.
+COUNTS_S = 5.0
 
 
 @st.cache_resource(show_spinner=False)
@@ -49,13 +55,23 @@ nav = st.navigation(pages, position="sidebar" if signed_in() else "hidden")
 gate()  # with login configured (`autotag.ui.auth`): only a login button until someone with a role logs in
 st.session_state["_app_nav"] = True  # the pages check it (see above); set only past the gate
 
-with st.sidebar:
-    runs_dir = default_runs_dir()
-    runs = list_runs(runs_dir)
+
+@st.fragment
+def _counts(runs_dir: Path) -> None:
+    """The runs folder's counts, live on every page: shared reads (`ui.live`), looked at again
+    every `COUNTS_S` while a run trains or waits, so a sweep's new trials show up anywhere."""
+    runs = live_runs(runs_dir).snapshot().runs
     active = sum(r.state.active for r in runs)
     queued = sum(r.state is RunState.QUEUED for r in runs)
-    st.caption(f"Runs folder: `{runs_dir.resolve()}`")
     st.caption(f"{counted(len(runs), 'run')} · {active} training (limit {max_parallel()}) · {queued} queued")
+    if active or queued:
+        refresh_clock("sidebar_clock", COUNTS_S)
+
+
+with st.sidebar:
+    runs_dir = default_runs_dir()
+    st.caption(f"Runs folder: `{runs_dir.resolve()}`")
+    _counts(runs_dir)
 
 nav.run()
 warm_up(runs_dir)  # after the page is drawn: a pre-warmed trainer makes the next Launch start at once

@@ -139,7 +139,8 @@ _live_view(selected, smoothing)
 if len(selected) >= 2:
     st.subheader("Config differences")
     diff = config_differences([by_name[n].path for n in selected])
-    st.dataframe(pd.DataFrame(diff).T.astype(str) if diff else pd.DataFrame({"": ["identical configs"]}))
+    shown = {field: {run: "" if v is None else str(v) for run, v in values.items()} for field, values in diff.items()}
+    st.dataframe(pd.DataFrame(shown).T if diff else pd.DataFrame({"": ["identical configs"]}))
     robustness_section([by_name[n] for n in selected], actor)
 
 

@@ -14,13 +14,13 @@ from autotag.config import QUICK_DEMO, make_config
 from autotag.data.demo import default_demo_dir
 from autotag.errors import AutotagError
 from autotag.runs import manager
-from autotag.runs.table import config_differences
+from autotag.runs.table import FACETS, SORTABLE, RunFilter, config_differences, facet_values, page_of, select_rows
 from autotag.store.checkpoints import has_checkpoint
 from autotag.store.files import text_head
 from autotag.store.job import RunState
 from autotag.store.run_folder import RunFolder, default_runs_dir
 from autotag.ui.auth import acting
-from autotag.ui.live import live_runs, refresh_interval
+from autotag.ui.live import Snapshot, live_runs, refresh_interval
 from autotag.ui.robustness import robustness_section
 from autotag.ui.ticker import refresh_clock
 
@@ -92,13 +92,71 @@ st.session_state["runs_selected"] = selected
 smoothing = smooth_col.slider(
     "Smoothing of train_loss", 0.0, 0.99, 0.6, 0.01, key="runs_smoothing", persist_state="session"
 )
-COLUMNS = {
-    "progress": st.column_config.ProgressColumn("progress", min_value=0.0, max_value=1.0, format="percent"),
-    "best val_loss": st.column_config.NumberColumn(format="%.4f"),
-    "val ROC-AUC": st.column_config.NumberColumn(format="%.3f"),
-    "val PR-AUC": st.column_config.NumberColumn(format="%.3f"),
-    "test ROC-AUC": st.column_config.NumberColumn(format="%.3f"),
+#: How each number of the runs table reads. Numbers are shown as text, right-aligned: the grid
+#: writes a missing number as "None", and a blank says "not yet" or "n/a" better. (The table
+#: is sorted by the Sort by choice, not by its headers.)
+NUMBER_FORMATS = {
+    "best val_loss": "{:.4f}",
+    "val ROC-AUC": "{:.3f}",
+    "val PR-AUC": "{:.3f}",
+    "test ROC-AUC": "{:.3f}",
+    "duration (s)": "{:.0f}",
+    "ETA (s)": "{:.0f}",
 }
+COLUMNS = {
+    "run": st.column_config.TextColumn(width="medium", pinned=True),  # a long name is cut; its hover shows it all
+    "progress": st.column_config.ProgressColumn("progress", min_value=0.0, max_value=1.0, format="percent"),
+    "created": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm"),
+    **{c: st.column_config.TextColumn(alignment="right") for c in NUMBER_FORMATS},
+}
+#: The runs table's columns shown at first; the others are one choice away.
+SHOWN_FIRST = ["run", "state", "model", "data", "epoch", "progress", "best val_loss", "val ROC-AUC", "test ROC-AUC"]
+ALL_COLUMNS = [*SHOWN_FIRST, "val PR-AUC", "duration (s)", "ETA (s)", "sweep", "owner", "created"]
+#: Rows a page of the runs table shows.
+PAGE_ROWS = 50
+
+search_col, sort_col, order_col = st.columns([3, 2, 1])
+search = search_col.text_input("Search runs", key="runs_search", placeholder="part of a run's name")
+sort_by = sort_col.selectbox("Sort by", SORTABLE, key="runs_sort")
+descending = order_col.toggle("Descending", value=True, key="runs_descending")
+with st.expander("Filters and columns"):
+    options = facet_values(list(shared.snapshot().rows))
+    facet_cols = st.columns(len(FACETS))
+    chosen_facets = {
+        facet: tuple(col.multiselect(facet, options[facet], key=f"runs_filter_{facet}"))
+        for facet, col in zip(FACETS, facet_cols)
+    }
+    group_sweeps = st.toggle("One row per sweep (filter by a sweep to see its trials)", value=True, key="runs_group")
+    shown_columns = st.multiselect("Columns", ALL_COLUMNS, default=SHOWN_FIRST, key="runs_columns")
+keep = RunFilter(text=search.strip(), **chosen_facets)
+
+
+def _runs_table(snapshot: Snapshot) -> None:
+    """The search, filters, sort and page the user chose, over the shared listing."""
+    rows = select_rows(list(snapshot.rows), keep, sort_by, descending, group_sweeps)
+    pages = max(1, -(-len(rows) // PAGE_ROWS))
+    number = 1
+    if pages > 1:
+        st.session_state["runs_page"] = min(st.session_state.get("runs_page", 1), pages)  # the filter may shrink it
+        page_col, count_col = st.columns([1, 5], vertical_alignment="bottom")
+        number = page_col.number_input("Page", min_value=1, max_value=pages, step=1, key="runs_page")
+        first = (number - 1) * PAGE_ROWS
+        count_col.caption(f"rows {first + 1}-{min(first + PAGE_ROWS, len(rows))} of {len(rows)}")
+    shown, _ = page_of(rows, number, PAGE_ROWS)
+    table = pd.DataFrame(shown, columns=ALL_COLUMNS)[[c for c in ALL_COLUMNS if c in shown_columns] or ["run"]]
+    if "created" in table:
+        table["created"] = pd.to_datetime(table["created"], unit="s")
+    for column in table:
+        if column in NUMBER_FORMATS:
+            shape = NUMBER_FORMATS[column]
+            table[column] = [
+                "" if v is None or v != v else shape.format(v) for v in table[column]
+            ]  # NaN != NaN: a blank too
+        elif column not in COLUMNS:
+            table[column] = table[column].fillna("")
+    st.dataframe(table, hide_index=True, column_config=COLUMNS)
+    if not rows:
+        st.caption("No run matches the search and filters.")
 
 
 @st.fragment
@@ -107,7 +165,7 @@ def _live_view(names: list[str], weight: float) -> None:
     acting()  # a fragment reruns without app.py's gate: a session logged out (or demoted to no role) stops
     snapshot = shared.snapshot()
     fresh = snapshot.by_name()
-    st.dataframe(snapshot.table, hide_index=True, column_config=COLUMNS)
+    _runs_table(snapshot)
     readers = shared.readers([fresh[n] for n in names if n in fresh])
     for name, reader in readers.items():
         if reader.problems:

@@ -429,3 +429,29 @@ def test_stop_before_the_first_checkpoint_asks_first_and_a_run_with_nothing_to_r
         assert report.disabled and "no model to score" in report.help
     finally:
         trainer.kill()
+
+
+def test_the_runs_table_searches_filters_sorts_groups_and_pages_many_runs() -> None:
+    runs_dir = default_runs_dir()
+    config = make_config(data=str(ROOT), model="tiny")
+    for i in range(60):
+        run = RunFolder(create_run(config, runs_dir, f"run{i:02d}"))
+        run.write_status(state=RunState.COMPLETED, test_roc_auc=0.5 + i / 200, created=1.7e9 + i)
+    for i in range(3):  # a sweep's trials: one row until the sweep is filtered on
+        run = RunFolder(create_run(config, runs_dir, f"lr-t{i:03d}"))
+        run.write_status(state=RunState.COMPLETED, test_roc_auc=0.9, sweep="lr-sweep", created=1.8e9)
+
+    def names() -> list[str]:
+        return [RunFolder(Path(n)).label if "_" in n else n for n in at.dataframe[0].value["run"]]
+
+    at = _page("pages/runs.py")
+    assert len(names()) == 50 and at.number_input(key="runs_page").max == 2  # 61 rows: 60 runs and the sweep
+    assert names()[0] == "lr-sweep (3 trials)"  # the newest first
+    assert any(c.value == "rows 1-50 of 61" for c in at.caption)
+    at.selectbox(key="runs_sort").set_value("test ROC-AUC").run()
+    at.text_input(key="runs_search").set_value("run5").run()
+    assert names() == [f"run5{i}" for i in range(9, -1, -1)]  # the best first, one page
+    at.text_input(key="runs_search").set_value("").run()
+    at.multiselect(key="runs_filter_sweep").set_value(["lr-sweep"]).run()
+    assert sorted(names()) == ["lr-t000", "lr-t001", "lr-t002"]  # the sweep's trials, each a row
+    assert not at.exception

@@ -197,7 +197,8 @@ def launch(
         run_dir = create_run(config, runs_dir, name)
         if trial:
             trial.write(RunFolder(run_dir).trial)
-        RunFolder(run_dir).write_status(launch_token=token, owner=actor.name)
+        sweep = Path(trial.sweep).name if trial else None  # the runs table groups a sweep's trials
+        RunFolder(run_dir).write_status(launch_token=token, owner=actor.name, sweep=sweep)
         _schedule_locked(runs_dir)
     record(runs_dir, actor, "launch", run_dir)
     return run_dir

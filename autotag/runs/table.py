@@ -1,12 +1,14 @@
 """What the dashboard and `runs list` show about runs: a row each, the best run, config differences.
 
 The table never opens event files or checkpoints: one small JSON per run, so the Runs
-page stays fast with hundreds of runs.
+page stays fast with hundreds of runs. `select_rows` is its search, filters, sort and the
+grouping of a sweep's trials under one row; `page_of` cuts the result into pages.
 """
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +42,89 @@ def summarize(info: RunInfo) -> dict[str, Any]:
         "test ROC-AUC": s.test_roc_auc,
         "duration (s)": round(duration) if duration else None,
         "ETA (s)": round(eta) if eta else None,
+        "sweep": s.sweep,
+        "owner": s.owner,
+        "created": s.created,
     }
+
+
+#: Columns a filter chooses values of, and the columns a table may be sorted by (numbers).
+FACETS = ("state", "model", "data", "sweep", "owner")
+SORTABLE = ("created", "best val_loss", "val ROC-AUC", "val PR-AUC", "test ROC-AUC", "duration (s)")
+#: Which way is better, for the best trial of a grouped sweep.
+LOWER_IS_BETTER = frozenset({"best val_loss"})
+
+
+@dataclass(frozen=True)
+class RunFilter:
+    """What a user narrows the runs table to: a search of the name, and values of each facet
+    (empty: any)."""
+
+    text: str = ""
+    state: tuple[str, ...] = ()
+    model: tuple[str, ...] = ()
+    data: tuple[str, ...] = ()
+    sweep: tuple[str, ...] = ()
+    owner: tuple[str, ...] = ()
+
+    def keeps(self, row: dict[str, Any]) -> bool:
+        if self.text and self.text.casefold() not in str(row["run"]).casefold():
+            return False
+        return all(not wanted or row.get(f) in wanted for f, wanted in ((f, getattr(self, f)) for f in FACETS))
+
+
+def facet_values(rows: list[dict[str, Any]]) -> dict[str, list[str]]:
+    """The values each facet has among `rows`, sorted: what its filter offers."""
+    return {f: sorted({str(r[f]) for r in rows if r.get(f)}) for f in FACETS}
+
+
+def select_rows(
+    rows: list[dict[str, Any]],
+    keep: RunFilter = RunFilter(),
+    sort_by: str = "created",
+    descending: bool = True,
+    group_sweeps: bool = True,
+) -> list[dict[str, Any]]:
+    """The rows `keep` keeps, sorted by `sort_by` (missing values last either way), with each
+    sweep's trials as one row unless `group_sweeps` is off or the filter names the sweep."""
+    kept = [r for r in rows if keep.keeps(r)]
+    if group_sweeps:
+        trials: dict[str, list[dict[str, Any]]] = {}
+        for row in kept:
+            if row.get("sweep") and row["sweep"] not in keep.sweep:
+                trials.setdefault(row["sweep"], []).append(row)
+        kept = [r for r in kept if r.get("sweep") not in trials] + [_sweep_row(s, t) for s, t in trials.items()]
+    present = [r for r in kept if r.get(sort_by) is not None]
+    present.sort(key=lambda r: r[sort_by], reverse=descending)
+    return present + [r for r in kept if r.get(sort_by) is None]
+
+
+def _sweep_row(sweep: str, trials: list[dict[str, Any]]) -> dict[str, Any]:
+    """One row for a sweep's trials: their states counted, the best value of each metric."""
+    states: dict[str, int] = {}
+    for t in trials:
+        states[t["state"]] = states.get(t["state"], 0) + 1
+    row: dict[str, Any] = {
+        "run": f"{sweep} ({len(trials)} trials)",
+        "state": ", ".join(f"{n} {state}" for state, n in sorted(states.items())),
+        "sweep": sweep,
+        "created": min((t["created"] for t in trials if t.get("created")), default=None),
+    }
+    for column in ("model", "data", "owner"):
+        values = {t.get(column) for t in trials}
+        row[column] = values.pop() if len(values) == 1 else "several"
+    for column in SORTABLE[1:]:
+        values = [t[column] for t in trials if t.get(column) is not None]
+        pick = min if column in LOWER_IS_BETTER or column == "duration (s)" else max
+        row[column] = pick(values) if values else None
+    return row
+
+
+def page_of(rows: list[dict[str, Any]], number: int, size: int) -> tuple[list[dict[str, Any]], int]:
+    """Page `number` (from 1, clamped) of `rows`, `size` rows a page; and how many pages there are."""
+    pages = max(1, -(-len(rows) // size))
+    number = min(max(1, number), pages)
+    return rows[(number - 1) * size : number * size], pages
 
 
 #: Steps trained before an ETA is shown: the first ones also pay for warm-up.

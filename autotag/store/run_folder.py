@@ -92,6 +92,7 @@ class RunStatus:
     max_epochs: Count | None = None
     launch_token: str | None = None  # the dedupe key of a launch (a double click starts one run)
     owner: str | None = None  # who launched it: a login's e-mail, or os:<user> (`autotag.access`)
+    sweep: str | None = None  # the folder name of the sweep whose trial it is
     resume_from: str | None = None  # checkpoint the next start continues from, relative to the run
     pid: Pid | None = None  # the trainer's process, identified by pid and start time together
     pid_start: Timestamp | None = None

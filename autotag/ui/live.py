@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 import plotly.graph_objects as go
-import pyarrow as pa
 
 from autotag.runs import manager
 from autotag.runs.curves import CurveReader
@@ -48,8 +47,6 @@ class Snapshot:
 
     runs: tuple[RunInfo, ...]
     rows: tuple[dict[str, Any], ...]
-    #: The rows as one Arrow table, converted once for every viewer's table.
-    table: pa.Table
 
     def by_name(self) -> dict[str, RunInfo]:
         return {r.name: r for r in self.runs}
@@ -87,7 +84,7 @@ class LiveRuns:
                 for gone in self._readers.keys() - {r.path for r in runs}:  # deleted: memory stays flat
                     del self._readers[gone]
                 rows = tuple(summarize(r) for r in runs)
-                self._snapshot = Snapshot(runs, rows, pa.Table.from_pylist(list(rows)))
+                self._snapshot = Snapshot(runs, rows)
                 self._snapshot_at = now
             return self._snapshot
 

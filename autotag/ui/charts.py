@@ -272,19 +272,36 @@ def robustness_figure(report: Mapping, title: str = "", span: float | None = Non
     return _delta_heatmap(z, text, names, cols, span or robustness_span(report), heading, "strength, mildest first")
 
 
-def robustness_tags_figure(report: Mapping, perturbation: str, span: float | None = None) -> go.Figure:
-    """Tag x strength -> change in the tag's ROC-AUC: which tags break first (worst on top)."""
+def worst_drops(report: Mapping, perturbation: str) -> dict[str, float]:
+    """Each scored tag's largest fall in ROC-AUC under `perturbation` (NaN where never scored)."""
     clean = report["clean"]["per_tag"]
+    return {
+        tag: float(np.nanmin([_tag_delta(report, perturbation, s, tag) for s in report[perturbation]]))
+        for tag, v in clean.items()
+        if v["roc_auc"] is not None
+    }
+
+
+def _tag_delta(report: Mapping, perturbation: str, strength: str, tag: str) -> float:
+    value = report[perturbation][strength]["per_tag"][tag]["roc_auc"]
+    return float("nan") if value is None else value - report["clean"]["per_tag"][tag]["roc_auc"]
+
+
+def robustness_tags_figure(
+    report: Mapping, perturbation: str, span: float | None = None, order: Sequence[str] | None = None
+) -> go.Figure:
+    """Tag x strength -> change in the tag's ROC-AUC: which tags break first (worst on top).
+
+    Args:
+        order: The rows' tags in this order (of them, those the report scored): two runs
+            side by side share one order, or their rows would not line up.
+    """
     strengths = list(report[perturbation])
-    tags = [t for t, v in clean.items() if v["roc_auc"] is not None]
-
-    def delta(tag: str, strength: str) -> float:
-        value = report[perturbation][strength]["per_tag"][tag]["roc_auc"]
-        return float("nan") if value is None else value - clean[tag]["roc_auc"]
-
-    tags.sort(key=lambda t: np.nanmin([delta(t, s) for s in strengths]))
-    z = [[delta(t, s) for s in strengths] for t in tags]
+    drops = worst_drops(report, perturbation)
+    tags = [t for t in order if t in drops] if order is not None else sorted(drops, key=drops.__getitem__)
+    z = [[_tag_delta(report, perturbation, s, t) for s in strengths] for t in tags]
     text = [[f"{v:+.3f}" for v in row] for row in z]
     deltas = [abs(v) for row in z for v in row if np.isfinite(v)]
-    title = f"{perturbation}: change in each tag's ROC-AUC (worst first)"
+    first = "worst first" if order is None else "worst of both first"
+    title = f"{perturbation}: change in each tag's ROC-AUC ({first})"
     return _delta_heatmap(z, text, tags, strengths, span or max([0.05, *deltas]), title, "strength")

@@ -20,7 +20,7 @@ from autotag.robustness import job
 from autotag.runs.manager import RunInfo, unavailable
 from autotag.store.job import RunState
 from autotag.ui.auth import acting
-from autotag.ui.charts import robustness_figure, robustness_span, robustness_tags_figure
+from autotag.ui.charts import robustness_figure, robustness_span, robustness_tags_figure, worst_drops
 from autotag.ui.ticker import refresh_clock
 
 
@@ -94,8 +94,14 @@ def _side_by_side(runs: list[RunInfo]) -> None:
         st.caption("The two reports share no perturbation to compare tag by tag.")
         return
     pick = st.selectbox("Per tag, side by side", shared, key="robust_cmp_pick")
+    worst: dict[str, float] = {}
+    for report in reports.values():
+        for tag, drop in worst_drops(report, pick).items():
+            seen = drop if drop == drop else float("inf")  # NaN: not scored under it, last
+            worst[tag] = min(worst.get(tag, seen), seen)
+    order = sorted(worst, key=worst.__getitem__)  # one row order for both: their rows line up
     for column, (name, report) in zip(st.columns(2), reports.items()):
-        column.plotly_chart(robustness_tags_figure(report, pick, span), key=f"robust_cmp_tags_{name}")
+        column.plotly_chart(robustness_tags_figure(report, pick, span, order), key=f"robust_cmp_tags_{name}")
 
 
 @st.fragment

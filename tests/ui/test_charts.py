@@ -9,7 +9,14 @@ import numpy as np
 import pytest
 
 from autotag.runs.curves import CurveReader
-from autotag.ui.charts import cooccurrence_figure, curves_figure, tag_counts_figure, taggram_figure, top_tags_figure
+from autotag.ui.charts import (
+    cooccurrence_figure,
+    curves_figure,
+    robustness_tags_figure,
+    tag_counts_figure,
+    taggram_figure,
+    top_tags_figure,
+)
 from tests.runs.test_curves import _write_run
 
 
@@ -59,3 +66,23 @@ def test_tag_counts_stack_the_splits_and_a_taggram_puts_each_chunk_at_its_centre
     assert list(fig.data[1].x) == [1, 0] and list(fig.data[2].x) == [0, 0]
     gram = taggram_figure(["piano"], np.array([[0.2], [0.9]]), np.array([0.0, 3.0]), 3.0)
     assert list(gram.data[0].x) == [1.5, 4.5] and np.asarray(gram.data[0].z).shape == (1, 2)
+
+
+def _report(clean: dict[str, float], noisy: dict[str, float]) -> dict:
+    def scores(per_tag: dict[str, float]) -> dict:
+        return {
+            "roc_auc_macro": sum(per_tag.values()) / len(per_tag),
+            "per_tag": {t: {"roc_auc": v} for t, v in per_tag.items()},
+        }
+
+    return {"clean": scores(clean), "white_noise": {"10 dB SNR": scores(noisy)}}
+
+
+def test_two_runs_per_tag_rows_line_up_in_one_order() -> None:
+    first = _report({"piano": 0.9, "drums": 0.9, "synth": 0.9}, {"piano": 0.5, "drums": 0.85, "synth": 0.8})
+    second = _report({"piano": 0.9, "drums": 0.9, "synth": 0.9}, {"piano": 0.88, "drums": 0.6, "synth": 0.89})
+    assert list(robustness_tags_figure(first, "white_noise").data[0].y) == ["piano", "synth", "drums"]  # worst first
+    order = ["piano", "drums", "synth"]  # the worse of the two, for each tag
+    for report in (first, second):
+        fig = robustness_tags_figure(report, "white_noise", order=order)
+        assert list(fig.data[0].y) == order and "worst of both first" in fig.layout.title.text

@@ -14,6 +14,7 @@ from autotag.config import QUICK_DEMO, make_config
 from autotag.data.demo import default_demo_dir
 from autotag.errors import AutotagError
 from autotag.runs import manager
+from autotag.runs.curves import curves_csv
 from autotag.runs.table import FACETS, SORTABLE, RunFilter, config_differences, facet_values, page_of, select_rows
 from autotag.store.checkpoints import has_checkpoint
 from autotag.store.files import text_head
@@ -92,6 +93,7 @@ st.session_state["runs_selected"] = selected
 smoothing = smooth_col.slider(
     "Smoothing of train_loss", 0.0, 0.99, 0.6, 0.01, key="runs_smoothing", persist_state="session"
 )
+log_loss = smooth_col.toggle("Loss on a log scale", key="runs_log_loss")
 #: How each number of the runs table reads. Numbers are shown as text, right-aligned: the grid
 #: writes a missing number as "None", and a blank says "not yet" or "n/a" better. (The table
 #: is sorted by the Sort by choice, not by its headers.)
@@ -160,7 +162,7 @@ def _runs_table(snapshot: Snapshot) -> None:
 
 
 @st.fragment
-def _live_view(names: list[str], weight: float) -> None:
+def _live_view(names: list[str], weight: float, log_loss: bool) -> None:
     """Table, curves and progress lines; reruns alone while the tab is visible (see ui.ticker)."""
     acting()  # a fragment reruns without app.py's gate: a session logged out (or demoted to no role) stops
     snapshot = shared.snapshot()
@@ -177,7 +179,14 @@ def _live_view(names: list[str], weight: float) -> None:
             st.warning(f"{name}: its event file ends in an incomplete record ({reader.pending_bytes()} bytes).")
     trained_here = [n for n in names if not (n in fresh and fresh[n].status.published)]
     if trained_here:  # drawn empty too: the browser loads plotly while the trainer starts, not after
-        st.plotly_chart(shared.figure(readers, weight), key="runs_curves")
+        st.plotly_chart(shared.figure(readers, weight, log_loss), key="runs_curves")  # its toolbar saves a PNG
+        st.download_button(
+            "Download the curves (CSV)",
+            data=lambda: curves_csv(readers),  # built on the click, not on every refresh
+            file_name="curves.csv",
+            mime="text/csv",
+            key="runs_curves_csv",
+        )
     elif names:
         st.caption("No curves: a published model was trained by its authors, not here.")
     rows = {row["run"]: row for row in snapshot.rows}
@@ -192,7 +201,7 @@ def _live_view(names: list[str], weight: float) -> None:
     refresh_clock("runs_clock", refresh_interval(snapshot, names, readers))
 
 
-_live_view(selected, smoothing)
+_live_view(selected, smoothing, log_loss)
 
 if len(selected) >= 2:
     st.subheader("Config differences")

@@ -22,12 +22,14 @@ never be a frame. A damaged stretch is one line in `problems`, however long it i
 
 from __future__ import annotations
 
+import csv
+import io
 import math
 import re
 import struct
 import threading
 import time
-from collections.abc import Generator, Iterator
+from collections.abc import Generator, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -318,6 +320,17 @@ class CurveReader:
 
     def get(self, tag: str) -> Series:
         return self.series.get(tag, Series())
+
+
+def curves_csv(readers: Mapping[str, CurveReader]) -> str:
+    """Every point the readers hold as CSV, `run,tag,step,value` (the curves chart's data, unthinned)."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["run", "tag", "step", "value"])
+    for run, reader in readers.items():
+        for tag, series in sorted(reader.series.items()):
+            writer.writerows((run, tag, step, repr(value)) for step, value in zip(series.steps, series.values))
+    return out.getvalue()
 
 
 def smooth(values: list[float], weight: float) -> list[float]:

@@ -22,12 +22,15 @@ PANELS = (
 _DASH = {"train_loss": "dot", "val_loss": "solid", "val_roc_auc": "solid", "val_pr_auc": "dash"}
 
 
-def curves_figure(readers: Mapping[str, CurveReader], smoothing: float = 0.0, max_points: int = 1000) -> go.Figure:
+def curves_figure(
+    readers: Mapping[str, CurveReader], smoothing: float = 0.0, max_points: int = 1000, log_loss: bool = False
+) -> go.Figure:
     """Loss and AUC curves of one or more runs against the training step.
 
     Args:
         readers: Run label -> its refreshed reader; each run gets one colour.
         smoothing: EMA weight in [0, 1) applied to train_loss (noisy per-step values).
+        log_loss: The loss panel on a log axis (a loss that falls by orders of magnitude).
     """
     fig = make_subplots(rows=1, cols=2, subplot_titles=[title for title, _ in PANELS], horizontal_spacing=0.08)
     single = len(readers) == 1
@@ -67,7 +70,7 @@ def curves_figure(readers: Mapping[str, CurveReader], smoothing: float = 0.0, ma
             font={"size": 14},
         )
     fig.update_xaxes(title_text="training step")
-    fig.update_yaxes(title_text="loss", row=1, col=1)
+    fig.update_yaxes(title_text="loss", row=1, col=1, type="log" if log_loss else "linear")
     fig.update_yaxes(title_text="macro AUC", row=1, col=2)
     fig.update_layout(
         height=400,

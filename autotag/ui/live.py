@@ -105,16 +105,16 @@ class LiveRuns:
             out[run.name] = watched.reader
         return out
 
-    def figure(self, readers: dict[str, CurveReader], smoothing: float) -> go.Figure:
+    def figure(self, readers: dict[str, CurveReader], smoothing: float, log_loss: bool = False) -> go.Figure:
         """The curves figure of `readers`, built once for every session that asks the same:
-        equal points (counted with the replaced ones), damage and smoothing, equal figures."""
-        key = (round(smoothing, 4), *((name, r.points, len(r.problems)) for name, r in readers.items()))
+        equal points (counted with the replaced ones), damage, smoothing and axis, equal figures."""
+        key = (round(smoothing, 4), log_loss, *((name, r.points, len(r.problems)) for name, r in readers.items()))
         with self._figure_lock:
             cached = self._figures.get(key)
             if cached is not None:
                 self._figures.move_to_end(key)
                 return cached
-            built = curves_figure(readers, smoothing)
+            built = curves_figure(readers, smoothing, log_loss=log_loss)
             self.reads["figures"] += 1
             self._figures[key] = built
             while len(self._figures) > FIGURES_KEPT:

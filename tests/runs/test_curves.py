@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from torch.utils.tensorboard import SummaryWriter
 
-from autotag.runs.curves import MAX_PROBLEMS, CurveReader, _next_header, downsample, masked_crc32c, smooth
+from autotag.runs.curves import MAX_PROBLEMS, CurveReader, _next_header, curves_csv, downsample, masked_crc32c, smooth
 
 
 def _write_run(folder: Path, steps: range, tags: tuple[str, ...] = ("train_loss", "val_loss")) -> Path:
@@ -221,3 +221,14 @@ def test_a_file_that_ends_in_damage_is_one_line_not_a_torn_record(tmp_path: Path
     _read_through(reader)
     assert reader.get("train_loss").steps == list(range(15))
     assert reader.problems == [f"{event_file.name}: damaged record header at byte {len(data)}; skipped 200000 bytes"]
+
+
+def test_the_curves_download_holds_every_point_of_every_shown_run(tmp_path: Path) -> None:
+    _write_run(tmp_path / "a", range(3))
+    _write_run(tmp_path / "b", range(2), tags=("train_loss",))
+    readers = {name: CurveReader(tmp_path / name) for name in ("a", "b")}
+    for reader in readers.values():
+        reader.refresh()
+    lines = curves_csv(readers).splitlines()
+    assert lines[0] == "run,tag,step,value" and len(lines) == 1 + 3 * 2 + 2
+    assert lines[1] == "a,train_loss,0,1.0" and lines[-1] == "b,train_loss,1,0.5"

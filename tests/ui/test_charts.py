@@ -86,3 +86,12 @@ def test_two_runs_per_tag_rows_line_up_in_one_order() -> None:
     for report in (first, second):
         fig = robustness_tags_figure(report, "white_noise", order=order)
         assert list(fig.data[0].y) == order and "worst of both first" in fig.layout.title.text
+
+
+def test_the_loss_panel_may_be_on_a_log_axis_and_the_auc_panel_never(tmp_path: Path) -> None:
+    _write_run(tmp_path / "tb", range(3))
+    reader = CurveReader(tmp_path / "tb")
+    reader.refresh()
+    fig = curves_figure({"run": reader}, log_loss=True)
+    assert fig.layout.yaxis.type == "log" and fig.layout.yaxis2.type != "log"
+    assert curves_figure({"run": reader}).layout.yaxis.type == "linear"

@@ -423,10 +423,10 @@ def test_stop_before_the_first_checkpoint_asks_first_and_a_run_with_nothing_to_r
         assert trainer.wait(timeout=30) is not None and run.read_status().state is RunState.STOPPED
         at.run()
         resume = at.button(key="runs_resume")
-        assert resume.disabled and "nothing to resume from" in resume.help
+        assert resume.disabled and "no checkpoint to resume from" in resume.help
         assert at.button(key="runs_stop").disabled and at.button(key="runs_stop").help.startswith("it is stopped")
         report = at.button(key=f"robust_start_{run.name}")
-        assert report.disabled and "no model to score" in report.help
+        assert report.disabled and "no checkpoint to score" in report.help
     finally:
         trainer.kill()
 

@@ -320,8 +320,8 @@ def unavailable(action: Action, info: RunInfo) -> str | None:
     if has_checkpoint(info.path):
         return None
     if action == "report":
-        return "it ended before its first checkpoint: there is no model to score"
-    return "it stopped before its first checkpoint: there is nothing to resume from; train it again"
+        return "it has no checkpoint to score (it ended before its first one)"
+    return "it has no checkpoint to resume from (it stopped before its first one): train it again"
 
 
 def resume(run_dir: Path, actor: Actor | None = None) -> Path:

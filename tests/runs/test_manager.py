@@ -175,11 +175,11 @@ def test_each_action_says_why_it_cannot_work_now(tmp_path: Path) -> None:
     assert why("delete", RunState.RUNNING) == "it is training: stop it first"
     assert why("delete", RunState.STOPPED) is None
     assert why("resume", RunState.COMPLETED) == "it is completed; only stopped, crashed or failed runs can resume"
-    assert why("resume", RunState.STOPPED).startswith("it stopped before its first checkpoint: there is nothing")
+    assert why("resume", RunState.STOPPED).startswith("it has no checkpoint to resume from")
     assert why("report", RunState.RUNNING) == "it is running: a report scores a run that has ended"
-    assert why("report", RunState.STOPPED) == "it ended before its first checkpoint: there is no model to score"
+    assert why("report", RunState.STOPPED) == "it has no checkpoint to score (it ended before its first one)"
     folder.write_status(state=RunState.STOPPED)
-    with pytest.raises(RunError, match="cannot resume: it stopped before its first checkpoint"):
+    with pytest.raises(RunError, match="cannot resume: it has no checkpoint to resume from"):
         manager.resume(run)
     folder.checkpoints.mkdir()
     (folder.checkpoints / "last.ckpt").write_bytes(b"a checkpoint")

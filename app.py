@@ -17,7 +17,7 @@ from autotag.runs.manager import max_parallel, warm_up
 from autotag.store.job import RunState
 from autotag.store.run_folder import default_runs_dir
 from autotag.text import counted
-from autotag.ui.auth import gate, signed_in
+from autotag.ui.auth import acting, gate, signed_in
 from autotag.ui.live import live_runs
 from autotag.ui.ticker import refresh_clock
 
@@ -60,6 +60,7 @@ st.session_state["_app_nav"] = True  # the pages check it (see above); set only 
 def _counts(runs_dir: Path) -> None:
     """The runs folder's counts, live on every page: shared reads (`ui.live`), looked at again
     every `COUNTS_S` while a run trains or waits, so a sweep's new trials show up anywhere."""
+    acting()  # a fragment reruns without the gate above: a session logged out since sees nothing
     runs = live_runs(runs_dir).snapshot().runs
     active = sum(r.state.active for r in runs)
     queued = sum(r.state is RunState.QUEUED for r in runs)

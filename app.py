@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import importlib
 import threading
-from pathlib import Path
 
 import streamlit as st
 
@@ -17,12 +16,8 @@ from autotag.runs.manager import max_parallel, warm_up
 from autotag.store.job import RunState
 from autotag.store.run_folder import default_runs_dir
 from autotag.text import counted
-from autotag.ui.auth import acting, gate, signed_in
+from autotag.ui.auth import gate, signed_in
 from autotag.ui.live import live_runs
-from autotag.ui.ticker import refresh_clock
-
-#: Seconds between looks at the sidebar's counts while a run trains or waits.
-COUNTS_S = 5.0
 
 
 @st.cache_resource(show_spinner=False)
@@ -56,23 +51,13 @@ gate()  # with login configured (`autotag.ui.auth`): only a login button until s
 st.session_state["_app_nav"] = True  # the pages check it (see above); set only past the gate
 
 
-@st.fragment
-def _counts(runs_dir: Path) -> None:
-    """The runs folder's counts, live on every page: shared reads (`ui.live`), looked at again
-    every `COUNTS_S` while a run trains or waits, so a sweep's new trials show up anywhere."""
-    acting()  # a fragment reruns without the gate above: a session logged out since sees nothing
-    runs = live_runs(runs_dir).snapshot().runs
+with st.sidebar:  # counted on each page drawn (a live page redraws whole when a run starts or ends)
+    runs_dir = default_runs_dir()
+    runs = live_runs(runs_dir).snapshot(max_age=0).runs
     active = sum(r.state.active for r in runs)
     queued = sum(r.state is RunState.QUEUED for r in runs)
-    st.caption(f"{counted(len(runs), 'run')} · {active} training (limit {max_parallel()}) · {queued} queued")
-    if active or queued:
-        refresh_clock("sidebar_clock", COUNTS_S)
-
-
-with st.sidebar:
-    runs_dir = default_runs_dir()
     st.caption(f"Runs folder: `{runs_dir.resolve()}`")
-    _counts(runs_dir)
+    st.caption(f"{counted(len(runs), 'run')} · {active} training (limit {max_parallel()}) · {queued} queued")
 
 nav.run()
 warm_up(runs_dir)  # after the page is drawn: a pre-warmed trainer makes the next Launch start at once

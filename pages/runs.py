@@ -136,7 +136,7 @@ keep = RunFilter(text=search.strip(), **chosen_facets)
 def _runs_table(snapshot: Snapshot) -> None:
     """The search, filters, sort and page the user chose, over the shared listing."""
     rows = select_rows(list(snapshot.rows), keep, sort_by, descending, group_sweeps)
-    pages = max(1, -(-len(rows) // PAGE_ROWS))
+    _, pages = page_of(rows, 1, PAGE_ROWS)
     number = 1
     if pages > 1:
         st.session_state["runs_page"] = min(st.session_state.get("runs_page", 1), pages)  # the filter may shrink it

@@ -39,14 +39,21 @@ st.set_page_config(page_title="autotag", page_icon=":material/sell:", layout="wi
 # layout until a script calls st.navigation: a fresh server's first request to /runs runs
 # pages/runs.py alone, without this script. Each page then finds no "_app_nav" set below,
 # runs this script in its place (which shows the page the URL names) and stops.
+TRAIN = st.Page("pages/train.py", title="Train", icon=":material/model_training:", url_path="train")
 pages = [
-    st.Page("pages/train.py", title="Train", icon=":material/model_training:", url_path="train", default=True),
+    TRAIN,
     st.Page("pages/runs.py", title="Runs", icon=":material/monitoring:", url_path="runs"),
     st.Page("pages/sweep.py", title="Sweep", icon=":material/tune:", url_path="sweep"),
     st.Page("pages/tag.py", title="Tag", icon=":material/sell:", url_path="tag"),
     st.Page("pages/data.py", title="Data", icon=":material/folder_open:", url_path="data"),
 ]
-nav = st.navigation(pages, position="sidebar" if signed_in() else "hidden")
+# Streamlit serves its default page at "/" only (the default page's url_path is ignored), so a
+# default Train page made /train "Page not found". "/" is a hidden page of its own that hands
+# over to Train at /train: every page has its own URL, and the sidebar marks the one shown.
+HOME = st.Page(lambda: st.switch_page(TRAIN), title="autotag", url_path="home", default=True, visibility="hidden")
+nav = st.navigation([*pages, HOME], position="sidebar" if signed_in() else "hidden")
+if nav is HOME:
+    nav.run()  # switches to Train before anything is drawn: "/" costs one short extra run
 gate()  # with login configured (`autotag.ui.auth`): only a login button until someone with a role logs in
 st.session_state["_app_nav"] = True  # the pages check it (see above); set only past the gate
 

@@ -394,7 +394,14 @@ def test_a_hidden_tab_asks_for_nothing_and_closed_tabs_leave_no_traceback(tmp_pa
 
 @pytest.mark.parametrize(
     ("path", "heading"),
-    [("runs", "Runs"), ("sweep", "Sweep hyperparameters"), ("tag", "Tag your audio"), ("data", "Data sets")],
+    [
+        ("train", "Train a tagging model"),
+        ("", "Train a tagging model"),
+        ("runs", "Runs"),
+        ("sweep", "Sweep hyperparameters"),
+        ("tag", "Tag your audio"),
+        ("data", "Data sets"),
+    ],
 )
 def test_a_fresh_dashboards_first_request_to_a_page_url_goes_through_app_py(
     path: str, heading: str, tmp_path: Path
@@ -402,9 +409,22 @@ def test_a_fresh_dashboards_first_request_to_a_page_url_goes_through_app_py(
     """A fresh server runs pages/<path>.py alone for /<path> (Streamlit's older pages/ layout).
 
     The page must hand over to app.py: its navigation, sidebar and page settings, the page
-    the URL names, and no "Page not found" dialog (it would leave the page inert).
+    the URL names, and no "Page not found" dialog (it would leave the page inert). "/" shows
+    Train at /train. The same after a reload, and the sidebar's links still lead elsewhere.
     """
     from playwright.sync_api import expect, sync_playwright
+
+    def shows(page, url: str, heading: str) -> None:  # noqa: ANN001 - a playwright page
+        expect(page.get_by_role("heading", name=heading, exact=True)).to_be_visible()
+        nav = page.get_by_test_id("stSidebarNav")
+        for name in ("Train", "Runs", "Sweep", "Tag", "Data"):
+            expect(nav.get_by_role("link", name=name, exact=True)).to_be_visible()
+        expect(nav.get_by_role("link")).to_have_count(5)  # not the older layout's "app", "runs", ...
+        expect(page.get_by_test_id("stSidebar").get_by_text("Runs folder:")).to_be_visible()
+        expect(page).to_have_title("autotag")  # app.py's set_page_config
+        expect(page).to_have_url(url)
+        expect(page.get_by_text("Page not found")).to_have_count(0)
+        expect(page.get_by_role("dialog")).to_have_count(0)
 
     server, url = _start(tmp_path, tmp_path / "demo", "fresh.log")
     try:
@@ -413,20 +433,17 @@ def test_a_fresh_dashboards_first_request_to_a_page_url_goes_through_app_py(
             page = browser.new_page(viewport={"width": 1400, "height": 900})
             page.set_default_timeout(60_000)
             page.goto(f"{url}/{path}")  # the server's first request
-            expect(page.get_by_role("heading", name=heading, exact=True)).to_be_visible()
-            nav = page.get_by_test_id("stSidebarNav")
-            for name in ("Train", "Runs", "Sweep", "Tag", "Data"):
-                expect(nav.get_by_role("link", name=name, exact=True)).to_be_visible()
-            expect(nav.get_by_role("link")).to_have_count(5)  # not the older layout's "app", "runs", ...
-            expect(page.get_by_test_id("stSidebar").get_by_text("Runs folder:")).to_be_visible()
-            expect(page).to_have_title("autotag")  # app.py's set_page_config
-            expect(page).to_have_url(f"{url}/{path}")
-            page.screenshot(path=str(tmp_path / f"first_request_{path}.png"))
-            expect(page.get_by_text("Page not found")).to_have_count(0)
-            expect(page.get_by_role("dialog")).to_have_count(0)
+            shows(page, f"{url}/{path or 'train'}", heading)
+            page.screenshot(path=str(tmp_path / f"first_request_{path or 'root'}.png"))
+            page.reload()
+            shows(page, f"{url}/{path or 'train'}", heading)
+            other, other_heading = ("Runs", "Runs") if path != "runs" else ("Train", "Train a tagging model")
+            page.get_by_test_id("stSidebarNav").get_by_role("link", name=other, exact=True).click()
+            shows(page, f"{url}/{other.lower()}", other_heading)
             browser.close()
     finally:
         _stop(server)
+    assert "Traceback" not in (tmp_path / "fresh.log").read_text()
 
 
 def _rss_mb(pid: int) -> float:

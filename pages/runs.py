@@ -15,12 +15,22 @@ from autotag.data.demo import default_demo_dir
 from autotag.errors import AutotagError
 from autotag.runs import manager
 from autotag.runs.curves import curves_csv
-from autotag.runs.table import FACETS, SORTABLE, RunFilter, config_differences, facet_values, page_of, select_rows
+from autotag.runs.table import (
+    FACETS,
+    SORTABLE,
+    RunFilter,
+    config_differences,
+    facet_values,
+    legend_names,
+    page_of,
+    select_rows,
+)
 from autotag.store.checkpoints import has_checkpoint
 from autotag.store.files import text_head
 from autotag.store.job import RunState
 from autotag.store.run_folder import RunFolder, default_runs_dir
 from autotag.ui.auth import acting
+from autotag.ui.charts import X_AXES
 from autotag.ui.live import Snapshot, live_runs, refresh_interval
 from autotag.ui.robustness import robustness_section
 from autotag.ui.ticker import refresh_clock
@@ -93,7 +103,16 @@ st.session_state["runs_selected"] = selected
 smoothing = smooth_col.slider(
     "Smoothing of train_loss", 0.0, 0.99, 0.6, 0.01, key="runs_smoothing", persist_state="session"
 )
-log_loss = smooth_col.toggle("Loss on a log scale", key="runs_log_loss")
+axis_col, log_col, image_col = st.columns([2, 1, 1], vertical_alignment="bottom")
+x_axis = axis_col.segmented_control(
+    "Curves against", X_AXES, default="step", key="runs_x_axis", help="time: since each run's first point"
+)
+log_loss = log_col.toggle("Loss on a log scale", key="runs_log_loss")
+image = image_col.segmented_control(
+    "Save figures as", ["png", "svg"], default="png", key="runs_image", help="the camera icon above a figure saves it"
+)
+#: plotly's toolbar saves the figure in the chosen format, at the size it is shown.
+CHART_CONFIG = {"toImageButtonOptions": {"format": image or "png", "filename": "autotag-curves"}}
 #: How each number of the runs table reads. Numbers are shown as text, right-aligned: the grid
 #: writes a missing number as "None", and a blank says "not yet" or "n/a" better. (The table
 #: is sorted by the Sort by choice, not by its headers.)
@@ -162,7 +181,7 @@ def _runs_table(snapshot: Snapshot) -> None:
 
 
 @st.fragment
-def _live_view(names: list[str], weight: float, log_loss: bool) -> None:
+def _live_view(names: list[str], weight: float, log_loss: bool, x: str, legend: dict[str, str]) -> None:
     """Table, curves and progress lines; reruns alone while the tab is visible (see ui.ticker)."""
     acting()  # a fragment reruns without app.py's gate: a session logged out (or demoted to no role) stops
     snapshot = shared.snapshot()
@@ -179,7 +198,8 @@ def _live_view(names: list[str], weight: float, log_loss: bool) -> None:
             st.warning(f"{name}: its event file ends in an incomplete record ({reader.pending_bytes()} bytes).")
     trained_here = [n for n in names if not (n in fresh and fresh[n].status.published)]
     if trained_here:  # drawn empty too: the browser loads plotly while the trainer starts, not after
-        st.plotly_chart(shared.figure(readers, weight, log_loss), key="runs_curves")  # its toolbar saves a PNG
+        figure = shared.figure(readers, weight, log_loss, x, legend)
+        st.plotly_chart(figure, key="runs_curves", config=CHART_CONFIG)
         st.download_button(
             "Download the curves (CSV)",
             data=lambda: curves_csv(readers),  # built on the click, not on every refresh
@@ -187,6 +207,12 @@ def _live_view(names: list[str], weight: float, log_loss: bool) -> None:
             mime="text/csv",
             key="runs_curves_csv",
         )
+        with st.expander("Validation ROC-AUC of each tag"):
+            run = trained_here[0]
+            if len(trained_here) > 1:
+                run = st.selectbox("Run", trained_here, format_func=lambda n: legend.get(n, n), key="runs_per_tag")
+            if run in readers:
+                st.plotly_chart(shared.tag_figure(run, readers[run], x), key="runs_tag_curves", config=CHART_CONFIG)
     elif names:
         st.caption("No curves: a published model was trained by its authors, not here.")
     rows = {row["run"]: row for row in snapshot.rows}
@@ -201,7 +227,7 @@ def _live_view(names: list[str], weight: float, log_loss: bool) -> None:
     refresh_clock("runs_clock", refresh_interval(snapshot, names, readers))
 
 
-_live_view(selected, smoothing, log_loss)
+_live_view(selected, smoothing, log_loss, x_axis or "step", legend_names([by_name[n].path for n in selected]))
 
 if len(selected) >= 2:
     st.subheader("Config differences")

@@ -29,7 +29,7 @@ import re
 import struct
 import threading
 import time
-from collections.abc import Generator, Iterator, Mapping
+from collections.abc import Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,17 +44,21 @@ _STAMP = re.compile(r"events\.out\.tfevents\.(\d+)")
 
 @dataclass
 class Series:
-    """One scalar over steps; `steps` ascend."""
+    """One scalar over steps; `steps` ascend, and `walls` hold each point's wall-clock time
+    (seconds since the epoch, as the trainer wrote it)."""
 
     steps: list[int] = field(default_factory=list)
     values: list[float] = field(default_factory=list)
+    walls: list[float] = field(default_factory=list)
 
-    def add(self, step: int, value: float) -> None:
+    def add(self, step: int, value: float, wall: float = 0.0) -> None:
         while self.steps and self.steps[-1] >= step:  # rewritten after a resume: newest wins
             self.steps.pop()
             self.values.pop()
+            self.walls.pop()
         self.steps.append(step)
         self.values.append(value)
+        self.walls.append(wall)
 
 
 def masked_crc32c(data: bytes) -> int:
@@ -299,7 +303,9 @@ class CurveReader:
                 for event in tail.read_new(deadline):
                     for value in event.summary.value:
                         if value.HasField("simple_value"):
-                            self.series.setdefault(value.tag, Series()).add(int(event.step), float(value.simple_value))
+                            self.series.setdefault(value.tag, Series()).add(
+                                int(event.step), float(value.simple_value), float(event.wall_time)
+                            )
                             added += 1
             self.points += added
             return added
@@ -321,15 +327,57 @@ class CurveReader:
     def get(self, tag: str) -> Series:
         return self.series.get(tag, Series())
 
+    def started(self) -> float | None:
+        """The wall-clock time of the run's first point: where a time axis starts."""
+        return min((s.walls[0] for s in self.series.values() if s.walls), default=None)
+
+    def ended(self) -> float:
+        """The wall-clock time of the run's latest point (0.0 before any)."""
+        return max((s.walls[-1] for s in self.series.values() if s.walls), default=0.0)
+
+    def epochs_at(self, steps: list[int]) -> list[float]:
+        """Each step as the epochs trained by then (1.0 where the first epoch ends).
+
+        Lightning logs the epoch number with each point, and a validation point at the last
+        step of its epoch, so every epoch that has a later one (or a validation) ends at the
+        last step logged with its number. Steps are interpolated between those ends; in the
+        epoch still running, the previous epoch's length is assumed (and the number never
+        passes the epoch's end); before any epoch has ended, a point sits at its epoch's start.
+        """
+        epoch = self.get("epoch")
+        if not epoch.steps:
+            return [0.0] * len(steps)
+        last_step: dict[int, int] = {}
+        for step, value in zip(epoch.steps, epoch.values):
+            last_step[int(value)] = step  # steps ascend: the last one stays
+        validated = set(self.get("val_loss").steps)
+        newest = max(last_step)
+        ends = [(e, s) for e, s in sorted(last_step.items()) if e < newest or s in validated]
+        if not ends:
+            return [float(newest)] * len(steps)
+        xs = np.array([-1.0, *(s for _, s in ends)])
+        ys = np.array([0.0, *(e + 1.0 for e, _ in ends)])
+        length = xs[-1] - xs[-2] if len(xs) > 2 else xs[-1] + 1.0
+        at = np.asarray(steps, dtype=float)
+        inside = np.interp(at, xs, ys)
+        beyond = np.minimum(ys[-1] + (at - xs[-1]) / max(length, 1.0), ys[-1] + 1.0)
+        return np.where(at > xs[-1], beyond, inside).tolist()
+
 
 def curves_csv(readers: Mapping[str, CurveReader]) -> str:
-    """Every point the readers hold as CSV, `run,tag,step,value` (the curves chart's data, unthinned)."""
+    """Every point the readers hold as CSV, `run,tag,step,epoch,seconds,value` (the curves
+    chart's data, unthinned, on each of its x axes; seconds since the run's first point)."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["run", "tag", "step", "value"])
+    writer.writerow(["run", "tag", "step", "epoch", "seconds", "value"])
     for run, reader in readers.items():
+        start = reader.started() or 0.0
         for tag, series in sorted(reader.series.items()):
-            writer.writerows((run, tag, step, repr(value)) for step, value in zip(series.steps, series.values))
+            epochs = reader.epochs_at(series.steps)
+            writer.writerows(
+                (run, tag, step, f"{epoch:.4f}", f"{wall - start:.3f}", repr(value))
+                for step, epoch, wall, value in zip(series.steps, epochs, series.walls, series.values)
+            )
     return out.getvalue()
 
 
@@ -344,12 +392,12 @@ def smooth(values: list[float], weight: float) -> list[float]:
     return out
 
 
-def downsample(steps: list[int], values: list[float], max_points: int = 1000) -> tuple[list[int], list[float]]:
+def downsample(xs: Sequence[float], values: Sequence[float], max_points: int = 1000) -> tuple[list, list]:
     """At most `max_points` evenly strided points, always keeping the last one."""
-    if len(steps) <= max_points:
-        return steps, values
-    stride = -(-len(steps) // max_points)
-    idx = list(range(0, len(steps), stride))
-    if idx[-1] != len(steps) - 1:
-        idx[-1] = len(steps) - 1
-    return [steps[i] for i in idx], [values[i] for i in idx]
+    if len(xs) <= max_points:
+        return list(xs), list(values)
+    stride = -(-len(xs) // max_points)
+    idx = list(range(0, len(xs), stride))
+    if idx[-1] != len(xs) - 1:
+        idx[-1] = len(xs) - 1
+    return [xs[i] for i in idx], [values[i] for i in idx]

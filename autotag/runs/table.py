@@ -8,6 +8,7 @@ grouping of a sweep's trials under one row; `page_of` cuts the result into pages
 from __future__ import annotations
 
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -172,6 +173,36 @@ def config_differences(runs: list[Path]) -> dict[str, dict[str, Any]]:
         for k in keys
         if len({str(c.get(k)) for c in configs.values()}) > 1
     }
+
+
+#: Config differences a legend entry names; more are summed up as "+N more".
+LEGEND_FIELDS = 3
+
+
+def legend_names(runs: list[Path]) -> dict[str, str]:
+    """Run folder name -> what a chart's legend calls it: the name the run was given and,
+    when several are shown, how its config differs from the others' (`quick-demo · lr 0.001,
+    seed 1`). Runs that read the same even then get their folder's id, so no two entries do."""
+    diff = config_differences(runs) if len(runs) > 1 else {}
+    shown_values = {field: _short_values(values) for field, values in diff.items()}
+    names = {}
+    for run in runs:
+        parts = [f"{field} {values[run.name]}" for field, values in shown_values.items()]
+        shown = parts[:LEGEND_FIELDS] + ([f"+{len(parts) - LEGEND_FIELDS} more"] if len(parts) > LEGEND_FIELDS else [])
+        names[run.name] = " · ".join([RunFolder(run).label, *([", ".join(shown)] if shown else [])])
+    twice = {n for n, count in Counter(names.values()).items() if count > 1}
+    return {run: f"{name} #{run.rsplit('_', 1)[-1]}" if name in twice else name for run, name in names.items()}
+
+
+def _short_values(values: dict[str, Any]) -> dict[str, str]:
+    """One config field's values as a legend shows them: paths by as few of their last parts as
+    tell them apart (`demo`, or `exp/demo` beside `data/demo`), no value as "-"."""
+    full = {run: "-" if v is None else str(v) for run, v in values.items()}
+    for parts in range(1, max(len(Path(text).parts) for text in full.values()) + 1):
+        short = {run: "/".join(Path(text).parts[-parts:]) if "/" in text else text for run, text in full.items()}
+        if len(set(short.values())) == len(set(full.values())):
+            return short
+    return full
 
 
 def best_run(runs: list[RunInfo]) -> RunInfo | None:

@@ -47,6 +47,11 @@ def sanitize_name(name: str) -> str:
     return clean or "run"
 
 
+#: The TensorBoard tag prefix of each tag's validation ROC-AUC (`val_roc_auc/piano`), the
+#: per-tag curves. Scalars named with a "/" stay out of status.json and the epoch lines:
+#: fifty tags' values would drown the few a user reads there.
+PER_TAG_AUC = "val_roc_auc/"
+
 #: Free space a new run needs for checkpoints, event files and logs.
 MIN_FREE_MB = 200
 

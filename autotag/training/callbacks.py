@@ -114,7 +114,8 @@ class StatusCallback(L.Callback):
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.sanity_checking or not trainer.is_global_zero:
             return
-        metrics = {k: finite(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
+        # Not the per-tag curves (PER_TAG_AUC): fifty tags' values are for the chart, not this line.
+        metrics = {k: finite(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1 and "/" not in k}
         # ModelCheckpoint runs after this callback, so its best score is one epoch behind.
         ckpt = trainer.checkpoint_callback
         current = metrics.get("val_loss")

@@ -13,6 +13,7 @@ from torch import nn
 
 from autotag.audio.logmel import has_signal
 from autotag.models.architectures import build_tagger
+from autotag.store.run_folder import PER_TAG_AUC
 from autotag.training.augment import Augment, AugmentSettings
 from autotag.training.distributed import EvalRows, gather_eval_rows
 from autotag.training.finetune import fresh_layers
@@ -117,6 +118,9 @@ class TaggingModule(L.LightningModule):
         self.val_note = unscored_note(scores, "valid")
         self.log("val_roc_auc", scores["roc_auc_macro"], prog_bar=True, sync_dist=True)
         self.log("val_pr_auc", scores["pr_auc_macro"], sync_dist=True)
+        for tag, score in scores["per_tag"].items():  # a tag the split cannot score has no point
+            if score["roc_auc"] is not None:
+                self.log(f"{PER_TAG_AUC}{tag}", score["roc_auc"], sync_dist=True)
 
     def on_test_epoch_start(self) -> None:
         self._eval.clear()

@@ -12,7 +12,8 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from autotag.runs.curves import CurveReader, downsample, smooth
+from autotag.runs.curves import CurveReader, Series, downsample, smooth
+from autotag.store.run_folder import PER_TAG_AUC
 
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2")
 PANELS = (
@@ -22,19 +23,59 @@ PANELS = (
 _DASH = {"train_loss": "dot", "val_loss": "solid", "val_roc_auc": "solid", "val_pr_auc": "dash"}
 
 
+#: The x axes a user may plot curves against, as the chart's control names them.
+X_AXES = ("step", "epoch", "time")
+#: Seconds per unit of a time axis, by the longest run shown: seconds, minutes or hours.
+_TIME_UNITS = ((180.0, 1.0, "s"), (3 * 3600.0, 60.0, "min"), (float("inf"), 3600.0, "h"))
+
+
+def _time_unit(readers: Mapping[str, CurveReader]) -> tuple[float, str]:
+    """The unit that keeps a time axis readable for the longest of `readers`."""
+    spans = [r.ended() - start for r in readers.values() if (start := r.started()) is not None]
+    longest = max(spans, default=0.0)
+    return next((size, unit) for limit, size, unit in _TIME_UNITS if longest < limit)
+
+
+def _x_values(reader: CurveReader, series: Series, x: str, seconds: float) -> list[float]:
+    """A series' points on the chosen axis: steps, epochs trained, or time since the run's first point."""
+    if x == "epoch":
+        return reader.epochs_at(series.steps)
+    if x == "time":
+        start = reader.started() or 0.0
+        return [(w - start) / seconds for w in series.walls]
+    return list(series.steps)
+
+
+def _x_title(x: str, unit: str) -> str:
+    return {"step": "training step", "epoch": "epochs trained", "time": f"time since the run's first point ({unit})"}[x]
+
+
 def curves_figure(
-    readers: Mapping[str, CurveReader], smoothing: float = 0.0, max_points: int = 1000, log_loss: bool = False
+    readers: Mapping[str, CurveReader],
+    smoothing: float = 0.0,
+    max_points: int = 1000,
+    log_loss: bool = False,
+    x: str = "step",
+    names: Mapping[str, str] | None = None,
 ) -> go.Figure:
-    """Loss and AUC curves of one or more runs against the training step.
+    """Loss and AUC curves of one or more runs against the training step, epoch or time.
 
     Args:
-        readers: Run label -> its refreshed reader; each run gets one colour.
+        readers: Run -> its refreshed reader; each run gets one colour.
         smoothing: EMA weight in [0, 1) applied to train_loss (noisy per-step values).
         log_loss: The loss panel on a log axis (a loss that falls by orders of magnitude).
+        x: One of `X_AXES`: time is since each run's first point, so runs started at
+            different hours line up.
+        names: Run -> what the legend calls it (its name and how its config differs);
+            the run's key where absent.
     """
+    if x not in X_AXES:
+        raise ValueError(f"x axis {x!r}: choose one of {', '.join(X_AXES)}")
     fig = make_subplots(rows=1, cols=2, subplot_titles=[title for title, _ in PANELS], horizontal_spacing=0.08)
     single = len(readers) == 1
-    for i, (label, reader) in enumerate(readers.items()):
+    seconds, unit = _time_unit(readers) if x == "time" else (1.0, "")
+    for i, (run, reader) in enumerate(readers.items()):
+        label = (names or {}).get(run, run)
         for col, (_, tags) in enumerate(PANELS, start=1):
             for j, tag in enumerate(tags):
                 # One run: a colour per metric. Several: a colour per run, a dash per metric.
@@ -43,22 +84,25 @@ def curves_figure(
                 if not series.steps:
                     continue
                 values = smooth(series.values, smoothing) if tag == "train_loss" else series.values
-                steps, values = downsample(series.steps, values, max_points)
-                name = tag if single else f"{label} · {tag}"
+                xs, values = downsample(_x_values(reader, series, x, seconds), values, max_points)
                 fig.add_trace(
                     go.Scatter(
-                        x=steps,
+                        x=xs,
                         y=values,
-                        name=name,
+                        name=tag,
                         # A line of one point is invisible: the first train_loss gets a marker.
-                        mode="lines+markers" if tag.startswith("val") or len(steps) == 1 else "lines",
+                        mode="lines+markers" if tag.startswith("val") or len(xs) == 1 else "lines",
                         line={"color": color, "dash": _DASH.get(tag, "solid"), "width": 2},
                         marker={"size": 5},
-                        legendgroup=label,
+                        legendgroup=run,
+                        showlegend=single,  # several runs: the key below names them
+                        hovertemplate=None if single else f"{label} · {tag}: %{{y:.4g}}<extra></extra>",
                     ),
                     row=1,
                     col=col,
                 )
+    if not single:
+        _key(fig, [(run, (names or {}).get(run, run)) for run in readers])
     if not fig.data:
         fig.add_annotation(  # in the loss panel, where the first point will be
             text="No points yet:<br>the first train_loss appears<br>after the first training step",
@@ -69,7 +113,7 @@ def curves_figure(
             showarrow=False,
             font={"size": 14},
         )
-    fig.update_xaxes(title_text="training step")
+    fig.update_xaxes(title_text=_x_title(x, unit))
     fig.update_yaxes(title_text="loss", row=1, col=1, type="log" if log_loss else "linear")
     fig.update_yaxes(title_text="macro AUC", row=1, col=2)
     fig.update_layout(
@@ -78,6 +122,74 @@ def curves_figure(
         hovermode="x unified",
         showlegend=True,  # plotly hides the legend of a lone trace: the first curve would be unnamed
         legend={"orientation": "h", "y": -0.25},
+    )
+    return fig
+
+
+def _key(fig: go.Figure, runs: list[tuple[str, str]]) -> None:
+    """A legend of several runs: one entry per run in its colour (a click hides all its
+    curves), one per metric in its dash, rather than every run x metric pair."""
+    for i, (run, label) in enumerate(runs):
+        fig.add_trace(
+            go.Scatter(x=[None], y=[None], mode="lines", name=label, legendgroup=run, line={"color": PALETTE[i % 8]})
+        )
+    shown = {t.name for t in fig.data if t.x and t.x[0] is not None}
+    for tag in (t for _, tags in PANELS for t in tags if t in shown):
+        fig.add_trace(
+            go.Scatter(
+                x=[None],
+                y=[None],
+                mode="lines",
+                name=tag,
+                legendgroup=f"metric {tag}",
+                line={"color": "#666", "dash": _DASH.get(tag, "solid")},
+            )
+        )
+
+
+def tag_curves_figure(reader: CurveReader, x: str = "step") -> go.Figure:
+    """Each tag's validation ROC-AUC over one run's training: which tags learn, which stall.
+
+    The legend lists the tags best last value first; a click on a tag hides it, a double
+    click shows it alone.
+    """
+    curves = {
+        tag.removeprefix(PER_TAG_AUC): series
+        for tag, series in reader.series.items()
+        if tag.startswith(PER_TAG_AUC) and series.steps
+    }
+    seconds, unit = _time_unit({"run": reader}) if x == "time" else (1.0, "")
+    fig = go.Figure()
+    for tag, series in sorted(curves.items(), key=lambda kv: (-kv[1].values[-1], kv[0])):
+        fig.add_trace(
+            go.Scatter(
+                x=_x_values(reader, series, x, seconds),
+                y=series.values,
+                name=f"{tag} ({series.values[-1]:.3f})",
+                mode="lines+markers",
+                marker={"size": 4},
+                hovertemplate=f"{tag}: %{{y:.3f}}<extra></extra>",
+            )
+        )
+    if not curves:
+        fig.add_annotation(
+            text="No per-tag curves: they appear after the first validation<br>"
+            "(runs trained before autotag logged them have none)",
+            xref="x domain",
+            yref="y domain",
+            x=0.5,
+            y=0.5,
+            showarrow=False,
+            font={"size": 14},
+        )
+    fig.update_layout(
+        title={"text": "Validation ROC-AUC of each tag (last value in the legend)", "font": {"size": 14}},
+        height=420,
+        xaxis_title=_x_title(x, unit),
+        yaxis={"title": "ROC-AUC", "range": [0.0, 1.02]},
+        margin={"l": 60, "r": 20, "t": 50, "b": 50},
+        hovermode="x unified" if len(curves) <= 12 else "closest",
+        showlegend=True,
     )
     return fig
 

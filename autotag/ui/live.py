@@ -7,8 +7,8 @@ One `LiveRuns` per runs folder lives as long as the server and serves every sess
 
 - `snapshot()` lists the runs at most once per `MIN_INTERVAL_S`, whoever asks;
 - `readers()` refreshes each shown run's `CurveReader` at most once per `MIN_INTERVAL_S`;
-- `figure()` builds the curves figure once per change of its points and smoothing, and
-  hands every session the same figure.
+- `figure()` builds the curves figure once per change of its points and options, and
+  hands every session the same figure (`tag_figure()` alike for one run's per-tag curves).
 
 `refresh_interval` says how soon a page should look again.
 """
@@ -30,7 +30,7 @@ from autotag.runs.curves import CurveReader
 from autotag.runs.manager import RunInfo
 from autotag.runs.table import summarize
 from autotag.store.run_folder import RunFolder
-from autotag.ui.charts import curves_figure
+from autotag.ui.charts import curves_figure, tag_curves_figure
 
 #: Oldest a shared read may be: the curves lag the event file by at most this plus a refresh.
 MIN_INTERVAL_S = 0.5
@@ -105,21 +105,40 @@ class LiveRuns:
             out[run.name] = watched.reader
         return out
 
-    def figure(self, readers: dict[str, CurveReader], smoothing: float, log_loss: bool = False) -> go.Figure:
+    def figure(
+        self,
+        readers: dict[str, CurveReader],
+        smoothing: float,
+        log_loss: bool = False,
+        x: str = "step",
+        names: Mapping[str, str] | None = None,
+    ) -> go.Figure:
         """The curves figure of `readers`, built once for every session that asks the same:
-        equal points (counted with the replaced ones), damage, smoothing and axis, equal figures."""
-        key = (round(smoothing, 4), log_loss, *((name, r.points, len(r.problems)) for name, r in readers.items()))
+        equal points (counted with the replaced ones), damage, options and names, equal figures."""
+        key = ("curves", round(smoothing, 4), log_loss, x, *sorted((names or {}).items()), *_points(readers))
+        return self._cached(key, lambda: curves_figure(readers, smoothing, log_loss=log_loss, x=x, names=names))
+
+    def tag_figure(self, name: str, reader: CurveReader, x: str = "step") -> go.Figure:
+        """One run's per-tag validation curves, shared as `figure()` is."""
+        return self._cached(("tags", x, *_points({name: reader})), lambda: tag_curves_figure(reader, x))
+
+    def _cached(self, key: tuple[Any, ...], build: Callable[[], go.Figure]) -> go.Figure:
         with self._figure_lock:
             cached = self._figures.get(key)
             if cached is not None:
                 self._figures.move_to_end(key)
                 return cached
-            built = curves_figure(readers, smoothing, log_loss=log_loss)
+            built = build()
             self.reads["figures"] += 1
             self._figures[key] = built
             while len(self._figures) > FIGURES_KEPT:
                 self._figures.popitem(last=False)
             return built
+
+
+def _points(readers: Mapping[str, CurveReader]) -> list[tuple[str, int, int]]:
+    """What a figure of `readers` depends on: each run's points read and damage found."""
+    return [(name, r.points, len(r.problems)) for name, r in readers.items()]
 
 
 def refresh_interval(

@@ -230,5 +230,41 @@ def test_the_curves_download_holds_every_point_of_every_shown_run(tmp_path: Path
     for reader in readers.values():
         reader.refresh()
     lines = curves_csv(readers).splitlines()
-    assert lines[0] == "run,tag,step,value" and len(lines) == 1 + 3 * 2 + 2
-    assert lines[1] == "a,train_loss,0,1.0" and lines[-1] == "b,train_loss,1,0.5"
+    assert lines[0] == "run,tag,step,epoch,seconds,value" and len(lines) == 1 + 3 * 2 + 2
+    first, last = lines[1].split(","), lines[-1].split(",")
+    assert first[:3] == ["a", "train_loss", "0"] and first[-1] == "1.0" and float(first[4]) == 0.0
+    assert last[:3] == ["b", "train_loss", "1"] and last[-1] == "0.5" and float(last[4]) >= 0.0
+
+
+def _write_epochs(folder: Path, steps_per_epoch: int, epochs: int, running_steps: int = 0) -> None:
+    """Scalars as Lightning logs them: train_loss and the epoch every 10 steps, val_loss and
+    the epoch at the last step of each epoch; then `running_steps` of an epoch not yet validated."""
+    writer = SummaryWriter(str(folder))
+    last = steps_per_epoch * epochs + running_steps
+    for step in range(9, last, 10):
+        writer.add_scalar("train_loss", 1.0, step)
+        writer.add_scalar("epoch", float(step // steps_per_epoch), step)
+    for epoch in range(epochs):
+        end = (epoch + 1) * steps_per_epoch - 1
+        writer.add_scalar("val_loss", 0.5, end)
+        writer.add_scalar("epoch", float(epoch), end)
+    writer.close()
+
+
+def test_steps_read_as_epochs_trained_and_validation_points_sit_on_whole_epochs(tmp_path: Path) -> None:
+    _write_epochs(tmp_path / "tb", steps_per_epoch=60, epochs=3, running_steps=30)
+    reader = CurveReader(tmp_path / "tb")
+    reader.refresh()
+    assert reader.epochs_at(reader.get("val_loss").steps) == [1.0, 2.0, 3.0]
+    assert reader.epochs_at([29, 89]) == pytest.approx([0.5, 1.5])
+    assert reader.epochs_at([209]) == pytest.approx([3.5])  # the running epoch: the last one's length
+    assert reader.epochs_at([10_000]) == [4.0]  # never past the running epoch's end
+    assert reader.started() is not None and reader.ended() >= reader.started()
+
+
+def test_before_the_first_validation_a_point_sits_at_its_epochs_start(tmp_path: Path) -> None:
+    _write_epochs(tmp_path / "tb", steps_per_epoch=60, epochs=0, running_steps=40)
+    reader = CurveReader(tmp_path / "tb")
+    reader.refresh()
+    assert reader.epochs_at(reader.get("train_loss").steps) == [0.0] * 4
+    assert CurveReader(tmp_path / "none").epochs_at([1, 2]) == [0.0, 0.0]

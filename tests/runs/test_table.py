@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from autotag.config import make_config
-from autotag.runs.table import RunFilter, config_differences, facet_values, page_of, select_rows
+from autotag.runs.table import RunFilter, config_differences, facet_values, legend_names, page_of, select_rows
 from autotag.store.run_folder import create_run
 
 
@@ -17,6 +17,24 @@ def test_config_differences_name_only_the_fields_that_differ(tmp_path: Path) -> 
     diff = config_differences([a, b, c])
     assert diff["model"] == {a.name: "tiny", b.name: "tiny", c.name: "fcn"} and "data" not in diff
     assert config_differences([a, a]) == {}
+
+
+def test_a_legend_names_runs_by_the_name_given_and_their_config_differences(tmp_path: Path) -> None:
+    a = create_run(make_config(data=str(tmp_path), model="tiny", lr=1e-3), tmp_path / "runs", "quick")
+    b = create_run(make_config(data=str(tmp_path), model="tiny", lr=1e-4), tmp_path / "runs", "quick")
+    c = create_run(make_config(data=str(tmp_path), model="tiny", lr=1e-4), tmp_path / "runs", "quick")
+    assert legend_names([a]) == {a.name: "quick"}
+    assert legend_names([a, b]) == {a.name: "quick · lr 0.001", b.name: "quick · lr 0.0001"}
+    same = legend_names([b, c])  # identical configs and names: told apart by the folder's id
+    assert same[b.name] != same[c.name] and same[c.name] == f"quick #{c.name.rsplit('_', 1)[-1]}"
+    d = create_run(
+        make_config(data=str(tmp_path / "other"), model="fcn", lr=0.1, seed=3, batch_size=4), tmp_path / "runs", "x"
+    )
+    e = create_run(make_config(data=str(tmp_path / "y" / "other"), model="fcn", lr=0.1), tmp_path / "runs", "e")
+    assert legend_names([d, e])[e.name] == "e · batch_size 16, data y/other, seed 42"  # two folders called "other"
+    assert (
+        legend_names([a, d])[d.name] == "x · batch_size 4, chunk_seconds 29.1, data other, +4 more"
+    )  # fcn: its own input
 
 
 def _row(

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from autotag.store.run_folder import RunFolder, create_run
+from autotag.runs.curves import CurveReader
+from autotag.store.run_folder import PER_TAG_AUC, RunFolder, create_run
 from autotag.training.fit import fit
 from tests.conftest import tiny_config
 
@@ -125,3 +126,16 @@ def test_a_run_out_of_time_tests_its_best_checkpoint_and_completes(small_csv_dat
     assert status.state == "completed" and status.ended_by == "time budget of 0.05 min spent"
     assert metrics["ended_by"] == status.ended_by and metrics["epochs"] < 1000
     assert metrics["roc_auc_macro"] is not None
+
+
+def test_each_tag_gets_a_validation_curve_that_stays_out_of_status_and_epoch_lines(trained_run: Path) -> None:
+    reader = CurveReader(RunFolder(trained_run).tb)
+    reader.refresh()
+    labels = json.loads((trained_run / "labels.json").read_text())
+    per_tag = {tag.removeprefix(PER_TAG_AUC) for tag in reader.series if tag.startswith(PER_TAG_AUC)}
+    assert per_tag and per_tag <= set(labels)  # a tag the validation split cannot score has none
+    assert reader.get(f"{PER_TAG_AUC}{sorted(per_tag)[0]}").steps == reader.get("val_loss").steps
+    status = RunFolder(trained_run).read_status()
+    assert status.last_metrics and not any("/" in key for key in status.last_metrics)
+    epoch_lines = [line for line in (trained_run / "train.log").read_text().splitlines() if " epoch " in line]
+    assert epoch_lines and not any(PER_TAG_AUC in line for line in epoch_lines)

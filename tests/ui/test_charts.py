@@ -9,15 +9,17 @@ import numpy as np
 import pytest
 
 from autotag.runs.curves import CurveReader
+from autotag.store.run_folder import PER_TAG_AUC
 from autotag.ui.charts import (
     cooccurrence_figure,
     curves_figure,
     robustness_tags_figure,
     tag_counts_figure,
+    tag_curves_figure,
     taggram_figure,
     top_tags_figure,
 )
-from tests.runs.test_curves import _write_run
+from tests.runs.test_curves import _write_epochs, _write_run
 
 
 def test_a_run_without_points_gets_an_empty_chart_that_says_so(tmp_path: Path) -> None:
@@ -86,6 +88,38 @@ def test_two_runs_per_tag_rows_line_up_in_one_order() -> None:
     for report in (first, second):
         fig = robustness_tags_figure(report, "white_noise", order=order)
         assert list(fig.data[0].y) == order and "worst of both first" in fig.layout.title.text
+
+
+def test_curves_go_against_steps_epochs_or_time_and_the_legend_names_runs_as_given(tmp_path: Path) -> None:
+    _write_epochs(tmp_path / "a", steps_per_epoch=60, epochs=2)
+    _write_epochs(tmp_path / "b", steps_per_epoch=60, epochs=1)
+    readers = {name: CurveReader(tmp_path / name) for name in ("a", "b")}
+    for reader in readers.values():
+        reader.refresh()
+    names = {"a": "quick · lr 0.001", "b": "quick · lr 0.01"}
+    by_epoch = curves_figure(readers, x="epoch", names=names)
+    val = next(t for t in by_epoch.data if t.legendgroup == "a" and t.name == "val_loss")
+    assert list(val.x) == [1.0, 2.0] and by_epoch.layout.xaxis.title.text == "epochs trained"
+    key = [t.name for t in by_epoch.data if t.showlegend is not False]  # one entry per run, one per metric
+    assert key == ["quick · lr 0.001", "quick · lr 0.01", "train_loss", "val_loss"]
+    assert val.hovertemplate.startswith("quick · lr 0.001 · val_loss")
+    by_time = curves_figure(readers, x="time")
+    assert "time since the run's first point (s)" == by_time.layout.xaxis.title.text
+    curves = [t for t in by_time.data if t.x[0] is not None]
+    assert all(min(t.x) >= 0 for t in curves) and {t.legendgroup for t in curves} == {"a", "b"}
+    with pytest.raises(ValueError, match="x axis 'wall'"):
+        curves_figure(readers, x="wall")
+
+
+def test_per_tag_curves_list_the_tags_best_first_and_say_when_there_are_none(tmp_path: Path) -> None:
+    _write_run(tmp_path / "tb", range(3), tags=(f"{PER_TAG_AUC}piano", f"{PER_TAG_AUC}drums", "val_loss"))
+    reader = CurveReader(tmp_path / "tb")
+    reader.refresh()
+    fig = tag_curves_figure(reader)
+    # _write_run writes 1/(step+1) + i: drums (i=1) ends higher than piano (i=0).
+    assert [t.name for t in fig.data] == ["drums (1.333)", "piano (0.333)"]
+    empty = tag_curves_figure(CurveReader(tmp_path / "none"))
+    assert not empty.data and "No per-tag curves" in empty.layout.annotations[0].text
 
 
 def test_the_loss_panel_may_be_on_a_log_axis_and_the_auc_panel_never(tmp_path: Path) -> None:

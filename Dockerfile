@@ -1,5 +1,7 @@
 # autotag dashboard. Build: docker build -t autotag .
 # Run:   docker run -p 8501:8501 -v autotag-data:/data autotag   (then open http://localhost:8501)
+# The HTTP API: docker run -p 8000:8000 -v autotag-data:/data -v $PWD/token:/token:ro autotag \
+#          autotag serve --run RUN --host 0.0.0.0 --token-file /token   (README, "Serving over HTTP")
 # /data holds runs/ (AUTOTAG_RUNS_DIR), the feature cache and the demo data set; keep it in a volume.
 FROM python:3.11-slim
 
@@ -32,7 +34,7 @@ RUN pip install --no-deps --no-build-isolation -e .
 
 USER autotag
 VOLUME ["/data"]
-EXPOSE 8501
+EXPOSE 8501 8000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
     CMD python -c "import urllib.request, sys; sys.exit(urllib.request.urlopen('http://127.0.0.1:8501/_stcore/health', timeout=4).read() != b'ok')"
 ENTRYPOINT ["sh", "scripts/docker-entrypoint.sh"]

@@ -129,6 +129,12 @@ if [[ $DEV == 1 ]] && ! compgen -G "/usr/lib/postgresql/*/bin/pg_ctl" >/dev/null
     || echo "setup: could not install postgresql; the PostgreSQL sweep test will be skipped and say why" >&2
 fi
 
+# The README's HTTP examples call `autotag serve` with curl; its test runs them as written.
+if [[ $DEV == 1 ]] && ! command -v curl >/dev/null; then
+  echo "setup: installing Debian's curl for the README's serving examples"
+  apt_install curl
+fi
+
 if [[ $DEV == 1 ]] && ! { command -v chromium >/dev/null && command -v chromedriver >/dev/null; }; then
   echo "setup: installing Debian's chromium and chromium-driver for the browser tests"
   apt_install chromium chromium-driver

@@ -1,5 +1,6 @@
 """What ships: the effective Streamlit options and a Dockerfile in step with the project."""
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -52,5 +53,19 @@ def test_dockerfile_ships_what_the_dashboard_needs() -> None:
     assert user and user[-1] != "USER root"
     entry = (ROOT / "scripts" / "docker-entrypoint.sh").read_text()
     assert "--server.address 0.0.0.0" in entry and "demo-data" in entry
+    assert "EXPOSE 8501 8000" in text  # the dashboard, and `autotag serve`
+
+
+def test_the_images_entrypoint_runs_an_autotag_command_instead_of_the_dashboard(tmp_path: Path) -> None:
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    env["AUTOTAG_DEMO_DIR"] = str(tmp_path / "demo")  # not made: a command needs no demo set
+    done = subprocess.run(
+        ["sh", str(ROOT / "scripts" / "docker-entrypoint.sh"), "autotag", "serve", "--help"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0 and "--token-file" in done.stdout and not (tmp_path / "demo").exists()
     ignored = (ROOT / ".dockerignore").read_text().split()
     assert ".venv" in ignored and "runs" in ignored

@@ -16,6 +16,7 @@ import signal
 import socket
 import subprocess
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,6 +70,8 @@ class Journey:
     background: str = ""  # a run training in the background, for stop / resume / delete
     sweep: str = ""  # the sweep `sweep` made, by folder (README's `<sweep>`)
     covered: list[str] = field(default_factory=list)  # README commands run, as README has them
+    server: subprocess.Popen | None = None  # README's `serve ... &`, until its `kill %1`
+    port: int = 0  # the free port it listens on instead of README's 8000
 
     def sh(self, command: str, timeout: float = 300, ok: bool = True) -> subprocess.CompletedProcess:
         done = subprocess.run(
@@ -138,9 +141,49 @@ def _start_background_run(j: Journey) -> str:
     return name
 
 
+def _serve(j: Journey, command: str) -> None:
+    """README's `serve ... &` in the background, on a free port; waits for /health."""
+    j.port = _free_port()
+    line = command.removesuffix("&").strip().replace("--port 8000", f"--port {j.port}")
+    j.server = subprocess.Popen(
+        ["bash", "-c", f"source .venv/bin/activate; exec {line}"], cwd=j.clone, env=shipped_env()
+    )
+    deadline = time.monotonic() + 120
+    while True:
+        assert j.server.poll() is None, f"{line}: exit {j.server.returncode}"
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{j.port}/health", timeout=1):
+                return
+        except OSError:
+            assert time.monotonic() < deadline, f"{line}: no answer on /health within 120 s"
+            time.sleep(0.2)
+
+
+def _stop_server(j: Journey) -> None:
+    if j.server is not None:
+        j.server.terminate()
+        j.server.wait(20)
+        j.server = None
+
+
 def _run_commands(j: Journey, commands: list[str]) -> None:
     for command in commands:
         if command == "source .venv/bin/activate" or any(command.startswith(k) for k in NOT_RUN):
+            continue
+        if command.startswith("python -m autotag serve "):
+            _serve(j, _substitute(command, j))
+            j.covered.append(command)
+            continue
+        if command == "kill %1":  # the README's `serve ... &`
+            assert j.server is not None and j.server.poll() is None, "the server ended before README stops it"
+            _stop_server(j)
+            j.covered.append(command)
+            continue
+        if command.startswith("curl "):
+            command_run = command.replace("127.0.0.1:8000", f"127.0.0.1:{j.port}")
+            answer = json.loads(j.sh(command_run, timeout=120).stdout)
+            assert "tags" in answer if "/v1/tag" in command else "labels" in answer, answer
+            j.covered.append(command)
             continue
         if re.search(r"runs (stop|resume|delete) ", command) and not j.background:
             j.background = _start_background_run(j)
@@ -183,9 +226,11 @@ def _run_commands(j: Journey, commands: list[str]) -> None:
 @pytest.fixture
 def journey(shipped_clone: Path, published_or_none: Path | None) -> Iterator[Journey]:
     """The README journey in the shipped clone; ends any trainer it left running, even on failure."""
+    j = Journey(shipped_clone, published_or_none)
     try:
-        yield Journey(shipped_clone, published_or_none)
+        yield j
     finally:
+        _stop_server(j)
         stop_trainers(shipped_clone / "runs")
 
 

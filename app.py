@@ -12,12 +12,10 @@ import threading
 
 import streamlit as st
 
-from autotag.runs.manager import max_parallel, warm_up
-from autotag.store.job import RunState
+from autotag.runs.manager import warm_up
 from autotag.store.run_folder import default_runs_dir
-from autotag.text import counted
 from autotag.ui.auth import gate, signed_in
-from autotag.ui.live import live_runs
+from autotag.ui.sidebar import counts_now, runs_sidebar
 
 
 @st.cache_resource(show_spinner=False)
@@ -40,10 +38,12 @@ st.set_page_config(page_title="autotag", page_icon=":material/sell:", layout="wi
 # pages/runs.py alone, without this script. Each page then finds no "_app_nav" set below,
 # runs this script in its place (which shows the page the URL names) and stops.
 TRAIN = st.Page("pages/train.py", title="Train", icon=":material/model_training:", url_path="train")
+RUNS = st.Page("pages/runs.py", title="Runs", icon=":material/monitoring:", url_path="runs")
+SWEEP = st.Page("pages/sweep.py", title="Sweep", icon=":material/tune:", url_path="sweep")
 pages = [
     TRAIN,
-    st.Page("pages/runs.py", title="Runs", icon=":material/monitoring:", url_path="runs"),
-    st.Page("pages/sweep.py", title="Sweep", icon=":material/tune:", url_path="sweep"),
+    RUNS,
+    SWEEP,
     st.Page("pages/tag.py", title="Tag", icon=":material/sell:", url_path="tag"),
     st.Page("pages/data.py", title="Data", icon=":material/folder_open:", url_path="data"),
 ]
@@ -58,13 +58,12 @@ gate()  # with login configured (`autotag.ui.auth`): only a login button until s
 st.session_state["_app_nav"] = True  # the pages check it (see above); set only past the gate
 
 
-with st.sidebar:  # counted on each page drawn (a live page redraws whole when a run starts or ends)
-    runs_dir = default_runs_dir()
-    runs = live_runs(runs_dir).snapshot(max_age=0).runs
-    active = sum(r.state.active for r in runs)
-    queued = sum(r.state is RunState.QUEUED for r in runs)
-    st.caption(f"Runs folder: `{runs_dir.resolve()}`")
-    st.caption(f"{counted(len(runs), 'run')} · {active} training (limit {max_parallel()}) · {queued} queued")
+runs_dir = default_runs_dir()
+# The counts are live on every page, with one refresh clock a page (`ui.sidebar`): the Runs
+# page's live part (when it has runs) and the Sweep page's rerun the whole page when they
+# change; elsewhere the sidebar looks again by itself.
+counts = counts_now(runs_dir, max_age=0)  # a whole page follows a user's action: read now
+runs_sidebar(runs_dir, counts, live=not (nav is SWEEP or (nav is RUNS and counts.runs)), rerun_page=nav is RUNS)
 
 nav.run()
 warm_up(runs_dir)  # after the page is drawn: a pre-warmed trainer makes the next Launch start at once

@@ -18,6 +18,7 @@ from autotag.store.run_folder import RunFolder, default_runs_dir
 from autotag.sweeps import manager
 from autotag.training.trial import DIRECTIONS
 from autotag.ui.auth import acting
+from autotag.ui.sidebar import counts_now
 from autotag.ui.ticker import refresh_clock
 
 if "_app_nav" not in st.session_state:  # run alone by Streamlit's older pages/ layout: see app.py
@@ -174,11 +175,33 @@ with st.expander("New sweep", expanded=not sweeps):
     if "sweep_error" in st.session_state:
         st.error(st.session_state["sweep_error"])
 
+
+def _states(infos: list[manager.SweepInfo]) -> list[tuple[str, str]]:
+    return [(s.name, s.state.value) for s in infos]
+
+
+counts = counts_now(runs_dir)  # the sidebar's counts (`ui.sidebar`): this page keeps them fresh
+
+
+@st.fragment
+def _watch(drawn: list[tuple[str, str]]) -> None:
+    """The page's one refresh clock while no sweep runs: a sweep started from the CLI, or a
+    run started or ended anywhere, redraws the page (every 5 s while a run trains or waits,
+    else 30 s)."""
+    acting()  # a fragment reruns without app.py's gate: a session logged out since sees nothing
+    now = counts_now(runs_dir)
+    if _states(manager.list_sweeps(runs_dir)) != drawn or now != counts:
+        st.rerun()
+    refresh_clock("sweep_watch_clock", now.interval_s)
+
+
 if not sweeps:
     st.info("No sweeps yet: choose the fields to search and their ranges above, then Launch.")
+    _watch([])
     st.stop()
 
 sweeps = manager.list_sweeps(runs_dir)  # a launch above may have added one
+drawn = _states(sweeps)  # what this page shows: a change redraws it whole
 names = [s.name for s in sweeps]
 selected = st.session_state.get("sweep_selected")
 name = st.selectbox("Sweep", names, index=names.index(selected) if selected in names else 0, key="sweep_pick")
@@ -193,6 +216,8 @@ def _live_view(name: str) -> None:
     from autotag.sweeps.results import best_row, compare_sweeps, load_study, sweep_figures, trial_rows
 
     infos = manager.list_sweeps(runs_dir)
+    if _states(infos) != drawn or counts_now(runs_dir) != counts:
+        st.rerun()  # a sweep or a trial started or ended: the whole page (its sweeps, the sidebar's counts)
     st.caption("All sweeps, by their best value")
     st.dataframe(pd.DataFrame(compare_sweeps(infos)), hide_index=True, key="sweep_compare")
     info = next(s for s in infos if s.name == name)
@@ -269,3 +294,5 @@ def _live_view(name: str) -> None:
 
 
 _live_view(info.name)
+if not any(s.state.active for s in sweeps):
+    _watch(drawn)  # the live view above has no clock then

@@ -30,7 +30,7 @@ from autotag.data.demo import NOTES_FILE
 from autotag.data.instruments import OTHER_SOUNDFONT, Renderer, solo_clip
 from autotag.runs import manager
 from autotag.runs.curves import CurveReader
-from autotag.store.run_folder import RunFolder
+from autotag.store.run_folder import RunFolder, create_run
 from tests.conftest import shipped_env, stop_trainers
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -444,6 +444,63 @@ def test_a_fresh_dashboards_first_request_to_a_page_url_goes_through_app_py(
     finally:
         _stop(server)
     assert "Traceback" not in (tmp_path / "fresh.log").read_text()
+
+
+def _finished_run(runs_dir: Path, name: str, **status: object) -> Path:
+    """A run folder as a finished run leaves it (no trainer ever ran: the pages only read it)."""
+    from autotag.config import make_config
+
+    run = create_run(make_config(data=str(runs_dir), model="tiny"), runs_dir, name)
+    now = time.time()
+    fields = {"state": "completed", "epoch": 20, "max_epochs": 20, "started": now - 60, "ended": now, **status}
+    RunFolder(run).write_status(**fields)
+    return run
+
+
+def test_the_sidebar_counts_follow_runs_started_and_ended_elsewhere(tmp_path: Path) -> None:
+    """The sidebar's counts change without a click: on the Train page (the sidebar's own
+    clock) and on the Sweep page (its live part redraws the page), for a run that appears
+    in the runs folder and one whose trainer ends. The trainer is a stand-in process."""
+    from playwright.sync_api import expect, sync_playwright
+
+    from autotag.store.procs import process_start_time
+
+    runs_dir = tmp_path / "runs"
+    runs_dir.mkdir()
+    trainer = subprocess.Popen(["sleep", "300"], start_new_session=True)
+    training = _finished_run(runs_dir, "training", state="running", ended=None)
+    RunFolder(training).write_status(pid=trainer.pid, pid_start=process_start_time(trainer.pid))
+    server, url = _start(tmp_path, tmp_path / "demo", "counts.log")
+    try:
+        with sync_playwright() as pw:
+            browser = _browser(pw)
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            page.set_default_timeout(60_000)
+            sidebar = page.get_by_test_id("stSidebar")
+            page.goto(f"{url}/train")
+            expect(page.get_by_role("heading", name="Train a tagging model")).to_be_visible()
+            expect(sidebar.get_by_text("1 run · 1 training (limit 1) · 0 queued")).to_be_visible()
+
+            _finished_run(runs_dir, "from-the-cli")  # a look every 5 s while a run trains
+            expect(sidebar.get_by_text("2 runs · 1 training (limit 1) · 0 queued")).to_be_visible(timeout=15_000)
+            page.screenshot(path=str(tmp_path / "counts_train.png"))
+
+            sidebar.get_by_role("link", name="Sweep", exact=True).click()
+            expect(page.get_by_role("heading", name="Sweep hyperparameters")).to_be_visible()
+            _finished_run(runs_dir, "another")
+            expect(sidebar.get_by_text("3 runs · 1 training (limit 1) · 0 queued")).to_be_visible(timeout=15_000)
+            trainer.kill()  # the trainer ends: its run is "crashed" at the next look
+            trainer.wait()
+            expect(sidebar.get_by_text("3 runs · 0 training (limit 1) · 0 queued")).to_be_visible(timeout=15_000)
+            page.screenshot(path=str(tmp_path / "counts_sweep.png"))
+            browser.close()
+    finally:
+        if trainer.poll() is None:
+            trainer.kill()
+            trainer.wait()
+        _stop(server)
+    log = (tmp_path / "counts.log").read_text()
+    assert "Traceback" not in log and "Exception" not in log, log[-4000:]
 
 
 def _rss_mb(pid: int) -> float:

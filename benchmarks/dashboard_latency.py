@@ -39,7 +39,7 @@ from autotag.runs import manager
 from autotag.runs.curves import CurveReader
 from autotag.store.run_folder import RunFolder, create_run
 from tests.conftest import stop_trainers
-from tests.test_browser import _browser, _start, _stop
+from tests.test_browser import _browser, _start, _stop, many_runs
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -270,20 +270,7 @@ TARGETS = {  # figure -> target in seconds (issue 5)
 def runs_page_with(count: int, tmp: Path, demo: Path) -> float:
     """Best of 5 script runs of the Runs page; of 500 runs, the last 60 are three sweeps' trials."""
     runs_dir = tmp / f"many-{count}"
-    config = make_config(data=str(demo), model="tiny")
-    for i in range(count):
-        run = create_run(config, runs_dir, f"r{i}")
-        RunFolder(run).write_status(
-            sweep=f"sweep-{i % 3}" if i >= count - 60 and count > 100 else None,
-            state="completed",
-            epoch=20,
-            max_epochs=20,
-            best_val_loss=0.3,
-            test_roc_auc=0.9,
-            last_metrics={"val_roc_auc": 0.9, "val_pr_auc": 0.8},
-            started=time.time() - 60,
-            ended=time.time(),
-        )
+    many_runs(runs_dir, demo, count, trials=60 if count > 100 else 0)  # the browser test's runs
     os.environ["AUTOTAG_RUNS_DIR"] = str(runs_dir)
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
     at.run()

@@ -336,7 +336,7 @@ def test_runs_page_makes_a_robustness_report_and_compares_two(with_finished_run:
     assert folder.read_status().state == "completed", folder.read_status().error
     at.run()
     assert not at.exception, [e.value for e in at.exception]
-    assert len(at.get("plotly_chart")) == 3  # the curves, the heatmap, the per-tag view
+    assert len(at.get("plotly_chart")) == 4  # the curves, each tag's curves, the heatmap, the per-tag view
     assert at.selectbox(key=f"robust_pick_{name}").options == ["white_noise", "gain"]
     assert any(c.value.startswith("Decisions at the run's thresholds") for c in at.caption)
     assert "Make the report again" in [e.label for e in at.expander]
@@ -345,7 +345,7 @@ def test_runs_page_makes_a_robustness_report_and_compares_two(with_finished_run:
     at.run()
     at.multiselect(key="runs_pick").set_value([name, twin.name]).run()
     assert not at.exception, [e.value for e in at.exception]
-    assert len(at.get("plotly_chart")) == 5  # the curves, two heatmaps, two per-tag views
+    assert len(at.get("plotly_chart")) == 6  # the curves, each tag's curves of one, two heatmaps, two per-tag views
     assert at.selectbox(key="robust_cmp_pick").value == "white_noise"
 
 

@@ -261,19 +261,33 @@ def iter_chunks(path: str | Path, sample_rate: int, chunk_samples: int) -> Itera
     """
     name = str(path)
     with open_audio(Path(path), name, whole=False) as f:
-        ratio = f.samplerate / sample_rate
-        k, read = 0, 0
-        while True:
-            want = round((k + 1) * chunk_samples * ratio) - read
-            frames = _read(f, want, read, name)
-            if len(frames) == 0:
-                break
-            read += len(frames)
+        for frames, full in chunk_frames(f, name, sample_rate, chunk_samples):
             chunk = to_mono_resampled(frames, f.samplerate, sample_rate, name)
-            full = len(frames) == want
             yield chunk[:chunk_samples] if full else chunk
-            if not full:
-                break
-            k += 1
-        if read == 0:
-            raise AudioError(f"{name}: contains no audio samples")
+
+
+def chunk_frames(f: sf.SoundFile, name: str, sample_rate: int, chunk_samples: int) -> Iterator[tuple[np.ndarray, bool]]:
+    """The source frames (frames, channels) of each chunk of `iter_chunks`, at the file's own
+    rate and not yet resampled, and whether the chunk is whole (else it is the last, shorter).
+
+    Torch-free: a library's decoder processes (`autotag.library.process`) read files so, and
+    their parent resamples each chunk as `iter_chunks` does.
+
+    Raises:
+        AudioError: damaged part-way, non-finite, or empty.
+    """
+    ratio = f.samplerate / sample_rate
+    k, read = 0, 0
+    while True:
+        want = round((k + 1) * chunk_samples * ratio) - read
+        frames = _read(f, want, read, name)
+        if len(frames) == 0:
+            break
+        read += len(frames)
+        full = len(frames) == want
+        yield frames, full
+        if not full:
+            break
+        k += 1
+    if read == 0:
+        raise AudioError(f"{name}: contains no audio samples")

@@ -222,6 +222,12 @@ def _features_progress() -> Callable[[int, int], None]:
     return terminal_bar("features") or printed_progress(sys.stderr)
 
 
+#: `tag --out`'s exit status when some files could not be tagged (each has a failed row).
+SOME_FAILED_EXIT = 3
+#: Options of `tag` that only a library (`--out`) takes.
+_LIBRARY_OPTIONS = {"recursive": "--recursive", "resume": "--resume", "workers": "--workers", "formats": "--formats"}
+
+
 def _cmd_tag(args: argparse.Namespace) -> int:
     from autotag.audio.decode import AudioError
     from autotag.runs.manager import resolve_run
@@ -229,7 +235,13 @@ def _cmd_tag(args: argparse.Namespace) -> int:
     from autotag.serving.render import render_predictions
     from autotag.serving.tagger import Tagger
 
-    if args.threshold is not None and args.format != "tags":
+    if args.out is not None:
+        return _cmd_tag_library(args)
+    given = [option for name, option in _LIBRARY_OPTIONS.items() if getattr(args, name) not in (None, False)]
+    if given or args.quiet:
+        raise UsageError(f"{', '.join(given or ['--quiet'])}: only with --out FILE (a library)")
+    fmt = args.format or "json"
+    if args.threshold is not None and fmt != "tags":
         raise UsageError("--threshold decides tags: use it with --format tags")
     run = resolve_run(args.run, args.runs_dir)
     warn_if_unfinished(run)
@@ -248,8 +260,69 @@ def _cmd_tag(args: argparse.Namespace) -> int:
         if prediction.silent:
             print(f"autotag: note: {file} is silent throughout: no tags", file=sys.stderr)
     thresholds = decision_thresholds(tagger.labels, tuned_thresholds(run), args.threshold)
-    print(render_predictions(results, args.format, args.taggram, thresholds))
+    print(render_predictions(results, fmt, args.taggram, thresholds))
     return 0
+
+
+def _cmd_tag_library(args: argparse.Namespace) -> int:
+    """`tag --out LIBRARY`: folders of files, a row each as it is done; see autotag.library."""
+    from autotag.library.scan import FORMATS, check_inputs, parse_formats
+    from autotag.library.store import check_out, open_library
+    from autotag.library.tag import count_files, library_meta, tag_library
+    from autotag.runs.manager import resolve_run
+    from autotag.serving.decide import decision_thresholds, tuned_thresholds
+    from autotag.serving.tagger import Tagger
+
+    if args.format is not None or args.taggram:
+        raise UsageError("--format and --taggram print to the terminal; with --out, its suffix chooses the format")
+    formats = parse_formats(args.formats) if args.formats is not None else FORMATS
+    inputs = check_inputs(args.files, args.recursive)
+    out = absolute(args.out)
+    check_out(out, args.resume)  # all of it before the model loads: a bad argument writes nothing
+    run = resolve_run(args.run, args.runs_dir)
+    warn_if_unfinished(run)
+    tagger = Tagger.load(run)
+    if tagger.note:
+        print(f"autotag: note: {tagger.note}", file=sys.stderr)
+    thresholds = decision_thresholds(tagger.labels, tuned_thresholds(run), args.threshold)
+    with open_library(out, library_meta(tagger, run, thresholds), args.resume) as library:
+        bar = None if args.quiet else terminal_bar("tagging", rate="files")
+        try:
+            summary = tag_library(
+                tagger,
+                library,
+                inputs,
+                thresholds,
+                resume=args.resume,
+                workers=args.workers,
+                formats=formats,
+                progress=bar,
+                total=count_files(inputs, formats) if bar else None,
+            )
+        except KeyboardInterrupt:
+            print(f"autotag: interrupted; the files done are in {out}: add --resume to go on", file=sys.stderr)
+            return INTERRUPTED_EXIT
+    for line in summary.unreadable:
+        print(f"autotag: warning: cannot read folder {line}", file=sys.stderr)
+    for failure in summary.failures:
+        print(f"autotag: failed: {failure}", file=sys.stderr)
+    if summary.failed > len(summary.failures):
+        print(
+            f"autotag: ... and {summary.failed - len(summary.failures)} more: status 'failed' in {out.name}",
+            file=sys.stderr,
+        )
+    if summary.failed or not args.quiet:
+        print(f"autotag: {summary.line(out)}", file=sys.stderr)
+    if not args.quiet:
+        print(out)
+    return SOME_FAILED_EXIT if summary.failed else 0
+
+
+def _workers(text: str) -> int:
+    value = int(text)
+    if not 1 <= value <= 64:
+        raise argparse.ArgumentTypeError(f"must be 1 to 64, got {value}")
+    return value
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
@@ -331,23 +404,64 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_options(prepare)
     prepare.set_defaults(func=_cmd_prepare)
 
-    tag = sub.add_parser("tag", help="tag audio files with a run's best checkpoint")
+    tag = sub.add_parser(
+        "tag",
+        help="tag audio files with a run's best checkpoint, or folders of them into a library (--out)",
+        description="Print the tags of audio files; or, with --out, tag files and folders into a library "
+        "file (SQLite, CSV or JSON lines), a row per file as each is done, resumable.",
+        epilog="Exit status: 0 when every file was tagged; 2 for bad arguments (nothing written); "
+        "3 when some files could not be tagged (with --out: each has a row with status 'failed' and why); "
+        "130 when interrupted (with --out, the rows written stay: --resume goes on).",
+    )
     tag.add_argument("--run", required=True, help="run folder, or a run's name in the runs folder")
     add_runs_dir_option(tag, "where to look up a run name")
-    tag.add_argument("files", nargs="+", help="audio files (wav, flac, ogg, mp3)")
+    tag.add_argument(
+        "files", nargs="+", help="audio files (wav, flac, ogg, mp3); with --out and --recursive, folders too"
+    )
     tag.add_argument(
         "--format",
         choices=FORMATS,
-        default="json",
+        default=None,
         help="json or csv: every tag's probability; tags: the tags each file gets (default json)",
     )
     tag.add_argument(
         "--threshold",
         type=_probability,
         default=None,
-        help="with --format tags: one cut-off for every tag (default: the run's tuned per-tag thresholds)",
+        help="with --format tags or --out: one cut-off for every tag (default: the run's tuned per-tag thresholds)",
     )
     tag.add_argument("--taggram", action="store_true", help="also print per-chunk scores over time")
+    library = tag.add_argument_group("a library (--out)")
+    library.add_argument(
+        "--out",
+        default=None,
+        help="write a row per file here as it is done: .sqlite, .db or no suffix (SQLite, with embeddings), "
+        ".csv or .jsonl; refused if it exists, unless --resume",
+    )
+    library.add_argument(
+        "--recursive", "-r", action="store_true", help="tag the audio files in the folders given and their subfolders"
+    )
+    library.add_argument(
+        "--resume",
+        action="store_true",
+        help="go on with an existing --out: skip files it holds as tagged with the same size and time; "
+        "tag changed and failed ones again",
+    )
+    library.add_argument(
+        "--workers",
+        type=_workers,
+        default=None,
+        help="decoder processes (default: one per core, at most 4)",
+    )
+    library.add_argument(
+        "--formats",
+        default=None,
+        help="suffixes of the files taken from folders, comma separated (default wav,flac,ogg,mp3); "
+        "files named on the command line are tagged whatever their suffix",
+    )
+    library.add_argument(
+        "--quiet", "-q", action="store_true", help="no progress bar or summary (failures are still listed)"
+    )
     tag.set_defaults(func=_cmd_tag)
 
     evaluate = sub.add_parser("evaluate", help="score a run's best checkpoint on another data set's labels")

@@ -19,13 +19,14 @@ WIDTH, REDRAW_S = 30, 0.2
 
 
 def terminal_bar(
-    label: str, count: Callable[[int], str] = str, stream: TextIO | None = None
+    label: str, count: Callable[[int], str] = str, stream: TextIO | None = None, rate: str | None = None
 ) -> Callable[[int, int], None] | None:
     """A (done, total) callback drawing `label [####....] done/total, ETA` on `stream` (stderr),
     or None when it is not a terminal.
 
     Args:
         count: How a number of units reads (`lambda n: f"{n / 1e6:.1f} MB"` for bytes).
+        rate: The units' name, to show how many are done per second (`"files"`: `2.5 files/s`).
     """
     stream = stream or sys.stderr
     if not stream.isatty():
@@ -42,6 +43,8 @@ def terminal_bar(
         filled = WIDTH * min(done, total) // max(total, 1)
         left = (now - start) / done * (total - done) if 0 < done < total else None
         eta = f", {human_duration(left)} left" if left is not None and now - start >= 1.0 else ""
+        if rate and done and now - start >= 1.0:
+            eta = f", {done / (now - start):.1f} {rate}/s{eta}"
         line = f"\r{label} [{'#' * filled}{'.' * (WIDTH - filled)}] {count(done)}/{count(total)}{eta}"
         stream.write(line.ljust(len(line) + 12) + ("\n" if finished else ""))  # the padding wipes a longer ETA
         stream.flush()

@@ -93,6 +93,8 @@ class Prediction:
         chunk_starts: (chunks,) start time of each chunk in seconds.
         duration: Clip length in seconds.
         silent: No chunk holds a signal (`audio.logmel.has_signal`): nothing to tag.
+        embedding: (width,) float32 input of the network's output layer (its penultimate
+            layer), averaged over the chunks as `clip` is; None unless asked for, or silent.
     """
 
     labels: list[str]
@@ -101,6 +103,7 @@ class Prediction:
     chunk_starts: np.ndarray
     duration: float
     silent: bool = False
+    embedding: np.ndarray | None = None
 
     def top(self, k: int = 5) -> list[tuple[str, float]]:
         return sorted(self.clip.items(), key=lambda kv: -kv[1])[:k]
@@ -172,7 +175,11 @@ class Tagger:
         return cls(module, path, device, checkpoint_mtime_ns=mtime_ns)
 
     def predict(
-        self, audio: AudioSource | np.ndarray, batch_size: int | None = None, name: str | None = None
+        self,
+        audio: AudioSource | np.ndarray,
+        batch_size: int | None = None,
+        name: str | None = None,
+        embed: bool = False,
     ) -> Prediction:
         """Score a clip chunk by chunk.
 
@@ -185,9 +192,8 @@ class Tagger:
                 pass, and their page faults took as much CPU time as the convolutions (0.3 s
                 of system time per 30 s clip); one chunk's (~15 MB) are reused from the heap.
             name: What to call the clip in error messages (e.g. an upload's file name).
+            embed: Also give the clip's `embedding`.
         """
-        if batch_size is None:
-            batch_size = 1 if self.device.type == "cpu" else 16
         n = self.chunk_samples
         if isinstance(audio, (str, Path)):
             chunks: Iterable[np.ndarray] = iter_chunks(audio, self.sample_rate, n)
@@ -195,19 +201,34 @@ class Tagger:
             wave = audio if isinstance(audio, np.ndarray) else load_audio(audio, self.sample_rate, name)
             wave = np.asarray(wave, dtype=np.float32).reshape(-1)
             chunks = (wave[i : i + n] for i in range(0, max(len(wave), 1), n))
-        return self._score(chunks, batch_size)
+        return self.predict_chunks(chunks, batch_size, embed)
 
-    def _score(self, chunks: Iterable[np.ndarray], batch_size: int) -> Prediction:
+    def predict_chunks(
+        self, chunks: Iterable[np.ndarray], batch_size: int | None = None, embed: bool = False
+    ) -> Prediction:
+        """Score a clip given as consecutive chunks of `chunk_samples` at `sample_rate` (the
+        last may be shorter), as `iter_chunks` yields them: what `predict` does with them.
+
+        An error the iterable raises (a decode failing part-way) comes out of this call.
+        """
+        if batch_size is None:
+            batch_size = 1 if self.device.type == "cpu" else 16
         n = self.chunk_samples
-        probs, weights, batch, voiced = [], [], [], []
+        probs, weights, batch, voiced, embedded = [], [], [], [], []
         total = 0
+        # Every network ends in an output layer; its input is the clip's embedding.
+        output_layer = self._net.head[-1] if embed else nn.Identity()
 
         def flush() -> None:
             x = torch.from_numpy(np.stack(batch)).to(self.device)
             with self._forward_lock:
                 mels = self.module.frontend(x)
                 heard = has_signal(mels, self.n_fft)[:, None]  # a silent chunk tags nothing and does not vote
-                probs.append((torch.sigmoid(self._net(mels)) * heard).float().cpu())
+                hook = output_layer.register_forward_hook(lambda _m, i, _o: embedded.append(i[0].float().cpu()))
+                try:
+                    probs.append((torch.sigmoid(self._net(mels)) * heard).float().cpu())
+                finally:
+                    hook.remove()
                 voiced.append(heard.float().cpu())
             batch.clear()
 
@@ -227,6 +248,7 @@ class Tagger:
         w = torch.tensor(weights)[:, None] * torch.cat(voiced)
         silent = not bool(w.sum() > 0)
         clip = torch.zeros(len(self.labels)) if silent else (taggram * w).sum(0) / w.sum()
+        embedding = None if silent or not embed else ((torch.cat(embedded) * w).sum(0) / w.sum()).numpy()
         return Prediction(
             labels=self.labels,
             clip={t: float(p) for t, p in zip(self.labels, clip)},
@@ -234,4 +256,5 @@ class Tagger:
             chunk_starts=np.arange(len(taggram)) * n / self.sample_rate,
             duration=total / self.sample_rate,
             silent=silent,
+            embedding=embedding,
         )

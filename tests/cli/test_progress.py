@@ -76,3 +76,15 @@ def test_demo_data_and_fit_show_progress_in_a_terminal(tmp_path: Path) -> None:
     out = _in_a_terminal(["fit", "--data", str(tmp_path / "demo"), *options], tmp_path)
     assert "\rfeatures [" in out and "12/12" in out  # the feature cache, clip by clip
     assert re.search(r"Epoch 0/0 .*? 10/10 ", out) and "it/s" in out  # Lightning's bar: the batches of an epoch
+
+
+def test_a_bar_with_a_rate_shows_units_per_second(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = iter([100.0, 100.5, 104.0])
+    monkeypatch.setattr(progress.time, "monotonic", lambda: next(clock))
+    out = _Terminal()
+    draw = terminal_bar("tagging", stream=out, rate="files")
+    draw(1, 10)  # 0.5 s in: too early for a rate or an ETA
+    draw(8, 10)  # 8 files in 4 s: 2 a second, 1 s left
+    frames = out.getvalue().split("\r")[1:]
+    assert frames[0].rstrip() == f"tagging [{'#' * 3}{'.' * 27}] 1/10"
+    assert frames[1].rstrip() == f"tagging [{'#' * 24}{'.' * 6}] 8/10, 2.0 files/s, 1 s left"

@@ -9,6 +9,7 @@ Screenshots of each step are saved in the test's tmp folder.
 from __future__ import annotations
 
 import http.client
+import json
 import os
 import re
 import shutil
@@ -645,3 +646,52 @@ def test_many_uploads_do_not_grow_server_memory(tmp_path: Path, demo_dataset: Pa
     print(f"server RSS over 30 uploads (MB): {[round(r) for r in rss]}")
     growth = rss[-1] - rss[9]  # after a warm-up of 10 uploads (model loaded, caches filled)
     assert growth < 60, f"server RSS grew {growth:.0f} MB over 20 uploads: {[round(r) for r in rss]}"
+
+
+def test_the_curves_go_against_epochs_or_time_and_save_as_svg_with_each_tags_curves(
+    tmp_path: Path, trained_run: Path
+) -> None:
+    """Issue 27's chart options in a real browser: the x axis follows the choice, the toolbar
+    saves the figure in the chosen format, the CSV holds every point on every axis, and the
+    per-tag validation curves of the run are drawn, a line per tag."""
+    from playwright.sync_api import expect, sync_playwright
+
+    wait_ms = 30_000  # a busy 2-core machine draws seconds late (expect's default is 5 s)
+    run = shutil.copytree(trained_run, tmp_path / "runs" / trained_run.name)
+    server, url = _start(tmp_path, tmp_path / "demo", "charts.log", AUTOTAG_WARM="0")
+    try:
+        with sync_playwright() as pw:
+            browser = _browser(pw)
+            page = browser.new_page(viewport={"width": 1400, "height": 1600}, accept_downloads=True)
+            page.set_default_timeout(60_000)
+            page.goto(f"{url}/runs")
+            curves = page.locator(".js-plotly-plot").first
+            expect(curves.locator(".g-xtitle")).to_have_text("training step", timeout=wait_ms)
+
+            def choose(label: str) -> None:
+                page.locator("button").filter(has_text=re.compile(f"^{label}$")).first.click()  # a segmented control
+
+            choose("epoch")
+            expect(curves.locator(".g-xtitle")).to_have_text("epochs trained", timeout=wait_ms)
+            choose("time")
+            since = re.compile(r"time since the run's first point \((s|min)\)")
+            expect(curves.locator(".g-xtitle")).to_have_text(since, timeout=wait_ms)
+            choose("svg")
+            curves.hover()
+            with page.expect_download() as saved:
+                curves.locator('.modebar-btn[data-title="Download plot"]').click()
+            assert saved.value.suggested_filename == "autotag-curves.svg"
+            with page.expect_download() as table:
+                page.get_by_role("button", name="Download the curves (CSV)").click()
+            lines = Path(table.value.path()).read_text().splitlines()
+            assert lines[0] == "run,tag,step,epoch,seconds,value" and len(lines) > 100
+            page.locator("summary", has_text="Validation ROC-AUC of each tag").click()
+            per_tag = page.locator(".js-plotly-plot").nth(1)
+            expect(per_tag.locator(".legendtext").first).to_be_visible(timeout=wait_ms)
+            labels = json.loads((run / "labels.json").read_text())
+            shown = [t.split(" (")[0] for t in per_tag.locator(".legendtext").all_text_contents()]  # SVG: no inner text
+            assert shown and set(shown) <= set(labels)
+            page.screenshot(path=str(tmp_path / "charts.png"), full_page=True)
+            browser.close()
+    finally:
+        _stop(server)

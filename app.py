@@ -45,6 +45,7 @@ pages = [
     RUNS,
     SWEEP,
     st.Page("pages/tag.py", title="Tag", icon=":material/sell:", url_path="tag"),
+    st.Page("pages/library.py", title="Library", icon=":material/library_music:", url_path="library"),
     st.Page("pages/data.py", title="Data", icon=":material/folder_open:", url_path="data"),
 ]
 # Streamlit serves its default page at "/" only (the default page's url_path is ignored), so a

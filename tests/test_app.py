@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import base64
+import csv
 import io
 import json
 import shutil
@@ -26,7 +27,7 @@ from tests.conftest import tone
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = str(ROOT / "app.py")
-PAGES = ["pages/train.py", "pages/runs.py", "pages/sweep.py", "pages/tag.py", "pages/data.py"]
+PAGES = ["pages/train.py", "pages/runs.py", "pages/sweep.py", "pages/tag.py", "pages/library.py", "pages/data.py"]
 
 
 def _page(path: str, timeout: float = 60) -> AppTest:
@@ -58,6 +59,9 @@ def test_every_page_renders_with_no_runs(page: str, demo_dataset: Path, monkeypa
     if page == "pages/sweep.py":
         assert "No sweeps yet" in at.info[0].value
         assert at.button(key="sweep_launch")
+    if page == "pages/library.py":
+        assert at.info[0].value.startswith("No library found in ")
+        assert "python -m autotag tag --run RUN DIR --recursive --out lib.sqlite" in at.info[0].value
 
 
 def test_train_page_explains_invalid_combinations(demo_dataset: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -455,3 +459,107 @@ def test_the_runs_table_searches_filters_sorts_groups_and_pages_many_runs() -> N
     at.multiselect(key="runs_filter_sweep").set_value(["lr-sweep"]).run()
     assert sorted(names()) == ["lr-t000", "lr-t001", "lr-t002"]  # the sweep's trials, each a row
     assert not at.exception
+
+
+def _csv_of_download(monkeypatch: pytest.MonkeyPatch) -> dict:
+    """The callables of deferred downloads (`data=lambda: ...`) as the page registers them, by file name."""
+    from streamlit.runtime.media_file_manager import MediaFileManager
+
+    made: dict = {}
+    register = MediaFileManager.add_deferred
+
+    def keep(self, data_callable, mimetype, coordinates, file_name=None, **kwargs):  # noqa: ANN001, ANN202
+        made[file_name] = data_callable
+        return register(self, data_callable, mimetype, coordinates, file_name, **kwargs)
+
+    monkeypatch.setattr(MediaFileManager, "add_deferred", keep)
+    return made
+
+
+def test_library_page_filters_sorts_pages_downloads_plays_and_finds_more_like_this(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from autotag.library import browse
+    from autotag.library.store import ROW_FIELDS
+    from tests.library.test_browse import synthetic_library
+
+    library, music = tmp_path / "lib.sqlite", tmp_path / "music"
+    synthetic_library(library, 120, folder=str(music))  # rows i: music/a{i % 10}/track{i:06d}.wav; 19, 39, ... failed
+    clip = music / "a0" / "track000000.wav"  # the only file there: the others are gone
+    clip.parent.mkdir(parents=True)
+    sf.write(clip, tone(2.0), 16000)
+    downloads = _csv_of_download(monkeypatch)
+    at = _page("pages/library.py")
+    at.text_input(key="library_path").set_value(str(library)).run()
+    assert "120 files: **113 tagged**, 1 silent, 6 failed · 4 tags: piano, drums, guitar, fast" in at.markdown[0].value
+    assert any(c.value == "rows 1-50 of 120" for c in at.caption) and at.number_input(key="library_page").max == 3
+    at.number_input(key="library_page").set_value(3).run()
+    assert any(c.value == "rows 101-120 of 120" for c in at.caption) and len(at.dataframe[0].value) == 20
+
+    at.multiselect(key="library_tags").set_value(["piano", "fast"]).run()
+    at.slider(key="library_min_piano").set_value(0.8).run()  # fast stays at its threshold, 0.6
+    chosen = browse.Selection(tags=(("piano", 0.8), ("fast", None)))
+    expected = browse.page(library, chosen, size=50)
+    assert any(c.value == f"rows 1-{expected.total} of {expected.total}" for c in at.caption)  # back to page 1 of 1
+    table = at.dataframe[0].value
+    assert list(table["file"]) == [Path(r["path"]).name for r in expected.rows]
+    assert (table["p(piano)"] >= 0.8).all() and (table["p(fast)"] >= 0.6).all()
+    at.selectbox(key="library_sort").set_value("probability").run()
+    at.selectbox(key="library_sort_tag").set_value("drums").run()
+    at.toggle(key="library_descending").set_value(True).run()
+    drums = list(at.dataframe[0].value["p(drums)"])
+    assert drums == sorted(drums, reverse=True) and len(drums) == expected.total
+
+    rows = list(csv.reader(io.StringIO(downloads["lib-selection.csv"]().decode("utf-8"))))
+    assert rows[0] == [*ROW_FIELDS, "piano", "drums", "guitar", "fast"]  # the columns of `tag --out lib.csv`
+    assert [Path(r[0]).name for r in rows[1:]] == list(at.dataframe[0].value["file"])  # the selection, in its order
+    at.multiselect(key="library_tags").set_value([]).run()
+    at.multiselect(key="library_outcomes").set_value(["failed"]).run()
+    assert any(c.value == "rows 1-6 of 6" for c in at.caption)
+    failed = list(csv.reader(io.StringIO(downloads["lib-selection.csv"]().decode("utf-8"))))
+    assert len(failed) == 7 and {r[3] for r in failed[1:]} == {"failed"}
+
+    at.multiselect(key="library_outcomes").set_value([]).run()
+    at.selectbox(key="library_sort").set_value("path").run()
+    at.toggle(key="library_descending").set_value(False).run()
+    at.selectbox(key="library_clip").set_value(1).run()  # row 0: its file is there
+    assert len(at.get("audio")) == 1 and at.subheader[0].value == "track000000.wav" and not at.warning
+    at.toggle(key="library_similar").set_value(True).run()
+    near = at.dataframe[1].value
+    assert list(near["file"]) == [Path(n.path).name for n in browse.similar(library, 1, k=10)]
+    at.selectbox(key="library_clip").set_value(11).run()  # row 10: its file is gone
+    assert not at.get("audio")
+    assert at.warning[0].value.endswith("track000010.wav' is gone: it was moved or deleted since it was tagged")
+    at.multiselect(key="library_outcomes").set_value(["failed"]).run()
+    assert at.selectbox(key="library_clip").value is None  # the chosen clip is off this page
+    at.selectbox(key="library_clip").set_value(20).run()  # row 19 failed: its error, nothing to compare
+    assert at.error[0].value == "Not tagged: not a readable audio file (x)"
+    assert not at.exception
+
+
+def test_library_page_says_in_one_line_what_is_no_library_and_reads_one_being_written(tmp_path: Path) -> None:
+    from autotag.library.store import FAILED, Row, open_library
+    from tests.library.test_browse import synthetic_library
+
+    text = tmp_path / "notes.sqlite"
+    text.write_text("not a database\n" * 100)
+    at = _page("pages/library.py")
+    for given, message in [
+        (tmp_path / "nowhere.sqlite", "nowhere.sqlite': no such file"),
+        (tmp_path, "is a folder: give a library file (`tag --out lib.sqlite`)"),
+        (text, "notes.sqlite is not a library autotag wrote (not an SQLite file)"),
+    ]:
+        at.text_input(key="library_path").set_value(str(given)).run()
+        assert len(at.error) == 1 and at.error[0].value.endswith(message) and "\n" not in at.error[0].value
+        assert not at.exception
+    library = tmp_path / "lib.sqlite"
+    meta, _, _ = synthetic_library(library, 30)
+    writer = open_library(library, meta, resume=True)  # `tag --resume` is writing it: WAL mode, locked
+    try:
+        writer.write(Row("/music/new.wav", 1, 2, FAILED, error="not audio"))
+        at.text_input(key="library_path").set_value(str(library)).run()
+        assert not at.error and "31 files" in at.markdown[0].value
+        assert "`autotag tag` is writing this library" in at.info[0].value
+        assert any(c.value == "rows 1-31 of 31" for c in at.caption)
+    finally:
+        writer.close()

@@ -18,6 +18,7 @@ from autotag.library.browse import (
     changed_since_tagged,
     file_row,
     find_libraries,
+    library_path,
     page,
     read_clip,
     read_facts,
@@ -82,8 +83,8 @@ def _taggram(run: str, checkpoint: str, sha256: str, _library: Facts, name: str,
     return tagger.predict(decode_untrusted(data, tagger.sample_rate, name=name))
 
 
-def _choose_library() -> Path | None:
-    """The library file: typed, or the newest found beside the runs folder or here."""
+def _choose_library() -> str:
+    """The library file as typed, or the newest found beside the runs folder or here ("": none)."""
     folders = list(dict.fromkeys([absolute(default_runs_dir()).parent, absolute(".")]))
     if "library_path" not in st.session_state:  # the first visit's default; the user's choice stays after
         found = find_libraries(*folders)
@@ -100,9 +101,9 @@ def _choose_library() -> Path | None:
             "`python -m autotag tag --run RUN DIR --recursive --out lib.sqlite`",
             icon=":material/library_music:",
         )
-        return None
+        return ""
     st.caption(f"Looked for `*.sqlite`, `*.sqlite3` and `*.db` libraries in {where}; any path works.")
-    return absolute(text.strip())
+    return text.strip()
 
 
 def _header(facts: Facts) -> None:
@@ -292,11 +293,12 @@ def _more_like_this(path: Path, stamp: tuple, row: dict) -> None:
 
 
 st.title("Browse a tagged library")
-library = _choose_library()
-if library is None:
+given = _choose_library()
+if not given:
     st.stop()
-stamp = _stamp(library)
 try:
+    library = library_path(given)
+    stamp = _stamp(library)
     facts = _facts(str(library), stamp)
     _header(facts)
     selection = _filters(facts)

@@ -29,6 +29,8 @@ from urllib.parse import quote
 
 import numpy as np
 
+from autotag.audio.decode import AUDIO_EXTENSIONS
+from autotag.data.formats import data_roots
 from autotag.errors import AutotagError
 from autotag.library.store import EMBEDDING_DTYPE, FAILED, KIND, ROW_FIELDS, TAGGED, VERSION
 from autotag.paths import absolute
@@ -131,7 +133,7 @@ def _open(path: str | Path, counts: bool = False) -> Iterator[tuple[sqlite3.Conn
         LibraryFileError: not a file, not SQLite, not an autotag library, or a version this
             code does not read.
     """
-    path = absolute(path)
+    path = library_path(path)
     try:
         info = path.stat()
     except FileNotFoundError:
@@ -152,6 +154,21 @@ def _open(path: str | Path, counts: bool = False) -> Iterator[tuple[sqlite3.Conn
         raise LibraryFileError(f"{path.name}: reading it failed ({one_line(str(exc), 120)})") from None
     finally:
         db.close()
+
+
+def library_path(given: str | Path) -> Path:
+    """A library's path as a user gave it, made absolute (symlinks resolved).
+
+    Raises:
+        LibraryFileError: a name no file system takes (a NUL, a loop of links), or outside
+            `$AUTOTAG_DATA_ROOTS` when that is set.
+    """
+    try:
+        path = absolute(given)
+    except (OSError, RuntimeError, ValueError) as exc:
+        raise LibraryFileError(f"{shown(str(given))}: not a path ({one_line(str(exc), 120)})") from None
+    _inside_roots(path, "a library")
+    return path
 
 
 #: A row's outcome in SQL (`f` is the files table).
@@ -499,16 +516,37 @@ def find_libraries(*folders: str | Path) -> list[Path]:
     return sorted(found, key=lambda p: (-found[p], str(p)))
 
 
+def _inside_roots(path: Path, what: str) -> None:
+    """Refuse `path` (absolute, symlinks resolved) outside `$AUTOTAG_DATA_ROOTS` when that is set."""
+    roots = data_roots()
+    if roots and not any(path == root or root in path.parents for root in roots):
+        raise LibraryFileError(
+            f"{shown(str(path))}: {what} must lie in AUTOTAG_DATA_ROOTS ({os.pathsep.join(map(str, roots))})"
+        )
+
+
 def read_clip(row: dict[str, Any]) -> bytes:
     """The audio file of a row, for a player: its bytes.
 
+    Only a file with an audio suffix (wav, flac, ogg, mp3), inside `$AUTOTAG_DATA_ROOTS` when
+    that is set: a library names files, and a page must not hand out any file it names.
+
     Raises:
-        LibraryFileError: the file is gone, is no regular file, is over MAX_CLIP_BYTES, or
-            cannot be read (one line naming the file).
+        LibraryFileError: the file is gone, is no regular file, is over MAX_CLIP_BYTES, has
+            another suffix, lies outside the data roots, or cannot be read (one line naming it).
     """
     path = Path(row["path"])
+    if path.suffix.lower() not in AUDIO_EXTENSIONS:
+        raise LibraryFileError(
+            f"{shown(path.name)}: only {', '.join(e.lstrip('.') for e in AUDIO_EXTENSIONS)} files are played here"
+        )
     try:
-        with open(path, "rb") as fh:
+        _inside_roots(absolute(path), "a clip")
+    except (OSError, RuntimeError, ValueError) as exc:  # a loop of links, a NUL in a hostile name
+        raise LibraryFileError(f"{shown(str(path))} cannot be read ({one_line(str(exc), 120)})") from None
+    try:
+        # O_NONBLOCK: a named pipe put in a file's place must not hang the page on its open
+        with os.fdopen(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb") as fh:
             info = os.fstat(fh.fileno())
             if not stat.S_ISREG(info.st_mode):
                 raise LibraryFileError(f"{shown(path.name)} is no longer a regular file")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 import shutil
 import sqlite3
 from pathlib import Path
@@ -279,8 +280,6 @@ def test_libraries_are_found_in_folders_newest_first(tmp_path: Path) -> None:
     synthetic_library(tmp_path / "new.db", 3)
     (tmp_path / "notes.sqlite").write_text("not one")
     (tmp_path / "lib.csv").write_text("path\n")
-    import os
-
     os.utime(tmp_path / "old.sqlite", (1e9, 1e9))
     assert browse.find_libraries(tmp_path, tmp_path, tmp_path / "nowhere") == [
         tmp_path / "new.db",
@@ -299,8 +298,9 @@ def test_a_rows_clip_is_read_for_its_player_and_a_missing_one_says_so(tmp_path: 
     clip.unlink()
     with pytest.raises(LibraryFileError, match=r"clip\.wav' is gone: it was moved or deleted since it was tagged"):
         browse.read_clip(row)
-    with pytest.raises(LibraryFileError, match="is no longer a regular file"):
-        browse.read_clip({**row, "path": "/dev/null"})
+    os.mkfifo(clip)  # a named pipe in its place: refused at once, never waited on
+    with pytest.raises(LibraryFileError, match="'clip.wav' is no longer a regular file"):
+        browse.read_clip(row)
 
 
 def test_a_row_by_its_id_has_every_tags_probability(library: tuple) -> None:
@@ -337,3 +337,26 @@ def test_a_row_without_a_tags_probability_is_listed_last_when_sorted_by_it(tmp_p
         shown = _ids(browse.page(out, Selection(sort="probability", sort_tag="drums", descending=descending), size=40))
         assert sorted(shown) == list(range(40))
         assert shown[-3:] == [0, 19, 39]  # no drums probability: by path (a0/..., a9/...)
+
+
+def test_data_roots_bound_the_libraries_and_clips_read_and_only_audio_is_played(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    inside, outside = tmp_path / "music", tmp_path / "elsewhere"
+    inside.mkdir(), outside.mkdir()
+    synthetic_library(inside / "lib.sqlite", 5)
+    shutil.copy(inside / "lib.sqlite", outside / "lib.sqlite")
+    (outside / "clip.wav").write_bytes(b"RIFF")
+    (inside / "clip.wav").write_bytes(b"RIFF")
+    (inside / "notes.txt").write_text("secret")
+    monkeypatch.setenv("AUTOTAG_DATA_ROOTS", str(inside))
+    assert browse.count(inside / "lib.sqlite") == 5
+    with pytest.raises(LibraryFileError, match="a library must lie in AUTOTAG_DATA_ROOTS"):
+        browse.count(outside / "lib.sqlite")
+    assert browse.read_clip({"path": str(inside / "clip.wav")}) == b"RIFF"
+    with pytest.raises(LibraryFileError, match="a clip must lie in AUTOTAG_DATA_ROOTS"):
+        browse.read_clip({"path": str(outside / "clip.wav")})
+    with pytest.raises(LibraryFileError, match="'notes.txt': only wav, flac, ogg, mp3 files are played here"):
+        browse.read_clip({"path": str(inside / "notes.txt")})
+    with pytest.raises(LibraryFileError, match="not a path"):
+        browse.read_facts("lib\0.sqlite")

@@ -18,7 +18,7 @@ from autotag.runs import manager
 from autotag.store.run_folder import RunFolder, default_runs_dir
 
 APP = str(Path(__file__).parents[2] / "app.py")
-PAGES = ["pages/train.py", "pages/runs.py", "pages/sweep.py", "pages/tag.py", "pages/data.py"]
+PAGES = ["pages/train.py", "pages/runs.py", "pages/sweep.py", "pages/tag.py", "pages/library.py", "pages/data.py"]
 SECRETS = {
     "auth": {
         "redirect_uri": "http://localhost:8501/oauth2callback",

@@ -18,6 +18,7 @@ NOT_BAD_INPUT = {
     "RunStopped": "control flow: Stop was asked for",
     "_TooDeep": "control flow inside the config reader, which raises ConfigError",
     "EstimateError": "this machine could not time training steps: the Train page shows it instead of an estimate",
+    "_TooLarge": "control flow inside serve's body limit, which answers 413",
 }
 
 

@@ -25,6 +25,7 @@ from autotag.library.browse import (
     selection_csv,
     similar,
 )
+from autotag.library.store import FAILED
 from autotag.paths import absolute
 from autotag.store.run_folder import default_runs_dir
 from autotag.ui.auth import acting
@@ -223,7 +224,7 @@ def _clip(path: Path, facts: Facts, stamp: tuple, rows: list[dict]) -> None:
         st.audio(data, format=MIME.get(Path(row["path"]).suffix.lower(), "audio/wav"))
         if changed_since_tagged(row):
             st.caption("The file has changed since it was tagged: its stored tags are those of the file as it was.")
-    if row["outcome"] == "failed":
+    if row["outcome"] == FAILED:
         st.error(f"Not tagged: {row['error']}")
         return
     if row["outcome"] == "silent":

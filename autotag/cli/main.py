@@ -1,5 +1,5 @@
 """Command line: `python -m autotag demo-data | fit | prepare | tag | evaluate | export | robustness | pretrained |
-runs | sweep | serve`.
+runs | sweep | serve | similar`.
 
 Each command parses its arguments and calls one library function. Bad input (options,
 data sets, audio, run folders) exits with status 2 and one clear message on stderr,
@@ -24,6 +24,7 @@ from autotag.cli.progress import terminal_bar
 from autotag.cli.robustness import add_robustness_parser
 from autotag.cli.runs import add_runs_dir_option, add_runs_parser, warn_if_unfinished
 from autotag.cli.serve import add_serve_parser
+from autotag.cli.similar import add_similar_parser
 from autotag.cli.sweep import add_sweep_parser
 from autotag.config import TrainConfig, field_choices, field_range, load_config, make_config
 from autotag.errors import AutotagError, UsageError
@@ -481,6 +482,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.set_defaults(func=_cmd_export)
 
     add_robustness_parser(sub)
+    add_similar_parser(sub)
     add_pretrained_parser(sub)
     add_runs_parser(sub)
     add_sweep_parser(sub, _add_config_options)

@@ -430,6 +430,17 @@ def file_row(path: str | Path, file_id: int) -> dict[str, Any] | None:
         return row
 
 
+def file_id(path: str | Path, file_path: str) -> int | None:
+    """The row id of the file at `file_path` as the library names it (absolute), or None.
+
+    Raises:
+        LibraryFileError: see `_open`.
+    """
+    with _open(path) as (db, _):
+        found = db.execute("SELECT id FROM files WHERE path = ?", (file_path,)).fetchone()
+    return found[0] if found else None
+
+
 @dataclass(frozen=True)
 class Neighbour:
     """A track near another: its row id, path, tags, and the cosine similarity of their embeddings."""
@@ -453,28 +464,50 @@ def similar(path: str | Path, file_id: int, k: int = 10) -> list[Neighbour]:
         found = db.execute("SELECT vector FROM embeddings WHERE file_id = ?", (file_id,)).fetchone()
         if found is None or k < 1:
             return []
-        query = _vectors([found[0]], facts)[0]
-        query /= max(float(np.linalg.norm(query)), np.finfo(np.float32).tiny)
-        best_ids = np.empty(0, dtype=np.int64)
-        best_scores = np.empty(0, dtype=np.float32)
-        with closing(db.execute("SELECT file_id, vector FROM embeddings WHERE file_id != ?", (file_id,))) as cursor:
-            while block := cursor.fetchmany(BLOCK):
-                ids = np.fromiter((i for i, _ in block), dtype=np.int64, count=len(block))
-                vectors = _vectors([v for _, v in block], facts)
-                norms = np.sqrt(np.einsum("ij,ij->i", vectors, vectors))
-                scores = np.divide(vectors @ query, norms, out=np.zeros(len(block), np.float32), where=norms > 0)
-                best_ids = np.concatenate([best_ids, ids])
-                best_scores = np.concatenate([best_scores, scores])
-                if len(best_ids) > k:
-                    keep = np.argpartition(-best_scores, k - 1)[:k]
-                    best_ids, best_scores = best_ids[keep], best_scores[keep]
-        if not len(best_ids):
+        return _nearest(db, facts, _vectors([found[0]], facts)[0], k, file_id)
+
+
+def similar_to(path: str | Path, embedding: np.ndarray, k: int = 10) -> list[Neighbour]:
+    """The `k` tracks nearest to `embedding` (a clip's from the library's own tagger,
+    `clip_tagger`), as `similar` finds them; none for a zero embedding.
+
+    Raises:
+        LibraryFileError: see `_open`; an embedding of another width than the library's.
+    """
+    with _open(path) as (db, facts):
+        if np.shape(embedding) != (facts.embedding_width,):
+            raise LibraryFileError(
+                f"{facts.path.name} holds embeddings of {facts.embedding_width} values, not {np.shape(embedding)}"
+            )
+        if k < 1 or not np.any(embedding):
             return []
-        marks = ",".join("?" * len(best_ids))
-        rows = {
-            i: (p, t)
-            for i, p, t in db.execute(f"SELECT id, path, tags FROM files WHERE id IN ({marks})", best_ids.tolist())
-        }
+        return _nearest(db, facts, np.asarray(embedding, np.float16).astype(np.float32), k, None)
+
+
+def _nearest(db: sqlite3.Connection, facts: Facts, query: np.ndarray, k: int, leave_out: int | None) -> list[Neighbour]:
+    """Brute force over every stored embedding but row `leave_out`'s; see `similar`."""
+    query = query / max(float(np.linalg.norm(query)), np.finfo(np.float32).tiny)
+    best_ids = np.empty(0, dtype=np.int64)
+    best_scores = np.empty(0, dtype=np.float32)
+    others = "SELECT file_id, vector FROM embeddings WHERE file_id IS NOT ?"
+    with closing(db.execute(others, (leave_out,))) as cursor:
+        while block := cursor.fetchmany(BLOCK):
+            ids = np.fromiter((i for i, _ in block), dtype=np.int64, count=len(block))
+            vectors = _vectors([v for _, v in block], facts)
+            norms = np.sqrt(np.einsum("ij,ij->i", vectors, vectors))
+            scores = np.divide(vectors @ query, norms, out=np.zeros(len(block), np.float32), where=norms > 0)
+            best_ids = np.concatenate([best_ids, ids])
+            best_scores = np.concatenate([best_scores, scores])
+            if len(best_ids) > k:
+                keep = np.argpartition(-best_scores, k - 1)[:k]
+                best_ids, best_scores = best_ids[keep], best_scores[keep]
+    if not len(best_ids):
+        return []
+    marks = ",".join("?" * len(best_ids))
+    rows = {
+        i: (p, t)
+        for i, p, t in db.execute(f"SELECT id, path, tags FROM files WHERE id IN ({marks})", best_ids.tolist())
+    }
     found_rows = [(float(s), int(i)) for i, s in zip(best_ids, best_scores) if int(i) in rows]
     found_rows.sort(key=lambda si: (-si[0], rows[si[1]][0]))
     return [

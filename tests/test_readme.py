@@ -196,7 +196,9 @@ def _run_commands(j: Journey, commands: list[str]) -> None:
         concrete = _substitute(command, j)
         if " runs delete " in f" {command} ":
             j.sh(f"python -m autotag runs stop {j.background}")  # README: "stop it first"
+        started = time.monotonic()
         done = j.sh(concrete, timeout=600)
+        print(f"README {time.monotonic() - started:5.1f} s  {concrete[:100]}")  # where the journey's time goes (-s)
         j.covered.append(command)
         if re.search(r"autotag fit --data data/demo --model tiny --max-epochs", command):
             run_dir = Path(done.stdout.strip().splitlines()[-1])
@@ -234,6 +236,7 @@ def journey(shipped_clone: Path, published_or_none: Path | None) -> Iterator[Jou
         stop_trainers(shipped_clone / "runs")
 
 
+@pytest.mark.timeout(1200)  # the whole README, one command after another: ~6 min in CI, twice that on a busy machine
 def test_readme_commands_and_snippets_run_as_written(shipped_clone: Path, journey: Journey) -> None:
     j = journey
     demo = shipped_clone / "data" / "demo" / "audio"

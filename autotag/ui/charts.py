@@ -103,16 +103,8 @@ def curves_figure(
                 )
     if not single:
         _key(fig, [(run, (names or {}).get(run, run)) for run in readers])
-    if not fig.data:
-        fig.add_annotation(  # in the loss panel, where the first point will be
-            text="No points yet:<br>the first train_loss appears<br>after the first training step",
-            xref="x domain",
-            yref="y domain",
-            x=0.5,
-            y=0.5,
-            showarrow=False,
-            font={"size": 14},
-        )
+    if not fig.data:  # in the loss panel, where the first point will be
+        _say_empty(fig, "No points yet:<br>the first train_loss appears<br>after the first training step")
     fig.update_xaxes(title_text=_x_title(x, unit))
     fig.update_yaxes(title_text="loss", row=1, col=1, type="log" if log_loss else "linear")
     fig.update_yaxes(title_text="macro AUC", row=1, col=2)
@@ -124,6 +116,11 @@ def curves_figure(
         legend={"orientation": "h", "y": -0.25},
     )
     return fig
+
+
+def _say_empty(fig: go.Figure, text: str) -> None:
+    """Why a chart has no line yet, in the middle of its (first) panel."""
+    fig.add_annotation(text=text, xref="x domain", yref="y domain", x=0.5, y=0.5, showarrow=False, font={"size": 14})
 
 
 def _key(fig: go.Figure, runs: list[tuple[str, str]]) -> None:
@@ -172,15 +169,10 @@ def tag_curves_figure(reader: CurveReader, x: str = "step") -> go.Figure:
             )
         )
     if not curves:
-        fig.add_annotation(
-            text="No per-tag curves: they appear after the first validation<br>"
+        _say_empty(
+            fig,
+            "No per-tag curves: they appear after the first validation<br>"
             "(runs trained before autotag logged them have none)",
-            xref="x domain",
-            yref="y domain",
-            x=0.5,
-            y=0.5,
-            showarrow=False,
-            font={"size": 14},
         )
     fig.update_layout(
         title={"text": "Validation ROC-AUC of each tag (last value in the legend)", "font": {"size": 14}},

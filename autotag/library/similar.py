@@ -16,6 +16,7 @@ from pathlib import Path
 from autotag.errors import UsageError
 from autotag.library import browse
 from autotag.library.browse import Neighbour
+from autotag.library.store import FAILED
 from autotag.paths import absolute
 from autotag.text import shown
 
@@ -51,7 +52,7 @@ def find_similar(library: str | Path, target: str, k: int = 10) -> Found:
             continue
         row = browse.file_row(library, row_id) or {}
         if not row.get("embedded"):
-            why = f"it failed ({row.get('error')})" if row.get("outcome") == "failed" else "it is silent throughout"
+            why = f"it failed ({row.get('error')})" if row.get("outcome") == FAILED else "it is silent throughout"
             raise UsageError(f"{shown(target)} has no embedding in {Path(library).name}: {why}")
         return Found(browse.similar(library, row_id, k), in_library=True)
     if not Path(target).is_file():

@@ -402,6 +402,7 @@ def test_a_hidden_tab_asks_for_nothing_and_closed_tabs_leave_no_traceback(tmp_pa
         ("runs", "Runs"),
         ("sweep", "Sweep hyperparameters"),
         ("tag", "Tag your audio"),
+        ("library", "Browse a tagged library"),
         ("data", "Data sets"),
     ],
 )
@@ -419,9 +420,9 @@ def test_a_fresh_dashboards_first_request_to_a_page_url_goes_through_app_py(
     def shows(page, url: str, heading: str) -> None:  # noqa: ANN001 - a playwright page
         expect(page.get_by_role("heading", name=heading, exact=True)).to_be_visible()
         nav = page.get_by_test_id("stSidebarNav")
-        for name in ("Train", "Runs", "Sweep", "Tag", "Data"):
+        for name in ("Train", "Runs", "Sweep", "Tag", "Library", "Data"):
             expect(nav.get_by_role("link", name=name, exact=True)).to_be_visible()
-        expect(nav.get_by_role("link")).to_have_count(5)  # not the older layout's "app", "runs", ...
+        expect(nav.get_by_role("link")).to_have_count(6)  # not the older layout's "app", "runs", ...
         expect(page.get_by_test_id("stSidebar").get_by_text("Runs folder:")).to_be_visible()
         expect(page).to_have_title("autotag")  # app.py's set_page_config
         expect(page).to_have_url(url)

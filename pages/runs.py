@@ -88,22 +88,13 @@ if not runs:
     _audit_log()
     st.stop()
 
-mine_only = actor.role != "local" and (  # with login: a filter to one's own runs
-    st.segmented_control("Show", ["all", "mine"], default="all", key="runs_whose") == "mine"
-)
-
-
-def shown_here(run: manager.RunInfo) -> bool:
-    """Whether the page lists `run` (all, or with "mine" those `actor` launched)."""
-    return not mine_only or run.status.owner == actor.name
-
-
-if mine_only:
-    runs = [r for r in runs if shown_here(r)]
-    if not runs:
-        st.info("None of the runs is yours yet.")
-        _audit_log()
-        st.stop()
+if actor.role != "local":  # with login: a filter to one's own runs
+    if st.segmented_control("Show", ["all", "mine"], default="all", key="runs_whose") == "mine":
+        runs = [r for r in runs if r.status.owner == actor.name]
+        if not runs:
+            st.info("None of the runs is yours yet.")
+            _audit_log()
+            st.stop()
 by_name = {r.name: r for r in runs}
 chosen = [n for n in st.session_state.get("runs_selected", []) if n in by_name] or [runs[0].name]
 pick_col, smooth_col = st.columns([3, 1])
@@ -231,9 +222,8 @@ def _live_view(names: list[str], weight: float, log_loss: bool, x: str, legend: 
         row = rows[name]
         eta = f", ETA ≤ {row['ETA (s)']} s" if row["ETA (s)"] else ""
         st.caption(f"**{name}**: {fresh[name].state} · epoch {row['epoch']} · {fresh[name].status.phase or ''}{eta}")
-    listed = {n for n, r in fresh.items() if shown_here(r)}
-    if any(fresh[n].state != r.state for n, r in by_name.items() if n in fresh) or listed != by_name.keys():
-        st.rerun()  # a run started, ended, appeared or went: refresh the whole page (buttons, metrics)
+    if any(fresh[n].state != r.state for n, r in by_name.items() if n in fresh) or fresh.keys() != by_name.keys():
+        st.rerun()  # a run started or ended: refresh the whole page (buttons, metrics)
     refresh_clock("runs_clock", refresh_interval(snapshot, names, readers))
 
 

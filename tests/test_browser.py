@@ -599,11 +599,11 @@ def test_the_runs_page_with_500_runs_groups_searches_sorts_and_pages_in_time(tmp
             sweep_filter.click()
             sweep_filter.press_sequentially("sweep-1")  # typed: the options open even if the click came early
             page.get_by_role("option", name="sweep-1", exact=True).click()
+            page.keyboard.press("Escape")  # the options close: the choice is sent then
+            expect(page.get_by_role("option", name="sweep-0", exact=True)).to_be_hidden(timeout=wait_ms)
             expect(grid).to_have_attribute("aria-rowcount", "21", timeout=wait_ms)  # the sweep's 20 trials, a row each
             trials = {r.name for r in runs if RunFolder(r).read_status().sweep == "sweep-1"}
             assert set(runs_shown(10)) <= trials
-            page.keyboard.press("Escape")  # the filter's options close
-            expect(page.get_by_role("option", name="sweep-0", exact=True)).to_be_hidden(timeout=wait_ms)
             page.screenshot(path=str(tmp_path / "runs_500_sweep.png"))
             browser.close()
     finally:

@@ -1,10 +1,11 @@
 """Who may do what to which run, and the audit log of what was done and refused.
 
 A dashboard with login (`autotag.ui.auth`) acts for a person with a role: viewers look
-and tag, trainers also launch and manage their own runs and sweeps, admins manage any.
+and tag, trainers also launch and manage their own runs, sweeps and library jobs, admins
+manage any.
 The CLI and a dashboard without login act for the machine's OS user, unrestricted, as
 before login existed. The checks live here and are made by the library functions that
-change things (`runs.manager`, `sweeps.manager`, `serving.export`, `robustness.job`),
+change things (`runs.manager`, `sweeps.manager`, `serving.export`, `robustness.job`, `library.job`),
 so a forged click from a viewer's session changes nothing: the function refuses, says
 why, and the refusal is logged like every action.
 
@@ -28,7 +29,7 @@ from typing import Any, Literal
 
 Role = Literal["admin", "trainer", "viewer", "local", "none"]  # none: logged in, in no role list
 #: Actions on a run or sweep that a viewer may not take, a trainer only on what it owns.
-Action = Literal["launch", "stop", "resume", "delete", "export", "robustness", "sweep"]
+Action = Literal["launch", "stop", "resume", "delete", "export", "robustness", "sweep", "library"]
 AUDIT_FILE = "audit.jsonl"
 #: The most bytes of the audit log that the Runs page reads back (its last lines).
 TAIL_BYTES = 256_000
@@ -70,7 +71,7 @@ def allowed(actor: Actor, action: Action, owner: str | None) -> str | None:
         return None
     if actor.role in ("viewer", "none"):
         return "viewers may look and tag, not change runs (ask an admin for the trainer role)"
-    if action in ("launch", "sweep") and owner is None:
+    if action in ("launch", "sweep", "library") and owner is None:
         return None
     if owner == actor.name:
         return None

@@ -25,16 +25,18 @@ from autotag.library.browse import (
     selection_csv,
     similar,
 )
+from autotag.library.job import LibraryJob
 from autotag.library.store import FAILED
 from autotag.paths import absolute
 from autotag.store.run_folder import default_runs_dir
 from autotag.ui.auth import acting
 from autotag.ui.charts import taggram_figure, top_tags_figure
+from autotag.ui.library_job import job_panel, start_form
 
 if "_app_nav" not in st.session_state:  # run alone by Streamlit's older pages/ layout: see app.py
     runpy.run_path(str(Path(__file__).parents[1] / "app.py"), run_name="__main__")
     st.stop()
-acting()  # the gate again: a page run alone (see app.py) by a session with nobody logged in stops
+actor = acting()  # the gate again: a page run alone (see app.py) by a session with nobody logged in stops
 
 #: Rows a page of the table shows.
 PAGE_ROWS = 50
@@ -98,7 +100,7 @@ def _choose_library() -> str:
     where = " and ".join(f"`{f}`" for f in folders)
     if not text.strip():
         st.info(
-            f"No library found in {where}. Tag a folder from a terminal, then give its file here: "
+            f"No library found in {where}. Tag a folder below, or from a terminal and give its file here: "
             "`python -m autotag tag --run RUN DIR --recursive --out lib.sqlite`",
             icon=":material/library_music:",
         )
@@ -107,14 +109,20 @@ def _choose_library() -> str:
     return text.strip()
 
 
-def _header(facts: Facts) -> None:
+def _header(facts: Facts, job_running: bool) -> None:
     run = Path(facts.run).name or "?"
     st.markdown(
         f"**{facts.path.name}** · tagged by run `{run}` ({facts.checkpoint}) · created {facts.created or '?'}  \n"
         f"{facts.files:,} files: **{facts.tagged:,} tagged**, {facts.silent:,} silent, {facts.failed:,} failed · "
         f"{len(facts.labels)} tags: {', '.join(facts.labels)}"
     )
-    if facts.writing:
+    if job_running:
+        st.info(
+            "Being tagged in the background: shown are the rows written when the page was drawn; "
+            "all show when the job ends, more each time the page is rerun (R).",
+            icon=":material/hourglass_top:",
+        )
+    elif facts.writing:
         st.info(
             "`autotag tag` is writing this library (or ended while a reader held it): shown are the rows "
             "committed so far. Rerun the page (R) to see more.",
@@ -295,13 +303,21 @@ def _more_like_this(path: Path, stamp: tuple, row: dict) -> None:
 
 st.title("Browse a tagged library")
 given = _choose_library()
+start_form(actor, expanded=not given)
 if not given:
     st.stop()
 try:
     library = library_path(given)
+    tagging = LibraryJob(library)
+    state = tagging.state() if tagging.exists() else None
+    if state is not None:
+        job_panel(library, state)
+        if state.active and not library.exists():
+            st.caption("The library file appears when its first file is tagged.")
+            st.stop()
     stamp = _stamp(library)
     facts = _facts(str(library), stamp)
-    _header(facts)
+    _header(facts, state is not None and state.active)
     selection = _filters(facts)
     rows = _table(library, selection)
     st.download_button(

@@ -563,3 +563,37 @@ def test_library_page_says_in_one_line_what_is_no_library_and_reads_one_being_wr
         assert any(c.value == "rows 1-31 of 31" for c in at.caption)
     finally:
         writer.close()
+
+
+def test_library_page_tags_a_folder_in_the_background_and_shows_it_filling(
+    with_finished_run: Path, demo_dataset: Path, tmp_path: Path
+) -> None:
+    from autotag.library.job import LibraryJob
+
+    music = tmp_path / "music"
+    music.mkdir()
+    for clip in sorted((demo_dataset / "audio").glob("*.wav"))[:12]:
+        shutil.copy(clip, music / clip.name)
+    at = _page("pages/library.py")
+    assert at.selectbox(key="library_job_run").value == with_finished_run.name
+    assert at.button(key="library_job_start").disabled  # no folder yet
+    at.text_input(key="library_job_folder").set_value(str(tmp_path / "nowhere")).run()
+    at.button(key="library_job_start").click().run()
+    assert [e.value for e in at.error] == [f"{tmp_path / 'nowhere'}: no such file or folder"]
+
+    at.text_input(key="library_job_folder").set_value(str(music)).run()
+    out = default_runs_dir().parent / "music.sqlite"  # beside the runs folder, named after the folder
+    assert at.text_input(key="library_job_out").placeholder == str(out)
+    at.button(key="library_job_start").click().run()
+    assert not at.error and at.text_input(key="library_path").value == str(out)
+    tagging = LibraryJob(out)
+    assert tagging.exists() and at.button(key="library_job_stop")  # the page follows its job
+    deadline = time.monotonic() + 180
+    while tagging.state().active:
+        assert time.monotonic() < deadline, tagging.log.read_text()
+        time.sleep(0.2)
+    at.run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert at.success[0].value == "Tagging completed: tagged 12, skipped 0 (already in it), failed 0."
+    assert "12 files" in at.markdown[0].value and any(c.value == "rows 1-12 of 12" for c in at.caption)
+    assert "library_job_resume" not in [b.key for b in at.button]  # nothing to resume

@@ -25,7 +25,9 @@ TESTED_ELSEWHERE = {
     "pretrained/catalogue.py": ("a table of the published taggers", "tests/pretrained/test_weights.py"),
     "robustness/job.py": ("the report's files and process", "tests/robustness/test_report.py"),
     "robustness/process.py": ("the report process's entry point", "tests/robustness/test_report.py"),
+    "library/background.py": ("the library job process's entry point", "tests/library/test_job.py"),
     "runs/process.py": ("the trainer processes' entry points", "tests/runs/test_manager.py"),
+    "ui/library_job.py": ("the Library page's background tagging", "tests/test_app.py"),
     "ui/robustness.py": ("the Runs page's report section", "tests/test_app.py"),
     "ui/ticker.py": ("the live pages' clock, a browser component", "tests/test_browser.py"),
 }

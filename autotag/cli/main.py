@@ -268,11 +268,9 @@ def _cmd_tag(args: argparse.Namespace) -> int:
 def _cmd_tag_library(args: argparse.Namespace) -> int:
     """`tag --out LIBRARY`: folders of files, a row each as it is done; see autotag.library."""
     from autotag.library.scan import FORMATS, check_inputs, parse_formats
-    from autotag.library.store import check_out, open_library
-    from autotag.library.tag import count_files, library_meta, tag_library
+    from autotag.library.store import check_out
+    from autotag.library.tag import tag_into
     from autotag.runs.manager import resolve_run
-    from autotag.serving.decide import decision_thresholds, tuned_thresholds
-    from autotag.serving.tagger import Tagger
 
     if args.format is not None or args.taggram:
         raise UsageError("--format and --taggram print to the terminal; with --out, its suffix chooses the format")
@@ -282,27 +280,21 @@ def _cmd_tag_library(args: argparse.Namespace) -> int:
     check_out(out, args.resume)  # all of it before the model loads: a bad argument writes nothing
     run = resolve_run(args.run, args.runs_dir)
     warn_if_unfinished(run)
-    tagger = Tagger.load(run)
-    if tagger.note:
-        print(f"autotag: note: {tagger.note}", file=sys.stderr)
-    thresholds = decision_thresholds(tagger.labels, tuned_thresholds(run), args.threshold)
-    with open_library(out, library_meta(tagger, run, thresholds), args.resume) as library:
-        bar = None if args.quiet else terminal_bar("tagging", rate="files")
-        try:
-            summary = tag_library(
-                tagger,
-                library,
-                inputs,
-                thresholds,
-                resume=args.resume,
-                workers=args.workers,
-                formats=formats,
-                progress=bar,
-                total=count_files(inputs, formats) if bar else None,
-            )
-        except KeyboardInterrupt:
-            print(f"autotag: interrupted; the files done are in {out}: add --resume to go on", file=sys.stderr)
-            return INTERRUPTED_EXIT
+    try:
+        summary = tag_into(
+            out,
+            run,
+            inputs,
+            threshold=args.threshold,
+            resume=args.resume,
+            workers=args.workers,
+            formats=formats,
+            progress=(lambda total: terminal_bar("tagging", rate="files")) if _bar_wanted(args.quiet) else None,
+            note=lambda line: print(f"autotag: note: {line}", file=sys.stderr),
+        )
+    except KeyboardInterrupt:
+        print(f"autotag: interrupted; the files done are in {out}: add --resume to go on", file=sys.stderr)
+        return INTERRUPTED_EXIT
     for line in summary.unreadable:
         print(f"autotag: warning: cannot read folder {line}", file=sys.stderr)
     for failure in summary.failures:
@@ -319,10 +311,17 @@ def _cmd_tag_library(args: argparse.Namespace) -> int:
     return SOME_FAILED_EXIT if summary.failed else 0
 
 
+def _bar_wanted(quiet: bool) -> bool:
+    """A progress bar is drawn on a terminal unless --quiet (the files are counted for it first)."""
+    return not quiet and sys.stderr.isatty()
+
+
 def _workers(text: str) -> int:
+    from autotag.library.job import MAX_WORKERS
+
     value = int(text)
-    if not 1 <= value <= 64:
-        raise argparse.ArgumentTypeError(f"must be 1 to 64, got {value}")
+    if not 1 <= value <= MAX_WORKERS:
+        raise argparse.ArgumentTypeError(f"must be 1 to {MAX_WORKERS}, got {value}")
     return value
 
 

@@ -156,8 +156,9 @@ def _open(path: str | Path, counts: bool = False) -> Iterator[tuple[sqlite3.Conn
         db.close()
 
 
-def library_path(given: str | Path) -> Path:
-    """A library's path as a user gave it, made absolute (symlinks resolved).
+def library_path(given: str | Path, what: str = "a library") -> Path:
+    """A library's path (or another the page is given: `what` it is) as a user gave it, made
+    absolute (symlinks resolved).
 
     Raises:
         LibraryFileError: a name no file system takes (a NUL, a loop of links), or outside
@@ -167,7 +168,7 @@ def library_path(given: str | Path) -> Path:
         path = absolute(given)
     except (OSError, RuntimeError, ValueError) as exc:
         raise LibraryFileError(f"{shown(str(given))}: not a path ({one_line(str(exc), 120)})") from None
-    _inside_roots(path, "a library")
+    _inside_roots(path, what)
     return path
 
 

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from threading import Event
 
 import numpy as np
 import torch
@@ -26,8 +27,8 @@ from autotag.audio.sandbox import DecodeLimits
 from autotag.digests import sha256
 from autotag.library.decoders import DecoderPool
 from autotag.library.scan import FORMATS, audio_files
-from autotag.library.store import FAILED, TAGGED, Library, LibraryMeta, Row
-from autotag.serving.decide import tags_above
+from autotag.library.store import FAILED, TAGGED, Library, LibraryMeta, Row, open_library
+from autotag.serving.decide import decision_thresholds, tags_above, tuned_thresholds
 from autotag.serving.tagger import Tagger
 
 #: Chunks per forward pass on a CPU. `Tagger.predict` takes one at a time there, which is best
@@ -77,6 +78,52 @@ def library_meta(tagger: Tagger, run_dir: Path, thresholds: dict[str, float]) ->
     )
 
 
+def tag_into(
+    out: Path,
+    run_dir: Path,
+    inputs: list[Path],
+    *,
+    threshold: float | None = None,
+    resume: bool = False,
+    workers: int | None = None,
+    formats: tuple[str, ...] = FORMATS,
+    progress: Callable[[int], Callable[[int, int], None] | None] | None = None,
+    stop: Event | None = None,
+    note: Callable[[str], None] = lambda line: None,
+) -> Summary:
+    """`tag --out OUT` from its checked arguments: the run's model loaded, its thresholds (or
+    `threshold` for every tag), the library opened (or resumed) and tagged into.
+
+    Args:
+        progress: Makes `tag_library`'s progress callback from the number of files, once the
+            model is loaded and the files are counted (a walk of the names): a bar's clock
+            starts with the tagging.
+        note: Told what a user should know (a note of the model's, "counting files").
+
+    Raises:
+        UsageError: the library cannot be opened (see `store.open_library`).
+        RunError, CheckpointError: the run has no model that loads.
+    """
+    tagger = Tagger.load(run_dir)
+    if tagger.note:
+        note(tagger.note)
+    thresholds = decision_thresholds(tagger.labels, tuned_thresholds(run_dir), threshold)
+    with open_library(out, library_meta(tagger, run_dir, thresholds), resume) as library:
+        total = count_files(inputs, formats) if progress else 0
+        return tag_library(
+            tagger,
+            library,
+            inputs,
+            thresholds,
+            resume=resume,
+            workers=workers,
+            formats=formats,
+            progress=progress(total) if progress else None,
+            total=total,
+            stop=stop,
+        )
+
+
 def count_files(inputs: list[Path], formats: tuple[str, ...] = FORMATS) -> int:
     """How many files `audio_files` will give (a walk of the names; for a progress bar's total)."""
     return sum(1 for _ in audio_files(inputs, formats))
@@ -94,6 +141,7 @@ def tag_library(
     progress: Callable[[int, int], None] | None = None,
     total: int | None = None,
     limits: DecodeLimits | None = None,
+    stop: Event | None = None,
 ) -> Summary:
     """Tag the audio files under `inputs` into `library`; see the module's docstring.
 
@@ -103,6 +151,7 @@ def tag_library(
         progress: Called with (files done, files to do) after each file; skipped files
             count in neither. `total`: the files `inputs` hold (`count_files`), for it.
         limits: The decoders' limits (default: an upload decoder's).
+        stop: Once set, no more rows are written: the files in flight are left for a resume.
 
     A Ctrl-C (KeyboardInterrupt) ends the decoders and comes out of this call: the rows
     written so far stay.
@@ -134,7 +183,7 @@ def tag_library(
                     in_flight.append((row, pool.submit(row.path)))
 
         top_up()
-        while in_flight:
+        while in_flight and not (stop and stop.is_set()):
             row, ticket = in_flight.popleft()
             top_up()
             chunks = pool.chunks(ticket)

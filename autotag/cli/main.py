@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+from autotag.cli.library import add_library_parser
 from autotag.cli.pretrained import add_pretrained_parser
 from autotag.cli.progress import terminal_bar
 from autotag.cli.robustness import add_robustness_parser
@@ -226,7 +227,13 @@ def _features_progress() -> Callable[[int, int], None]:
 #: `tag --out`'s exit status when some files could not be tagged (each has a failed row).
 SOME_FAILED_EXIT = 3
 #: Options of `tag` that only a library (`--out`) takes.
-_LIBRARY_OPTIONS = {"recursive": "--recursive", "resume": "--resume", "workers": "--workers", "formats": "--formats"}
+_LIBRARY_OPTIONS = {
+    "recursive": "--recursive",
+    "resume": "--resume",
+    "workers": "--workers",
+    "formats": "--formats",
+    "background": "--background",
+}
 
 
 def _cmd_tag(args: argparse.Namespace) -> int:
@@ -277,6 +284,8 @@ def _cmd_tag_library(args: argparse.Namespace) -> int:
     formats = parse_formats(args.formats) if args.formats is not None else FORMATS
     inputs = check_inputs(args.files, args.recursive)
     out = absolute(args.out)
+    if args.background:
+        return _start_tag_job(args, out, inputs, formats)
     check_out(out, args.resume)  # all of it before the model loads: a bad argument writes nothing
     run = resolve_run(args.run, args.runs_dir)
     warn_if_unfinished(run)
@@ -309,6 +318,18 @@ def _cmd_tag_library(args: argparse.Namespace) -> int:
     if not args.quiet:
         print(out)
     return SOME_FAILED_EXIT if summary.failed else 0
+
+
+def _start_tag_job(args: argparse.Namespace, out: Path, inputs: list[Path], formats: tuple[str, ...]) -> int:
+    """`tag --out OUT --background`: the Library page's Start (`library.job.start`)."""
+    from autotag.library import job
+    from autotag.store.run_folder import runs_folder
+
+    request = job.TagRequest(args.run, [str(p) for p in inputs], list(formats), args.threshold, args.workers)
+    job.start(out, request, resume=args.resume, runs_dir=runs_folder(args.runs_dir))
+    print(f"autotag: tagging into {out} in the background; `library status {out}` follows it", file=sys.stderr)
+    print(job.LibraryJob(out).path)
+    return 0
 
 
 def _bar_wanted(quiet: bool) -> bool:
@@ -462,6 +483,12 @@ def build_parser() -> argparse.ArgumentParser:
     library.add_argument(
         "--quiet", "-q", action="store_true", help="no progress bar or summary (failures are still listed)"
     )
+    library.add_argument(
+        "--background",
+        action="store_true",
+        help="tag in a process of its own and return at once, as the Library page does: "
+        "`library status|stop|resume OUT` follow it (its files: OUT.tagging/)",
+    )
     tag.set_defaults(func=_cmd_tag)
 
     evaluate = sub.add_parser("evaluate", help="score a run's best checkpoint on another data set's labels")
@@ -482,6 +509,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_robustness_parser(sub)
     add_similar_parser(sub)
+    add_library_parser(sub)
     add_pretrained_parser(sub)
     add_runs_parser(sub)
     add_sweep_parser(sub, _add_config_options)

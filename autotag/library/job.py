@@ -23,7 +23,7 @@ from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
-from autotag.access import Actor, check, record
+from autotag.access import AccessDenied, Actor, check, record
 from autotag.errors import AutotagError, UsageError
 from autotag.library.scan import FORMATS, check_inputs, parse_formats
 from autotag.library.store import FORMATS as LIBRARY_FORMATS
@@ -184,6 +184,16 @@ def start(out: Path, request: TagRequest, *, resume: bool, runs_dir: Path, actor
         UsageError, LibraryJobError: the request is refused (`check_request`).
         AccessDenied: `actor` may not start library jobs (or resume another's).
     """
+    try:
+        _start(out, request, resume, runs_dir, actor)
+    except (AccessDenied, AutotagError):  # said already (UsageError is a ValueError, AccessDenied an OSError)
+        raise
+    except (OSError, ValueError) as exc:  # a name no file system takes (a NUL, too long), a folder not writable
+        why = one_line(str(exc.strerror if isinstance(exc, OSError) and exc.strerror else exc), 120)
+        raise LibraryJobError(f"cannot tag into {shown(str(out))}: {why}") from None
+
+
+def _start(out: Path, request: TagRequest, resume: bool, runs_dir: Path, actor: Actor | None) -> None:
     job = LibraryJob(out)
     owner = job.read_request().owner if resume and job.request_file.exists() else None
     actor = check(actor, "library", out, owner, runs_dir)

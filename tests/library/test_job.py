@@ -155,6 +155,10 @@ def test_refused_starts_say_why_and_write_nothing(run: Path, folder: Path, tmp_p
         "bad suffix": (good, tmp_path / "lib.txt", False, UsageError),
         "no such run": (TagRequest("nope", [str(folder)]), out, False, RunError),
         "nothing to resume": (good, out, True, UsageError),
+        "a NUL in the library's name": (good, tmp_path / "a\x00b.sqlite", False, LibraryJobError),
+        "a NUL in a folder's": (TagRequest(run.name, [f"{folder}\x00"]), out, False, LibraryJobError),
+        "a name too long": (good, tmp_path / f"{'x' * 300}.sqlite", False, LibraryJobError),
+        "a folder nothing can be written in": (good, Path("/proc/lib.sqlite"), False, LibraryJobError),
     }
     for why, (request, target, resume, error) in refusals.items():
         with pytest.raises(error):

@@ -106,6 +106,7 @@ def _substitute(command: str, j: Journey) -> str:
     """The README command with only its placeholders and its size made concrete."""
     out = command.replace("runs/<run>", f"runs/{j.run}").replace("<run>", j.run).replace("<sweep>", j.sweep)
     out = out.replace("--max-epochs 20", "--max-epochs 1").replace("--clips 300", "--clips 20")
+    out = out.replace("--max-epochs 5 --init-from", "--max-epochs 3 --init-from")  # 2 frozen, 1 not: both ways
     out = out.replace("--trials 12", "--trials 3").replace("--max-minutes 20", "--max-minutes 0.05")
     if out.startswith("python -m autotag pretrained get"):  # a mirror of the files instead of a download
         out = f"AUTOTAG_PRETRAINED_DIR={j.weights} {out}"

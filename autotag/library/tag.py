@@ -98,7 +98,7 @@ def tag_into(
         progress: Makes `tag_library`'s progress callback from the number of files, once the
             model is loaded and the files are counted (a walk of the names): a bar's clock
             starts with the tagging.
-        note: Told what a user should know (a note of the model's, "counting files").
+        note: Told what a user should know: which checkpoint was used when the best did not load.
 
     Raises:
         UsageError: the library cannot be opened (see `store.open_library`).

@@ -566,7 +566,7 @@ def test_library_page_says_in_one_line_what_is_no_library_and_reads_one_being_wr
 
 
 def test_library_page_tags_a_folder_in_the_background_and_shows_it_filling(
-    with_finished_run: Path, demo_dataset: Path, tmp_path: Path
+    with_finished_run: Path, demo_dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from autotag.library.job import LibraryJob
 
@@ -580,6 +580,13 @@ def test_library_page_tags_a_folder_in_the_background_and_shows_it_filling(
     at.text_input(key="library_job_folder").set_value(str(tmp_path / "nowhere")).run()
     at.button(key="library_job_start").click().run()
     assert [e.value for e in at.error] == [f"{tmp_path / 'nowhere'}: no such file or folder"]
+    monkeypatch.setenv("AUTOTAG_DATA_ROOTS", str(tmp_path / "elsewhere"))  # the page tags only inside them
+    at.text_input(key="library_job_folder").set_value(str(music)).run()
+    at.button(key="library_job_start").click().run()
+    roots = f"must lie in AUTOTAG_DATA_ROOTS ({tmp_path / 'elsewhere'})"
+    errors = [e.value for e in at.error]
+    assert len(errors) == 1 and errors[0].endswith(f"/music.sqlite': a library {roots}"), errors
+    monkeypatch.delenv("AUTOTAG_DATA_ROOTS")
 
     at.text_input(key="library_job_folder").set_value(str(music)).run()
     out = default_runs_dir().parent / "music.sqlite"  # beside the runs folder, named after the folder

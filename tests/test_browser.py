@@ -595,11 +595,22 @@ def test_the_runs_page_with_500_runs_groups_searches_sorts_and_pages_in_time(tmp
             expect(first_cell).not_to_have_text(best.name, timeout=wait_ms)
 
             page.get_by_text("Filters and columns").click()
+            # The expander grows to its height in an animation (its <details> clipped by an inline
+            # "overflow: hidden" till the end). A multiselect's options list closes when anything
+            # around it scrolls, and the clipped <details> scrolls by a few pixels as it grows
+            # around the focused filter: options clicked then land on a closing list and are not
+            # chosen (no rerun is sent). So the filter is used once the expander stands still.
+            filters = page.get_by_test_id("stExpander").filter(has_text="Filters and columns").locator("details")
+            expect(filters).not_to_have_attribute("style", re.compile("overflow"), timeout=wait_ms)
             sweep_filter = page.get_by_role("combobox", name="sweep", exact=True)
             sweep_filter.click()
             sweep_filter.press_sequentially("sweep-1")  # typed: the options open even if the click came early
-            page.get_by_role("option", name="sweep-1", exact=True).click()
-            page.keyboard.press("Escape")  # the options close: the choice is sent then
+            page.get_by_role("option", name="sweep-1", exact=True).click()  # chosen: the page reruns with it
+            sweep_widget = page.get_by_test_id("stMultiSelect").filter(has=sweep_filter)
+            # The widget holds the choice: its chip shows (aria-hidden while the options are open).
+            chosen = sweep_widget.get_by_role("group", name="Selected values", include_hidden=True)
+            expect(chosen).to_have_text("sweep-1", timeout=wait_ms)
+            page.keyboard.press("Escape")  # the options close
             expect(page.get_by_role("option", name="sweep-0", exact=True)).to_be_hidden(timeout=wait_ms)
             expect(grid).to_have_attribute("aria-rowcount", "21", timeout=wait_ms)  # the sweep's 20 trials, a row each
             trials = {r.name for r in runs if RunFolder(r).read_status().sweep == "sweep-1"}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import runpy
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -88,15 +88,23 @@ if not runs:
     _audit_log()
     st.stop()
 
-if actor.role != "local":  # with login: a filter to one's own runs
-    if st.segmented_control("Show", ["all", "mine"], default="all", key="runs_whose") == "mine":
-        runs = [r for r in runs if r.status.owner == actor.name]
-        if not runs:
-            st.info("None of the runs is yours yet.")
-            _audit_log()
-            st.stop()
-by_name = {r.name: r for r in runs}
-chosen = [n for n in st.session_state.get("runs_selected", []) if n in by_name] or [runs[0].name]
+#: With login: a filter to one's own runs.
+mine_only = actor.role != "local" and (
+    st.segmented_control("Show", ["all", "mine"], default="all", key="runs_whose") == "mine"
+)
+
+
+def _listed(runs: Sequence[manager.RunInfo]) -> dict[str, manager.RunInfo]:
+    """Name -> run, of the runs this page lists: all, or with "mine" those the actor launched."""
+    return {r.name: r for r in runs if not mine_only or r.status.owner == actor.name}
+
+
+by_name = _listed(runs)
+if not by_name:
+    st.info("None of the runs is yours yet.")
+    _audit_log()
+    st.stop()
+chosen = [n for n in st.session_state.get("runs_selected", []) if n in by_name] or [next(iter(by_name))]
 pick_col, smooth_col = st.columns([3, 1])
 selected = pick_col.multiselect("Show runs (pick several to compare)", list(by_name), default=chosen, key="runs_pick")
 st.session_state["runs_selected"] = selected
@@ -222,8 +230,9 @@ def _live_view(names: list[str], weight: float, log_loss: bool, x: str, legend: 
         row = rows[name]
         eta = f", ETA ≤ {row['ETA (s)']} s" if row["ETA (s)"] else ""
         st.caption(f"**{name}**: {fresh[name].state} · epoch {row['epoch']} · {fresh[name].status.phase or ''}{eta}")
-    if any(fresh[n].state != r.state for n, r in by_name.items() if n in fresh) or fresh.keys() != by_name.keys():
-        st.rerun()  # a run started or ended: refresh the whole page (buttons, metrics)
+    listed = _listed(snapshot.runs)  # not `fresh`: with "mine", others' runs come and go unlisted
+    if listed.keys() != by_name.keys() or any(r.state != by_name[n].state for n, r in listed.items()):
+        st.rerun()  # a listed run appeared, went, started or ended: refresh the whole page (buttons, metrics)
     refresh_clock("runs_clock", refresh_interval(snapshot, names, readers))
 
 

@@ -8,14 +8,18 @@ the audit log, including clicks on buttons the page had disabled (a forged reque
 from __future__ import annotations
 
 import shutil
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
 from autotag.access import read_log
+from autotag.config import make_config
 from autotag.runs import manager
-from autotag.store.run_folder import RunFolder, default_runs_dir
+from autotag.store.run_folder import RunFolder, create_run, default_runs_dir
+from autotag.ui.live import MIN_INTERVAL_S, LiveRuns, Snapshot
 
 APP = str(Path(__file__).parents[2] / "app.py")
 PAGES = ["pages/train.py", "pages/runs.py", "pages/sweep.py", "pages/tag.py", "pages/library.py", "pages/data.py"]
@@ -132,6 +136,61 @@ def test_a_viewer_cannot_delete_and_a_trainer_deletes_only_their_own(owned_run: 
     assert not owned_run.exists()
     assert ("tom@example.org", "delete") in _refusals()
     assert any(e["who"] == "tom@example.org" and e["action"] == "delete" for e in read_log(default_runs_dir()))
+
+
+def _finished(name: str, owner: str) -> Path:
+    """A finished run of `owner` (no trainer ran: the Runs page only reads it)."""
+    run = create_run(make_config(data=str(default_runs_dir()), model="tiny"), default_runs_dir(), name)
+    now = time.time()
+    RunFolder(run).write_status(state="completed", epoch=2, max_epochs=2, started=now - 60, ended=now, owner=owner)
+    return run
+
+
+def test_mine_lists_ones_own_runs_and_reruns_the_page_for_them_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With "mine", the Runs page's live part reruns the whole page when one of the user's
+    runs appears or ends, and not for another user's (it compared every run in the folder
+    with hers, so another user's run made it rerun the page without end). Each change below
+    happens between the page's own listing and its live part's, as a run started elsewhere
+    does while the page is drawn or between two refreshes."""
+    hers = _finished("hers", "tina@example.org")
+    his = _finished("his", "tom@example.org")
+    changes: list[Callable[[], object]] = []  # made once the page has listed the runs
+    listing = LiveRuns.snapshot
+
+    def snapshot(self: LiveRuns, max_age: float = MIN_INTERVAL_S) -> Snapshot:
+        listed = listing(self, 0)  # read now: the live part sees the change the page missed
+        while max_age == 0 and changes:  # max_age=0: the page's own listing, as a whole run starts
+            changes.pop(0)()
+        return listed
+
+    monkeypatch.setattr(LiveRuns, "snapshot", snapshot)
+    page_runs = []
+    schedule = manager.schedule
+    monkeypatch.setattr(manager, "schedule", lambda runs_dir=None: page_runs.append(1) or schedule(runs_dir))
+
+    def runs_of_the_page(change: Callable[[], object] | None = None) -> int:
+        """How many times the page ran for one rerun of it (its live part's st.rerun() adds one)."""
+        changes.extend([change] if change else [])
+        page_runs.clear()
+        at.run()
+        assert not at.exception, [e.value for e in at.exception]
+        return len(page_runs)
+
+    at = _as("tina@example.org")
+    at.segmented_control(key="runs_whose").set_value("mine")
+    assert runs_of_the_page() == 1  # tom's run is in the folder, unlisted: no rerun
+    assert at.multiselect(key="runs_pick").options == [hers.name]
+    assert runs_of_the_page(lambda: _finished("his-too", "tom@example.org")) == 1
+    assert runs_of_the_page(lambda: RunFolder(his).write_status(state="failed", error="his")) == 1
+    assert at.multiselect(key="runs_pick").options == [hers.name]
+
+    new = []
+    assert runs_of_the_page(lambda: new.append(_finished("hers-too", "tina@example.org"))) == 2  # then listed
+    assert sorted(at.multiselect(key="runs_pick").options) == sorted([hers.name, new[0].name])
+    assert runs_of_the_page(lambda: RunFolder(hers).write_status(state="failed", error="hers")) == 2
+    at.segmented_control(key="runs_whose").set_value("all")  # every run listed: another user's counts
+    assert runs_of_the_page(lambda: _finished("his-third", "tom@example.org")) == 2
+    assert len(at.multiselect(key="runs_pick").options) == 5
 
 
 @pytest.mark.slow

@@ -707,3 +707,51 @@ def test_the_curves_go_against_epochs_or_time_and_save_as_svg_with_each_tags_cur
             browser.close()
     finally:
         _stop(server)
+
+
+_CLOCK_APP = """
+import streamlit as st
+from autotag.ui.ticker import refresh_clock
+
+st.button("Rerun the page", key="whole")
+
+
+@st.fragment
+def part() -> None:
+    st.session_state["runs"] = st.session_state.get("runs", 0) + 1
+    st.write(f"part runs: {st.session_state['runs']}")
+    refresh_clock("clock", 1.0)
+
+
+part()
+"""
+
+
+def test_a_refresh_clock_redrawn_many_times_still_ticks_once_an_interval(tmp_path: Path) -> None:
+    """Streamlit runs a component's script again on each new `data` but ends the previous
+    run's timer only on unmount: five whole-page reruns left six timers, and the part then
+    reran six times an interval, forever. The clock ends its previous timer itself."""
+    from playwright.sync_api import expect, sync_playwright
+
+    app = tmp_path / "clock_app.py"
+    app.write_text(_CLOCK_APP)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    server, url = _serve([sys.executable, "-m", "streamlit", "run", str(app)], tmp_path, env, tmp_path / "clock.log")
+    try:
+        with sync_playwright() as pw:
+            browser = _browser(pw)
+            page = browser.new_page()
+            page.goto(url)
+            button = page.get_by_role("button", name="Rerun the page")
+            for _ in range(5):  # a whole-page rerun each: the clock drawn anew with new data
+                button.click()
+                page.wait_for_timeout(300)
+            counted = page.get_by_text(re.compile(r"^part runs: \d+$"))
+            expect(counted).to_be_visible(timeout=30_000)
+            before = int(counted.inner_text().split()[-1])
+            page.wait_for_timeout(6_000)  # six intervals of 1 s
+            ticks = int(counted.inner_text().split()[-1]) - before
+            browser.close()
+    finally:
+        _stop(server)
+    assert 2 <= ticks <= 9, f"{ticks} reruns of the part in 6 s at one a second (six timers made 24)"

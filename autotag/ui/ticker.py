@@ -13,7 +13,10 @@ import streamlit as st
 
 _JS = """
 export default function (component) {
-  const { data, setTriggerValue } = component;
+  const { data, setTriggerValue, parentElement } = component;
+  // Streamlit runs this again on every new `data` but calls the cleanup returned only on
+  // unmount: the previous draw's timer and listener are ended here, kept on the element.
+  parentElement.__autotagClockEnd?.();
   const ms = Math.max(250, 1000 * data.interval_s);
   const tick = () => {
     if (document.visibilityState === "visible") setTriggerValue("tick", data.drawn);
@@ -21,10 +24,12 @@ export default function (component) {
   const shown = () => { if (document.visibilityState === "visible") tick(); };
   const timer = setTimeout(tick, ms);
   document.addEventListener("visibilitychange", shown);
-  return () => {
+  const end = () => {
     clearTimeout(timer);
     document.removeEventListener("visibilitychange", shown);
   };
+  parentElement.__autotagClockEnd = end;
+  return end;
 }
 """
 

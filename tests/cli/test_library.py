@@ -3,6 +3,7 @@ background tagging from a terminal."""
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -37,9 +38,11 @@ def test_a_background_tag_is_followed_stopped_and_resumed_from_a_terminal(
     runs = tmp_path / "runs"
     run = shutil.copytree(trained_run, runs / trained_run.name)
     music = tmp_path / "music"
-    music.mkdir()
-    for clip in sorted((demo_dataset / "audio").glob("*.wav"))[:40]:
-        shutil.copy(clip, music / clip.name)
+    clips = sorted((demo_dataset / "audio").glob("*.wav"))[:40]
+    for part in range(5):  # 200 files (links to 40): seconds of work, so the test sees it run and stops it
+        (music / str(part)).mkdir(parents=True)
+        for clip in clips:
+            os.link(clip, music / str(part) / clip.name)
     out = tmp_path / "lib.sqlite"
     tag = ["tag", "--run", run.name, "--runs-dir", str(runs), "music", "-r", "--out", "lib.sqlite", "--workers", "1"]
 
@@ -49,12 +52,16 @@ def test_a_background_tag_is_followed_stopped_and_resumed_from_a_terminal(
     assert started.stdout.strip() == str(tmp_path / "lib.sqlite.tagging")
     tagging = LibraryJob(out)
     assert tagging.read_request().inputs == [str(music)] and tagging.read_request().workers == 1
+    status = _cli(capsys, "library", "status", str(out), "--runs-dir", str(runs))
+    assert re.fullmatch(
+        r"lib\.sqlite: (starting, starting|running, loading the model, counting the files)\n", status.stdout
+    )
     deadline = time.monotonic() + 120
     while tagging.read_status().phase != "tagging" or tagging.read_status().done < 3:
         assert tagging.state().active and time.monotonic() < deadline, tagging.log.read_text()
         time.sleep(0.05)
     status = _cli(capsys, "library", "status", str(out), "--runs-dir", str(runs))
-    assert re.fullmatch(r"lib\.sqlite: running, \d+ of 40 files(, .* left)?\n", status.stdout), status
+    assert re.fullmatch(r"lib\.sqlite: running, \d+ of 200 files(, .* left)?\n", status.stdout), status
 
     again = _cli(capsys, *tag, "--background", "--resume")
     assert (
@@ -81,7 +88,7 @@ def test_a_background_tag_is_followed_stopped_and_resumed_from_a_terminal(
         time.sleep(0.1)
     tagged = int(re.search(r"tagged (\d+)", line)[1])
     assert _cli(capsys, "library", "status", str(out)).stdout == (
-        f"lib.sqlite: completed: tagged {40 - tagged}, skipped {tagged}, failed 0\n"
+        f"lib.sqlite: completed: tagged {200 - tagged}, skipped {tagged}, failed 0\n"
     )
 
 

@@ -51,7 +51,7 @@ class JobStatus:
     attempt and those it has to tag (the library's files it skips when resuming are in neither)."""
 
     state: RunState = RunState.UNKNOWN
-    phase: str | None = None  # "counting files", "loading the model", "tagging"
+    phase: str | None = None  # "starting", "loading the model, counting the files", "tagging"
     pid: Pid | None = None
     pid_start: Timestamp | None = None
     started: Timestamp | None = None  # when this attempt began tagging: the clock of its ETA

@@ -239,12 +239,16 @@ def stop(out: Path, runs_dir: Path, actor: Actor | None = None) -> bool:
     """Ask the job to stop (the rows written stay); whether one was running.
 
     Raises:
-        AccessDenied: `actor` may not stop this job.
+        AccessDenied: `actor` may not stop this job (a job whose request.json is damaged has
+            no owner: admins and the machine's user may stop it).
     """
     job = LibraryJob(out)
     if not job.exists():
         return False
-    owner = job.read_request().owner if job.request_file.exists() else None
+    try:
+        owner = job.read_request().owner
+    except LibraryJobError:
+        owner = None
     actor = check(actor, "library", out, owner, runs_dir)
     status = job.read_status()
     if not job.state().active or status.pid is None:

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+from autotag.cli.args import int_in
 from autotag.cli.library import add_library_parser
 from autotag.cli.pretrained import add_pretrained_parser
 from autotag.cli.progress import terminal_bar
@@ -29,6 +30,7 @@ from autotag.cli.similar import add_similar_parser
 from autotag.cli.sweep import add_sweep_parser
 from autotag.config import TrainConfig, field_choices, field_range, load_config, make_config
 from autotag.errors import AutotagError, UsageError
+from autotag.library.job import MAX_WORKERS
 from autotag.logs import setup_logging
 from autotag.paths import absolute
 from autotag.serving.render import FORMATS
@@ -337,15 +339,6 @@ def _bar_wanted(quiet: bool) -> bool:
     return not quiet and sys.stderr.isatty()
 
 
-def _workers(text: str) -> int:
-    from autotag.library.job import MAX_WORKERS
-
-    value = int(text)
-    if not 1 <= value <= MAX_WORKERS:
-        raise argparse.ArgumentTypeError(f"must be 1 to {MAX_WORKERS}, got {value}")
-    return value
-
-
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     import json
 
@@ -470,7 +463,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     library.add_argument(
         "--workers",
-        type=_workers,
+        type=int_in(1, MAX_WORKERS),
         default=None,
         help="decoder processes (default: one per core, at most 4)",
     )

@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+from autotag.cli.args import int_in
 from autotag.paths import absolute
 from autotag.runs import manager
 from autotag.store.files import text_head
@@ -42,13 +43,6 @@ def warn_if_unfinished(run: Path) -> None:
         f"autotag: warning: run {run.name} is {state}{why}; using its best checkpoint so far",
         file=sys.stderr,
     )
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
 
 
 def _fmt(value: object, spec: str = ".4f") -> str:
@@ -181,9 +175,9 @@ def add_runs_parser(sub: argparse._SubParsersAction) -> None:
     p = cmds.add_parser("export-slurm", help="a SLURM job script that trains the run's config with DDP on a cluster")
     p.add_argument("run", help="run folder or run name")
     add_runs_dir_option(p, "where to look up a run name", top_level=False)
-    p.add_argument("--nodes", type=_positive, default=None, help="machines (default: the config's num_nodes)")
-    p.add_argument("--gpus-per-node", type=_positive, default=None, help="GPUs per machine (default: its devices)")
-    p.add_argument("--cpus-per-gpu", type=_positive, default=8, help="CPU cores per GPU task (default 8)")
+    p.add_argument("--nodes", type=int_in(1), default=None, help="machines (default: the config's num_nodes)")
+    p.add_argument("--gpus-per-node", type=int_in(1), default=None, help="GPUs per machine (default: its devices)")
+    p.add_argument("--cpus-per-gpu", type=int_in(1), default=8, help="CPU cores per GPU task (default 8)")
     p.add_argument("--time", default="24:00:00", help="SLURM time limit (default 24:00:00)")
     p.add_argument("--partition", default=None, help="SLURM partition (default: the cluster's)")
     p.add_argument(

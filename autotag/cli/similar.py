@@ -6,14 +6,8 @@ import argparse
 import json
 import sys
 
+from autotag.cli.args import int_in
 from autotag.paths import absolute
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if not 1 <= value <= 10_000:
-        raise argparse.ArgumentTypeError(f"must be 1 to 10000, got {value}")
-    return value
 
 
 def _cmd_similar(args: argparse.Namespace) -> int:
@@ -41,6 +35,6 @@ def add_similar_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--library", type=absolute, required=True, help="a library tagged by `tag --out` (SQLite)")
     p.add_argument("file", help="a file in the library, or any audio file (wav, flac, ogg, mp3)")
-    p.add_argument("--k", type=_positive, default=10, help="how many tracks (default 10)")
+    p.add_argument("--k", type=int_in(1, 10_000), default=10, help="how many tracks (default 10)")
     p.add_argument("--format", choices=("text", "json"), default="text", help="text: tab-separated lines (default)")
     p.set_defaults(func=_cmd_similar)

@@ -13,6 +13,7 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from autotag.cli.args import int_in
 from autotag.cli.runs import add_runs_dir_option, write_sbatch
 from autotag.config import TrainConfig
 from autotag.errors import UsageError
@@ -35,13 +36,6 @@ SEARCH_OPTIONS = {
 }
 
 
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
 def add_sweep_parser(
     sub: argparse._SubParsersAction, add_config_options: Callable[[argparse.ArgumentParser], None]
 ) -> None:
@@ -57,8 +51,8 @@ def add_sweep_parser(
     )
     p.add_argument("action", nargs="?", choices=ACTIONS, help="what to do with sweeps (none: a new sweep)")
     p.add_argument("sweep", nargs="?", help="a sweep folder, or its name in RUNS/sweeps")
-    p.add_argument("--trials", type=_positive, default=None, help="finished (complete or pruned) trials to run")
-    p.add_argument("--parallel", type=_positive, default=1, help="trials this machine trains at once (default 1)")
+    p.add_argument("--trials", type=int_in(1), default=None, help="finished (complete or pruned) trials to run")
+    p.add_argument("--parallel", type=int_in(1), default=1, help="trials this machine trains at once (default 1)")
     p.add_argument("--space", action="append", default=[], metavar="FIELD=SPEC", help="a searched field (repeat)")
     p.add_argument(
         "--try",
@@ -78,9 +72,9 @@ def add_sweep_parser(
     p.add_argument("--background", action="store_true", help="drive it in a background process and return")
     add_runs_dir_option(p, "where trials' runs and the sweeps/ folder go")
     slurm = p.add_argument_group("export-slurm (a SLURM array job of sweep workers)")
-    slurm.add_argument("--workers", type=_positive, default=4, help="array tasks, one worker each (default 4)")
-    slurm.add_argument("--gpus-per-worker", type=_positive, default=1, help="GPUs per task (default 1)")
-    slurm.add_argument("--cpus-per-worker", type=_positive, default=8, help="CPU cores per task (default 8)")
+    slurm.add_argument("--workers", type=int_in(1), default=4, help="array tasks, one worker each (default 4)")
+    slurm.add_argument("--gpus-per-worker", type=int_in(1), default=1, help="GPUs per task (default 1)")
+    slurm.add_argument("--cpus-per-worker", type=int_in(1), default=8, help="CPU cores per task (default 8)")
     slurm.add_argument("--time", default="24:00:00", help="SLURM time limit per task (default 24:00:00)")
     slurm.add_argument("--partition", default=None, help="SLURM partition (default: the cluster's)")
     slurm.add_argument("--project-dir", type=absolute, default=PROJECT_ROOT, help="this project's folder there")

@@ -101,6 +101,13 @@ def _log_in(page, provider: MockProvider, url: str, email: str) -> None:  # noqa
     page.goto(f"{url}/runs")
 
 
+def _wait_until_logged_out(page, context) -> None:  # noqa: ANN001 - playwright's page and context
+    deadline = time.monotonic() + 60
+    while "_streamlit_user" in {c["name"] for c in context.cookies()}:
+        assert time.monotonic() < deadline, "the login cookie outlived the logout by 60 s"
+        page.wait_for_timeout(200)
+
+
 def test_login_launch_logout_and_refused_tokens(dashboard: str, provider: MockProvider, tmp_path: Path) -> None:
     from playwright.sync_api import expect, sync_playwright
 
@@ -125,6 +132,10 @@ def test_login_launch_logout_and_refused_tokens(dashboard: str, provider: MockPr
         assert "_streamlit_user" in cookies
         page.get_by_role("button", name="Log out").click()
         expect(page.get_by_role("button", name="Log in")).to_be_visible()
+        # The page shows "Log in" as soon as the server forgets the user, before the browser has
+        # gone through /auth/logout, which ends the cookie: a page opened before that was still
+        # logged in (a CI run).
+        _wait_until_logged_out(page, context)
 
         for mode in ("wrong_issuer", "expired"):
             provider.mode = mode

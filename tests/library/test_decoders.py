@@ -12,7 +12,7 @@ import soundfile as sf
 
 from autotag.audio.decode import AudioError, iter_chunks
 from autotag.audio.sandbox import DecodeLimits
-from autotag.library.decoders import DecoderPool
+from autotag.library.decoders import QUEUE_CHUNKS, DecoderPool
 from tests.conftest import tone
 
 RATE, CHUNK = 16000, 24000  # 1.5 s chunks at the model's rate
@@ -61,11 +61,17 @@ def test_a_refused_file_says_why_and_the_others_decode(clips: list[Path], tmp_pa
         assert _same(list(pool.chunks(tickets[2])), clips[1])
 
 
-def test_a_crashed_decoder_fails_its_file_and_a_new_one_decodes_the_rest(clips: list[Path]) -> None:
+def test_a_crashed_decoder_fails_its_file_and_a_new_one_decodes_the_rest(clips: list[Path], tmp_path: Path) -> None:
+    # Longer than the queue and a pipe hold (40 chunks against 16 + 1), so that the decoder is
+    # still at work on it when it is killed: a short file was decoded to its end before the kill
+    # on an idle machine, and read back whole.
+    long = tmp_path / "long.wav"
+    sf.write(long, tone(60.0, 440, RATE, 1), RATE)
+    assert 60.0 * RATE / CHUNK > QUEUE_CHUNKS + 2
     with DecoderPool(1, RATE, CHUNK) as pool:
-        tickets = [pool.submit(str(p)) for p in clips]
+        tickets = [pool.submit(str(p)) for p in [long, *clips]]
         first = pool.chunks(tickets[0])
-        next(first)  # the decoder is at work on it
+        next(first)
         os.kill(pool.slots[0].proc.pid, signal.SIGKILL)
         with pytest.raises(AudioError, match=r"crashed \(SIGKILL\)"):
             list(first)

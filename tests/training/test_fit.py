@@ -8,6 +8,8 @@ import pytest
 
 from autotag.runs.curves import CurveReader
 from autotag.store.run_folder import PER_TAG_AUC, RunFolder, create_run
+from autotag.training import trainer
+from autotag.training.callbacks import TimeBudget
 from autotag.training.fit import fit
 from tests.conftest import tiny_config
 
@@ -119,7 +121,19 @@ def test_the_stop_check_imports_nothing(monkeypatch: pytest.MonkeyPatch) -> None
     assert _is_stop(SIGTERMException())
 
 
-def test_a_run_out_of_time_tests_its_best_checkpoint_and_completes(small_csv_dataset: Path, tmp_path: Path) -> None:
+class _Spent(TimeBudget):
+    """A budget spent from the start, whatever the machine's speed: an idle machine trained
+    100 epochs of the small set in less than 3 s, and early stopping ended the run first."""
+
+    def __init__(self, minutes: float) -> None:
+        super().__init__(minutes)
+        self.seconds = 0.0
+
+
+def test_a_run_out_of_time_tests_its_best_checkpoint_and_completes(
+    small_csv_dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(trainer, "TimeBudget", _Spent)
     config = tiny_config(small_csv_dataset, max_epochs=1000, patience=100, max_minutes=0.05)
     metrics = fit(config, tmp_path / "run", log_file=False)
     status = RunFolder(tmp_path / "run").read_status()

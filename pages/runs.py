@@ -157,6 +157,8 @@ with st.expander("Filters and columns"):
     }
     group_sweeps = st.toggle("One row per sweep (filter by a sweep to see its trials)", value=True, key="runs_group")
     shown_columns = st.multiselect("Columns", ALL_COLUMNS, default=SHOWN_FIRST, key="runs_columns")
+if mine_only:  # "mine" narrows the table as it narrows the picker
+    chosen_facets["owner"] = (actor.name,)
 keep = RunFilter(text=search.strip(), **chosen_facets)
 
 

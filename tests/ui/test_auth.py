@@ -180,6 +180,7 @@ def test_mine_lists_ones_own_runs_and_reruns_the_page_for_them_only(monkeypatch:
     at.segmented_control(key="runs_whose").set_value("mine")
     assert runs_of_the_page() == 1  # tom's run is in the folder, unlisted: no rerun
     assert at.multiselect(key="runs_pick").options == [hers.name]
+    assert list(at.dataframe[0].value["run"]) == [hers.name]  # the table too
     assert runs_of_the_page(lambda: _finished("his-too", "tom@example.org")) == 1
     assert runs_of_the_page(lambda: RunFolder(his).write_status(state="failed", error="his")) == 1
     assert at.multiselect(key="runs_pick").options == [hers.name]
@@ -191,6 +192,7 @@ def test_mine_lists_ones_own_runs_and_reruns_the_page_for_them_only(monkeypatch:
     at.segmented_control(key="runs_whose").set_value("all")  # every run listed: another user's counts
     assert runs_of_the_page(lambda: _finished("his-third", "tom@example.org")) == 2
     assert len(at.multiselect(key="runs_pick").options) == 5
+    assert len(at.dataframe[0].value) == 5
 
 
 @pytest.mark.slow

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import os
+import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -162,6 +165,23 @@ def trained_run(demo_dataset: Path, tmp_path_factory: pytest.TempPathFactory) ->
     run_dir = Path(done.stdout.strip().splitlines()[-1])
     assert run_dir.is_dir(), done.stdout
     return run_dir
+
+
+@contextlib.contextmanager
+def paused(pid: int) -> Iterator[None]:
+    """The process `pid` held still (SIGSTOP) for the block, then let go (SIGCONT).
+
+    For a test that acts on work while it is still in progress: an idle machine tagged the
+    rest of 40 files, or trained the last epochs of a run, between a test's look and its
+    signal. A signal sent in the block waits for the let-go (SIGKILL does not); a held process
+    is alive to `is_alive`, so a Stop that waits for its end must be let go first.
+    """
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGCONT)
 
 
 def wait_until(what: str, predicate, timeout: float = 180):  # noqa: ANN001, ANN201 - () -> value or None

@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 import soundfile as sf
 
-from tests.conftest import ROOT, shipped_env, stop_trainers
+from tests.conftest import ROOT, paused, shipped_env, stop_trainers
 
 pytestmark = pytest.mark.slow
 
@@ -326,7 +326,8 @@ def test_readme_journey_from_another_folder(shipped_clone: Path, elsewhere: Path
             while not ((here / "runs").is_dir() and any(when(r) for r in (here / "runs").iterdir())):
                 assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[1][-3000:]
                 time.sleep(0.05)
-            proc.send_signal(signal.SIGINT)
+            with paused(proc.pid):  # the Ctrl-C lands before the next epoch's end, however fast the machine
+                proc.send_signal(signal.SIGINT)
             _, err = proc.communicate(timeout=120)
         finally:
             proc.kill()  # a no-op once it has ended

@@ -21,6 +21,7 @@ from autotag.library import job
 from autotag.library.job import LibraryJob, LibraryJobError, TagRequest
 from autotag.store.job import RunState
 from autotag.store.run_folder import RunError
+from tests.conftest import paused
 
 pytestmark = pytest.mark.slow
 
@@ -43,7 +44,7 @@ def _ended(tagging: LibraryJob, timeout: float = 180) -> RunState:
 
 @pytest.fixture
 def folder(demo_dataset: Path, tmp_path: Path) -> Path:
-    """40 clips to tag (one decoder tags them in seconds: slow enough to stop halfway)."""
+    """40 clips to tag (one decoder; the tests hold the job still to stop it halfway)."""
     folder = tmp_path / "music"
     folder.mkdir()
     for clip in sorted((demo_dataset / "audio").glob("*.wav"))[:40]:
@@ -74,7 +75,9 @@ def _stop_after_three(out: Path, tagging: LibraryJob, runs_dir: Path) -> None:
     while len(_rows(out)) < 3:
         assert tagging.state().active and time.monotonic() < deadline, tagging.log.read_text()
         time.sleep(0.02)
-    assert job.stop(out, runs_dir)
+    with paused(tagging.read_status().pid):  # Stop lands before the last file, however fast the machine
+        assert tagging.state().active and len(_rows(out)) < 40, "the job ended before the test could stop it"
+        assert job.stop(out, runs_dir)
 
 
 def test_a_job_tags_in_the_background_stops_and_resumes_without_tagging_a_file_twice(
@@ -121,7 +124,10 @@ def test_a_killed_job_is_crashed_and_resumes(run: Path, folder: Path, tmp_path: 
     while len(_rows(out)) < 3:
         assert time.monotonic() < deadline, tagging.log.read_text()
         time.sleep(0.02)
-    os.kill(tagging.read_status().pid, signal.SIGKILL)
+    pid = tagging.read_status().pid
+    with paused(pid):
+        assert tagging.state().active, "the job ended before the test could kill it"
+        os.kill(pid, signal.SIGKILL)
     assert _ended(tagging, 30) == RunState.CRASHED
     assert tagging.read_status().error == "the tagging process ended without a state"
     job.resume(out, runs_dir)
@@ -187,13 +193,14 @@ def test_a_second_start_while_one_runs_is_refused_and_a_trainer_manages_only_its
     tagging = LibraryJob(out)
     _running(tagging)
     try:
-        with pytest.raises(LibraryJobError, match="being tagged already"):
-            job.start(out, _request(run, folder), resume=True, runs_dir=runs_dir)
-        with pytest.raises(AccessDenied, match="tina@example.org"):
-            job.stop(out, runs_dir, Actor("tom@example.org", "trainer", "dashboard"))
-        assert tagging.state().active
-        tagging.request_file.write_text("{not json")  # damaged: no owner, but the machine's user stops it
-        assert job.stop(out, runs_dir)
+        with paused(tagging.read_status().pid):  # still running whatever the machine's speed
+            with pytest.raises(LibraryJobError, match="being tagged already"):
+                job.start(out, _request(run, folder), resume=True, runs_dir=runs_dir)
+            with pytest.raises(AccessDenied, match="tina@example.org"):
+                job.stop(out, runs_dir, Actor("tom@example.org", "trainer", "dashboard"))
+            assert tagging.state().active
+            tagging.request_file.write_text("{not json")  # damaged: no owner, but the machine's user stops it
+            assert job.stop(out, runs_dir)
     finally:
         job.stop(out, runs_dir)
     assert _ended(tagging) == RunState.STOPPED

@@ -24,7 +24,7 @@ from autotag.library.store import open_library
 from autotag.library.tag import CPU_BATCH, library_meta, tag_library
 from autotag.serving.tagger import Tagger
 from tests.cli.test_progress import _in_a_terminal
-from tests.conftest import tone
+from tests.conftest import paused, tone
 
 pytestmark = pytest.mark.slow
 
@@ -193,7 +193,9 @@ def _stopped(args: list[str], out: Path, how: signal.Signals) -> tuple[int, str]
         while _tagged_rows(out) < 3:
             assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
             time.sleep(0.01)
-        proc.send_signal(how)
+        with paused(proc.pid):  # the signal lands before the last file, however fast the machine
+            assert proc.poll() is None and _tagged_rows(out) < 40, "tag ended before the test could stop it"
+            proc.send_signal(how)
         _, err = proc.communicate(timeout=60)
     finally:
         proc.kill()

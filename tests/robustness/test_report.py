@@ -13,7 +13,7 @@ import pytest
 from autotag.robustness import job
 from autotag.store.job import RunState
 from autotag.store.run_folder import RunFolder
-from tests.conftest import wait_until
+from tests.conftest import paused, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -106,8 +106,15 @@ def test_a_stopped_report_goes_on_and_ends_as_one_made_in_one_go(trained_run: Pa
     run = _copy(trained_run, tmp_path / "stopped")
     folder = job.ReportFolder(run)
     job.start(run, "test", FEW, seed=3)
-    wait_until("two clips scored", lambda: folder.read_status().done >= 2)
-    assert job.stop(run)
+
+    def scored_two() -> job.ReportStatus | None:
+        status = folder.read_status()
+        return status if status.done >= 2 else None
+
+    status = wait_until("two clips scored", scored_two)
+    with paused(status.pid):  # stopped before its last clip, however fast the machine
+        assert folder.state().active and folder.read_status().done < status.total, "the report ended first"
+        assert job.stop(run)
     status = _ended(folder, RunState.STOPPED)
     assert 2 <= status.done < status.total and folder.progress.is_file()
     assert not folder.report.exists()

@@ -17,7 +17,7 @@ from autotag.runs.curves import CurveReader
 from autotag.store.job import RunState
 from autotag.store.procs import is_alive, process_start_time
 from autotag.store.run_folder import RunError, RunFolder, create_run
-from tests.conftest import tiny_config, wait_for_run
+from tests.conftest import paused, tiny_config, wait_for_run
 
 pytestmark = pytest.mark.slow
 
@@ -29,7 +29,9 @@ def _finished(status: dict) -> bool:
 def test_kill_9_is_crashed_and_resume_finishes_with_every_step_once(small_csv_dataset: Path) -> None:
     run = manager.launch(tiny_config(small_csv_dataset, max_epochs=40, patience=100))
     status = wait_for_run(run, lambda s: s["state"] == "running" and s.get("epoch", 0) >= 3)
-    os.kill(status["pid"], signal.SIGKILL)
+    with paused(status["pid"]):  # killed before its last epoch, however fast the machine
+        assert manager.derive_state(run) is RunState.RUNNING, "the run ended before the test could kill it"
+        os.kill(status["pid"], signal.SIGKILL)
     status = wait_for_run(run, _finished, timeout=20)
     assert status["state"] == "crashed"
     assert "ended without a final state" in status["error"]

@@ -19,7 +19,7 @@ from autotag.sweeps import manager
 from autotag.sweeps.folder import SweepFolder
 from autotag.sweeps.results import best_row, load_study, trial_rows
 from autotag.training.trial import TrialLink
-from tests.conftest import wait_until
+from tests.conftest import paused, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -90,7 +90,9 @@ def test_kill_9_of_a_trial_and_of_the_driver_then_resume_finishes_exactly_n_tria
     try:
         # A trial's trainer dies: its run is crashed, and its parameters run again as a new trial.
         first = wait_until("a trial in training", lambda: _training_trial(runs_dir))
-        os.kill(first.status.pid, signal.SIGKILL)
+        with paused(first.status.pid):  # killed while it trains, however fast the machine
+            assert runs.derive_state(first.path) is RunState.RUNNING, "the trial ended before the test could kill it"
+            os.kill(first.status.pid, signal.SIGKILL)
         study = load_study(folder)
         retried = wait_until(
             "the crashed trial's retry",
@@ -102,8 +104,10 @@ def test_kill_9_of_a_trial_and_of_the_driver_then_resume_finishes_exactly_n_tria
         # The driver dies while a trial trains: the trial goes on without it.
         second = wait_until("another trial in training", lambda: _training_trial(runs_dir, {first.path}))
         driver = folder.read_status()
-        os.kill(driver.pid, signal.SIGKILL)
-        wait_until("the driver's end", lambda: manager.derive_state(folder) is RunState.CRASHED, timeout=10)
+        with paused(second.status.pid):  # still training when its driver dies, however fast the machine
+            assert runs.derive_state(second.path) is RunState.RUNNING, "the trial ended before the driver's kill"
+            os.kill(driver.pid, signal.SIGKILL)
+            wait_until("the driver's end", lambda: manager.derive_state(folder) is RunState.CRASHED, timeout=10)
         assert runs.derive_state(second.path).active
     except BaseException:
         manager.stop(folder)
@@ -158,8 +162,22 @@ def test_stop_then_resume_runs_the_stopped_trials_parameters_again(demo_dataset:
     folder = manager.new_sweep(fixed, ["lr=1e-3:1e-2:log"], trials=2, pruner="none", runs_dir=runs_dir, seed=1)
     manager.start(folder)
     training = wait_until("a trial in training", lambda: _training_trial(runs_dir))
-    stopped = _autotag("sweep", "stop", folder.name, "--runs-dir", str(runs_dir))
-    assert stopped.returncode == 0 and stopped.stdout.strip().endswith("stopped"), stopped.stderr
+    # Held still until the stop has reached it, so that it is stopped while it trains however
+    # fast the machine (let go then: the stop waits for the trainer's own end).
+    with paused(training.status.pid):
+        assert runs.derive_state(training.path) is RunState.RUNNING, "the trial ended before the test could stop it"
+        stopping = subprocess.Popen(
+            [sys.executable, "-m", "autotag", "sweep", "stop", folder.name, "--runs-dir", str(runs_dir)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        wait_until(
+            "the stop to reach the trial",
+            lambda: RunFolder(training.path).stop_request.exists() or stopping.poll() is not None,
+        )
+    out, err = stopping.communicate(timeout=300)
+    assert stopping.returncode == 0 and out.strip().endswith("stopped"), err
     assert runs.derive_state(training.path) is RunState.STOPPED
     rows = trial_rows(load_study(folder))
     assert [r.state for r in rows] == ["fail", "waiting"] and rows[1].params == rows[0].params

@@ -280,7 +280,9 @@ def test_a_restarted_dashboard_shows_the_run_still_training(tmp_path: Path, demo
     first, url = _start(tmp_path, demo_dataset, "first.log")
     try:
         run = manager.launch(
-            make_config(data=str(demo_dataset), model="tiny", max_epochs=60, patience=60), runs_dir=tmp_path / "runs"
+            # Longer than the test, whatever the machine's speed (60 epochs could end first); stopped at its end.
+            make_config(data=str(demo_dataset), model="tiny", max_epochs=1000, patience=100),
+            runs_dir=tmp_path / "runs",
         )
         with sync_playwright() as pw:
             browser = _browser(pw)

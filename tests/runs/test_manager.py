@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -115,7 +114,7 @@ def test_a_restarted_dashboard_finds_every_run(small_csv_dataset: Path, tmp_path
 def test_dead_zombie_and_reused_pids_are_not_running(tmp_path: Path, small_csv_dataset: Path) -> None:
     child = subprocess.Popen([sys.executable, "-c", "pass"])
     start = process_start_time(child.pid)
-    time.sleep(0.5)  # exited, not yet reaped: a zombie
+    os.waitid(os.P_PID, child.pid, os.WEXITED | os.WNOWAIT)  # exited, not yet reaped: a zombie
     assert not is_alive(child.pid, start)
     config = tiny_config(small_csv_dataset)
     from autotag.store.run_folder import create_run

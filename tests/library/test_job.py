@@ -64,7 +64,7 @@ def _request(run: Path, folder: Path) -> TagRequest:
 
 def _running(tagging: LibraryJob) -> None:
     """Wait until the job's process runs (a SIGTERM before Python set its handler would kill it)."""
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 180  # torch's import, on a busy machine
     while tagging.read_status().state != RunState.RUNNING:
         assert time.monotonic() < deadline, tagging.log.read_text()
         time.sleep(0.02)

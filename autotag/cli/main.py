@@ -30,7 +30,7 @@ from autotag.cli.similar import add_similar_parser
 from autotag.cli.sweep import add_sweep_parser
 from autotag.config import TrainConfig, field_choices, field_range, load_config, make_config
 from autotag.errors import AutotagError, UsageError
-from autotag.library.job import MAX_WORKERS
+from autotag.library import MAX_WORKERS
 from autotag.logs import setup_logging
 from autotag.paths import absolute
 from autotag.serving.render import FORMATS

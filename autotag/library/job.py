@@ -25,6 +25,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from autotag.access import AccessDenied, Actor, check, record
 from autotag.errors import AutotagError, UsageError
+from autotag.library import MAX_WORKERS
 from autotag.library.scan import FORMATS, check_inputs, parse_formats
 from autotag.library.store import FORMATS as LIBRARY_FORMATS
 from autotag.runs import manager
@@ -37,8 +38,6 @@ from autotag.text import one_line, shown
 MODULE = "autotag.library.background"
 #: The job folder's suffix after the library's name.
 SUFFIX = ".tagging"
-#: The most decoder processes a job may ask for (as `tag --workers`).
-MAX_WORKERS = 64
 
 
 class LibraryJobError(AutotagError):

@@ -22,7 +22,7 @@ import pytest
 
 from autotag.access import read_log
 from autotag.runs import manager
-from tests.conftest import stop_trainers
+from tests.conftest import stop_trainers, wait_until
 from tests.oidc_mock import CLIENT_ID, CLIENT_SECRET, MockProvider
 from tests.test_browser import CHROMIUM, ROOT, _browser, _free_port, _stop
 
@@ -101,13 +101,6 @@ def _log_in(page, provider: MockProvider, url: str, email: str) -> None:  # noqa
     page.goto(f"{url}/runs")
 
 
-def _wait_until_logged_out(page, context) -> None:  # noqa: ANN001 - playwright's page and context
-    deadline = time.monotonic() + 60
-    while "_streamlit_user" in {c["name"] for c in context.cookies()}:
-        assert time.monotonic() < deadline, "the login cookie outlived the logout by 60 s"
-        page.wait_for_timeout(200)
-
-
 def test_login_launch_logout_and_refused_tokens(dashboard: str, provider: MockProvider, tmp_path: Path) -> None:
     from playwright.sync_api import expect, sync_playwright
 
@@ -135,7 +128,9 @@ def test_login_launch_logout_and_refused_tokens(dashboard: str, provider: MockPr
         # The page shows "Log in" as soon as the server forgets the user, before the browser has
         # gone through /auth/logout, which ends the cookie: a page opened before that was still
         # logged in (a CI run).
-        _wait_until_logged_out(page, context)
+        wait_until(
+            "the logout to end its cookie", lambda: "_streamlit_user" not in {c["name"] for c in context.cookies()}
+        )
 
         for mode in ("wrong_issuer", "expired"):
             provider.mode = mode

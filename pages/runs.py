@@ -104,6 +104,9 @@ if not by_name:
     st.info("None of the runs is yours yet.")
     _audit_log()
     st.stop()
+picked = st.session_state.get("runs_pick")
+if picked and not set(picked) & by_name.keys():  # none of them listed now ("mine"): the default instead
+    del st.session_state["runs_pick"]
 chosen = [n for n in st.session_state.get("runs_selected", []) if n in by_name] or [next(iter(by_name))]
 pick_col, smooth_col = st.columns([3, 1])
 selected = pick_col.multiselect("Show runs (pick several to compare)", list(by_name), default=chosen, key="runs_pick")

@@ -177,9 +177,11 @@ def test_mine_lists_ones_own_runs_and_reruns_the_page_for_them_only(monkeypatch:
         return len(page_runs)
 
     at = _as("tina@example.org")
+    at.multiselect(key="runs_pick").set_value([his.name]).run()  # on "all", tom's run picked
     at.segmented_control(key="runs_whose").set_value("mine")
     assert runs_of_the_page() == 1  # tom's run is in the folder, unlisted: no rerun
     assert at.multiselect(key="runs_pick").options == [hers.name]
+    assert at.multiselect(key="runs_pick").value == [hers.name]  # not an empty picker: her run instead
     assert list(at.dataframe[0].value["run"]) == [hers.name]  # the table too
     assert runs_of_the_page(lambda: _finished("his-too", "tom@example.org")) == 1
     assert runs_of_the_page(lambda: RunFolder(his).write_status(state="failed", error="his")) == 1

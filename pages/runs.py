@@ -105,11 +105,11 @@ if not by_name:
     _audit_log()
     st.stop()
 picked = st.session_state.get("runs_pick")
-if picked and not set(picked) & by_name.keys():  # none of them listed now ("mine"): the default instead
-    del st.session_state["runs_pick"]
-chosen = [n for n in st.session_state.get("runs_selected", []) if n in by_name] or [next(iter(by_name))]
+if picked is None or (picked and not set(picked) & by_name.keys()):  # new here, or none listed now ("mine")
+    chosen = [n for n in st.session_state.get("runs_selected", []) if n in by_name]
+    st.session_state["runs_pick"] = chosen or [next(iter(by_name))]
 pick_col, smooth_col = st.columns([3, 1])
-selected = pick_col.multiselect("Show runs (pick several to compare)", list(by_name), default=chosen, key="runs_pick")
+selected = pick_col.multiselect("Show runs (pick several to compare)", list(by_name), key="runs_pick")
 st.session_state["runs_selected"] = selected
 smoothing = smooth_col.slider(
     "Smoothing of train_loss", 0.0, 0.99, 0.6, 0.01, key="runs_smoothing", persist_state="session"
